@@ -1,0 +1,93 @@
+package engine
+
+import (
+	"net/netip"
+
+	"github.com/pyiocp/pyiocp/gomod/internal/poller"
+)
+
+// accept takes a socket that listener l's worker w accepted and hands it to
+// the next worker round-robin; that worker owns it for life.
+func (m *Manager) accept(w *worker, l *Listener, fd poller.Sock, peer netip.AddrPort) {
+	if m.closing.Load() {
+		poller.CloseSock(fd)
+		return
+	}
+	if !m.reserveConn() {
+		// Over max_connections: accepted and closed at once, never announced.
+		poller.AbortSock(fd)
+		m.rejected.Add(1)
+		return
+	}
+	c := m.newConn(fd, peer, false)
+	c.listener = l
+	if !m.table.add(c) {
+		poller.AbortSock(fd)
+		m.nconns.Add(-1)
+		m.rejected.Add(1)
+		return
+	}
+	if c.w == w {
+		w.adopt(c)
+	} else if !c.w.enqueue(request{kind: reqAdopt, c: c}) {
+		m.drop(c)
+	}
+}
+
+// reserveConn counts a new connection unless that would pass the cap.
+func (m *Manager) reserveConn() bool {
+	for {
+		n := m.nconns.Load()
+		if m.opts.maxConns > 0 && n >= int64(m.opts.maxConns) {
+			return false
+		}
+		if m.nconns.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (m *Manager) newConn(fd poller.Sock, peer netip.AddrPort, outbound bool) *Conn {
+	return &Conn{
+		m:        m,
+		w:        m.pickWorker(),
+		fd:       fd,
+		peer:     peer,
+		outbound: outbound,
+		heapIdx:  -1,
+		state:    stateConnecting,
+	}
+}
+
+// drop closes a connection the application never saw.
+func (m *Manager) drop(c *Conn) {
+	poller.CloseSock(c.fd)
+	c.mu.Lock()
+	c.freed = true
+	c.mu.Unlock()
+	m.table.remove(c)
+	m.nconns.Add(-1)
+}
+
+// adopt makes an accepted connection live on w and announces it.
+func (w *worker) adopt(c *Conn) {
+	if w.shutdown {
+		w.m.drop(c)
+		return
+	}
+	if err := w.p.Register(c.fd, c.token()); err != nil {
+		w.m.logf("register accepted socket: %v", err)
+		w.m.drop(c)
+		return
+	}
+	c.registered = true
+	c.state = stateOpen
+	c.announced = true
+	c.openedAt = w.now
+	c.lastActive = w.now
+	w.conns.push(c)
+	w.stats.accepted.Add(1)
+	w.emit(Event{Kind: EventAccept, Conn: c})
+	w.schedule(c)
+	w.postRecv(c)
+}

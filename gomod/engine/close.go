@@ -1,0 +1,117 @@
+package engine
+
+import "github.com/pyiocp/pyiocp/gomod/internal/poller"
+
+// How a connection ends (all on its worker):
+//
+//	closeGracefully: stateClosing; pending bytes are flushed, then
+//	abort/cancel: stateCanceling; every outstanding operation is canceled
+//	and completes once; after the last one,
+//	finalize: the socket is closed, buffers go back to their pools,
+//	stateClosed, and EventClose is emitted exactly once.
+//
+// The connection's slot is freed one round later, after the handler has
+// seen EventClose, so a binding's slot-indexed objects never see a new
+// connection in the slot of one whose close it has not yet delivered.
+
+// closeGracefully closes after the pending bytes are written.
+func (w *worker) closeGracefully(c *Conn) {
+	switch c.state {
+	case stateClosing, stateCanceling, stateClosed:
+		return
+	}
+	c.markClosing(closeGraceful)
+	if c.state == stateConnecting {
+		return // closes once connected (connected sees the request)
+	}
+	c.state = stateClosing
+	w.schedule(c)
+	w.flush(c)
+}
+
+// abort ends the connection now, dropping pending bytes. err (nil for an
+// application's abort) is what EventClose reports; rst closes with a reset.
+func (w *worker) abort(c *Conn, err error, rst bool) {
+	if c.state == stateCanceling || c.state == stateClosed {
+		return
+	}
+	if err != nil && c.closeErr == nil {
+		c.closeErr = err
+	}
+	c.rst = rst
+	c.markClosing(closeAbort)
+	w.cancel(c)
+}
+
+// markClosing makes Send fail from now on, whoever started the close.
+func (c *Conn) markClosing(r closeReq) {
+	c.mu.Lock()
+	if c.req < r {
+		c.req = r
+	}
+	c.mu.Unlock()
+}
+
+func (w *worker) cancel(c *Conn) {
+	c.state = stateCanceling
+	if c.registered {
+		w.p.Cancel(c.fd)
+	}
+	w.settle(c)
+}
+
+// settle advances a closing connection as far as its outstanding
+// operations allow.
+func (w *worker) settle(c *Conn) {
+	switch c.state {
+	case stateClosing:
+		c.mu.Lock()
+		busy := c.sending || c.sendq.len() > 0
+		c.mu.Unlock()
+		if !busy {
+			w.cancel(c)
+		}
+	case stateCanceling:
+		c.mu.Lock()
+		sending := c.sending
+		c.mu.Unlock()
+		if !sending && !c.recvPosted && !c.connecting {
+			w.finalize(c)
+		}
+	}
+}
+
+// finalize frees the connection's resources, exactly once, after its last
+// outstanding operation has completed.
+func (w *worker) finalize(c *Conn) {
+	if c.registered {
+		w.p.Unregister(c.fd)
+		c.registered = false
+	}
+	if c.rst {
+		poller.AbortSock(c.fd)
+	} else {
+		poller.CloseSock(c.fd)
+	}
+	c.mu.Lock()
+	c.freed = true
+	dropped := c.sendq.len()
+	c.sendq.reset()
+	paused := c.paused
+	c.paused = false
+	c.mu.Unlock()
+	w.m.pendingSend.Add(-int64(dropped))
+	if paused {
+		w.m.pausedReading.Add(-1)
+	}
+	c.held.reset()
+	c.state = stateClosed
+	w.timers.remove(c)
+	w.conns.remove(c)
+	w.m.nconns.Add(-1)
+	w.freeing = append(w.freeing, c)
+	if c.announced {
+		w.stats.closed.Add(1)
+		w.emit(Event{Kind: EventClose, Conn: c, Err: c.closeErr})
+	}
+}

@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"net/netip"
+	"sync"
+
+	"github.com/pyiocp/pyiocp/gomod/internal/poller"
+)
+
+// connState is the life of a connection, advanced only by its worker.
+type connState uint8
+
+const (
+	stateConnecting connState = iota // outbound, connect posted
+	stateOpen
+	stateClosing   // close(): flushing what is pending, then closing
+	stateCanceling // the outstanding operations are being canceled
+	stateClosed    // resources freed; on_close delivered
+)
+
+// closeReq is what the application asked for; set from any thread.
+type closeReq uint8
+
+const (
+	closeNone closeReq = iota
+	closeGraceful
+	closeAbort
+)
+
+// Conn is one TCP connection. It belongs to exactly one worker for its
+// life, so its events come in order and never two at once. Send, Close,
+// Abort, ShutdownWrite, PauseReading and ResumeReading are safe from any
+// goroutine or thread.
+type Conn struct {
+	m        *Manager
+	w        *worker
+	id       uint64
+	slot     uint32
+	fd       poller.Sock
+	peer     netip.AddrPort
+	listener *Listener // nil for outbound connections
+	outbound bool
+
+	// Context is the application's; the engine never touches it.
+	Context any
+
+	mu          sync.Mutex // guards the fields up to the blank line
+	sendq       byteQueue
+	req         closeReq
+	writeShut   bool // ShutdownWrite asked: no more sends
+	paused      bool // PauseReading asked
+	flushQueued bool // a flush request is in the worker's inbox
+	sending     bool // a send is posted (one outstanding send per socket)
+	drainArmed  bool // OnDrain is owed when pending falls to the low watermark
+	freed       bool
+	local       netip.AddrPort
+
+	// Owned by the worker: no lock.
+	state       connState
+	registered  bool
+	recvPosted  bool // one outstanding receive per socket
+	connecting  bool
+	announced   bool // the application knows the connection: on_close is owed
+	gotData     bool
+	eof         bool
+	eofTold     bool
+	shutDone    bool // FIN sent after ShutdownWrite
+	rst         bool // close with a reset (abort, timeouts)
+	closeErr    error
+	held        byteQueue // received while paused: counts against recv_buffer_limit
+	openedAt    int64
+	lastActive  int64
+	connectBy   int64 // connect deadline, 0: none
+	deadline    int64 // the timer heap's key, 0: not in the heap
+	heapIdx     int
+	prev, next  *Conn // the worker's list of its connections
+	connectAddr netip.AddrPort
+}
+
+// ID is the connection's id: unique in its manager for the process's life.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Slot is the connection's index in the manager's table; with the id it is
+// the reference bindings hold (see Manager.Lookup).
+func (c *Conn) Slot() uint32 { return c.slot }
+
+// Manager is the manager the connection belongs to.
+func (c *Conn) Manager() *Manager { return c.m }
+
+// Outbound reports whether the connection came from Connect.
+func (c *Conn) Outbound() bool { return c.outbound }
+
+// Peer is the address of the other end.
+func (c *Conn) Peer() netip.AddrPort { return c.peer }
+
+// Local is this end's address (known once accepted or connected).
+func (c *Conn) Local() netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.local.IsValid() && !c.freed && c.listener != nil {
+		if a := c.listener.addr; !a.Addr().IsUnspecified() {
+			c.local = a
+		} else if a, err := poller.LocalAddr(c.fd); err == nil {
+			c.local = a
+		}
+	}
+	return c.local
+}
+
+// Send queues p to be written, in order, after everything sent before it.
+// One call's bytes are never interleaved with another's. It fails with
+// ErrClosed once the connection is closing or its write side is shut down,
+// and with ErrBufferFull, queueing nothing, when the pending bytes would
+// pass the send buffer limit.
+func (c *Conn) Send(p []byte) error {
+	c.mu.Lock()
+	if c.req != closeNone || c.writeShut || c.freed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if len(p) == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	o := &c.m.opts
+	if c.sendq.len()+len(p) > o.sendLimit {
+		c.drainArmed = true
+		c.mu.Unlock()
+		return ErrBufferFull
+	}
+	c.sendq.append(p)
+	if c.sendq.len() > c.m.lowWater {
+		c.drainArmed = true
+	}
+	wake := !c.flushQueued && !c.sending
+	if wake {
+		c.flushQueued = true
+	}
+	c.mu.Unlock()
+	c.m.pendingSend.Add(int64(len(p)))
+	if wake {
+		c.w.enqueue(request{kind: reqFlush, c: c})
+	}
+	return nil
+}
+
+// Pending is the number of bytes queued and not yet written.
+func (c *Conn) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sendq.len()
+}
+
+// Closed reports whether the connection is closing or closed.
+func (c *Conn) Closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.req != closeNone || c.freed
+}
+
+// Close closes the connection after its pending bytes are written.
+// Idempotent; never fails on a connection already closing.
+func (c *Conn) Close() error { return c.requestClose(closeGraceful) }
+
+// Abort resets the connection at once, dropping pending bytes. Idempotent.
+func (c *Conn) Abort() error { return c.requestClose(closeAbort) }
+
+func (c *Conn) requestClose(r closeReq) error {
+	c.mu.Lock()
+	if c.freed || c.req >= r {
+		c.mu.Unlock()
+		return nil
+	}
+	c.req = r
+	c.mu.Unlock()
+	kind := reqClose
+	if r == closeAbort {
+		kind = reqAbort
+	}
+	c.w.enqueue(request{kind: kind, c: c})
+	return nil
+}
+
+// ShutdownWrite half-closes: the peer gets FIN once pending bytes are
+// written; receiving goes on. Later sends fail with ErrClosed.
+func (c *Conn) ShutdownWrite() error {
+	c.mu.Lock()
+	if c.req != closeNone || c.freed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.writeShut {
+		c.mu.Unlock()
+		return nil
+	}
+	c.writeShut = true
+	wake := !c.flushQueued
+	c.flushQueued = true
+	c.mu.Unlock()
+	if wake {
+		c.w.enqueue(request{kind: reqFlush, c: c})
+	}
+	return nil
+}
+
+// PauseReading stops delivering received data; the worker stops reading the
+// socket, so the peer's TCP window closes. Data already harvested by the
+// worker's current round may still arrive.
+func (c *Conn) PauseReading() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.req != closeNone || c.freed {
+		return ErrClosed
+	}
+	if !c.paused {
+		c.paused = true
+		c.m.pausedReading.Add(1)
+	}
+	return nil
+}
+
+// ResumeReading undoes PauseReading: held data is delivered first.
+func (c *Conn) ResumeReading() error {
+	c.mu.Lock()
+	if c.req != closeNone || c.freed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	was := c.paused
+	c.paused = false
+	c.mu.Unlock()
+	if was {
+		c.m.pausedReading.Add(-1)
+		c.w.enqueue(request{kind: reqResume, c: c})
+	}
+	return nil
+}
+
+func (c *Conn) isPaused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.paused
+}

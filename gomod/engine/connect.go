@@ -1,0 +1,102 @@
+package engine
+
+import (
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/pyiocp/pyiocp/gomod/internal/poller"
+)
+
+// Connect starts an outbound connection to addr and returns it at once;
+// EventConnect follows, or EventClose with the error (ErrConnectTimeout
+// after timeout; zero means no timeout). Bytes sent before the connect
+// completes are written once it does.
+func (m *Manager) Connect(addr netip.AddrPort, timeout time.Duration) (*Conn, error) {
+	if !addr.IsValid() || addr.Port() == 0 {
+		return nil, &OptionError{"address", addr, "must be an IP address and a port 1-65535"}
+	}
+	if timeout < 0 {
+		return nil, &OptionError{"timeout", timeout.Seconds(), "must not be negative"}
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closing.Load() {
+		return nil, ErrManagerClosed
+	}
+	fd, err := poller.NewConnectSocket(addr)
+	if err != nil {
+		return nil, err
+	}
+	m.nconns.Add(1)
+	c := m.newConn(fd, addr, true)
+	c.announced = true
+	if !m.table.add(c) {
+		poller.CloseSock(fd)
+		m.nconns.Add(-1)
+		return nil, syscall.EMFILE
+	}
+	if !c.w.enqueue(request{kind: reqConnect, c: c, t: int64(timeout)}) {
+		m.drop(c)
+		return nil, ErrManagerClosed
+	}
+	return c, nil
+}
+
+func (w *worker) startConnect(c *Conn, timeout int64) {
+	w.conns.push(c)
+	c.openedAt = w.now
+	c.lastActive = w.now
+	if w.shutdown {
+		w.abort(c, ErrManagerClosed, true)
+		return
+	}
+	if err := w.p.Register(c.fd, c.token()); err != nil {
+		w.abort(c, err, false)
+		return
+	}
+	c.registered = true
+	done, err := w.p.PostConnect(c.fd, c.peer)
+	switch {
+	case err != nil:
+		w.abort(c, err, false)
+	case done:
+		w.connected(c)
+	default:
+		c.connecting = true
+		if timeout > 0 {
+			c.connectBy = w.now + timeout
+			w.schedule(c)
+		}
+	}
+}
+
+func (w *worker) connectDone(c *Conn, cpl *poller.Completion) {
+	c.connecting = false
+	switch {
+	case cpl.Err == poller.ErrCanceled || c.state != stateConnecting:
+		w.settle(c)
+	case cpl.Err != nil:
+		w.abort(c, cpl.Err, false)
+	default:
+		w.connected(c)
+	}
+}
+
+func (w *worker) connected(c *Conn) {
+	c.state = stateOpen
+	c.connectBy = 0
+	c.lastActive = w.now
+	w.stats.connected.Add(1)
+	w.emit(Event{Kind: EventConnect, Conn: c})
+	w.schedule(c)
+	w.postRecv(c)
+	c.mu.Lock()
+	req := c.req
+	c.mu.Unlock()
+	if req == closeGraceful {
+		w.closeGracefully(c)
+	} else {
+		w.flush(c)
+	}
+}

@@ -1,0 +1,62 @@
+package engine
+
+// Handler receives a Manager's events on the workers' threads (Run/Start).
+// Callbacks of one connection come in order and never two at once; a
+// callback that blocks stalls only its own worker.
+type Handler interface {
+	OnOpen(c *Conn)              // accepted or connected (see Conn.Outbound)
+	OnRecv(c *Conn, data []byte) // data is valid only during the call
+	OnSend(c *Conn, n int)       // n bytes written; counts add up to every byte sent
+	OnClose(c *Conn, err error)  // exactly once per opened connection
+}
+
+// DrainHandler is implemented by handlers that want EventDrain.
+type DrainHandler interface{ OnDrain(c *Conn) }
+
+// EOFHandler is implemented by handlers that take the peer's FIN
+// themselves; without it the connection closes once its data is sent.
+type EOFHandler interface{ OnEOF(c *Conn) }
+
+// PostHandler is implemented by handlers that receive Manager.Post values.
+type PostHandler interface{ OnPost(v any) }
+
+// NopHandler does nothing; embed it to implement only some callbacks.
+type NopHandler struct{}
+
+func (NopHandler) OnOpen(*Conn)         {}
+func (NopHandler) OnRecv(*Conn, []byte) {}
+func (NopHandler) OnSend(*Conn, int)    {}
+func (NopHandler) OnClose(*Conn, error) {}
+
+func maskFor(h Handler) EventMask {
+	m := MaskSend
+	if _, ok := h.(DrainHandler); ok {
+		m |= MaskDrain
+	}
+	if _, ok := h.(EOFHandler); ok {
+		m |= MaskEOF
+	}
+	return m
+}
+
+// dispatch hands one event to h.
+func dispatch(h Handler, ev *Event) {
+	switch ev.Kind {
+	case EventAccept, EventConnect:
+		h.OnOpen(ev.Conn)
+	case EventRecv:
+		h.OnRecv(ev.Conn, ev.Data)
+	case EventSend:
+		h.OnSend(ev.Conn, ev.N)
+	case EventDrain:
+		h.(DrainHandler).OnDrain(ev.Conn)
+	case EventEOF:
+		h.(EOFHandler).OnEOF(ev.Conn)
+	case EventClose:
+		h.OnClose(ev.Conn, ev.Err)
+	case EventPost:
+		if ph, ok := h.(PostHandler); ok {
+			ph.OnPost(ev.Value)
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+)
+
+// reqKind is work another thread hands to a worker. Every post on a socket
+// is made by its worker (the single-issuer rule of the poller), so other
+// threads ask through the worker's inbox.
+type reqKind uint8
+
+const (
+	reqFlush         reqKind = iota + 1 // write what Send queued
+	reqClose                            // Conn.Close
+	reqAbort                            // Conn.Abort
+	reqResume                           // Conn.ResumeReading
+	reqAdopt                            // a connection accepted by another worker
+	reqConnect                          // Manager.Connect
+	reqListen                           // Manager.Listen
+	reqCloseListener                    // Listener.Close
+	reqPost                             // Manager.Post
+	reqShutdown                         // Manager.Shutdown
+)
+
+type request struct {
+	kind reqKind
+	c    *Conn
+	l    *Listener
+	addr netip.AddrPort
+	v    any
+	t    int64 // reqConnect: timeout; reqShutdown: deadline (manager clock)
+}
+
+type inbox struct {
+	mu      sync.Mutex
+	reqs    []request
+	spare   []request
+	quit    bool         // the worker is gone: nothing more is taken
+	pending atomic.Int32 // len(reqs), readable without the lock
+}
+
+// enqueue hands r to w and wakes w if it sleeps. It returns false, taking
+// nothing, once the worker has quit.
+//
+// The wake is paired with poll: enqueue stores pending, then loads
+// sleeping; poll stores sleeping, then loads pending. One of the two sees
+// the other, so a request is never left behind a sleeping worker, and a
+// worker that is running (dispatching the batch that made this send, say)
+// costs no system call.
+func (w *worker) enqueue(r request) bool {
+	in := &w.inbox
+	in.mu.Lock()
+	if in.quit {
+		in.mu.Unlock()
+		return false
+	}
+	in.reqs = append(in.reqs, r)
+	first := in.pending.Add(1) == 1
+	in.mu.Unlock()
+	if first && w.sleeping.Load() {
+		w.p.Wake()
+	}
+	return true
+}
+
+// take returns the queued requests; the slice is valid until the next take.
+func (in *inbox) take() []request {
+	if in.pending.Load() == 0 {
+		return nil
+	}
+	in.mu.Lock()
+	reqs := in.reqs
+	in.reqs = in.spare[:0]
+	in.spare = reqs
+	in.pending.Store(0)
+	in.mu.Unlock()
+	return reqs
+}
+
+// close marks the inbox gone and returns what was still queued.
+func (in *inbox) close() []request {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.quit = true
+	reqs := in.reqs
+	in.reqs = nil
+	in.pending.Store(0)
+	return reqs
+}

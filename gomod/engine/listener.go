@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/pyiocp/pyiocp/gomod/internal/poller"
+)
+
+// listenerBit marks a listener's token; connections' tokens never have it.
+const listenerBit = 1 << 63
+
+// acceptRetry is how long a listener waits after an accept failed for want
+// of descriptors or memory, instead of spinning on a socket it cannot take.
+const acceptRetry = 100 * time.Millisecond
+
+// Listener is a listening socket with Accepts() accepts kept posted. It
+// belongs to one worker; accepted connections go round-robin to all.
+type Listener struct {
+	m          *Manager
+	w          *worker
+	fd         poller.Sock
+	addr       netip.AddrPort
+	accepts    int
+	closeAsked atomic.Bool
+	done       chan struct{} // closed once the socket is closed
+
+	// Owned by the worker.
+	token       uint64
+	outstanding int // accepts posted and not completed
+	retrying    int // accepts to post again at retryAt
+	retryAt     int64
+	closing     bool
+}
+
+// Addr is the address the listener is bound to (the port filled in).
+func (l *Listener) Addr() netip.AddrPort { return l.addr }
+
+// Accepts is the number of accepts the listener keeps posted.
+func (l *Listener) Accepts() int { return l.accepts }
+
+// Close stops accepting. The socket is closed by the listener's worker once
+// its posted accepts have completed; Done says when. Idempotent.
+func (l *Listener) Close() error {
+	if l.closeAsked.Swap(true) {
+		return nil
+	}
+	l.w.enqueue(request{kind: reqCloseListener, l: l})
+	return nil
+}
+
+// Done is closed once the listening socket is closed.
+func (l *Listener) Done() <-chan struct{} { return l.done }
+
+func (w *worker) startListen(l *Listener) {
+	idx := -1
+	for i, x := range w.listeners {
+		if x == nil {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		idx = len(w.listeners)
+		w.listeners = append(w.listeners, nil)
+	}
+	l.token = listenerBit | uint64(idx)
+	if w.shutdown || l.closeAsked.Load() {
+		w.closeListenSock(l)
+		return
+	}
+	if err := w.p.Listen(l.fd, l.token); err != nil {
+		w.m.logf("listener %v: %v", l.addr, err)
+		w.closeListenSock(l)
+		return
+	}
+	w.listeners[idx] = l
+	w.nlisteners++
+	w.p.PostAccept(l.fd, l.accepts)
+	l.outstanding = l.accepts
+}
+
+func (w *worker) acceptDone(cpl *poller.Completion) {
+	idx := int(cpl.Token &^ listenerBit)
+	if idx >= len(w.listeners) || w.listeners[idx] == nil {
+		w.stats.stray.Add(1)
+		return
+	}
+	l := w.listeners[idx]
+	l.outstanding--
+	if cpl.Err != nil {
+		if cpl.Err != poller.ErrCanceled && !l.closing {
+			// An error on one accept never closes the listener: post the
+			// accept again after a pause (EMFILE would otherwise spin).
+			w.stats.acceptErrors.Add(1)
+			if l.retrying == 0 {
+				l.retryAt = w.now + int64(acceptRetry)
+			}
+			l.retrying++
+		}
+		w.settleListener(l)
+		return
+	}
+	if l.closing {
+		poller.CloseSock(cpl.Sock)
+		w.settleListener(l)
+		return
+	}
+	w.p.PostAccept(l.fd, 1)
+	l.outstanding++
+	w.m.accept(w, l, cpl.Sock, cpl.Peer)
+}
+
+// retryAccepts re-posts accepts that failed for want of resources.
+func (w *worker) retryAccepts() {
+	for _, l := range w.listeners {
+		if l != nil && l.retrying > 0 && !l.closing && w.now >= l.retryAt {
+			w.p.PostAccept(l.fd, l.retrying)
+			l.outstanding += l.retrying
+			l.retrying = 0
+		}
+	}
+}
+
+func (w *worker) closeListener(l *Listener) {
+	if l.closing || w.listeners[l.token&^listenerBit] != l {
+		return
+	}
+	l.closing = true
+	l.retrying = 0
+	w.p.Cancel(l.fd)
+	w.settleListener(l)
+}
+
+// settleListener closes the socket once a closing listener's last posted
+// accept has completed.
+func (w *worker) settleListener(l *Listener) {
+	if !l.closing || l.outstanding > 0 {
+		return
+	}
+	w.p.Unregister(l.fd)
+	w.listeners[l.token&^listenerBit] = nil
+	w.nlisteners--
+	w.closeListenSock(l)
+}
+
+func (w *worker) closeListenSock(l *Listener) {
+	poller.CloseSock(l.fd)
+	w.m.forgetListener(l)
+	close(l.done)
+}

@@ -1,0 +1,175 @@
+package engine
+
+import "time"
+
+// Defaults, the same in Go and Python.
+const (
+	DefaultWorkers         = 1
+	DefaultBackend         = "auto"
+	DefaultRecvBufferLimit = 256 << 10
+	DefaultSendBufferLimit = 4 << 20
+	DefaultBacklog         = 1024
+	DefaultAccepts         = 16
+	MaxAccepts             = 1024
+	MaxWorkers             = 256
+)
+
+// Option configures a Manager. Names follow the Python keyword arguments.
+type Option func(*options) error
+
+type options struct {
+	workers       int
+	backend       string
+	recvLimit     int
+	sendLimit     int
+	sendLow       int // -1: a quarter of sendLimit
+	idleTimeout   time.Duration
+	acceptTimeout time.Duration
+	maxConns      int
+	events        EventMask
+	eventsSet     bool
+}
+
+func defaultOptions() options {
+	return options{
+		workers:   DefaultWorkers,
+		backend:   DefaultBackend,
+		recvLimit: DefaultRecvBufferLimit,
+		sendLimit: DefaultSendBufferLimit,
+		sendLow:   -1,
+	}
+}
+
+// WithWorkers sets the number of workers (completion ports), 1..MaxWorkers.
+func WithWorkers(n int) Option {
+	return func(o *options) error {
+		if n < 1 || n > MaxWorkers {
+			return &OptionError{"workers", n, "must be between 1 and 256"}
+		}
+		o.workers = n
+		return nil
+	}
+}
+
+// WithBackend picks the completion port implementation: "auto" or one of
+// Backends().
+func WithBackend(name string) Option {
+	return func(o *options) error { o.backend = name; return nil }
+}
+
+// WithRecvBufferLimit bounds a connection's received but undelivered bytes;
+// at the limit the worker stops reading it (the peer's TCP window closes).
+func WithRecvBufferLimit(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return &OptionError{"recv_buffer_limit", n, "must be at least 1"}
+		}
+		o.recvLimit = n
+		return nil
+	}
+}
+
+// WithSendBufferLimit bounds a connection's pending (unsent) bytes; a send
+// that would pass it fails with ErrBufferFull and queues nothing.
+func WithSendBufferLimit(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return &OptionError{"send_buffer_limit", n, "must be at least 1"}
+		}
+		o.sendLimit = n
+		return nil
+	}
+}
+
+// WithSendLowWatermark sets the pending byte count at or under which
+// OnDrain follows a full buffer (default: a quarter of the limit).
+func WithSendLowWatermark(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return &OptionError{"send_low_watermark", n, "must not be negative"}
+		}
+		o.sendLow = n
+		return nil
+	}
+}
+
+// WithIdleTimeout closes a connection, with ErrIdleTimeout, that moved no
+// byte either way for d. Zero disables it.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return &OptionError{"idle_timeout", d.Seconds(), "must not be negative"}
+		}
+		o.idleTimeout = d
+		return nil
+	}
+}
+
+// WithAcceptTimeout closes an accepted connection, with ErrAcceptTimeout,
+// that sent nothing within d of being accepted (connected but silent is an
+// attack). Zero disables it.
+func WithAcceptTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return &OptionError{"accept_timeout", d.Seconds(), "must not be negative"}
+		}
+		o.acceptTimeout = d
+		return nil
+	}
+}
+
+// WithMaxConnections caps open connections; one accepted over the cap is
+// closed at once, never announced, and counted as rejected. Zero: no cap.
+func WithMaxConnections(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return &OptionError{"max_connections", n, "must not be negative"}
+		}
+		o.maxConns = n
+		return nil
+	}
+}
+
+// WithEvents chooses which optional events are produced (by default those
+// the Handler implements). Bindings use it: a Python handler that does not
+// override on_send gets no send events at all.
+func WithEvents(mask EventMask) Option {
+	return func(o *options) error { o.events = mask; o.eventsSet = true; return nil }
+}
+
+// ListenOption configures one listener.
+type ListenOption func(*listenOptions) error
+
+type listenOptions struct {
+	backlog   int
+	accepts   int
+	reusePort bool
+}
+
+// WithBacklog sets the kernel's queue of connections not yet accepted.
+func WithBacklog(n int) ListenOption {
+	return func(o *listenOptions) error {
+		if n < 1 {
+			return &OptionError{"backlog", n, "must be at least 1"}
+		}
+		o.backlog = n
+		return nil
+	}
+}
+
+// WithAccepts sets how many accepts the listener keeps posted
+// (AcceptEx-style; on epoll, how many accept4 calls one readiness may make).
+func WithAccepts(n int) ListenOption {
+	return func(o *listenOptions) error {
+		if n < 1 || n > MaxAccepts {
+			return &OptionError{"accepts", n, "must be between 1 and 1024"}
+		}
+		o.accepts = n
+		return nil
+	}
+}
+
+// WithReusePort sets SO_REUSEPORT, so several processes can share a port.
+func WithReusePort(on bool) ListenOption {
+	return func(o *listenOptions) error { o.reusePort = on; return nil }
+}

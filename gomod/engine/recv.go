@@ -1,0 +1,120 @@
+package engine
+
+import "github.com/pyiocp/pyiocp/gomod/internal/poller"
+
+func (w *worker) recvDone(c *Conn, cpl *poller.Completion) {
+	c.recvPosted = false
+	switch {
+	case cpl.Err == poller.ErrCanceled || c.state >= stateCanceling:
+		w.settle(c)
+		return
+	case cpl.Err != nil:
+		w.abort(c, cpl.Err, false)
+		return
+	case len(cpl.Data) == 0:
+		w.peerEOF(c)
+		return
+	}
+	n := len(cpl.Data)
+	w.stats.bytesIn.Add(uint64(n))
+	c.lastActive = w.now
+	c.gotData = true
+	if c.state == stateClosing {
+		// The application closed: what still arrives is read and dropped,
+		// so the peer is not blocked while the last bytes go out.
+		w.rearm = append(w.rearm, c)
+		return
+	}
+	if c.held.len() > 0 || c.isPaused() {
+		c.held.append(cpl.Data)
+		w.resume = append(w.resume, c)
+		return
+	}
+	w.emit(Event{Kind: EventRecv, Conn: c, Data: cpl.Data})
+	w.rearm = append(w.rearm, c)
+}
+
+// rearmAll posts the next receive of every connection that received last
+// round. Deciding now, after the handlers ran, lets a pause_reading() made
+// in on_recv stop the very next read.
+func (w *worker) rearmAll() {
+	for _, c := range w.rearm {
+		w.postRecv(c)
+	}
+	clear(w.rearm)
+	w.rearm = w.rearm[:0]
+}
+
+// postRecv posts a receive unless one is outstanding, the stream ended,
+// the application paused reading, or held data waits to be delivered (the
+// receive buffer is not empty, so it is not read further: lesson 1).
+func (w *worker) postRecv(c *Conn) {
+	if c.recvPosted || c.eof || (c.state != stateOpen && c.state != stateClosing) {
+		return
+	}
+	if c.state == stateOpen && (c.held.len() > 0 || c.isPaused()) {
+		return
+	}
+	if err := w.p.PostRecv(c.fd, min(maxRead, w.m.opts.recvLimit-c.held.len())); err != nil {
+		w.abort(c, err, false)
+		return
+	}
+	c.recvPosted = true
+}
+
+// deliverHeld hands data received while paused to the application once it
+// resumes, in order and before anything newer is read.
+func (w *worker) deliverHeld() {
+	keep := w.resume[:0]
+	for _, c := range w.resume {
+		if c.state != stateOpen || c.isPaused() {
+			continue
+		}
+		if c.held.len() > 0 {
+			buf := w.spill.take(c.held.len())
+			if len(buf) == 0 {
+				keep = append(keep, c) // spill memory used up: next round
+				continue
+			}
+			n := c.held.read(buf)
+			w.emit(Event{Kind: EventRecv, Conn: c, Data: buf[:n:n]})
+			if c.held.len() > 0 {
+				keep = append(keep, c)
+				continue
+			}
+		}
+		if c.eof && !c.eofTold {
+			w.eofReached(c)
+		}
+		w.postRecv(c)
+	}
+	clear(w.resume[len(keep):])
+	w.resume = keep
+}
+
+func (w *worker) peerEOF(c *Conn) {
+	c.eof = true
+	if c.state == stateClosing {
+		w.settle(c)
+		return
+	}
+	if c.held.len() > 0 || c.isPaused() {
+		return // told after the held data, on resume
+	}
+	w.eofReached(c)
+}
+
+// eofReached reports the peer's FIN. Half-close is kept apart from close: a
+// handler that takes EOF may go on sending; without one, the connection
+// closes once its pending bytes are sent.
+func (w *worker) eofReached(c *Conn) {
+	c.eofTold = true
+	if w.m.mask&MaskEOF != 0 {
+		w.emit(Event{Kind: EventEOF, Conn: c})
+		if c.shutDone {
+			w.closeGracefully(c)
+		}
+		return
+	}
+	w.closeGracefully(c)
+}

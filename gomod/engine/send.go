@@ -1,0 +1,85 @@
+package engine
+
+import "github.com/pyiocp/pyiocp/gomod/internal/poller"
+
+// flush posts the connection's pending bytes. One send is outstanding per
+// socket, and a send is posted only when there is something to send. The
+// worker flushes what its handlers queued at the start of its next round,
+// so every send a batch made to a connection leaves in one write, and (in
+// Python) the write happens with the GIL released.
+func (w *worker) flush(c *Conn) {
+	c.mu.Lock()
+	c.flushQueued = false
+	if c.sending || (c.state != stateOpen && c.state != stateClosing) {
+		c.mu.Unlock()
+		return
+	}
+	var err error
+	for c.sendq.len() > 0 {
+		bufs := c.sendq.views(w.iov[:0], maxSendViews)
+		n, done, perr := w.p.PostSend(c.fd, bufs)
+		clear(bufs)
+		if perr != nil {
+			err = perr
+			break
+		}
+		if !done {
+			c.sending = true
+			break
+		}
+		w.sent(c, n)
+	}
+	shut := err == nil && c.writeShut && !c.shutDone && c.sendq.len() == 0 && !c.sending
+	c.mu.Unlock()
+	switch {
+	case err != nil:
+		w.abort(c, err, false)
+	case shut:
+		c.shutDone = true
+		if err := poller.ShutdownWrite(c.fd); err != nil {
+			w.abort(c, err, false)
+		} else if c.eof {
+			w.closeGracefully(c) // both directions are done
+		}
+	case c.state == stateClosing:
+		w.settle(c)
+	}
+}
+
+// sent accounts n written bytes. Called with c.mu held.
+func (w *worker) sent(c *Conn, n int) {
+	if n <= 0 {
+		return
+	}
+	c.sendq.consume(n)
+	w.m.pendingSend.Add(-int64(n))
+	w.stats.bytesOut.Add(uint64(n))
+	c.lastActive = w.now
+	if w.m.mask&MaskSend != 0 {
+		w.emit(Event{Kind: EventSend, Conn: c, N: n})
+	}
+	if c.drainArmed && c.sendq.len() <= w.m.lowWater {
+		c.drainArmed = false
+		if w.m.mask&MaskDrain != 0 {
+			w.emit(Event{Kind: EventDrain, Conn: c})
+		}
+	}
+}
+
+func (w *worker) sendDone(c *Conn, cpl *poller.Completion) {
+	c.mu.Lock()
+	c.sending = false
+	switch {
+	case cpl.Err == poller.ErrCanceled:
+		c.mu.Unlock()
+		w.settle(c)
+		return
+	case cpl.Err != nil:
+		c.mu.Unlock()
+		w.abort(c, cpl.Err, false)
+		return
+	}
+	w.sent(c, cpl.N)
+	c.mu.Unlock()
+	w.flush(c)
+}

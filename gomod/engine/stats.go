@@ -1,0 +1,64 @@
+package engine
+
+import "sync/atomic"
+
+// workerStats are one worker's counters; each worker writes only its own.
+type workerStats struct {
+	accepted     atomic.Uint64
+	connected    atomic.Uint64
+	closed       atomic.Uint64
+	timedOut     atomic.Uint64
+	bytesIn      atomic.Uint64
+	bytesOut     atomic.Uint64
+	completions  atomic.Uint64
+	acceptErrors atomic.Uint64
+	waitErrors   atomic.Uint64
+	stray        atomic.Uint64
+}
+
+// Stats is a snapshot of a manager's counters; the names are those of
+// Python's stats() dict.
+type Stats struct {
+	Connections      int    // open now
+	Accepted         uint64 // inbound connections announced
+	Connected        uint64 // outbound connects that completed
+	Closed           uint64 // announced connections that closed
+	Rejected         uint64 // accepted over max_connections and closed at once
+	TimedOut         uint64 // closed by connect/accept/idle timeouts
+	BytesIn          uint64
+	BytesOut         uint64
+	PendingSendBytes int64 // queued by Send, not yet written
+	PausedReading    int   // connections with reading paused
+	Completions      uint64
+	AcceptErrors     uint64 // accepts that failed (the listener carried on)
+	Stray            uint64 // completions for no live operation; always 0
+	Listeners        int
+	Workers          int
+	Backend          string
+}
+
+// Stats returns the current counters.
+func (m *Manager) Stats() Stats {
+	s := Stats{
+		Connections:      m.Connections(),
+		Rejected:         m.rejected.Load(),
+		PendingSendBytes: m.pendingSend.Load(),
+		PausedReading:    int(m.pausedReading.Load()),
+		Listeners:        len(m.Listeners()),
+		Workers:          len(m.workers),
+		Backend:          m.backend,
+	}
+	for _, w := range m.workers {
+		st := &w.stats
+		s.Accepted += st.accepted.Load()
+		s.Connected += st.connected.Load()
+		s.Closed += st.closed.Load()
+		s.TimedOut += st.timedOut.Load()
+		s.BytesIn += st.bytesIn.Load()
+		s.BytesOut += st.bytesOut.Load()
+		s.Completions += st.completions.Load()
+		s.AcceptErrors += st.acceptErrors.Load()
+		s.Stray += st.stray.Load()
+	}
+	return s
+}

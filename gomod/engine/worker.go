@@ -1,0 +1,318 @@
+package engine
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pyiocp/pyiocp/gomod/internal/poller"
+)
+
+const (
+	completionsPerWait = 128
+	maxSendViews       = 64       // chunks gathered into one send
+	maxRead            = 64 << 10 // bytes one receive may take
+	spillSize          = 64 << 10 // delivery memory for data held while paused
+)
+
+// worker is one completion port and the connections assigned to it. One
+// thread at a time drives it through poll: a Python worker thread, a Go
+// goroutine locked to its thread, or the thread closing the manager. That
+// thread harvests the completions and runs the handlers: no thread hop.
+type worker struct {
+	m   *Manager
+	idx int
+	p   poller.Poller
+
+	inbox    inbox
+	sleeping atomic.Bool // in (or about to enter) a blocking Wait
+	drive    sync.Mutex  // held by the thread polling
+
+	batch       []poller.Completion
+	out         []Event // this round's events
+	pos         int     // out[pos:] not yet returned
+	rearm       []*Conn // received last round: post the next receive
+	resume      []*Conn // held data to deliver
+	freeing     []*Conn // closed last round: free their slots now
+	iov         [][]byte
+	now         int64
+	timers      timerHeap
+	conns       connList
+	listeners   []*Listener
+	nlisteners  int
+	shutdown    bool
+	shutdownAt  int64
+	deadlineHit bool
+	quit        bool
+	released    bool
+	spill       spillArena
+	stats       workerStats
+}
+
+func newWorker(m *Manager, idx int, p poller.Poller) (*worker, error) {
+	w := &worker{
+		m:     m,
+		idx:   idx,
+		p:     p,
+		batch: make([]poller.Completion, completionsPerWait),
+		iov:   make([][]byte, 0, maxSendViews),
+	}
+	if err := w.spill.init(spillSize); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// poll runs one round and returns at most max events, valid until the next
+// poll. A round first does what the last round's handlers asked for (sends,
+// closes, the next receives), then harvests completions, blocking up to
+// timeout (negative: no limit) when there is nothing to report.
+func (w *worker) poll(max int, timeout time.Duration) ([]Event, bool) {
+	if w.pos < len(w.out) {
+		return w.next(max)
+	}
+	w.out = w.out[:0]
+	w.pos = 0
+	if w.quit {
+		return nil, true
+	}
+	w.now = w.m.clock()
+	w.spill.reset()
+	for _, c := range w.freeing {
+		w.m.table.remove(c)
+	}
+	clear(w.freeing)
+	w.freeing = w.freeing[:0]
+	w.applyInbox()
+	w.rearmAll()
+	w.deliverHeld()
+	w.expire()
+	if w.checkQuit() {
+		return w.next(max)
+	}
+
+	wait := w.waitTime(timeout)
+	if len(w.out) > 0 {
+		wait = 0
+	}
+	if wait != 0 {
+		w.sleeping.Store(true)
+		if w.inbox.pending.Load() > 0 {
+			wait = 0
+		}
+	}
+	n, err := w.p.Wait(w.batch, wait)
+	w.sleeping.Store(false)
+	if err != nil {
+		w.stats.waitErrors.Add(1)
+		w.m.logf("worker %d: wait: %v", w.idx, err)
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.now = w.m.clock()
+	for i := 0; i < n; i++ {
+		w.complete(&w.batch[i])
+	}
+	clear(w.batch[:n])
+	w.stats.completions.Add(uint64(n))
+	w.expire()
+	w.checkQuit()
+	return w.next(max)
+}
+
+func (w *worker) next(max int) ([]Event, bool) {
+	evs := w.out[w.pos:]
+	if max > 0 && len(evs) > max {
+		evs = evs[:max]
+	}
+	w.pos += len(evs)
+	return evs, w.quit && w.pos == len(w.out)
+}
+
+func (w *worker) emit(ev Event) { w.out = append(w.out, ev) }
+
+func (w *worker) applyInbox() {
+	reqs := w.inbox.take()
+	for i := range reqs {
+		w.apply(&reqs[i])
+	}
+	clear(reqs)
+}
+
+func (w *worker) apply(r *request) {
+	switch r.kind {
+	case reqFlush:
+		w.flush(r.c)
+	case reqClose:
+		w.closeGracefully(r.c)
+	case reqAbort:
+		w.abort(r.c, nil, true)
+	case reqResume:
+		w.resume = append(w.resume, r.c)
+	case reqAdopt:
+		w.adopt(r.c)
+	case reqConnect:
+		w.startConnect(r.c, r.t)
+	case reqListen:
+		w.startListen(r.l)
+	case reqCloseListener:
+		w.closeListener(r.l)
+	case reqPost:
+		w.emit(Event{Kind: EventPost, Value: r.v})
+	case reqShutdown:
+		w.beginShutdown(r.t)
+	}
+}
+
+func (w *worker) complete(cpl *poller.Completion) {
+	if cpl.Token&listenerBit != 0 {
+		w.acceptDone(cpl)
+		return
+	}
+	c := w.m.table.occupant(uint32(cpl.Token))
+	if c == nil || uint32(c.id) != uint32(cpl.Token>>32) || c.w != w {
+		// A completion for a connection already freed would break the
+		// exactly-once rule; it is counted (tests assert zero) and dropped.
+		w.stats.stray.Add(1)
+		return
+	}
+	switch cpl.Op {
+	case poller.OpRecv:
+		w.recvDone(c, cpl)
+	case poller.OpSend:
+		w.sendDone(c, cpl)
+	case poller.OpConnect:
+		w.connectDone(c, cpl)
+	}
+}
+
+func (c *Conn) token() uint64 { return uint64(c.slot) | uint64(uint32(c.id))<<32 }
+
+// waitTime bounds the caller's timeout by the earliest deadline.
+func (w *worker) waitTime(timeout time.Duration) time.Duration {
+	limit := func(at int64) {
+		d := time.Duration(max(at-w.now, 0))
+		if timeout < 0 || d < timeout {
+			timeout = d
+		}
+	}
+	if c := w.timers.peek(); c != nil {
+		limit(c.deadline)
+	}
+	if w.shutdown && !w.deadlineHit {
+		limit(w.shutdownAt)
+	}
+	for _, l := range w.listeners {
+		if l != nil && l.retrying > 0 {
+			limit(l.retryAt)
+		}
+	}
+	return timeout
+}
+
+// expire fires the timers that are due.
+func (w *worker) expire() {
+	if w.shutdown && !w.deadlineHit && w.now >= w.shutdownAt {
+		w.deadlineHit = true
+		for c := w.conns.head; c != nil; {
+			next := c.next
+			w.abort(c, ErrCloseTimeout, true)
+			c = next
+		}
+	}
+	for {
+		c := w.timers.peek()
+		if c == nil || c.deadline > w.now {
+			break
+		}
+		w.timers.remove(c)
+		w.fire(c)
+	}
+	w.retryAccepts()
+}
+
+// checkQuit ends the worker once shutdown has closed everything it owned.
+// Requests that arrive after that find the inbox closed (enqueue fails);
+// those already queued are settled here.
+func (w *worker) checkQuit() bool {
+	if !w.shutdown || w.quit || w.conns.n > 0 || w.nlisteners > 0 {
+		return w.quit
+	}
+	for _, r := range w.inbox.close() {
+		w.apply(&r)
+	}
+	w.quit = w.conns.n == 0
+	return w.quit
+}
+
+func (w *worker) beginShutdown(deadline int64) {
+	if w.shutdown {
+		return
+	}
+	w.shutdown = true
+	w.shutdownAt = deadline
+	for _, l := range w.listeners {
+		if l != nil {
+			w.closeListener(l)
+		}
+	}
+	for c := w.conns.head; c != nil; {
+		next := c.next
+		if c.state == stateConnecting {
+			w.abort(c, ErrManagerClosed, true)
+		} else {
+			w.closeGracefully(c)
+		}
+		c = next
+	}
+}
+
+// release frees the port once the worker has quit. It never waits for a
+// thread still polling (a binding may call it holding its interpreter lock).
+func (w *worker) release() bool {
+	if !w.drive.TryLock() {
+		return false
+	}
+	defer w.drive.Unlock()
+	if !w.quit {
+		return false
+	}
+	if !w.released {
+		w.released = true
+		for _, c := range w.freeing {
+			w.m.table.remove(c)
+		}
+		w.freeing = nil
+		w.p.Close()
+		w.spill.free()
+	}
+	return true
+}
+
+// connList is a worker's connections, linked through the Conn.
+type connList struct {
+	head *Conn
+	n    int
+}
+
+func (l *connList) push(c *Conn) {
+	c.prev = nil
+	c.next = l.head
+	if l.head != nil {
+		l.head.prev = c
+	}
+	l.head = c
+	l.n++
+}
+
+func (l *connList) remove(c *Conn) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
+	l.n--
+}

@@ -1,0 +1,420 @@
+package poller
+
+import (
+	"net/netip"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var backends = []string{"epoll"}
+
+var openers = map[string]func() (Poller, error){"epoll": newEpoll}
+
+const (
+	// arenaSize is the receive memory of one port, reused by every Wait:
+	// reads land here, so an idle socket holds no receive buffer.
+	arenaSize = 256 << 10
+	// minRecvSpace: with less arena left, a receive waits for the next Wait
+	// rather than read a sliver.
+	minRecvSpace  = 4 << 10
+	eventsPerWait = 256
+	maxIovecs     = 64
+)
+
+// fdState is what the port knows of one registered socket. Readiness is
+// cached (edge-triggered registration, once for life), so posting an
+// operation on a socket already known to be ready costs no system call.
+type fdState struct {
+	fd         int
+	gen        int32 // in epoll_event data: guards against a reused descriptor
+	token      uint64
+	listener   bool
+	readable   bool
+	writable   bool
+	queued     bool // on the ready list
+	recvMax    int  // > 0: a receive of at most this many bytes is posted
+	accepts    int  // listener: accepts posted
+	send       [][]byte
+	sending    bool
+	connecting bool
+}
+
+func (st *fdState) canProceed() bool {
+	return (st.readable && (st.recvMax > 0 || st.accepts > 0)) ||
+		(st.writable && (st.sending || st.connecting))
+}
+
+type epoll struct {
+	epfd   int
+	wakefd int
+	events []unix.EpollEvent
+	fds    []*fdState // indexed by descriptor
+	gen    int32
+	ready  []*fdState // sockets with a posted operation that can proceed
+	done   []Completion
+	arena  []byte
+	off    int
+	iov    []unix.Iovec
+	rsa    unix.RawSockaddrAny
+	spare  []*fdState
+}
+
+func newEpoll() (Poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd), Pad: -1}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return nil, err
+	}
+	arena, err := AllocMemory(arenaSize)
+	if err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return nil, err
+	}
+	return &epoll{
+		epfd:   epfd,
+		wakefd: wakefd,
+		events: make([]unix.EpollEvent, eventsPerWait),
+		arena:  arena,
+		iov:    make([]unix.Iovec, 0, maxIovecs),
+	}, nil
+}
+
+func (p *epoll) Name() string { return "epoll" }
+
+func (p *epoll) add(s Sock, token uint64, listener bool) error {
+	st := p.newState()
+	p.gen++
+	*st = fdState{fd: s, gen: p.gen, token: token, listener: listener, writable: !listener}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(s), Pad: st.gen}
+	if !listener {
+		ev.Events |= unix.EPOLLOUT
+	}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, s, &ev); err != nil {
+		p.spare = append(p.spare, st)
+		return err
+	}
+	for len(p.fds) <= s {
+		p.fds = append(p.fds, nil)
+	}
+	p.fds[s] = st
+	return nil
+}
+
+func (p *epoll) newState() *fdState {
+	if n := len(p.spare); n > 0 {
+		st := p.spare[n-1]
+		p.spare = p.spare[:n-1]
+		return st
+	}
+	return new(fdState)
+}
+
+func (p *epoll) state(s Sock) *fdState {
+	if s < 0 || s >= len(p.fds) || p.fds[s] == nil {
+		panic("poller: socket not registered")
+	}
+	return p.fds[s]
+}
+
+func (p *epoll) Register(s Sock, token uint64) error { return p.add(s, token, false) }
+
+func (p *epoll) Listen(s Sock, token uint64) error { return p.add(s, token, true) }
+
+func (p *epoll) PostAccept(s Sock, n int) error {
+	st := p.state(s)
+	st.accepts += n
+	p.consider(st)
+	return nil
+}
+
+func (p *epoll) PostConnect(s Sock, addr netip.AddrPort) (bool, error) {
+	err := unix.Connect(s, toSockaddr(addr))
+	switch err {
+	case nil:
+		return true, nil
+	case unix.EINPROGRESS:
+		st := p.state(s)
+		st.writable = false
+		st.connecting = true
+		return false, nil
+	}
+	return false, err
+}
+
+func (p *epoll) PostRecv(s Sock, max int) error {
+	st := p.state(s)
+	st.recvMax = max
+	p.consider(st)
+	return nil
+}
+
+func (p *epoll) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
+	st := p.state(s)
+	if st.writable {
+		n, err := p.writev(st, bufs)
+		switch {
+		case err == 0:
+			return n, true, nil
+		case err != syscall.EAGAIN:
+			return 0, false, err
+		}
+	}
+	st.send = bufs
+	st.sending = true
+	return 0, false, nil
+}
+
+// writev writes what the socket takes of bufs; a short write means the
+// socket's buffer is full, so the next write waits for an EPOLLOUT edge.
+func (p *epoll) writev(st *fdState, bufs [][]byte) (int, syscall.Errno) {
+	iov := p.iov[:0]
+	total := 0
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		if len(iov) == maxIovecs {
+			break
+		}
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		iov = append(iov, v)
+		total += len(b)
+	}
+	if total == 0 {
+		return 0, 0
+	}
+	for {
+		n, err := rawWritev(st.fd, iov)
+		if err == syscall.EINTR {
+			continue
+		}
+		clear(iov)
+		if err != 0 {
+			if err == syscall.EAGAIN {
+				st.writable = false
+			}
+			return 0, err
+		}
+		if n < total {
+			st.writable = false
+		}
+		return n, 0
+	}
+}
+
+func (p *epoll) Cancel(s Sock) {
+	st := p.state(s)
+	if st.recvMax > 0 {
+		st.recvMax = 0
+		p.done = append(p.done, Completion{Op: OpRecv, Token: st.token, Err: ErrCanceled})
+	}
+	if st.sending {
+		st.sending = false
+		st.send = nil
+		p.done = append(p.done, Completion{Op: OpSend, Token: st.token, Err: ErrCanceled})
+	}
+	if st.connecting {
+		st.connecting = false
+		p.done = append(p.done, Completion{Op: OpConnect, Token: st.token, Err: ErrCanceled})
+	}
+	for ; st.accepts > 0; st.accepts-- {
+		p.done = append(p.done, Completion{Op: OpAccept, Token: st.token, Sock: NoSock, Err: ErrCanceled})
+	}
+}
+
+func (p *epoll) Unregister(s Sock) {
+	st := p.state(s)
+	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, s, nil)
+	if st.queued {
+		for i, q := range p.ready {
+			if q == st {
+				p.ready = append(p.ready[:i], p.ready[i+1:]...)
+				break
+			}
+		}
+	}
+	p.fds[s] = nil
+	*st = fdState{}
+	p.spare = append(p.spare, st)
+}
+
+// consider puts st on the ready list when a posted operation can proceed.
+func (p *epoll) consider(st *fdState) {
+	if !st.queued && st.canProceed() {
+		st.queued = true
+		p.ready = append(p.ready, st)
+	}
+}
+
+func (p *epoll) Wake() { rawWriteEventfd(p.wakefd) }
+
+func (p *epoll) Wait(batch []Completion, timeout time.Duration) (int, error) {
+	p.off = 0
+	n := copy(batch, p.done)
+	p.done = p.done[:copy(p.done, p.done[n:])]
+	n = p.runReady(batch, n)
+	if n == len(batch) {
+		return n, nil
+	}
+	var k int
+	var err syscall.Errno
+	if n > 0 || timeout == 0 || len(p.ready) > 0 {
+		k, err = rawEpollPoll(p.epfd, p.events)
+	} else {
+		k, err = p.block(timeout)
+	}
+	if err != 0 && err != syscall.EINTR {
+		return n, err
+	}
+	for i := 0; i < k; i++ {
+		ev := &p.events[i]
+		fd := int(ev.Fd)
+		if fd == p.wakefd {
+			rawReadEventfd(p.wakefd)
+			continue
+		}
+		if fd >= len(p.fds) || p.fds[fd] == nil || p.fds[fd].gen != ev.Pad {
+			continue // unregistered since the kernel queued the event
+		}
+		st := p.fds[fd]
+		if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			st.readable = true
+		}
+		if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			st.writable = true
+		}
+		p.consider(st)
+	}
+	return p.runReady(batch, n), nil
+}
+
+// block is the one blocking call, through the runtime so that the thread's
+// P is handed off while it sleeps.
+func (p *epoll) block(timeout time.Duration) (int, syscall.Errno) {
+	ms := -1
+	if timeout > 0 {
+		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
+	}
+	k, err := unix.EpollWait(p.epfd, p.events, ms)
+	if err != nil {
+		return 0, err.(syscall.Errno)
+	}
+	return k, 0
+}
+
+// runReady performs the posted operations of ready sockets, each socket at
+// most once per call; what a full batch or arena cuts short stays queued, in
+// order, for the next call.
+func (p *epoll) runReady(batch []Completion, n int) int {
+	count := len(p.ready)
+	i := 0
+	for ; i < count && n < len(batch); i++ {
+		st := p.ready[i]
+		st.queued = false
+		n = p.progress(st, batch, n)
+	}
+	p.ready = p.ready[:copy(p.ready, p.ready[i:])]
+	return n
+}
+
+func (p *epoll) progress(st *fdState, batch []Completion, n int) int {
+	if st.listener {
+		for st.readable && st.accepts > 0 && n < len(batch) {
+			fd, err := rawAccept4(st.fd, &p.rsa)
+			switch err {
+			case 0:
+				st.accepts--
+				batch[n] = Completion{Op: OpAccept, Token: st.token, Sock: fd, Peer: fromRaw(&p.rsa)}
+				n++
+			case syscall.EAGAIN:
+				st.readable = false
+			case syscall.EINTR, syscall.ECONNABORTED:
+			default:
+				st.accepts--
+				batch[n] = Completion{Op: OpAccept, Token: st.token, Sock: NoSock, Err: err}
+				n++
+			}
+		}
+		p.consider(st)
+		return n
+	}
+	if st.connecting && st.writable && n < len(batch) {
+		st.connecting = false
+		c := Completion{Op: OpConnect, Token: st.token}
+		if e := rawSockError(st.fd); e != 0 {
+			c.Err = e
+		}
+		batch[n] = c
+		n++
+	}
+	if st.sending && st.writable && n < len(batch) {
+		w, err := p.writev(st, st.send)
+		if err != syscall.EAGAIN {
+			st.sending = false
+			st.send = nil
+			c := Completion{Op: OpSend, Token: st.token, N: w}
+			if err != 0 {
+				c.Err = err
+			}
+			batch[n] = c
+			n++
+		}
+	}
+	if st.recvMax > 0 && st.readable && n < len(batch) {
+		n = p.recv(st, batch, n)
+	}
+	p.consider(st)
+	return n
+}
+
+func (p *epoll) recv(st *fdState, batch []Completion, n int) int {
+	space := min(st.recvMax, len(p.arena)-p.off)
+	if space < min(st.recvMax, minRecvSpace) {
+		return n // the arena is used up: this receive waits for the next Wait
+	}
+	buf := p.arena[p.off : p.off+space]
+	for {
+		r, err := rawRead(st.fd, buf)
+		switch err {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			st.readable = false
+			return n
+		default:
+			st.recvMax = 0
+			batch[n] = Completion{Op: OpRecv, Token: st.token, Err: err}
+			return n + 1
+		}
+		st.recvMax = 0
+		// A short read emptied the socket: later data raises a new edge.
+		if r > 0 && r < space {
+			st.readable = false
+		}
+		batch[n] = Completion{Op: OpRecv, Token: st.token, Data: buf[:r:r]}
+		p.off += r
+		return n + 1
+	}
+}
+
+func (p *epoll) Close() error {
+	FreeMemory(p.arena)
+	p.arena = nil
+	unix.Close(p.wakefd)
+	return unix.Close(p.epfd)
+}

@@ -1,0 +1,120 @@
+// Package poller is the completion port an engine worker owns: one OS queue
+// (an epoll instance, an io_uring or an IOCP handle) and the sockets
+// associated with it for life.
+//
+// The contract is completion-based, the model of Windows I/O completion
+// ports: the engine posts an operation (accept, connect, receive, send) on a
+// socket and later harvests exactly one completion for it from Wait. IOCP and
+// io_uring implement this natively; the epoll backend turns readiness into
+// completions by doing the I/O itself inside Wait, on the caller's thread.
+//
+// Rules every backend keeps, and the engine relies on:
+//
+//   - Single issuer: Register, the Post calls, Cancel, Unregister and Wait
+//     are called only by the thread that currently drives the worker (io_uring
+//     requires it, and it removes the post-versus-close race). Wake is the one
+//     call that is safe from any thread.
+//   - A post that returns an error produces no completion: the caller treats
+//     the operation as already over.
+//   - A post that returns done=true completed at once and produces no
+//     completion (IOCP's FILE_SKIP_COMPLETION_PORT_ON_SUCCESS; epoll's direct
+//     write).
+//   - Cancel makes every outstanding operation of a socket complete exactly
+//     once (with ErrCanceled unless it had already finished). Only after the
+//     last of those completions may the socket be Unregistered and closed.
+//   - Recv completions carry bytes in memory the poller owns, valid until the
+//     next Wait; an idle socket holds no receive memory.
+//   - Completions of one socket are delivered in the order they happened.
+package poller
+
+import (
+	"errors"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Op is the kind of operation a completion finishes.
+type Op uint8
+
+const (
+	OpAccept  Op = iota + 1 // a listener accepted a socket (Completion.Sock, Peer)
+	OpConnect               // an outbound connect finished (Err says how)
+	OpRecv                  // bytes arrived (Data); empty Data is the peer's end of stream
+	OpSend                  // N bytes of a posted send were written
+)
+
+// ErrCanceled ends an operation that Cancel stopped before it finished.
+var ErrCanceled = errors.New("poller: operation canceled")
+
+// Completion is one finished operation, harvested by Wait.
+type Completion struct {
+	Op    Op
+	Token uint64         // the token the socket was registered with
+	Sock  Sock           // OpAccept: the accepted socket, non-blocking, close-on-exec
+	Peer  netip.AddrPort // OpAccept: the peer's address
+	N     int            // OpSend: bytes written (may be fewer than posted)
+	Data  []byte         // OpRecv: the bytes read, valid until the next Wait
+	Err   error          // nil, ErrCanceled, or the OS error (syscall.Errno)
+}
+
+// Poller is one completion port. See the package comment for the rules.
+type Poller interface {
+	// Register associates a connected (or connecting) socket with this port
+	// for life; token comes back in every completion of the socket.
+	Register(s Sock, token uint64) error
+	// Listen associates a listening socket; accepts are posted with PostAccept.
+	Listen(s Sock, token uint64) error
+	// PostAccept posts n more accepts on a listening socket; each completes
+	// once with an accepted socket or an error.
+	PostAccept(s Sock, n int) error
+	// PostConnect starts connecting s to addr. done=true: connected at once.
+	PostConnect(s Sock, addr netip.AddrPort) (done bool, err error)
+	// PostRecv posts one receive of at most max bytes.
+	PostRecv(s Sock, max int) error
+	// PostSend posts one send of bufs (gathered in order). done=true: n bytes
+	// were written at once (n may be less than the total; post the rest).
+	// The bytes must stay unchanged until the completion; the slice of
+	// slices itself may be reused as soon as the call returns.
+	PostSend(s Sock, bufs [][]byte) (n int, done bool, err error)
+	// Cancel completes every outstanding operation of s (see ErrCanceled).
+	Cancel(s Sock)
+	// Unregister forgets s; the caller closes it afterwards.
+	Unregister(s Sock)
+	// Wait harvests up to len(batch) completions. It blocks up to timeout
+	// (negative: no limit, zero: do not block) when none is ready, and returns
+	// early, possibly with none, after Wake.
+	Wait(batch []Completion, timeout time.Duration) (int, error)
+	// Wake makes a blocked Wait, or else the next one, return promptly. It is
+	// safe from any thread and costs a system call: callers avoid waking a
+	// port that is not asleep.
+	Wake()
+	// Close releases the port. Every socket must be unregistered first.
+	Close() error
+	// Name is the backend's name, as in stats()["backend"].
+	Name() string
+}
+
+// Backends lists the backends this OS offers, preferred first.
+func Backends() []string { return backends }
+
+// New opens a port of the named backend ("auto" picks the preferred one).
+func New(backend string) (Poller, error) {
+	if backend == "auto" {
+		backend = backends[0]
+	}
+	open, ok := openers[backend]
+	if !ok {
+		return nil, &UnknownBackendError{Name: backend}
+	}
+	return open()
+}
+
+// UnknownBackendError names a backend this OS does not offer.
+type UnknownBackendError struct{ Name string }
+
+func (e *UnknownBackendError) Error() string {
+	return "poller: unknown backend " + strconv.Quote(e.Name) +
+		" (available: auto, " + strings.Join(backends, ", ") + ")"
+}

@@ -1,0 +1,154 @@
+package poller
+
+import (
+	"net"
+	"net/netip"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sock is an OS socket: a file descriptor on Linux.
+type Sock = int
+
+// NoSock is never a valid socket.
+const NoSock Sock = -1
+
+// ListenTCP opens a non-blocking listening socket bound to addr and returns
+// it with the address it is bound to (the port filled in when addr's is 0).
+// Accepted sockets inherit TCP_NODELAY from it: echo-style request/response
+// traffic must not wait for Nagle's algorithm.
+func ListenTCP(addr netip.AddrPort, backlog int, reusePort bool) (Sock, netip.AddrPort, error) {
+	s, err := newTCPSocket(addr.Addr())
+	if err != nil {
+		return NoSock, netip.AddrPort{}, err
+	}
+	fail := func(err error) (Sock, netip.AddrPort, error) {
+		unix.Close(s)
+		return NoSock, netip.AddrPort{}, err
+	}
+	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fail(err)
+	}
+	if reusePort {
+		if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fail(err)
+		}
+	}
+	if err := unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return fail(err)
+	}
+	if err := unix.Bind(s, toSockaddr(addr)); err != nil {
+		return fail(err)
+	}
+	if err := unix.Listen(s, backlog); err != nil {
+		return fail(err)
+	}
+	local, err := LocalAddr(s)
+	if err != nil {
+		return fail(err)
+	}
+	return s, local, nil
+}
+
+// NewConnectSocket opens a non-blocking TCP socket of addr's family, ready
+// for PostConnect.
+func NewConnectSocket(addr netip.AddrPort) (Sock, error) {
+	s, err := newTCPSocket(addr.Addr())
+	if err != nil {
+		return NoSock, err
+	}
+	if err := unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		unix.Close(s)
+		return NoSock, err
+	}
+	return s, nil
+}
+
+func newTCPSocket(ip netip.Addr) (Sock, error) {
+	family := unix.AF_INET
+	if ip.Is6() && !ip.Is4In6() {
+		family = unix.AF_INET6
+	}
+	return unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+}
+
+// CloseSock closes s; an orderly close (FIN) when the kernel has sent all.
+func CloseSock(s Sock) error { return unix.Close(s) }
+
+// AbortSock closes s with a reset (SO_LINGER 0), dropping unsent data.
+func AbortSock(s Sock) error {
+	unix.SetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	return unix.Close(s)
+}
+
+// ShutdownWrite sends FIN after the bytes already written: a half-close.
+func ShutdownWrite(s Sock) error { return unix.Shutdown(s, unix.SHUT_WR) }
+
+// LocalAddr is the address s is bound to.
+func LocalAddr(s Sock) (netip.AddrPort, error) {
+	sa, err := unix.Getsockname(s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return fromSockaddr(sa), nil
+}
+
+// PeerAddr is the address s is connected to.
+func PeerAddr(s Sock) (netip.AddrPort, error) {
+	sa, err := unix.Getpeername(s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return fromSockaddr(sa), nil
+}
+
+// IsTemporary reports accept errors that say nothing about the listener:
+// the peer went away first, or the process is short of descriptors/memory.
+func IsTemporary(err error) bool {
+	switch err {
+	case syscall.ECONNABORTED, syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EPROTO, syscall.EPERM:
+		return true
+	}
+	return false
+}
+
+func toSockaddr(a netip.AddrPort) unix.Sockaddr {
+	ip := a.Addr()
+	if ip.Is4() || ip.Is4In6() {
+		return &unix.SockaddrInet4{Port: int(a.Port()), Addr: ip.Unmap().As4()}
+	}
+	sa := &unix.SockaddrInet6{Port: int(a.Port()), Addr: ip.As16()}
+	if z := ip.Zone(); z != "" {
+		if ifi, err := net.InterfaceByName(z); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		}
+	}
+	return sa
+}
+
+func fromSockaddr(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// fromRaw decodes the address accept4 filled in, without allocating.
+func fromRaw(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		port := uint16(p.Port>>8) | uint16(p.Port<<8)
+		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), port)
+	case unix.AF_INET6:
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		port := uint16(p.Port>>8) | uint16(p.Port<<8)
+		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr), port)
+	}
+	return netip.AddrPort{}
+}
