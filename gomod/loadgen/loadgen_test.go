@@ -1,0 +1,387 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// server is a test TCP server on 127.0.0.1:0 that runs handle for each
+// connection; stop closes everything and waits for every goroutine.
+type server struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startServer(t *testing.T, handle func(c net.Conn)) *server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{ln: ln}
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+			s.wg.Go(func() {
+				defer c.Close()
+				handle(c)
+			})
+		}
+	})
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) addr() string { return s.ln.Addr().String() }
+
+func (s *server) stop() {
+	s.ln.Close()
+	s.mu.Lock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// echo copies everything back, letting mutate alter the bytes first; off is
+// the stream offset of b[0].
+func echo(mutate func(off int, b []byte)) func(net.Conn) {
+	return func(c net.Conn) {
+		buf := make([]byte, 32<<10)
+		off := 0
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				if mutate != nil {
+					mutate(off, buf[:n])
+				}
+				off += n
+				if _, werr := c.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+}
+
+func runFor(t *testing.T, cfg Config, limit time.Duration) Result {
+	t.Helper()
+	began := time.Now()
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if took := time.Since(began); took > limit {
+		t.Fatalf("Run took %v, want < %v", took, limit)
+	}
+	return res
+}
+
+func TestCorrectEchoServer(t *testing.T) {
+	for _, depth := range []int{1, 8} {
+		t.Run("depth"+strconv.Itoa(depth), func(t *testing.T) {
+			s := startServer(t, echo(nil))
+			cfg := Config{Addr: s.addr(), Conns: 4, Size: 100, Depth: depth, Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond}
+			res := runFor(t, cfg, 2*time.Second)
+			if res.Messages == 0 || res.Errors != 0 || res.Mismatches != 0 || res.FirstError != "" {
+				t.Fatalf("got %+v", res)
+			}
+			if res.Connected != 4 || res.Depth != depth || res.Bytes != res.Messages*100 {
+				t.Fatalf("got %+v", res)
+			}
+			if res.Elapsed < 250*time.Millisecond || res.Elapsed > 300*time.Millisecond {
+				t.Fatalf("Elapsed %v, want the 300ms window", res.Elapsed)
+			}
+			if res.P50 <= 0 || res.P50 > res.P90 || res.P90 > res.P99 || res.P99 > res.Max {
+				t.Fatalf("latencies out of order: %+v", res)
+			}
+			if res.MsgsPerSec <= 0 || res.MBPerSec <= 0 {
+				t.Fatalf("rates: %+v", res)
+			}
+		})
+	}
+}
+
+func TestLargeMessagesAndSmallMessages(t *testing.T) {
+	for _, size := range []int{1, 7, 8, 9, 100_000} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			s := startServer(t, echo(nil))
+			res := runFor(t, Config{Addr: s.addr(), Conns: 2, Size: size, Depth: 2, Duration: 150 * time.Millisecond}, 2*time.Second)
+			if res.Messages == 0 || res.Errors != 0 || res.Mismatches != 0 {
+				t.Fatalf("got %+v", res)
+			}
+		})
+	}
+}
+
+func TestCorruptByteIsMismatch(t *testing.T) {
+	const at = 1000 // stream offset flipped on every connection
+	s := startServer(t, echo(func(off int, b []byte) {
+		if at >= off && at < off+len(b) {
+			b[at-off] ^= 0x40
+		}
+	}))
+	res := runFor(t, Config{Addr: s.addr(), Conns: 3, Size: 64, Duration: 200 * time.Millisecond}, 2*time.Second)
+	if res.Mismatches != 3 || res.Errors != 0 {
+		t.Fatalf("want one mismatch per connection, got %+v", res)
+	}
+	// Offset 1000 is byte 40 of message 15.
+	if !strings.Contains(res.FirstError, "message 15 byte 40") {
+		t.Fatalf("FirstError %q", res.FirstError)
+	}
+	if res.Messages == 0 {
+		t.Fatalf("the other echoes still count: %+v", res)
+	}
+}
+
+func TestReorderedEchoIsMismatch(t *testing.T) {
+	// Echo messages 0 and 1 swapped: both then compare unequal.
+	s := startServer(t, func(c net.Conn) {
+		a, b := make([]byte, 32), make([]byte, 32)
+		if _, err := io.ReadFull(c, a); err != nil {
+			return
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return
+		}
+		c.Write(b)
+		c.Write(a)
+		echo(nil)(c)
+	})
+	res := runFor(t, Config{Addr: s.addr(), Conns: 1, Size: 32, Depth: 2, Duration: 100 * time.Millisecond}, 2*time.Second)
+	if res.Mismatches != 2 || res.Messages == 0 {
+		t.Fatalf("got %+v", res)
+	}
+}
+
+func TestServerClosingConnectionsIsError(t *testing.T) {
+	// Echo 10 messages' worth, then close.
+	s := startServer(t, func(c net.Conn) { io.CopyN(c, c, 640) })
+	res := runFor(t, Config{Addr: s.addr(), Conns: 4, Size: 64, Duration: 3 * time.Second}, 2*time.Second)
+	if res.Errors != 4 || res.FirstError == "" || res.Mismatches != 0 || res.Messages != 40 {
+		t.Fatalf("got %+v", res)
+	}
+	// Every connection failed, so Run ended early with a short window.
+	if res.Elapsed >= 3*time.Second {
+		t.Fatalf("Elapsed %v", res.Elapsed)
+	}
+}
+
+func TestSilentServerStopsAtDuration(t *testing.T) {
+	// Reads and never answers: Run must end on time and not count the
+	// in-flight message as an error, as ReplyTimeout has not passed.
+	s := startServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	res := runFor(t, Config{Addr: s.addr(), Conns: 2, Size: 64, Duration: 200 * time.Millisecond}, time.Second)
+	if res.Messages != 0 || res.Errors != 0 {
+		t.Fatalf("got %+v", res)
+	}
+}
+
+func TestReplyTimeoutIsError(t *testing.T) {
+	s := startServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	cfg := Config{Addr: s.addr(), Conns: 2, Size: 64, Duration: 3 * time.Second, ReplyTimeout: 100 * time.Millisecond}
+	res := runFor(t, cfg, time.Second)
+	if res.Errors != 2 || !strings.Contains(res.FirstError, "no echo within 100ms") {
+		t.Fatalf("got %+v", res)
+	}
+}
+
+func TestNoServerIsError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	res, err := Run(context.Background(), Config{Addr: addr, Conns: 3, Size: 8, Duration: time.Second})
+	if !errors.Is(err, ErrNoConnection) {
+		t.Fatalf("err = %v, want ErrNoConnection", err)
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) {
+		t.Fatalf("err = %v, want the dial error wrapped", err)
+	}
+	if res.Errors != 3 || res.Connected != 0 || res.FirstError == "" {
+		t.Fatalf("got %+v", res)
+	}
+}
+
+func TestValidateRejectsBadValues(t *testing.T) {
+	good := Config{Addr: "127.0.0.1:1", Conns: 1, Size: 1, Duration: time.Second}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	cases := map[string]func(*Config){
+		"Addr":           func(c *Config) { c.Addr = "" },
+		"Addr ":          func(c *Config) { c.Addr = "127.0.0.1" },
+		"Conns":          func(c *Config) { c.Conns = 0 },
+		"Conns ":         func(c *Config) { c.Conns = -1 },
+		"Size":           func(c *Config) { c.Size = 0 },
+		"Duration":       func(c *Config) { c.Duration = 0 },
+		"Depth":          func(c *Config) { c.Depth = -1 },
+		"Warmup":         func(c *Config) { c.Warmup = -time.Second },
+		"ConnectTimeout": func(c *Config) { c.ConnectTimeout = -1 },
+		"ReplyTimeout":   func(c *Config) { c.ReplyTimeout = -1 },
+		"Size  ":         func(c *Config) { c.Size = MaxSize + 1 },
+		"Conns  ":        func(c *Config) { c.Conns, c.Size = MaxConns, MaxSize },
+	}
+	for name, mutate := range cases {
+		c := good
+		mutate(&c)
+		err := c.Validate()
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: err = %v, want *ConfigError", name, err)
+			continue
+		}
+		if ce.Field != strings.TrimSpace(name) {
+			t.Errorf("%s: Field = %q", name, ce.Field)
+		}
+		if _, err := Run(context.Background(), c); !errors.As(err, &ce) {
+			t.Errorf("%s: Run err = %v, want *ConfigError", name, err)
+		}
+	}
+}
+
+func TestCancelStopsRun(t *testing.T) {
+	s := startServer(t, echo(nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	res, err := Run(ctx, Config{Addr: s.addr(), Conns: 2, Size: 32, Duration: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > time.Second {
+		t.Fatalf("took %v", took)
+	}
+	if res.Errors != 0 || res.Messages == 0 || res.Elapsed > time.Second {
+		t.Fatalf("got %+v", res)
+	}
+}
+
+func TestWarmupNotCounted(t *testing.T) {
+	s := startServer(t, echo(nil))
+	began := time.Now()
+	res := runFor(t, Config{Addr: s.addr(), Conns: 1, Size: 32, Warmup: 200 * time.Millisecond, Duration: 100 * time.Millisecond}, 2*time.Second)
+	if took := time.Since(began); took < 300*time.Millisecond {
+		t.Fatalf("took %v, want warmup+duration", took)
+	}
+	if res.Elapsed != 100*time.Millisecond {
+		t.Fatalf("Elapsed %v", res.Elapsed)
+	}
+}
+
+func TestProgressCalled(t *testing.T) {
+	defer func(d time.Duration) { progressInterval = d }(progressInterval)
+	progressInterval = 50 * time.Millisecond
+	s := startServer(t, echo(nil))
+	var got []Progress // Progress is never called concurrently, nor after Run returns
+	cfg := Config{Addr: s.addr(), Conns: 2, Size: 32, Warmup: 120 * time.Millisecond, Duration: 300 * time.Millisecond,
+		Progress: func(p Progress) { got = append(got, p) }}
+	runFor(t, cfg, 2*time.Second)
+	if len(got) < 4 {
+		t.Fatalf("%d calls: %+v", len(got), got)
+	}
+	if !got[0].Warmup || got[len(got)-1].Warmup {
+		t.Fatalf("warmup flags: %+v", got)
+	}
+	last := got[len(got)-1]
+	if last.Messages == 0 || last.MsgsPerSec <= 0 || last.Elapsed <= 0 || last.Elapsed > 350*time.Millisecond {
+		t.Fatalf("last: %+v", last)
+	}
+}
+
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		s := startServer(t, echo(nil))
+		defer s.stop()
+		runFor(t, Config{Addr: s.addr(), Conns: 8, Size: 64, Depth: 4, Duration: 100 * time.Millisecond}, 2*time.Second)
+		s2 := startServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+		defer s2.stop()
+		runFor(t, Config{Addr: s2.addr(), Conns: 8, Size: 64, Duration: 100 * time.Millisecond}, 2*time.Second)
+	}()
+	var n int
+	for range 100 {
+		if n = runtime.NumGoroutine(); n <= before {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<16)
+	t.Fatalf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+}
+
+func TestTableAndJSON(t *testing.T) {
+	r := Result{
+		Addr: "127.0.0.1:9", Conns: 50, Size: 64, Depth: 2, Connected: 49,
+		Elapsed: 2 * time.Second, Messages: 123456, Bytes: 123456 * 64,
+		MsgsPerSec: 61728, MBPerSec: 3.950592,
+		P50: 250 * time.Microsecond, P90: 1500 * time.Microsecond, P99: 3 * time.Millisecond,
+		Max: 1500 * time.Millisecond, Mean: 300 * time.Microsecond,
+		Errors: 1, Mismatches: 2, FirstError: "conn 7: boom",
+	}
+	tab := r.Table()
+	for _, want := range []string{"127.0.0.1:9", "50 (49 connected)", "64 B", "123456", "7901184", "61728.0", "3.95",
+		"250.0 us", "1.500 ms", "3.000 ms", "1.500 s", "conn 7: boom", "errors        1", "mismatches    2"} {
+		if !strings.Contains(tab, want) {
+			t.Errorf("table lacks %q:\n%s", want, tab)
+		}
+	}
+	b, err := r.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"addr": "127.0.0.1:9", "conns": 50.0, "size": 64.0, "depth": 2.0, "connected": 49.0,
+		"elapsed_s": 2.0, "messages": 123456.0, "bytes": 7901184.0, "msgs_per_sec": 61728.0, "mb_per_sec": 3.950592,
+		"p50_s": 0.00025, "p90_s": 0.0015, "p99_s": 0.003, "max_s": 1.5, "mean_s": 0.0003,
+		"errors": 1.0, "mismatches": 2.0, "first_error": "conn 7: boom",
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+	if len(m) != len(want) {
+		t.Errorf("keys: %v", m)
+	}
+}
+
+func TestNoAllocationPerMessage(t *testing.T) {
+	s := startServer(t, echo(nil))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	res := runFor(t, Config{Addr: s.addr(), Conns: 2, Size: 64, Depth: 4, Duration: 300 * time.Millisecond}, 2*time.Second)
+	runtime.ReadMemStats(&after)
+	// Setup allocates a few hundred objects; the message loop nothing.
+	if perMsg := float64(after.Mallocs-before.Mallocs) / float64(res.Messages); res.Messages < 1000 || perMsg > 0.1 {
+		t.Fatalf("%d messages, %.3f allocations per message", res.Messages, perMsg)
+	}
+}

@@ -1,0 +1,106 @@
+package loadgen
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Result holds the figures of one Run. Messages, Bytes, the rates and the
+// latencies cover only the measured window; Errors and Mismatches cover the
+// whole run, warmup and connecting included.
+type Result struct {
+	Addr                 string
+	Conns, Size, Depth   int
+	Connected            int           // connections that were made
+	Elapsed              time.Duration // measured window; shorter if ctx ended it or every connection failed
+	Messages             uint64        // completed, verified echoes in the window
+	Bytes                uint64        // payload bytes echoed (both directions counted once: Messages*Size)
+	MsgsPerSec, MBPerSec float64       // MB = 10^6 bytes
+	P50, P90, P99, Max   time.Duration // round-trip latency of one message
+	Mean                 time.Duration
+	Errors               uint64 // connect failures, resets, EOFs, timeouts (at most one per connection)
+	Mismatches           uint64 // echoed messages that differ from what was sent
+	FirstError           string // text of the first error or mismatch, "" if none
+}
+
+// OK reports a clean run: echoes came back and none was wrong.
+func (r Result) OK() bool { return r.Errors == 0 && r.Mismatches == 0 && r.Messages > 0 }
+
+// Table renders the result as aligned "name  value" lines.
+func (r Result) Table() string {
+	rows := [][2]string{
+		{"target", r.Addr},
+		{"connections", fmt.Sprintf("%d (%d connected)", r.Conns, r.Connected)},
+		{"message size", fmt.Sprintf("%d B", r.Size)},
+		{"depth", fmt.Sprint(r.Depth)},
+		{"elapsed", fmt.Sprintf("%.3f s", r.Elapsed.Seconds())},
+		{"messages", fmt.Sprint(r.Messages)},
+		{"bytes", fmt.Sprint(r.Bytes)},
+		{"msgs/s", fmt.Sprintf("%.1f", r.MsgsPerSec)},
+		{"MB/s", fmt.Sprintf("%.2f", r.MBPerSec)},
+		{"latency p50", fmtDur(r.P50)},
+		{"latency p90", fmtDur(r.P90)},
+		{"latency p99", fmtDur(r.P99)},
+		{"latency max", fmtDur(r.Max)},
+		{"latency mean", fmtDur(r.Mean)},
+		{"errors", fmt.Sprint(r.Errors)},
+		{"mismatches", fmt.Sprint(r.Mismatches)},
+	}
+	if r.FirstError != "" {
+		rows = append(rows, [2]string{"first error", r.FirstError})
+	}
+	var b strings.Builder
+	for _, row := range rows {
+		fmt.Fprintf(&b, "%-13s %s\n", row[0], row[1])
+	}
+	return b.String()
+}
+
+// fmtDur prints a latency with a unit that keeps 3-4 significant digits.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.1f us", float64(d)/1e3)
+	case d < time.Second:
+		return fmt.Sprintf("%.3f ms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.3f s", d.Seconds())
+	}
+}
+
+// resultJSON fixes the JSON names: snake_case, durations in float seconds.
+type resultJSON struct {
+	Addr       string  `json:"addr"`
+	Conns      int     `json:"conns"`
+	Size       int     `json:"size"`
+	Depth      int     `json:"depth"`
+	Connected  int     `json:"connected"`
+	Elapsed    float64 `json:"elapsed_s"`
+	Messages   uint64  `json:"messages"`
+	Bytes      uint64  `json:"bytes"`
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	MBPerSec   float64 `json:"mb_per_sec"`
+	P50        float64 `json:"p50_s"`
+	P90        float64 `json:"p90_s"`
+	P99        float64 `json:"p99_s"`
+	Max        float64 `json:"max_s"`
+	Mean       float64 `json:"mean_s"`
+	Errors     uint64  `json:"errors"`
+	Mismatches uint64  `json:"mismatches"`
+	FirstError string  `json:"first_error"`
+}
+
+// JSON renders the result as one JSON object (see resultJSON for the keys).
+func (r Result) JSON() ([]byte, error) {
+	return json.Marshal(resultJSON{
+		Addr: r.Addr, Conns: r.Conns, Size: r.Size, Depth: r.Depth, Connected: r.Connected,
+		Elapsed:  r.Elapsed.Seconds(),
+		Messages: r.Messages, Bytes: r.Bytes,
+		MsgsPerSec: r.MsgsPerSec, MBPerSec: r.MBPerSec,
+		P50: r.P50.Seconds(), P90: r.P90.Seconds(), P99: r.P99.Seconds(),
+		Max: r.Max.Seconds(), Mean: r.Mean.Seconds(),
+		Errors: r.Errors, Mismatches: r.Mismatches, FirstError: r.FirstError,
+	})
+}

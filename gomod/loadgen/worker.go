@@ -1,0 +1,121 @@
+package loadgen
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// worker drives one connection. Run sets idx and conn before the goroutine
+// starts; the figures after them are written only by the goroutine and read
+// by Run after it has returned.
+type worker struct {
+	_         [64]byte      // keeps neighbours' hot fields off this cache line
+	completed atomic.Uint64 // verified echoes over the whole run; read by the progress reporter
+	_         [56]byte
+
+	idx  int
+	conn net.Conn
+
+	messages   uint64 // verified echoes inside the measured window
+	mismatches uint64
+	errors     uint64
+	firstErr   error
+	firstErrAt time.Time
+	hist       histogram
+}
+
+// fail notes an error unless the run is over: then the error is the
+// connection being closed under us, or too late to matter.
+func (w *worker) fail(r *runner, err error) {
+	if r.stopped.Load() || !time.Now().Before(r.end) {
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("no echo within %v: %w", r.cfg.ReplyTimeout, err)
+	}
+	w.errors++
+	w.note(err)
+}
+
+func (w *worker) note(err error) {
+	if w.firstErr == nil {
+		w.firstErr = fmt.Errorf("conn %d: %w", w.idx, err)
+		w.firstErrAt = time.Now()
+	}
+}
+
+// run writes Depth messages, then for each echo reads, verifies and writes
+// the next, so Depth messages stay in flight. It returns when the run ends,
+// the connection fails, or Run closes the connection.
+func (w *worker) run(r *runner) {
+	defer w.conn.Close()
+	size, depth := r.cfg.Size, r.cfg.Depth
+	p := newPayload(w.idx, r.pattern)
+	sbuf := make([]byte, size)
+	rbuf := make([]byte, size)
+	sent := make([]time.Duration, depth) // write time of each in-flight message, since r.start
+	var rd io.Reader = w.conn
+	if n := readBufSize(size, depth); n > 0 {
+		rd = bufio.NewReaderSize(w.conn, n)
+	}
+
+	// Deadlines are moved forward at most every ReplyTimeout/2, not per
+	// message: a read may wait between 1x and 1.5x ReplyTimeout.
+	timeout := r.cfg.ReplyTimeout
+	var refreshAt time.Time
+	refresh := func(now time.Time) {
+		if now.After(refreshAt) {
+			w.conn.SetDeadline(now.Add(timeout + timeout/2))
+			refreshAt = now.Add(timeout / 2)
+		}
+	}
+
+	send := func(seq uint64) bool {
+		p.build(sbuf, seq)
+		now := time.Now()
+		refresh(now)
+		sent[seq%uint64(depth)] = now.Sub(r.start)
+		if _, err := w.conn.Write(sbuf); err != nil {
+			w.fail(r, err)
+			return false
+		}
+		return true
+	}
+
+	var next uint64 // sequence number of the next message to write
+	for ; next < uint64(depth); next++ {
+		if !send(next) {
+			return
+		}
+	}
+	for seq := uint64(0); ; seq++ {
+		if _, err := io.ReadFull(rd, rbuf); err != nil {
+			w.fail(r, err)
+			return
+		}
+		now := time.Now()
+		if err := p.check(rbuf, seq); err != nil {
+			w.mismatches++
+			w.note(err)
+		} else {
+			w.completed.Add(1)
+			if !now.Before(r.measureStart) && now.Before(r.end) {
+				w.messages++
+				w.hist.record(now.Sub(r.start) - sent[seq%uint64(depth)])
+			}
+		}
+		if !now.Before(r.end) || r.stopped.Load() {
+			return
+		}
+		if !send(next) {
+			return
+		}
+		next++
+	}
+}
