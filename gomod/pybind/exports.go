@@ -1,0 +1,418 @@
+// Package main is the pyiocp CPython extension: module.c defines the module
+// and its types with the C API, and calls the functions exported here.
+// Built with -buildmode=c-shared into pyiocp/_pyiocp<EXT_SUFFIX>.
+package main
+
+/*
+#cgo CFLAGS: -O2 -Wall -Wno-unused-parameter
+#include "glue.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"net/netip"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/pyiocp/pyiocp/gomod/engine"
+)
+
+func main() {}
+
+// setErr fills e (when not nil) with err's code and returns the code.
+func setErr(e *C.pyiocp_error, err error) C.int {
+	code, errno := classify(err)
+	if e != nil {
+		e.code = C.int32_t(code)
+		e.err_errno = C.int32_t(errno)
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		putString(e.msg[:], msg)
+	}
+	return C.int(code)
+}
+
+func classify(err error) (code int32, errno int32) {
+	var oe *engine.OptionError
+	var en syscall.Errno
+	switch {
+	case err == nil:
+		return C.PYIOCP_OK, 0
+	case errors.Is(err, engine.ErrClosed):
+		return C.PYIOCP_E_CLOSED, 0
+	case errors.Is(err, engine.ErrBufferFull):
+		return C.PYIOCP_E_BUFFER_FULL, 0
+	case errors.Is(err, engine.ErrManagerClosed):
+		return C.PYIOCP_E_MANAGER_CLOSED, 0
+	case errors.Is(err, engine.ErrTimeout):
+		return C.PYIOCP_E_TIMEOUT, 0
+	case errors.As(err, &oe):
+		return C.PYIOCP_E_VALUE, 0
+	case errors.As(err, &en):
+		return C.PYIOCP_E_OS, int32(en)
+	}
+	return C.PYIOCP_E_OTHER, 0
+}
+
+// putString copies s into a C char array, truncated and NUL-terminated.
+func putString(dst []C.char, s string) {
+	n := min(len(s), len(dst)-1)
+	for i := 0; i < n; i++ {
+		dst[i] = C.char(s[i])
+	}
+	dst[n] = 0
+}
+
+func duration(ns C.int64_t) time.Duration { return time.Duration(ns) }
+
+func conn(h C.int64_t, slot C.uint32_t, id C.uint64_t) *engine.Conn {
+	e := lookup(int64(h))
+	if e == nil {
+		return nil
+	}
+	return e.m.Lookup(uint32(slot), uint64(id))
+}
+
+func addrPort(ip *C.char, port C.int) (netip.AddrPort, error) {
+	a, err := netip.ParseAddr(C.GoString(ip))
+	if err != nil {
+		return netip.AddrPort{}, &engine.OptionError{Name: "host", Value: C.GoString(ip), Reason: "is not an IP address"}
+	}
+	if port < 0 || port > 65535 {
+		return netip.AddrPort{}, &engine.OptionError{Name: "port", Value: int(port), Reason: "must be 0-65535"}
+	}
+	return netip.AddrPortFrom(a, uint16(port)), nil
+}
+
+//export pyiocpNew
+func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_error) C.int {
+	opts := []engine.Option{
+		engine.WithWorkers(int(o.workers)),
+		engine.WithBackend(C.GoString(backend)),
+		engine.WithRecvBufferLimit(int(o.recv_buffer_limit)),
+		engine.WithSendBufferLimit(int(o.send_buffer_limit)),
+		engine.WithIdleTimeout(time.Duration(o.idle_timeout_ns)),
+		engine.WithAcceptTimeout(time.Duration(o.accept_timeout_ns)),
+		engine.WithMaxConnections(int(o.max_connections)),
+		engine.WithEvents(engine.EventMask(o.events)),
+	}
+	if o.send_low_watermark >= 0 {
+		opts = append(opts, engine.WithSendLowWatermark(int(o.send_low_watermark)))
+	}
+	m, err := engine.New(nil, opts...)
+	if err != nil {
+		return setErr(e, err)
+	}
+	handle, ok := register(m)
+	if !ok {
+		m.Close(0)
+		return setErr(e, syscall.EMFILE)
+	}
+	*h = C.int64_t(handle)
+	return C.PYIOCP_OK
+}
+
+//export pyiocpListen
+func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort C.int,
+	lh *C.int64_t, boundPort *C.int, e *C.pyiocp_error) C.int {
+	ent := lookup(int64(h))
+	if ent == nil {
+		return setErr(e, engine.ErrManagerClosed)
+	}
+	addr, err := addrPort(ip, port)
+	if err != nil {
+		return setErr(e, err)
+	}
+	l, err := ent.m.Listen(addr, engine.WithBacklog(int(backlog)), engine.WithAccepts(int(accepts)),
+		engine.WithReusePort(reusePort != 0))
+	if err != nil {
+		return setErr(e, err)
+	}
+	ent.lmu.Lock()
+	ent.nextL++
+	ent.listeners[ent.nextL] = l
+	*lh = C.int64_t(ent.nextL)
+	ent.lmu.Unlock()
+	*boundPort = C.int(l.Addr().Port())
+	return C.PYIOCP_OK
+}
+
+//export pyiocpListenerClose
+func pyiocpListenerClose(h, lh C.int64_t) {
+	ent := lookup(int64(h))
+	if ent == nil {
+		return
+	}
+	ent.lmu.Lock()
+	l := ent.listeners[int64(lh)]
+	delete(ent.listeners, int64(lh))
+	ent.lmu.Unlock()
+	if l != nil {
+		l.Close()
+	}
+}
+
+//export pyiocpConnect
+func pyiocpConnect(h C.int64_t, ip *C.char, port C.int, timeoutNs C.int64_t,
+	slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {
+	ent := lookup(int64(h))
+	if ent == nil {
+		return setErr(e, engine.ErrManagerClosed)
+	}
+	addr, err := addrPort(ip, port)
+	if err != nil {
+		return setErr(e, err)
+	}
+	c, err := ent.m.Connect(addr, duration(timeoutNs))
+	if err != nil {
+		return setErr(e, err)
+	}
+	*slot = C.uint32_t(c.Slot())
+	*id = C.uint64_t(c.ID())
+	return C.PYIOCP_OK
+}
+
+// pyiocpPoll runs one round of a worker (the caller has released the GIL)
+// and writes its events into evs. *quit is set once the worker has finished
+// after shutdown; *logs tells how many log lines wait for pyiocpTakeLog.
+//
+//export pyiocpPoll
+func pyiocpPoll(h C.int64_t, worker C.int, evs *C.pyiocp_event, max C.int, timeoutNs C.int64_t,
+	quit *C.int, logs *C.int) C.int {
+	ent := lookup(int64(h))
+	if ent == nil || worker < 0 || int(worker) >= ent.m.Workers() {
+		*quit = 1
+		return 0
+	}
+	events, q := ent.m.Poll(int(worker), int(max), duration(timeoutNs))
+	out := unsafe.Slice(evs, int(max))
+	for i := range events {
+		fill(&out[i], &events[i])
+	}
+	*quit = 0
+	if q {
+		*quit = 1
+	}
+	*logs = C.int(ent.nlogs.Load())
+	return C.int(len(events))
+}
+
+func fill(out *C.pyiocp_event, ev *engine.Event) {
+	out.kind = C.uint8_t(ev.Kind)
+	out.data = nil
+	out.n = 0
+	out.value = 0
+	out.err.code = 0
+	if c := ev.Conn; c != nil {
+		out.slot = C.uint32_t(c.Slot())
+		out.id = C.uint64_t(c.ID())
+	}
+	switch ev.Kind {
+	case engine.EventAccept:
+		peer := c4or6(ev.Conn.Peer())
+		out.family = 6
+		if peer.Addr().Is4() {
+			out.family = 4
+		}
+		ip := peer.Addr().As16()
+		for i := range ip {
+			out.ip[i] = C.uint8_t(ip[i])
+		}
+		out.port = C.uint16_t(peer.Port())
+	case engine.EventRecv:
+		// Data is outside the Go heap (the poller's arena or the worker's
+		// spill memory) and stays valid until this worker's next poll.
+		out.data = (*C.char)(unsafe.Pointer(unsafe.SliceData(ev.Data)))
+		out.n = C.int64_t(len(ev.Data))
+	case engine.EventSend:
+		out.n = C.int64_t(ev.N)
+	case engine.EventClose:
+		setErr(&out.err, ev.Err)
+	case engine.EventPost:
+		out.value = C.uint64_t(ev.Value.(uint64))
+	}
+}
+
+func c4or6(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+//export pyiocpTakeLog
+func pyiocpTakeLog(h C.int64_t, buf *C.char, n C.int) C.int {
+	ent := lookup(int64(h))
+	if ent == nil {
+		return 0
+	}
+	s, ok := ent.takeLog()
+	if !ok {
+		return 0
+	}
+	putString(unsafe.Slice(buf, int(n)), s)
+	return 1
+}
+
+//export pyiocpSend
+func pyiocpSend(h C.int64_t, slot C.uint32_t, id C.uint64_t, p *C.char, n C.size_t) C.int {
+	c := conn(h, slot, id)
+	if c == nil {
+		return C.PYIOCP_E_CLOSED
+	}
+	return setErr(nil, c.Send(unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))))
+}
+
+// Connection operations for pyiocpConnOp.
+const (
+	opClose = iota
+	opAbort
+	opShutdownWrite
+	opPauseReading
+	opResumeReading
+)
+
+//export pyiocpConnOp
+func pyiocpConnOp(h C.int64_t, slot C.uint32_t, id C.uint64_t, op C.int) C.int {
+	c := conn(h, slot, id)
+	if c == nil {
+		if op == opClose || op == opAbort {
+			return C.PYIOCP_OK // idempotent: already gone
+		}
+		return C.PYIOCP_E_CLOSED
+	}
+	var err error
+	switch op {
+	case opClose:
+		err = c.Close()
+	case opAbort:
+		err = c.Abort()
+	case opShutdownWrite:
+		err = c.ShutdownWrite()
+	case opPauseReading:
+		err = c.PauseReading()
+	case opResumeReading:
+		err = c.ResumeReading()
+	}
+	return setErr(nil, err)
+}
+
+// pyiocpConnState reports pending bytes (-1 once gone) and whether the
+// connection is closing or closed.
+//
+//export pyiocpConnState
+func pyiocpConnState(h C.int64_t, slot C.uint32_t, id C.uint64_t, closed *C.int) C.int64_t {
+	c := conn(h, slot, id)
+	if c == nil {
+		*closed = 1
+		return -1
+	}
+	*closed = 0
+	if c.Closed() {
+		*closed = 1
+	}
+	return C.int64_t(c.Pending())
+}
+
+//export pyiocpConnLocal
+func pyiocpConnLocal(h C.int64_t, slot C.uint32_t, id C.uint64_t, ip *C.uint8_t, port *C.uint16_t) C.int {
+	c := conn(h, slot, id)
+	if c == nil {
+		return 0
+	}
+	a := c4or6(c.Local())
+	if !a.IsValid() {
+		return 0
+	}
+	b := a.Addr().As16()
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(ip)), 16), b[:])
+	*port = C.uint16_t(a.Port())
+	if a.Addr().Is4() {
+		return 4
+	}
+	return 6
+}
+
+//export pyiocpGet
+func pyiocpGet(h C.int64_t, id C.uint64_t, slot *C.uint32_t) C.int {
+	ent := lookup(int64(h))
+	if ent == nil {
+		return 0
+	}
+	c := ent.m.Get(uint64(id))
+	if c == nil {
+		return 0
+	}
+	*slot = C.uint32_t(c.Slot())
+	return 1
+}
+
+// pyiocpPost queues value (a PyObject * with a reference the caller gave
+// up) for a worker; on failure the caller keeps the reference.
+//
+//export pyiocpPost
+func pyiocpPost(h C.int64_t, value C.uint64_t) C.int {
+	ent := lookup(int64(h))
+	if ent == nil {
+		return C.PYIOCP_E_MANAGER_CLOSED
+	}
+	return setErr(nil, ent.m.Post(uint64(value)))
+}
+
+//export pyiocpShutdown
+func pyiocpShutdown(h C.int64_t, timeoutNs C.int64_t) {
+	if ent := lookup(int64(h)); ent != nil {
+		ent.m.Shutdown(duration(timeoutNs))
+	}
+}
+
+// pyiocpRelease frees the manager once every worker has quit; 1 when done
+// (or already done).
+//
+//export pyiocpRelease
+func pyiocpRelease(h C.int64_t) C.int {
+	ent := lookup(int64(h))
+	if ent == nil {
+		return 1
+	}
+	if !ent.m.Release() {
+		return 0
+	}
+	unregister(int64(h))
+	return 1
+}
+
+//export pyiocpWorkers
+func pyiocpWorkers(h C.int64_t) C.int {
+	if ent := lookup(int64(h)); ent != nil {
+		return C.int(ent.m.Workers())
+	}
+	return 0
+}
+
+//export pyiocpStats
+func pyiocpStats(h C.int64_t, out *C.pyiocp_stats) C.int {
+	ent := lookup(int64(h))
+	if ent == nil {
+		return 0
+	}
+	s := ent.m.Stats()
+	out.connections = C.int64_t(s.Connections)
+	out.accepted = C.int64_t(s.Accepted)
+	out.connected = C.int64_t(s.Connected)
+	out.closed = C.int64_t(s.Closed)
+	out.rejected = C.int64_t(s.Rejected)
+	out.timed_out = C.int64_t(s.TimedOut)
+	out.bytes_in = C.int64_t(s.BytesIn)
+	out.bytes_out = C.int64_t(s.BytesOut)
+	out.pending_send_bytes = C.int64_t(s.PendingSendBytes)
+	out.paused_reading = C.int64_t(s.PausedReading)
+	out.completions = C.int64_t(s.Completions)
+	out.accept_errors = C.int64_t(s.AcceptErrors)
+	out.stray = C.int64_t(s.Stray)
+	out.listeners = C.int64_t(s.Listeners)
+	out.workers = C.int64_t(s.Workers)
+	putString(out.backend[:], s.Backend)
+	return 1
+}

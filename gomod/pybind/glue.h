@@ -1,0 +1,92 @@
+/* glue.h: what the C half (module.c) and the Go half (exports.go) of the
+ * extension share. Plain C types only: no Go pointer ever crosses to C, and
+ * Go keeps no Python pointer except a post's payload, which it carries as
+ * an integer and hands back exactly once. */
+#ifndef PYIOCP_GLUE_H
+#define PYIOCP_GLUE_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* Event kinds: the engine's EventKind values. */
+enum {
+    PYIOCP_EV_ACCEPT = 1,
+    PYIOCP_EV_CONNECT = 2,
+    PYIOCP_EV_RECV = 3,
+    PYIOCP_EV_SEND = 4,
+    PYIOCP_EV_DRAIN = 5,
+    PYIOCP_EV_EOF = 6,
+    PYIOCP_EV_CLOSE = 7,
+    PYIOCP_EV_POST = 8,
+};
+
+/* Error codes returned by the exports and carried by close events; each
+ * maps to one Python exception class. */
+enum {
+    PYIOCP_OK = 0,
+    PYIOCP_E_CLOSED = 1,          /* ConnectionClosed */
+    PYIOCP_E_BUFFER_FULL = 2,     /* BufferFull */
+    PYIOCP_E_MANAGER_CLOSED = 3,  /* ManagerClosed */
+    PYIOCP_E_VALUE = 4,           /* ValueError (msg) */
+    PYIOCP_E_OS = 5,              /* OSError (err_errno) */
+    PYIOCP_E_TIMEOUT = 6,         /* TimeoutError (msg) */
+    PYIOCP_E_OTHER = 7,           /* pyiocp.Error (msg) */
+};
+
+/* Optional events a handler asks for (engine.EventMask). */
+enum {
+    PYIOCP_MASK_SEND = 1,
+    PYIOCP_MASK_DRAIN = 2,
+    PYIOCP_MASK_EOF = 4,
+};
+
+typedef struct pyiocp_error {
+    int32_t code;
+    int32_t err_errno;
+    char msg[240];
+} pyiocp_error;
+
+/* One event. data points into memory outside the Go heap that stays valid
+ * until the worker's next poll; the C side copies it into a bytes object
+ * before then. */
+typedef struct pyiocp_event {
+    uint64_t id;
+    uint64_t value;      /* EV_POST: the payload (a PyObject * owning one reference) */
+    const char *data;    /* EV_RECV */
+    int64_t n;           /* EV_RECV: length; EV_SEND: bytes written */
+    uint32_t slot;
+    pyiocp_error err;    /* EV_CLOSE: why (code 0: clean) */
+    uint16_t port;       /* EV_ACCEPT: the peer's port */
+    uint8_t kind;
+    uint8_t family;      /* EV_ACCEPT: 4 or 6 */
+    uint8_t ip[16];      /* EV_ACCEPT: the peer's address */
+} pyiocp_event;
+
+typedef struct pyiocp_options {
+    long long workers;
+    long long recv_buffer_limit;
+    long long send_buffer_limit;
+    long long send_low_watermark;   /* -1: a quarter of the limit */
+    long long idle_timeout_ns;      /* 0: none */
+    long long accept_timeout_ns;    /* 0: none */
+    long long max_connections;      /* 0: no cap */
+    long long events;               /* PYIOCP_MASK_* */
+} pyiocp_options;
+
+typedef struct pyiocp_stats {
+    int64_t connections, accepted, connected, closed, rejected, timed_out;
+    int64_t bytes_in, bytes_out, pending_send_bytes, paused_reading;
+    int64_t completions, accept_errors, stray, listeners, workers;
+    char backend[32];
+} pyiocp_stats;
+
+typedef struct pyiocp_bench_result {
+    int64_t conns, size, depth, connected;
+    int64_t messages, bytes, errors, mismatches;
+    double elapsed, msgs_per_sec, mb_per_sec;
+    double p50, p90, p99, max, mean;   /* seconds */
+    char first_error[240];
+    char table[2048];
+} pyiocp_bench_result;
+
+#endif

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pyiocp/pyiocp/gomod/engine"
+)
+
+// C holds no Go pointer, so it names a manager by a handle: a registry
+// index plus a generation, checked on every call, so a handle kept past
+// the manager's release fails cleanly instead of reaching a newer manager.
+// The lookup is an atomic load, not a map lookup: send goes through it.
+const maxManagers = 1 << 16
+
+type entry struct {
+	m   *engine.Manager
+	gen uint32
+
+	lmu       sync.Mutex
+	listeners map[int64]*engine.Listener
+	nextL     int64
+
+	logmu   sync.Mutex
+	logs    []string
+	nlogs   atomic.Int32
+	dropped int
+}
+
+const maxQueuedLogs = 256
+
+var registry struct {
+	mu    sync.Mutex
+	slots [maxManagers]atomic.Pointer[entry]
+	gens  [maxManagers]uint32
+	free  []int
+	used  int
+}
+
+func register(m *engine.Manager) (int64, bool) {
+	r := &registry
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var idx int
+	if n := len(r.free); n > 0 {
+		idx = r.free[n-1]
+		r.free = r.free[:n-1]
+	} else if r.used < maxManagers {
+		idx = r.used
+		r.used++
+	} else {
+		return 0, false
+	}
+	r.gens[idx]++
+	e := &entry{m: m, gen: r.gens[idx], listeners: make(map[int64]*engine.Listener)}
+	m.SetLogger(e.log)
+	r.slots[idx].Store(e)
+	return int64(e.gen)<<16 | int64(idx), true
+}
+
+func lookup(h int64) *entry {
+	idx := int(h & (maxManagers - 1))
+	if h < 0 || idx >= maxManagers {
+		return nil
+	}
+	e := registry.slots[idx].Load()
+	if e == nil || int64(e.gen) != h>>16 {
+		return nil
+	}
+	return e
+}
+
+func unregister(h int64) {
+	r := &registry
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := lookup(h); e != nil {
+		idx := int(h & (maxManagers - 1))
+		r.slots[idx].Store(nil)
+		r.free = append(r.free, idx)
+	}
+}
+
+// log queues an engine log line for the Python side, which passes it to
+// logging.getLogger("pyiocp") after the batch it came with.
+func (e *entry) log(s string) {
+	e.logmu.Lock()
+	defer e.logmu.Unlock()
+	if len(e.logs) >= maxQueuedLogs {
+		e.dropped++
+	} else {
+		e.logs = append(e.logs, s)
+	}
+	e.nlogs.Store(int32(len(e.logs) + min(e.dropped, 1)))
+}
+
+func (e *entry) takeLog() (string, bool) {
+	e.logmu.Lock()
+	defer e.logmu.Unlock()
+	if len(e.logs) == 0 {
+		if e.dropped > 0 {
+			n := e.dropped
+			e.dropped = 0
+			e.nlogs.Store(0)
+			return strconv.Itoa(n) + " more log lines dropped", true
+		}
+		return "", false
+	}
+	s := e.logs[0]
+	e.logs = e.logs[1:]
+	e.nlogs.Store(int32(len(e.logs) + min(e.dropped, 1)))
+	return s, true
+}

@@ -1,0 +1,39 @@
+"""pyiocp: the I/O completion port model for Python, on a Go engine.
+
+Post accepts, receives and sends; take completions off a queue; run a
+handler, on Python threads::
+
+    import pyiocp
+
+    class Echo(pyiocp.Handler):
+        def on_recv(self, conn, data):
+            conn.send(data)
+
+    with pyiocp.SocketManager(Echo(), workers=2) as mgr:
+        mgr.listen("127.0.0.1", 7000)
+        mgr.serve_forever()
+"""
+
+from . import _pyiocp, errors
+from ._handler import Handler
+from ._manager import Completion, Listener, SocketManager
+from ._pyiocp import Connection
+from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError
+
+_pyiocp._init(errors)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BufferFull",
+    "Completion",
+    "Connection",
+    "ConnectionClosed",
+    "Error",
+    "Handler",
+    "Listener",
+    "ManagerClosed",
+    "ProtocolError",
+    "SocketManager",
+    "errors",
+]

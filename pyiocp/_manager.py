@@ -1,0 +1,400 @@
+"""SocketManager: the Python face of one Go engine.
+
+No I/O happens here: this module checks arguments, resolves host names,
+and runs the worker threads. Each worker thread calls into the extension,
+which harvests completions in Go with the GIL released and calls the
+handler for the whole batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import threading
+import time
+from collections import namedtuple
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import _pyiocp
+from ._handler import Handler
+from .errors import ManagerClosed
+
+logger = logging.getLogger("pyiocp")
+
+DEFAULT_RECV_BUFFER_LIMIT = 256 << 10
+DEFAULT_SEND_BUFFER_LIMIT = 4 << 20
+DEFAULT_BACKLOG = 1024
+DEFAULT_ACCEPTS = 16
+MAX_WORKERS = 256
+MAX_ACCEPTS = 1024
+# Waiting for workers after close(timeout): the grace period for handlers
+# still running their last batch.
+JOIN_GRACE = 2.0
+
+Completion = namedtuple("Completion", "kind conn data error")
+Completion.__doc__ = """One completion from SocketManager.poll().
+
+kind is one of "accept" "connect" "recv" "send" "drain" "eof" "close"
+"post"; data is the bytes for "recv", the byte count for "send", the
+payload for "post"; error is set for "close" (None if clean)."""
+
+
+def _report(message: str, exc: Optional[BaseException]) -> None:
+    if exc is None:
+        logger.warning("%s", message)
+    else:
+        logger.error("%s", message, exc_info=exc)
+
+
+def _int_arg(name: str, value: Any, lo: int, hi: Optional[int] = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise ValueError(f"{name}={value}: must be {bound}")
+    return value
+
+
+def _seconds_ns(name: str, value: Any) -> int:
+    """A timeout in seconds (None: none) as nanoseconds (0: none)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name}={value}: must be a non-negative number of seconds")
+    if math.isinf(value):
+        return 0
+    return max(1, int(value * 1e9))
+
+
+def _resolve(host: Any, port: Any, passive: bool) -> Tuple[str, int]:
+    """The numeric address of host, as the Go side takes it."""
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {type(host).__name__}")
+    port = _int_arg("port", port, 0 if passive else 1, 65535)
+    if host == "" and passive:
+        return "0.0.0.0", port
+    flags = socket.AI_PASSIVE if passive else 0
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=flags)
+    return infos[0][4][0], port
+
+
+class Listener:
+    """A listening socket of a SocketManager."""
+
+    def __init__(self, manager: "SocketManager", handle: int, address: Tuple[str, int]) -> None:
+        self._manager = manager
+        self._handle = handle
+        self.address = address
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop accepting; the socket closes once its posted accepts are
+        cancelled. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._manager._close_listener(self._handle)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._manager.closed
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return f"<pyiocp.Listener address={self.address!r}{state}>"
+
+
+class SocketManager:
+    """Runs sockets on a Go engine and delivers their events to a Handler.
+
+    With a handler, start() runs the workers on background threads and
+    serve_forever() runs them with the calling thread as one of them. With
+    handler=None, poll() hands out the completions instead (one worker).
+    """
+
+    def __init__(
+        self,
+        handler: Optional[Handler] = None,
+        *,
+        workers: int = 1,
+        backend: str = "auto",
+        recv_buffer_limit: int = DEFAULT_RECV_BUFFER_LIMIT,
+        send_buffer_limit: int = DEFAULT_SEND_BUFFER_LIMIT,
+        send_low_watermark: Optional[int] = None,
+        idle_timeout: Optional[float] = None,
+        accept_timeout: Optional[float] = None,
+        max_connections: Optional[int] = None,
+    ) -> None:
+        if handler is not None and not isinstance(handler, Handler):
+            raise TypeError(f"handler must be a pyiocp.Handler or None, not {type(handler).__name__}")
+        workers = _int_arg("workers", workers, 1, MAX_WORKERS)
+        if handler is None and workers != 1:
+            raise ValueError(f"workers={workers}: poll() mode (handler=None) runs one worker")
+        if not isinstance(backend, str):
+            raise TypeError(f"backend must be a str, not {type(backend).__name__}")
+        recv_buffer_limit = _int_arg("recv_buffer_limit", recv_buffer_limit, 1)
+        send_buffer_limit = _int_arg("send_buffer_limit", send_buffer_limit, 1)
+        low = -1
+        if send_low_watermark is not None:
+            low = _int_arg("send_low_watermark", send_low_watermark, 0, send_buffer_limit - 1)
+        cap = 0 if max_connections is None else _int_arg("max_connections", max_connections, 1)
+        self._handler = handler
+        self._workers = workers
+        self._engine = _pyiocp.Engine(
+            handler,
+            _report,
+            Completion,
+            workers,
+            backend,
+            recv_buffer_limit,
+            send_buffer_limit,
+            low,
+            _seconds_ns("idle_timeout", idle_timeout),
+            _seconds_ns("accept_timeout", accept_timeout),
+            cap,
+            _event_mask(handler),
+        )
+        self._lock = threading.Lock()
+        self._state = "open"  # open, running, closing, closed
+        self._driven: Dict[int, threading.Event] = {}  # worker -> set when its loop ends
+        self._threads: List[threading.Thread] = []
+        self._worker_idents: set = set()
+        self._final_stats: Optional[Dict[str, Any]] = None
+        self._listeners: List[Listener] = []
+
+    # ------------------------------------------------------------ sockets
+
+    def listen(
+        self,
+        host: str,
+        port: int,
+        *,
+        backlog: int = DEFAULT_BACKLOG,
+        accepts: int = DEFAULT_ACCEPTS,
+        reuse_port: bool = False,
+    ) -> Listener:
+        """Listen on host:port (port 0 picks a free port: see .address)."""
+        backlog = _int_arg("backlog", backlog, 1)
+        accepts = _int_arg("accepts", accepts, 1, MAX_ACCEPTS)
+        if not isinstance(reuse_port, bool):
+            raise TypeError(f"reuse_port must be a bool, not {type(reuse_port).__name__}")
+        self._check_open()
+        ip, port = _resolve(host, port, passive=True)
+        handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port)
+        lst = Listener(self, handle, (ip, bound))
+        self._listeners.append(lst)
+        return lst
+
+    def connect(self, host: str, port: int, *, timeout: Optional[float] = None) -> Any:
+        """Start connecting to host:port and return the Connection at once;
+        on_connect follows, or on_close with the error (TimeoutError after
+        timeout seconds). Bytes sent before it connects go out once it does."""
+        timeout_ns = _seconds_ns("timeout", timeout)
+        self._check_open()
+        ip, port = _resolve(host, port, passive=False)
+        return self._engine.connect(ip, port, timeout_ns)
+
+    def _close_listener(self, handle: int) -> None:
+        if self._state != "closed":
+            self._engine.close_listener(handle)
+
+    # ------------------------------------------------------------ running
+
+    def start(self) -> None:
+        """Run the workers on background threads and return."""
+        with self._lock:
+            self._check_can_run()
+            self._state = "running"
+            for i in range(self._workers):
+                self._spawn(i)
+
+    def serve_forever(self) -> None:
+        """Run the workers, the calling thread being one of them, until
+        close() (from any thread) or Ctrl-C, which closes the manager and
+        re-raises KeyboardInterrupt."""
+        with self._lock:
+            started = self._state == "running"
+            if not started:
+                self._check_can_run()
+                self._state = "running"
+                for i in range(1, self._workers):
+                    self._spawn(i)
+                done = self._claim(0)
+        if started:
+            self._wait_closed()
+            return
+        ident = threading.get_ident()
+        self._worker_idents.add(ident)
+        try:
+            self._engine.run_worker(0, threading.current_thread() is threading.main_thread())
+        except BaseException:
+            self._worker_idents.discard(ident)
+            done.set()
+            self.close()
+            raise
+        finally:
+            self._worker_idents.discard(ident)
+            done.set()
+
+    def _wait_closed(self) -> None:
+        """serve_forever() after start(): wait for the workers to end, waking
+        for signal handlers (Ctrl-C closes, as in serve_forever)."""
+        try:
+            while not all(ev.wait(0.1) for ev in list(self._driven.values())):
+                pass
+        except BaseException:
+            self.close()
+            raise
+
+    def _claim(self, worker: int) -> threading.Event:
+        done = threading.Event()
+        self._driven[worker] = done
+        return done
+
+    def _spawn(self, worker: int) -> None:
+        done = threading.Event()
+        self._driven[worker] = done
+        t = threading.Thread(target=self._run, args=(worker, done), name=f"pyiocp-worker-{worker}", daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _run(self, worker: int, done: threading.Event) -> None:
+        self._worker_idents.add(threading.get_ident())
+        try:
+            self._engine.run_worker(worker, False)
+        except BaseException as exc:  # the loop itself failed: say so, never die silently
+            _report(f"worker {worker} stopped", exc)
+        finally:
+            self._worker_idents.discard(threading.get_ident())
+            done.set()
+
+    def _check_can_run(self) -> None:
+        if self._handler is None:
+            raise ValueError("this manager has no handler: use poll()")
+        if self._state in ("closing", "closed"):
+            raise ManagerClosed("manager closed")
+        if self._state == "running":
+            raise RuntimeError("manager already started")
+
+    def _check_open(self) -> None:
+        if self._state in ("closing", "closed"):
+            raise ManagerClosed("manager closed")
+
+    # ------------------------------------------------------------ completions
+
+    def poll(self, timeout: Optional[float] = None, max: int = 64) -> List[Completion]:
+        """Harvest completions (handler=None only): blocks up to timeout
+        seconds (None: until there is one) and returns [] when it passes."""
+        if self._handler is not None:
+            raise ValueError("this manager has a handler: its workers deliver the events")
+        max = _int_arg("max", max, 1, 1 << 16)
+        timeout_ns = -1 if timeout is None else _seconds_ns("timeout", timeout)
+        if timeout is not None and timeout_ns == 0 and timeout == 0:
+            timeout_ns = 0
+        self._check_open()
+        return self._engine.poll(timeout_ns, max, threading.current_thread() is threading.main_thread())
+
+    def post(self, payload: Any) -> None:
+        """Deliver payload to on_post (or as a "post" Completion) on a
+        worker, like PostQueuedCompletionStatus. Safe from any thread."""
+        self._check_open()
+        self._engine.post(payload)
+
+    # ------------------------------------------------------------ state
+
+    def stats(self) -> Dict[str, Any]:
+        """Counters: connections, accepted, connected, closed, rejected,
+        timed_out, bytes_in, bytes_out, pending_send_bytes, paused_reading,
+        completions, workers, backend, and more."""
+        if self._final_stats is not None:
+            return dict(self._final_stats)
+        return self._engine.stats()
+
+    @property
+    def connections(self) -> int:
+        """Open connections."""
+        return int(self.stats()["connections"])
+
+    def get(self, conn_id: int) -> Any:
+        """The open Connection with this id, or None."""
+        _int_arg("conn_id", conn_id, 0)
+        if self._state == "closed":
+            return None
+        return self._engine.get(conn_id)
+
+    @property
+    def closed(self) -> bool:
+        return self._state == "closed"
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close gracefully: stop accepting, flush pending bytes (resetting
+        connections still flushing after timeout seconds), deliver every
+        on_close, stop the workers. Idempotent; from inside a callback it
+        starts the close and returns."""
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+            raise ValueError(f"timeout={timeout!r}: must be a non-negative number of seconds")
+        with self._lock:
+            if self._state == "closed":
+                return
+            first = self._state != "closing"
+            self._state = "closing"
+            if first:
+                self._engine.shutdown(int(min(timeout, 1e9) * 1e9))
+            # Workers nobody runs are driven to their end by this thread.
+            todo = [i for i in range(self._workers) if i not in self._driven or self._driven[i].is_set()]
+            for i in todo:
+                self._claim(i)
+        if threading.get_ident() in self._worker_idents:
+            return  # inside a callback: this worker finishes after its batch
+        for i in todo:
+            done = self._driven[i]
+            try:
+                self._engine.run_worker(i, False)
+            finally:
+                done.set()
+        deadline = time.monotonic() + timeout + JOIN_GRACE
+        for ev in list(self._driven.values()):
+            if not ev.wait(max(0.0, deadline - time.monotonic())):
+                logger.warning("close(): a worker is still in a callback after %.1f s; not waiting", timeout)
+                return
+        with self._lock:
+            if self._state == "closed":
+                return
+            stats = self._engine.stats()
+            if self._engine.release():
+                self._final_stats = stats
+                self._state = "closed"
+        for t in self._threads:
+            t.join(0.5)
+
+    def __enter__(self) -> "SocketManager":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<pyiocp.SocketManager workers={self._workers} {self._state}>"
+
+
+def _event_mask(handler: Optional[Handler]) -> int:
+    """The optional events the handler overrides (all of them in poll mode):
+    a handler without on_send costs no send events at all, and without
+    on_eof the engine closes after flushing, as Handler.on_eof would."""
+    if handler is None:
+        return _pyiocp.MASK_SEND | _pyiocp.MASK_DRAIN | _pyiocp.MASK_EOF
+    cls = type(handler)
+    mask = 0
+    if cls.on_send is not Handler.on_send:
+        mask |= _pyiocp.MASK_SEND
+    if cls.on_drain is not Handler.on_drain:
+        mask |= _pyiocp.MASK_DRAIN
+    if cls.on_eof is not Handler.on_eof:
+        mask |= _pyiocp.MASK_EOF
+    return mask
