@@ -33,6 +33,7 @@ type fdState struct {
 	listener   bool
 	readable   bool
 	writable   bool
+	hup        bool // the peer's FIN, a reset or an error is pending behind the data
 	queued     bool // on the ready list
 	recvMax    int  // > 0: a receive of at most this many bytes is posted
 	accepts    int  // listener: accepts posted
@@ -294,6 +295,9 @@ func (p *epoll) Wait(batch []Completion, timeout time.Duration) (int, error) {
 		if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			st.readable = true
 		}
+		if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			st.hup = true
+		}
 		if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			st.writable = true
 		}
@@ -403,7 +407,9 @@ func (p *epoll) recv(st *fdState, batch []Completion, n int) int {
 		}
 		st.recvMax = 0
 		// A short read emptied the socket: later data raises a new edge.
-		if r > 0 && r < space {
+		// Not so for a FIN or error that came with the data: its edge is
+		// spent, and only the next read reports it.
+		if r > 0 && r < space && !st.hup {
 			st.readable = false
 		}
 		batch[n] = Completion{Op: OpRecv, Token: st.token, Data: buf[:r:r]}

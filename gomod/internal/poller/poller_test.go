@@ -1,0 +1,289 @@
+package poller
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// Tests of the contract in poller.go, run for every backend.
+
+func forBackends(t *testing.T, f func(t *testing.T, p Poller)) {
+	for _, name := range Backends() {
+		t.Run(name, func(t *testing.T) {
+			p, err := New(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			f(t, p)
+		})
+	}
+}
+
+// harvest waits up to 5 s until want completions arrived.
+func harvest(t *testing.T, p Poller, want int) []Completion {
+	t.Helper()
+	var got []Completion
+	batch := make([]Completion, 64)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d completions, want %d: %+v", len(got), want, got)
+		}
+		n, err := p.Wait(batch, 50*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range batch[:n] {
+			c.Data = append([]byte(nil), c.Data...) // valid only until the next Wait
+			got = append(got, c)
+		}
+	}
+	return got
+}
+
+// quiet checks that no completion arrives for a while.
+func quiet(t *testing.T, p Poller) {
+	t.Helper()
+	batch := make([]Completion, 8)
+	if n, _ := p.Wait(batch, 50*time.Millisecond); n != 0 {
+		t.Fatalf("unexpected completions: %+v", batch[:n])
+	}
+}
+
+// pair returns a socket accepted through p (registered, token 7) and the
+// client end.
+func pair(t *testing.T, p Poller) (Sock, net.Conn) {
+	t.Helper()
+	l, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), 16, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		p.Unregister(l) // its one posted accept has completed
+		CloseSock(l)
+	}()
+	if err := p.Listen(l, 1); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	p.PostAccept(l, 1)
+	c := harvest(t, p, 1)[0]
+	if c.Op != OpAccept || c.Err != nil || c.Token != 1 || c.Peer.String() != cli.LocalAddr().String() {
+		t.Fatalf("accept completion %+v", c)
+	}
+	if err := p.Register(c.Sock, 7); err != nil {
+		t.Fatal(err)
+	}
+	return c.Sock, cli
+}
+
+// release forgets and closes a socket with no operation outstanding.
+func release(p Poller, s Sock) {
+	p.Unregister(s)
+	CloseSock(s)
+}
+
+// TestRecvSeesEOFBehindData: data and the peer's FIN that arrived together
+// come as the data, then the end of stream.
+func TestRecvSeesEOFBehindData(t *testing.T) {
+	forBackends(t, func(t *testing.T, p Poller) {
+		s, cli := pair(t, p)
+		cli.Write([]byte("last words"))
+		cli.(*net.TCPConn).CloseWrite()
+		time.Sleep(20 * time.Millisecond) // both are queued before the first read
+		p.PostRecv(s, 1<<16)
+		if c := harvest(t, p, 1)[0]; c.Op != OpRecv || string(c.Data) != "last words" || c.Token != 7 {
+			t.Fatalf("first receive %+v", c)
+		}
+		p.PostRecv(s, 1<<16)
+		if c := harvest(t, p, 1)[0]; c.Op != OpRecv || len(c.Data) != 0 || c.Err != nil {
+			t.Fatalf("second receive %+v, want end of stream", c)
+		}
+		release(p, s)
+	})
+}
+
+// TestRecvRespectsMax: a receive never returns more than it was posted for.
+func TestRecvRespectsMax(t *testing.T) {
+	forBackends(t, func(t *testing.T, p Poller) {
+		s, cli := pair(t, p)
+		cli.Write(make([]byte, 1000))
+		total := 0
+		for total < 1000 {
+			p.PostRecv(s, 300)
+			c := harvest(t, p, 1)[0]
+			if len(c.Data) > 300 || len(c.Data) == 0 {
+				t.Fatalf("receive of %d bytes posted for 300", len(c.Data))
+			}
+			total += len(c.Data)
+		}
+		release(p, s)
+	})
+}
+
+// TestCancelCompletesEachOperationOnce: every outstanding operation
+// completes exactly once with ErrCanceled, and nothing after.
+func TestCancelCompletesEachOperationOnce(t *testing.T) {
+	forBackends(t, func(t *testing.T, p Poller) {
+		s, _ := pair(t, p)
+		p.PostRecv(s, 1<<16)
+		big := make([]byte, 64<<20) // more than the socket takes: the send stays posted
+		n, done, err := p.PostSend(s, [][]byte{big})
+		for err == nil && done && n < len(big) {
+			big = big[n:]
+			n, done, err = p.PostSend(s, [][]byte{big})
+		}
+		if err != nil || done {
+			t.Fatalf("send did not stay posted: %d %v %v", n, done, err)
+		}
+		p.Cancel(s)
+		got := harvest(t, p, 2)
+		ops := map[Op]int{}
+		for _, c := range got {
+			if !errors.Is(c.Err, ErrCanceled) || c.Token != 7 {
+				t.Errorf("completion %+v, want ErrCanceled", c)
+			}
+			ops[c.Op]++
+		}
+		if ops[OpRecv] != 1 || ops[OpSend] != 1 {
+			t.Fatalf("completions %v", ops)
+		}
+		quiet(t, p)
+		release(p, s)
+	})
+}
+
+// TestSendPartialThenCompletes: a send the socket cannot take at once
+// completes when the peer reads, with the count written.
+func TestSendPartialThenCompletes(t *testing.T) {
+	forBackends(t, func(t *testing.T, p Poller) {
+		s, cli := pair(t, p)
+		data := make([]byte, 32<<20)
+		for i := range data {
+			data[i] = byte(i)
+		}
+		read := make(chan int)
+		go func() {
+			got, _ := io.ReadAll(cli)
+			read <- len(got)
+		}()
+		rest := data
+		for len(rest) > 0 {
+			n, done, err := p.PostSend(s, [][]byte{rest[:len(rest)/2], rest[len(rest)/2:]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !done {
+				c := harvest(t, p, 1)[0]
+				if c.Op != OpSend || c.Err != nil || c.N <= 0 {
+					t.Fatalf("send completion %+v", c)
+				}
+				n = c.N
+			}
+			rest = rest[n:]
+		}
+		release(p, s)
+		if n := <-read; n != len(data) {
+			t.Errorf("peer got %d bytes of %d", n, len(data))
+		}
+	})
+}
+
+// TestFailedPostProducesNoCompletion: a connect that fails at the post
+// returns the error and nothing completes later.
+func TestFailedPostProducesNoCompletion(t *testing.T) {
+	forBackends(t, func(t *testing.T, p Poller) {
+		addr := netip.MustParseAddrPort("127.0.0.1:9")
+		s, err := NewConnectSocket(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer CloseSock(s)
+		p.Register(s, 9)
+		// A second connect on a socket already connecting fails at once.
+		if _, err := p.PostConnect(s, addr); err != nil {
+			t.Skip("first connect failed at once:", err)
+		}
+		got := harvest(t, p, 1)
+		if got[0].Op != OpConnect {
+			t.Fatalf("%+v", got[0])
+		}
+		if _, err := p.PostConnect(s, addr); err == nil {
+			t.Fatal("connect on a used socket succeeded")
+		}
+		quiet(t, p)
+		p.Unregister(s)
+	})
+}
+
+// TestAcceptBatch: n posted accepts complete at most n times, and the
+// rest wait for the next post.
+func TestAcceptBatch(t *testing.T) {
+	forBackends(t, func(t *testing.T, p Poller) {
+		l, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), 64, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer CloseSock(l)
+		p.Listen(l, 3)
+		for i := 0; i < 5; i++ {
+			c, err := net.Dial("tcp", addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+		}
+		p.PostAccept(l, 3)
+		got := harvest(t, p, 3)
+		quiet(t, p)
+		p.PostAccept(l, 3)
+		got = append(got, harvest(t, p, 2)...)
+		for _, c := range got {
+			if c.Op != OpAccept || c.Err != nil {
+				t.Fatalf("%+v", c)
+			}
+			CloseSock(c.Sock)
+		}
+		p.Cancel(l)
+		if c := harvest(t, p, 1)[0]; !errors.Is(c.Err, ErrCanceled) || c.Sock != NoSock {
+			t.Fatalf("canceled accept %+v", c)
+		}
+		quiet(t, p)
+		p.Unregister(l)
+	})
+}
+
+// TestWakeReturnsBlockedWait: Wake from another goroutine ends a Wait
+// blocked without a timeout.
+func TestWakeReturnsBlockedWait(t *testing.T) {
+	forBackends(t, func(t *testing.T, p Poller) {
+		done := make(chan struct{})
+		go func() {
+			p.Wait(make([]Completion, 4), -1)
+			close(done)
+		}()
+		time.Sleep(20 * time.Millisecond)
+		p.Wake()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Wake did not end the Wait")
+		}
+	})
+}
+
+func TestUnknownBackend(t *testing.T) {
+	var ub *UnknownBackendError
+	if _, err := New("kqueue"); !errors.As(err, &ub) {
+		t.Fatalf("New(kqueue): %v", err)
+	}
+}
