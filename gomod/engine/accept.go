@@ -61,10 +61,10 @@ func (m *Manager) newConn(fd poller.Sock, peer netip.AddrPort, outbound bool) *C
 
 // drop closes a connection the application never saw.
 func (m *Manager) drop(c *Conn) {
-	poller.CloseSock(c.fd)
 	c.mu.Lock()
 	c.freed = true
 	c.mu.Unlock()
+	poller.CloseSock(c.fd)
 	m.table.remove(c)
 	m.nconns.Add(-1)
 }

@@ -84,6 +84,13 @@ func (w *worker) settle(c *Conn) {
 // finalize frees the connection's resources, exactly once, after its last
 // outstanding operation has completed.
 func (w *worker) finalize(c *Conn) {
+	c.mu.Lock()
+	c.freed = true
+	dropped := c.sendq.len()
+	c.sendq.reset()
+	paused := c.paused
+	c.paused = false
+	c.mu.Unlock()
 	if c.registered {
 		w.p.Unregister(c.fd)
 		c.registered = false
@@ -93,13 +100,6 @@ func (w *worker) finalize(c *Conn) {
 	} else {
 		poller.CloseSock(c.fd)
 	}
-	c.mu.Lock()
-	c.freed = true
-	dropped := c.sendq.len()
-	c.sendq.reset()
-	paused := c.paused
-	c.paused = false
-	c.mu.Unlock()
 	w.m.pendingSend.Add(-int64(dropped))
 	if paused {
 		w.m.pausedReading.Add(-1)

@@ -97,11 +97,11 @@ func (c *Conn) Peer() netip.AddrPort { return c.peer }
 func (c *Conn) Local() netip.AddrPort {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.local.IsValid() && !c.freed && c.listener != nil {
-		if a := c.listener.addr; !a.Addr().IsUnspecified() {
-			c.local = a
-		} else if a, err := poller.LocalAddr(c.fd); err == nil {
-			c.local = a
+	if !c.local.IsValid() && !c.freed {
+		if c.listener != nil && !c.listener.addr.Addr().IsUnspecified() {
+			c.local = c.listener.addr
+		} else if a, err := poller.LocalAddr(c.fd); err == nil && a.Port() != 0 {
+			c.local = a // the socket is not closed while c.mu is held and c.freed unset
 		}
 	}
 	return c.local

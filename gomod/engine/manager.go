@@ -121,8 +121,9 @@ func (m *Manager) Backend() string { return m.backend }
 // Workers is the number of workers.
 func (m *Manager) Workers() int { return len(m.workers) }
 
-// Connections is the number of open connections.
-func (m *Manager) Connections() int { return m.table.len() }
+// Connections is the number of open connections (a closed one stops
+// counting when it is freed, before its slot is: see close.go).
+func (m *Manager) Connections() int { return int(m.nconns.Load()) }
 
 // Get finds a connection by id; nil once it is gone.
 func (m *Manager) Get(id uint64) *Conn { return m.table.get(id) }

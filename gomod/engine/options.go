@@ -1,6 +1,10 @@
 package engine
 
-import "time"
+import (
+	"time"
+
+	"github.com/pyiocp/pyiocp/gomod/internal/poller"
+)
 
 // Defaults, the same in Go and Python.
 const (
@@ -173,3 +177,7 @@ func WithAccepts(n int) ListenOption {
 func WithReusePort(on bool) ListenOption {
 	return func(o *listenOptions) error { o.reusePort = on; return nil }
 }
+
+// Backends lists the completion port implementations this OS offers,
+// preferred first ("auto" picks the first).
+func Backends() []string { return poller.Backends() }

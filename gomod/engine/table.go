@@ -100,20 +100,3 @@ func (t *table) get(id uint64) *Conn {
 	defer t.mu.Unlock()
 	return t.byID[id]
 }
-
-func (t *table) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.byID)
-}
-
-// all returns the connections open now, for shutdown and statistics.
-func (t *table) all() []*Conn {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]*Conn, 0, len(t.byID))
-	for _, c := range t.byID {
-		out = append(out, c)
-	}
-	return out
-}

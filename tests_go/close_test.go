@@ -1,0 +1,206 @@
+package engine_test
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pyiocp/pyiocp/gomod/engine"
+)
+
+// TestOnCloseExactlyOnce ends connections every way they can end and checks
+// that OnClose comes exactly once for each, with the right error.
+func TestOnCloseExactlyOnce(t *testing.T) {
+	cases := []struct {
+		name  string
+		end   func(t *testing.T, m *engine.Manager, r *recorder, srv *engine.Conn, cli interface{ Close() error })
+		check func(t *testing.T, err error)
+	}{
+		{"client close", func(t *testing.T, m *engine.Manager, r *recorder, srv *engine.Conn, cli interface{ Close() error }) {
+			cli.Close()
+		}, wantNil},
+		{"conn close", func(t *testing.T, m *engine.Manager, r *recorder, srv *engine.Conn, cli interface{ Close() error }) {
+			srv.Close()
+			srv.Close()
+		}, wantNil},
+		{"conn abort", func(t *testing.T, m *engine.Manager, r *recorder, srv *engine.Conn, cli interface{ Close() error }) {
+			srv.Abort()
+			srv.Abort()
+			srv.Close()
+		}, wantNil},
+		{"concurrent close and abort", func(t *testing.T, m *engine.Manager, r *recorder, srv *engine.Conn, cli interface{ Close() error }) {
+			var wg sync.WaitGroup
+			for i := 0; i < 8; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					if i%2 == 0 {
+						srv.Close()
+					} else {
+						srv.Abort()
+					}
+				}(i)
+			}
+			wg.Wait()
+		}, wantNil},
+		{"manager shutdown", func(t *testing.T, m *engine.Manager, r *recorder, srv *engine.Conn, cli interface{ Close() error }) {
+			m.Shutdown(time.Second)
+		}, wantNil},
+	}
+	forBackends(t, func(t *testing.T, backend string) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				r := newRecorder()
+				m, addr := serve(t, r, backend)
+				cli := dial(t, addr)
+				srv := r.nextConn(t)
+				tc.end(t, m, r, srv, cli)
+				tc.check(t, r.waitClosed(t, srv.ID()))
+				if !srv.Closed() {
+					t.Error("Closed() is false after OnClose")
+				}
+				if err := srv.Send([]byte("x")); !errors.Is(err, engine.ErrClosed) {
+					t.Errorf("send after close: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond) // a second OnClose would come now
+				r.checkExactlyOnce(t)
+			})
+		}
+		t.Run("client reset", func(t *testing.T) {
+			r := newRecorder()
+			_, addr := serve(t, r, backend)
+			cli := dial(t, addr)
+			srv := r.nextConn(t)
+			resetClose(t, cli)
+			err := r.waitClosed(t, srv.ID())
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("OnClose error after a reset = %s, want ECONNRESET", describe(err))
+			}
+			r.checkExactlyOnce(t)
+		})
+		t.Run("many at once", func(t *testing.T) {
+			r := newRecorder()
+			m, addr := serve(t, r, backend, engine.WithWorkers(2))
+			for i := 0; i < 100; i++ {
+				c := dial(t, addr)
+				srv := r.nextConn(t)
+				switch i % 4 {
+				case 0:
+					c.Close()
+				case 1:
+					resetClose(t, c)
+				case 2:
+					srv.Close()
+				}
+			}
+			closeManager(t, m)
+			r.checkExactlyOnce(t)
+		})
+	})
+}
+
+func wantNil(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Errorf("OnClose error = %s, want nil", describe(err))
+	}
+}
+
+func TestSendAfterCloseFails(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		r := newRecorder()
+		_, addr := serve(t, r, backend)
+		dial(t, addr)
+		srv := r.nextConn(t)
+		srv.Close()
+		if err := srv.Send([]byte("late")); !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("send right after Close: %v", err)
+		}
+		r.waitClosed(t, srv.ID())
+		if err := srv.Send([]byte("later")); !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("send after OnClose: %v", err)
+		}
+		if err := srv.ShutdownWrite(); !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("ShutdownWrite after close: %v", err)
+		}
+		if err := srv.PauseReading(); !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("PauseReading after close: %v", err)
+		}
+	})
+}
+
+// TestGracefulCloseFlushes: Close after a large Send delivers every byte,
+// then end of stream.
+func TestGracefulCloseFlushes(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		r := newRecorder()
+		_, addr := serve(t, r, backend)
+		cli := dial(t, addr)
+		srv := r.nextConn(t)
+		payload := pattern(3<<20 + 7)
+		if err := srv.Send(payload); err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+		got, err := io.ReadAll(cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(payload) {
+			t.Fatalf("got %d bytes, want %d in order", len(got), len(payload))
+		}
+		wantNil(t, r.waitClosed(t, srv.ID()))
+	})
+}
+
+// TestManagerCloseFlushesThenTimesOut: a manager close flushes what peers
+// read, and resets (ErrCloseTimeout) a connection whose peer never reads.
+func TestManagerCloseFlushesThenTimesOut(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		checkLeaks(t)
+		r := newRecorder()
+		m, err := engine.New(r, engine.WithBackend(backend), engine.WithSendBufferLimit(64<<20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, _ := m.Listen(loopback)
+		m.Start()
+		reader := dial(t, l.Addr().String())
+		a := r.nextConn(t)
+		stuck := dial(t, l.Addr().String())
+		b := r.nextConn(t)
+		a.Send(pattern(1 << 20))
+		b.Send(pattern(32 << 20)) // far more than the kernel buffers hold
+		done := make(chan []byte)
+		go func() { got, _ := io.ReadAll(reader); done <- got }()
+		start := time.Now()
+		m.Close(300 * time.Millisecond)
+		if d := time.Since(start); d < 250*time.Millisecond || d > 3*time.Second {
+			t.Errorf("Close(300ms) took %v", d)
+		}
+		if got := <-done; string(got) != string(pattern(1<<20)) {
+			t.Errorf("reader got %d bytes", len(got))
+		}
+		wantNil(t, r.closeErrOf(a.ID()))
+		if err := r.closeErrOf(b.ID()); !errors.Is(err, engine.ErrCloseTimeout) {
+			t.Errorf("stuck connection closed with %s", describe(err))
+		}
+		stuck.Close()
+		r.checkExactlyOnce(t)
+		if s := m.Stats(); s.Connections != 0 || s.PendingSendBytes != 0 {
+			t.Errorf("after close: %+v", s)
+		}
+	})
+}
+
+// pattern is n deterministic bytes whose order a reader can check.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i>>8)
+	}
+	return b
+}

@@ -1,0 +1,137 @@
+package engine_test
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pyiocp/pyiocp/gomod/engine"
+)
+
+func TestConnectEcho(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		srv := newRecorder()
+		srv.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		_, addr := serve(t, srv, backend)
+		cli := newRecorder()
+		m, _ := serve(t, cli, backend)
+		c, err := m.Connect(netip.MustParseAddrPort(addr), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.Outbound() || c.Peer().String() != addr {
+			t.Errorf("outbound %v peer %v", c.Outbound(), c.Peer())
+		}
+		if err := c.Send([]byte("sent before connected")); err != nil {
+			t.Fatal(err)
+		}
+		if got := cli.nextConn(t); got != c {
+			t.Fatal("OnOpen for another connection")
+		}
+		eventually(t, "echo", func() bool { return string(cli.received(c.ID())) == "sent before connected" })
+		if !c.Local().IsValid() || c.Local().Port() == 0 {
+			t.Errorf("local address %v", c.Local())
+		}
+		c.Close()
+		wantNil(t, cli.waitClosed(t, c.ID()))
+		if s := m.Stats(); s.Connected != 1 {
+			t.Errorf("connected = %d", s.Connected)
+		}
+	})
+}
+
+func TestConnectRefused(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		addr := l.Addr().String()
+		l.Close()
+		r := newRecorder()
+		m, _ := serve(t, r, backend)
+		c, err := m.Connect(netip.MustParseAddrPort(addr), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.waitClosed(t, c.ID()); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("OnClose error %s, want ECONNREFUSED", describe(err))
+		}
+		time.Sleep(20 * time.Millisecond)
+		if opened, closed := r.counts(c.ID()); opened != 0 || closed != 1 {
+			t.Errorf("refused connection: OnOpen %d times, OnClose %d times", opened, closed)
+		}
+		if s := m.Stats(); s.Closed != 1 || s.Connected != 0 {
+			t.Errorf("stats %+v", s)
+		}
+	})
+}
+
+// TestConnectTimeout connects to a listener whose accept queue is full:
+// the kernel drops the SYN and the connect never completes on its own.
+func TestConnectTimeout(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		addr, release := fullListener(t)
+		defer release()
+		r := newRecorder()
+		m, _ := serve(t, r, backend)
+		start := time.Now()
+		c, err := m.Connect(addr, 200*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.waitClosed(t, c.ID())
+		if !errors.Is(err, engine.ErrConnectTimeout) {
+			t.Fatalf("OnClose error %s, want ErrConnectTimeout", describe(err))
+		}
+		if d := time.Since(start); d < 190*time.Millisecond || d > 2*time.Second {
+			t.Errorf("timed out after %v", d)
+		}
+		if s := m.Stats(); s.TimedOut != 1 {
+			t.Errorf("timed_out = %d", s.TimedOut)
+		}
+	})
+}
+
+// fullListener listens with a backlog of 0 and never accepts, after
+// filling the queue: a further connect hangs in SYN_SENT.
+func fullListener(t *testing.T) (netip.AddrPort, func()) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Listen(fd, 0)
+	sa, _ := syscall.Getsockname(fd)
+	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*syscall.SockaddrInet4).Port))
+	var fillers []net.Conn
+	for i := 0; i < 4; i++ {
+		c, err := net.DialTimeout("tcp", addr.String(), 100*time.Millisecond)
+		if err != nil {
+			break
+		}
+		fillers = append(fillers, c)
+	}
+	return addr, func() {
+		for _, c := range fillers {
+			c.Close()
+		}
+		syscall.Close(fd)
+	}
+}
+
+func TestConnectCloseBeforeConnected(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		addr, release := fullListener(t)
+		defer release()
+		r := newRecorder()
+		m, _ := serve(t, r, backend)
+		c, _ := m.Connect(addr, 0)
+		c.Close() // closes once connected: never, so
+		c.Abort() // the abort ends it
+		wantNil(t, r.waitClosed(t, c.ID()))
+	})
+}

@@ -1,0 +1,353 @@
+package engine_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pyiocp/pyiocp/gomod/engine"
+)
+
+// forBackends runs f once per backend this OS offers: every test that holds
+// for every backend is a matrix.
+func forBackends(t *testing.T, f func(t *testing.T, backend string)) {
+	for _, b := range engine.Backends() {
+		t.Run(b, func(t *testing.T) { f(t, b) })
+	}
+}
+
+var loopback = netip.MustParseAddrPort("127.0.0.1:0")
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// checkLeaks records descriptors and goroutines now and, at cleanup, fails
+// the test if they did not come back (after a short settle).
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	fds, gs := openFDs(t), runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			nf, ng := openFDs(t), runtime.NumGoroutine()
+			if nf <= fds && ng <= gs {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("leak: fds %d -> %d, goroutines %d -> %d\n%s", fds, nf, gs, ng, buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// serve starts a manager with h on a loopback listener and closes it (and
+// checks it leaked nothing and saw no stray completion) when the test ends.
+func serve(t *testing.T, h engine.Handler, backend string, opts ...engine.Option) (*engine.Manager, string) {
+	t.Helper()
+	checkLeaks(t)
+	m, err := engine.New(h, append([]engine.Option{engine.WithBackend(backend)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.Listen(loopback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeManager(t, m) })
+	return m, l.Addr().String()
+}
+
+func closeManager(t *testing.T, m *engine.Manager) {
+	t.Helper()
+	if err := m.Close(5 * time.Second); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	s := m.Stats()
+	if s.Stray != 0 {
+		t.Errorf("%d stray completions", s.Stray)
+	}
+	if s.Connections != 0 || s.PendingSendBytes != 0 || s.PausedReading != 0 {
+		t.Errorf("after close: %+v", s)
+	}
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// resetClose closes c with a reset (SO_LINGER 0).
+func resetClose(t *testing.T, c net.Conn) {
+	t.Helper()
+	if err := c.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
+
+// recorder is a handler that records what happened to every connection.
+type recorder struct {
+	mu       sync.Mutex
+	opened   map[uint64]int
+	closed   map[uint64]int
+	closeErr map[uint64]error
+	outbound map[uint64]bool
+	sent     map[uint64]int
+	got      map[uint64]*bytes.Buffer
+	order    map[uint64][]engine.EventKind
+	inCall   map[uint64]bool
+	overlap  int
+	conns    chan *engine.Conn
+	closes   chan uint64
+	drains   chan uint64
+	onRecv   func(c *engine.Conn, data []byte)
+	onOpen   func(c *engine.Conn)
+	onDrain  func(c *engine.Conn)
+}
+
+func newRecorder() *recorder {
+	return &recorder{
+		opened:   map[uint64]int{},
+		closed:   map[uint64]int{},
+		closeErr: map[uint64]error{},
+		outbound: map[uint64]bool{},
+		sent:     map[uint64]int{},
+		got:      map[uint64]*bytes.Buffer{},
+		order:    map[uint64][]engine.EventKind{},
+		inCall:   map[uint64]bool{},
+		conns:    make(chan *engine.Conn, 4096),
+		closes:   make(chan uint64, 4096),
+		drains:   make(chan uint64, 4096),
+	}
+}
+
+// enter/leave record callback order and catch two callbacks of one
+// connection running at once.
+func (r *recorder) enter(c *engine.Conn, k engine.EventKind) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inCall[c.ID()] {
+		r.overlap++
+	}
+	r.inCall[c.ID()] = true
+	r.order[c.ID()] = append(r.order[c.ID()], k)
+}
+
+func (r *recorder) leave(c *engine.Conn) {
+	r.mu.Lock()
+	r.inCall[c.ID()] = false
+	r.mu.Unlock()
+}
+
+func (r *recorder) OnOpen(c *engine.Conn) {
+	r.enter(c, engine.EventAccept)
+	defer r.leave(c)
+	r.mu.Lock()
+	r.opened[c.ID()]++
+	r.got[c.ID()] = new(bytes.Buffer)
+	r.mu.Unlock()
+	if r.onOpen != nil {
+		r.onOpen(c)
+	}
+	r.conns <- c
+}
+
+func (r *recorder) OnRecv(c *engine.Conn, data []byte) {
+	r.enter(c, engine.EventRecv)
+	defer r.leave(c)
+	r.mu.Lock()
+	r.got[c.ID()].Write(data)
+	r.mu.Unlock()
+	if r.onRecv != nil {
+		r.onRecv(c, data)
+	}
+}
+
+func (r *recorder) OnSend(c *engine.Conn, n int) {
+	r.enter(c, engine.EventSend)
+	defer r.leave(c)
+	r.mu.Lock()
+	r.sent[c.ID()] += n
+	r.mu.Unlock()
+}
+
+func (r *recorder) OnDrain(c *engine.Conn) {
+	r.enter(c, engine.EventDrain)
+	defer r.leave(c)
+	if r.onDrain != nil {
+		r.onDrain(c)
+	}
+	r.drains <- c.ID()
+}
+
+func (r *recorder) OnClose(c *engine.Conn, err error) {
+	r.enter(c, engine.EventClose)
+	defer r.leave(c)
+	r.mu.Lock()
+	r.closed[c.ID()]++
+	r.closeErr[c.ID()] = err
+	r.outbound[c.ID()] = c.Outbound()
+	r.mu.Unlock()
+	r.closes <- c.ID()
+}
+
+func (r *recorder) closeErrOf(id uint64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closeErr[id]
+}
+
+func (r *recorder) received(id uint64) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Clone(r.got[id].Bytes())
+}
+
+// counts is how often connection id was opened and closed.
+func (r *recorder) counts(id uint64) (opened, closed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.opened[id], r.closed[id]
+}
+
+func (r *recorder) receivedLen(id uint64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.got[id].Len()
+}
+
+func (r *recorder) sentTo(id uint64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sent[id]
+}
+
+// nextConn waits for the next opened connection.
+func (r *recorder) nextConn(t *testing.T) *engine.Conn {
+	t.Helper()
+	select {
+	case c := <-r.conns:
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection opened")
+	}
+	return nil
+}
+
+// waitClosed waits for connection id's OnClose.
+func (r *recorder) waitClosed(t *testing.T, id uint64) error {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		r.mu.Lock()
+		n, err := r.closed[id], r.closeErr[id]
+		r.mu.Unlock()
+		if n > 0 {
+			return err
+		}
+		select {
+		case <-r.closes:
+		case <-deadline:
+			t.Fatalf("connection %d never closed", id)
+		}
+	}
+}
+
+// checkExactlyOnce fails unless every opened connection was closed exactly
+// once (an outbound one that never connected: closed once, never opened),
+// and no two callbacks of one connection ever ran at once.
+func (r *recorder) checkExactlyOnce(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, n := range r.opened {
+		if n != 1 || r.closed[id] != 1 {
+			t.Errorf("connection %d: opened %d, closed %d times", id, n, r.closed[id])
+		}
+	}
+	for id, n := range r.closed {
+		if r.opened[id] == 0 && (!r.outbound[id] || n != 1) {
+			t.Errorf("connection %d closed %d times, never opened", id, n)
+		}
+	}
+	if r.overlap != 0 {
+		t.Errorf("%d callbacks overlapped another of the same connection", r.overlap)
+	}
+}
+
+// echoHandler sends every byte back.
+type echoHandler struct{ engine.NopHandler }
+
+func (echoHandler) OnRecv(c *engine.Conn, data []byte) { c.Send(data) }
+
+// roundTrip writes msg on c and reads it back; safe from any goroutine.
+func roundTrip(c net.Conn, msg []byte) error {
+	errc := make(chan error, 1)
+	go func() { _, err := c.Write(msg); errc <- err }()
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("read echo: %w", err)
+	}
+	if err := <-errc; err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if !bytes.Equal(got, msg) {
+		return fmt.Errorf("echo of %d bytes differs", len(msg))
+	}
+	return nil
+}
+
+// eventually polls cond for up to 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func isTimeout(err error) bool { return errors.Is(err, engine.ErrTimeout) }
+
+func describe(err error) string { return fmt.Sprintf("%T %v", err, err) }
+
+func dialErr(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }
+
+// roundTripThrough has srv send a line and checks c receives it.
+func roundTripThrough(srv *engine.Conn, c net.Conn) error {
+	if err := srv.Send([]byte("hello")); err != nil {
+		return err
+	}
+	b := make([]byte, 5)
+	_, err := io.ReadFull(c, b)
+	return err
+}

@@ -1,0 +1,123 @@
+package engine_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pyiocp/pyiocp/gomod/engine"
+)
+
+// TestAcceptTimeout: connected-but-silent peers are closed with
+// ErrAcceptTimeout while a talking client is served.
+func TestAcceptTimeout(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		r := newRecorder()
+		r.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		m, addr := serve(t, r, backend, engine.WithAcceptTimeout(150*time.Millisecond))
+		var silent []*engine.Conn
+		for i := 0; i < 20; i++ {
+			dial(t, addr)
+			silent = append(silent, r.nextConn(t))
+		}
+		talker := dial(t, addr)
+		tc := r.nextConn(t)
+		for i := 0; i < 10; i++ {
+			if err := roundTrip(talker, []byte("still here")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+		for _, c := range silent {
+			if err := r.waitClosed(t, c.ID()); !errors.Is(err, engine.ErrAcceptTimeout) || !isTimeout(err) {
+				t.Fatalf("silent connection closed with %s", describe(err))
+			}
+		}
+		if tc.Closed() {
+			t.Fatal("the talking client was closed")
+		}
+		if s := m.Stats(); s.TimedOut != 20 {
+			t.Errorf("timed_out = %d, want 20", s.TimedOut)
+		}
+	})
+}
+
+// TestIdleTimeout: a connection quiet for idle_timeout is closed; one that
+// keeps talking is not.
+func TestIdleTimeout(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		r := newRecorder()
+		r.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		_, addr := serve(t, r, backend, engine.WithIdleTimeout(150*time.Millisecond))
+		quiet := dial(t, addr)
+		qc := r.nextConn(t)
+		busy := dial(t, addr)
+		bc := r.nextConn(t)
+		if err := roundTrip(quiet, []byte("once")); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		for time.Since(start) < 400*time.Millisecond {
+			if err := roundTrip(busy, []byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := r.waitClosed(t, qc.ID()); !errors.Is(err, engine.ErrIdleTimeout) {
+			t.Fatalf("quiet connection closed with %s", describe(err))
+		}
+		if bc.Closed() {
+			t.Fatal("the busy connection was closed")
+		}
+		if _, err := io.ReadAll(quiet); err != nil && !isReset(err) {
+			t.Errorf("quiet peer read: %v", err)
+		}
+	})
+}
+
+func isReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op)
+}
+
+// TestMaxConnections: connections over the cap are closed at once, never
+// announced, counted as rejected; service continues once one closes.
+func TestMaxConnections(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		r := newRecorder()
+		r.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		m, addr := serve(t, r, backend, engine.WithMaxConnections(3))
+		var kept []net.Conn
+		for i := 0; i < 3; i++ {
+			c := dial(t, addr)
+			r.nextConn(t)
+			kept = append(kept, c)
+		}
+		for i := 0; i < 5; i++ {
+			// The reset may even beat the end of the client's connect.
+			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+			if err != nil {
+				continue
+			}
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, err := c.Read(make([]byte, 1))
+			c.Close()
+			if err == nil {
+				t.Fatalf("over the cap: read %d bytes", n)
+			}
+		}
+		eventually(t, "rejected count", func() bool { return m.Stats().Rejected == 5 })
+		if s := m.Stats(); s.Accepted != 3 || s.Connections != 3 {
+			t.Errorf("stats %+v", s)
+		}
+		kept[0].Close()
+		eventually(t, "a slot frees", func() bool { return m.Stats().Connections == 2 })
+		c := dial(t, addr)
+		r.nextConn(t)
+		if err := roundTrip(c, []byte("served again")); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
