@@ -598,8 +598,9 @@ static PyObject *Engine_poll(EngineObject *self, PyObject *args)
             flush_logs(self);
         if (n > 0 || quit) {
             list = PyList_New(0);
-            for (int i = 0; list && i < n; i++) {
-                PyObject *item = completion(self, &evs[i]);
+            for (int i = 0; i < n; i++) {
+                int taken = list != NULL; /* completion() settled evs[i] */
+                PyObject *item = taken ? completion(self, &evs[i]) : NULL;
                 if (!item || (item != Py_None && PyList_Append(list, item) < 0)) {
                     /* Settle the rest of the batch so no reference leaks,
                      * then raise the first error. */
@@ -607,7 +608,7 @@ static PyObject *Engine_poll(EngineObject *self, PyObject *args)
                     Py_XDECREF(item);
                     Py_CLEAR(list);
                     PyErr_Fetch(&t, &v, &tb);
-                    for (int j = i + 1; j < n; j++) {
+                    for (int j = taken ? i + 1 : i; j < n; j++) {
                         Py_XDECREF(completion(self, &evs[j]));
                         PyErr_Clear();
                     }
