@@ -22,7 +22,13 @@ func (w *worker) closeGracefully(c *Conn) {
 	}
 	c.markClosing(closeGraceful)
 	if c.state == stateConnecting {
-		return // closes once connected (connected sees the request)
+		c.mu.Lock()
+		pending := c.sendq.len() > 0
+		c.mu.Unlock()
+		if !pending {
+			w.abort(c, nil, false) // nothing to deliver: stop connecting now
+		}
+		return // with bytes queued: closes once connected and flushed
 	}
 	c.state = stateClosing
 	w.schedule(c)
