@@ -17,15 +17,29 @@ from typing import List, Optional
 from . import _pyiocp
 from ._handler import Handler
 from ._manager import SocketManager
+from .errors import BufferFull
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class EchoHandler(Handler):
-    """Sends every byte back."""
+    """Sends every byte back. A peer that writes far ahead of what it reads
+    fills the send buffer: then reading pauses until the buffer drains, so
+    the peer is slowed down by TCP instead of cut off."""
 
     def on_recv(self, conn, data):  # type: ignore[no-untyped-def]
-        conn.send(data)
+        try:
+            conn.send(data)
+        except BufferFull:
+            conn.unsent = data
+            conn.pause_reading()
+
+    def on_drain(self, conn):  # type: ignore[no-untyped-def]
+        data = getattr(conn, "unsent", None)
+        if data is not None:
+            conn.unsent = None
+            conn.send(data)
+            conn.resume_reading()
 
 
 def _positive(kind: type):  # type: ignore[no-untyped-def]

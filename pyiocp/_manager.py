@@ -28,6 +28,13 @@ DEFAULT_BACKLOG = 1024
 DEFAULT_ACCEPTS = 16
 MAX_WORKERS = 256
 MAX_ACCEPTS = 1024
+MAX_BUFFER = 1 << 40  # a buffer limit past a TiB is a typo
+MAX_CONNECTIONS = 1 << 31
+MAX_BACKLOG = (1 << 31) - 1
+MAX_CONN_ID = (1 << 64) - 1
+# Timeouts longer than this (about 31 years) are typos; None or math.inf
+# mean no timeout.
+MAX_SECONDS = 1e9
 # Waiting for workers after close(timeout): the grace period for handlers
 # still running their last batch.
 JOIN_GRACE = 2.0
@@ -56,14 +63,22 @@ def _int_arg(name: str, value: Any, lo: int, hi: Optional[int] = None) -> int:
     return value
 
 
-def _seconds_ns(name: str, value: Any) -> int:
-    """A timeout in seconds (None: none) as nanoseconds (0: none)."""
-    if value is None:
-        return 0
+def _seconds(name: str, value: Any) -> float:
+    """A number of seconds, checked: math.inf is allowed (no limit)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     if math.isnan(value) or value < 0:
         raise ValueError(f"{name}={value}: must be a non-negative number of seconds")
+    if value > MAX_SECONDS and not math.isinf(value):
+        raise ValueError(f"{name}={value}: must be at most {MAX_SECONDS:g} seconds (None or math.inf: no limit)")
+    return float(value)
+
+
+def _seconds_ns(name: str, value: Any) -> int:
+    """A timeout in seconds (None or math.inf: none) as nanoseconds (0: none)."""
+    if value is None:
+        return 0
+    value = _seconds(name, value)
     if math.isinf(value):
         return 0
     return max(1, int(value * 1e9))
@@ -134,12 +149,12 @@ class SocketManager:
             raise ValueError(f"workers={workers}: poll() mode (handler=None) runs one worker")
         if not isinstance(backend, str):
             raise TypeError(f"backend must be a str, not {type(backend).__name__}")
-        recv_buffer_limit = _int_arg("recv_buffer_limit", recv_buffer_limit, 1)
-        send_buffer_limit = _int_arg("send_buffer_limit", send_buffer_limit, 1)
+        recv_buffer_limit = _int_arg("recv_buffer_limit", recv_buffer_limit, 1, MAX_BUFFER)
+        send_buffer_limit = _int_arg("send_buffer_limit", send_buffer_limit, 1, MAX_BUFFER)
         low = -1
         if send_low_watermark is not None:
             low = _int_arg("send_low_watermark", send_low_watermark, 0, send_buffer_limit - 1)
-        cap = 0 if max_connections is None else _int_arg("max_connections", max_connections, 1)
+        cap = 0 if max_connections is None else _int_arg("max_connections", max_connections, 1, MAX_CONNECTIONS)
         self._handler = handler
         self._workers = workers
         self._engine = _pyiocp.Engine(
@@ -176,7 +191,7 @@ class SocketManager:
         reuse_port: bool = False,
     ) -> Listener:
         """Listen on host:port (port 0 picks a free port: see .address)."""
-        backlog = _int_arg("backlog", backlog, 1)
+        backlog = _int_arg("backlog", backlog, 1, MAX_BACKLOG)
         accepts = _int_arg("accepts", accepts, 1, MAX_ACCEPTS)
         if not isinstance(reuse_port, bool):
             raise TypeError(f"reuse_port must be a bool, not {type(reuse_port).__name__}")
@@ -222,31 +237,20 @@ class SocketManager:
                 for i in range(1, self._workers):
                     self._spawn(i)
                 done = self._claim(0)
-        if started:
-            self._wait_closed()
-            return
-        ident = threading.get_ident()
-        self._worker_idents.add(ident)
         try:
-            self._engine.run_worker(0, threading.current_thread() is threading.main_thread())
+            if started:
+                self._wait_workers()
+            else:
+                self._drive(0, done, threading.current_thread() is threading.main_thread())
         except BaseException:
-            self._worker_idents.discard(ident)
-            done.set()
             self.close()
             raise
-        finally:
-            self._worker_idents.discard(ident)
-            done.set()
 
-    def _wait_closed(self) -> None:
-        """serve_forever() after start(): wait for the workers to end, waking
-        for signal handlers (Ctrl-C closes, as in serve_forever)."""
-        try:
-            while not all(ev.wait(0.1) for ev in list(self._driven.values())):
-                pass
-        except BaseException:
-            self.close()
-            raise
+    def _wait_workers(self) -> None:
+        """serve_forever() after start(): wait until the workers end, waking
+        for signal handlers."""
+        while not all(ev.wait(0.1) for ev in list(self._driven.values())):
+            pass
 
     def _claim(self, worker: int) -> threading.Event:
         done = threading.Event()
@@ -254,21 +258,45 @@ class SocketManager:
         return done
 
     def _spawn(self, worker: int) -> None:
-        done = threading.Event()
-        self._driven[worker] = done
+        done = self._claim(worker)
         t = threading.Thread(target=self._run, args=(worker, done), name=f"pyiocp-worker-{worker}", daemon=True)
         self._threads.append(t)
         t.start()
 
     def _run(self, worker: int, done: threading.Event) -> None:
-        self._worker_idents.add(threading.get_ident())
         try:
-            self._engine.run_worker(worker, False)
+            self._drive(worker, done, False)
         except BaseException as exc:  # the loop itself failed: say so, never die silently
             _report(f"worker {worker} stopped", exc)
+
+    def _drive(self, worker: int, done: threading.Event, is_main: bool) -> None:
+        """Run a worker's loop on this thread until the worker ends after
+        close() (or Ctrl-C stops the main thread), then release the engine if
+        it was the last one. A close() from a callback on this thread only
+        starts the close: this thread cannot wait for itself."""
+        ident = threading.get_ident()
+        self._worker_idents.add(ident)
+        try:
+            self._engine.run_worker(worker, is_main)
         finally:
-            self._worker_idents.discard(threading.get_ident())
+            self._worker_idents.discard(ident)
             done.set()
+            self._finish()
+
+    def _finish(self) -> None:
+        """Release the engine once every worker has ended after close()."""
+        with self._lock:
+            if self._state != "closing" or len(self._driven) < self._workers:
+                return
+            if not all(ev.is_set() for ev in self._driven.values()):
+                return
+            # Set before the release, so stats() from another thread never
+            # finds neither the engine nor the final figures.
+            self._final_stats = self._engine.stats()
+            if self._engine.release():
+                self._state = "closed"
+            else:
+                self._final_stats = None
 
     def _check_can_run(self) -> None:
         if self._handler is None:
@@ -290,9 +318,10 @@ class SocketManager:
         if self._handler is not None:
             raise ValueError("this manager has a handler: its workers deliver the events")
         max = _int_arg("max", max, 1, 1 << 16)
-        timeout_ns = -1 if timeout is None else _seconds_ns("timeout", timeout)
-        if timeout is not None and timeout_ns == 0 and timeout == 0:
-            timeout_ns = 0
+        timeout_ns = -1
+        if timeout is not None:
+            seconds = _seconds("timeout", timeout)
+            timeout_ns = -1 if math.isinf(seconds) else int(seconds * 1e9)
         self._check_open()
         return self._engine.poll(timeout_ns, max, threading.current_thread() is threading.main_thread())
 
@@ -307,10 +336,17 @@ class SocketManager:
     def stats(self) -> Dict[str, Any]:
         """Counters: connections, accepted, connected, closed, rejected,
         timed_out, bytes_in, bytes_out, pending_send_bytes, paused_reading,
-        completions, workers, backend, and more."""
-        if self._final_stats is not None:
-            return dict(self._final_stats)
-        return self._engine.stats()
+        completions, workers, backend, and more. After close(), the final
+        figures."""
+        final = self._final_stats
+        if final is None:
+            try:
+                return self._engine.stats()
+            except ManagerClosed:
+                final = self._final_stats  # released just now
+                if final is None:
+                    raise
+        return dict(final)
 
     @property
     def connections(self) -> int:
@@ -319,7 +355,7 @@ class SocketManager:
 
     def get(self, conn_id: int) -> Any:
         """The open Connection with this id, or None."""
-        _int_arg("conn_id", conn_id, 0)
+        _int_arg("conn_id", conn_id, 0, MAX_CONN_ID)
         if self._state == "closed":
             return None
         return self._engine.get(conn_id)
@@ -334,42 +370,33 @@ class SocketManager:
 
     def close(self, timeout: float = 5.0) -> None:
         """Close gracefully: stop accepting, flush pending bytes (resetting
-        connections still flushing after timeout seconds), deliver every
-        on_close, stop the workers. Idempotent; from inside a callback it
-        starts the close and returns."""
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
-            raise ValueError(f"timeout={timeout!r}: must be a non-negative number of seconds")
+        connections still flushing after timeout seconds; math.inf: no
+        limit), deliver every on_close, stop the workers. Idempotent. From
+        inside a callback it starts the close and returns; the workers end
+        after their batch. Workers nobody runs (a manager never started, or
+        poll() mode) are run to their end by the calling thread, so pending
+        callbacks run there."""
+        seconds = _seconds("timeout", timeout)
         with self._lock:
             if self._state == "closed":
                 return
-            first = self._state != "closing"
-            self._state = "closing"
-            if first:
-                self._engine.shutdown(int(min(timeout, 1e9) * 1e9))
-            # Workers nobody runs are driven to their end by this thread.
+            if self._state != "closing":
+                self._state = "closing"
+                self._engine.shutdown(int(min(seconds, MAX_SECONDS) * 1e9))
             todo = [i for i in range(self._workers) if i not in self._driven or self._driven[i].is_set()]
             for i in todo:
                 self._claim(i)
         if threading.get_ident() in self._worker_idents:
-            return  # inside a callback: this worker finishes after its batch
+            return
         for i in todo:
-            done = self._driven[i]
-            try:
-                self._engine.run_worker(i, False)
-            finally:
-                done.set()
-        deadline = time.monotonic() + timeout + JOIN_GRACE
+            self._drive(i, self._driven[i], False)
+        deadline = time.monotonic() + seconds + JOIN_GRACE
         for ev in list(self._driven.values()):
-            if not ev.wait(max(0.0, deadline - time.monotonic())):
-                logger.warning("close(): a worker is still in a callback after %.1f s; not waiting", timeout)
+            if not ev.wait(None if math.isinf(seconds) else max(0.0, deadline - time.monotonic())):
+                logger.warning("close(): a worker is still in a callback %.1f s after the timeout; not waiting",
+                               JOIN_GRACE)
                 return
-        with self._lock:
-            if self._state == "closed":
-                return
-            stats = self._engine.stats()
-            if self._engine.release():
-                self._final_stats = stats
-                self._state = "closed"
+        self._finish()
         for t in self._threads:
             t.join(0.5)
 

@@ -1,0 +1,195 @@
+"""Helpers of the Python tests: recording handlers and blocking clients."""
+
+from __future__ import annotations
+
+import collections
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import pyiocp
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = str(REPO / ".venv" / "bin" / "python")
+if not Path(PYTHON).exists():  # pragma: no cover - run from another venv
+    PYTHON = sys.executable
+
+LOOPBACK = "127.0.0.1"
+WAIT = 5.0  # default bound on any wait for a callback
+
+
+class Recorder(pyiocp.Handler):
+    """Records every callback (those of the base Handler's mandatory set;
+    subclasses add on_send / on_drain / on_eof only when a test needs them,
+    since overriding one changes which events the engine produces).
+
+    events: list of (kind, conn_id, arg, thread_name) in arrival order.
+    """
+
+    echo = False  # echo what inbound connections send
+
+    def __init__(self, echo: Optional[bool] = None) -> None:
+        if echo is not None:
+            self.echo = echo
+        self.cond = threading.Condition()
+        self.events: List[tuple] = []
+        self.conns: Dict[int, Any] = {}
+        self.data: Dict[int, bytearray] = collections.defaultdict(bytearray)
+        self.closes: Dict[int, List[Optional[BaseException]]] = collections.defaultdict(list)
+        self.posts: List[Any] = []
+        self.errors: List[tuple] = []
+        self.inbound: set = set()
+
+    # -- recording
+    def record(self, kind: str, conn: Any, arg: Any = None) -> None:
+        with self.cond:
+            cid = conn.id if conn is not None else None
+            if conn is not None:
+                self.conns.setdefault(cid, conn)
+            self.events.append((kind, cid, arg, threading.current_thread().name))
+            self.cond.notify_all()
+
+    def wait(self, pred: Callable[[], bool], timeout: float = WAIT, what: str = "") -> None:
+        with self.cond:
+            if not self.cond.wait_for(pred, timeout):
+                raise AssertionError(f"timed out after {timeout} s waiting for {what or pred}; "
+                                     f"events: {self.events[-20:]}")
+
+    def kinds(self, cid: Optional[int] = None) -> List[str]:
+        with self.cond:
+            return [k for k, c, _, _ in self.events if cid is None or c == cid]
+
+    def count(self, kind: str) -> int:
+        with self.cond:
+            return sum(1 for k, *_ in self.events if k == kind)
+
+    def wait_count(self, kind: str, n: int, timeout: float = WAIT) -> None:
+        self.wait(lambda: sum(1 for k, *_ in self.events if k == kind) >= n, timeout, f"{n} x {kind}")
+
+    def wait_closed(self, cid: int, timeout: float = WAIT) -> Optional[BaseException]:
+        self.wait(lambda: cid in self.closes, timeout, f"on_close of {cid}")
+        return self.closes[cid][0]
+
+    def wait_all_closed(self, n: Optional[int] = None, timeout: float = WAIT) -> None:
+        """Every connection seen (at least n of them) has had its on_close."""
+        def done():
+            return (n is None or len(self.conns) >= n) and all(c in self.closes for c in self.conns)
+        self.wait(done, timeout, "every on_close")
+
+    def first_conn(self, kind: str = "accept", timeout: float = WAIT) -> Any:
+        self.wait(lambda: any(k == kind for k, *_ in self.events), timeout, kind)
+        with self.cond:
+            cid = next(c for k, c, *_ in self.events if k == kind)
+            return self.conns[cid]
+
+    # -- callbacks
+    def on_accept(self, conn):
+        with self.cond:
+            self.inbound.add(conn.id)
+        self.record("accept", conn)
+
+    def on_connect(self, conn):
+        self.record("connect", conn)
+
+    def on_recv(self, conn, data):
+        with self.cond:
+            self.data[conn.id] += data
+        self.record("recv", conn, len(data))
+        if self.echo and conn.id in self.inbound:
+            conn.send(data)
+
+    def on_close(self, conn, error):
+        with self.cond:
+            self.closes[conn.id].append(error)
+        self.record("close", conn, error)
+
+    def on_post(self, payload):
+        with self.cond:
+            self.posts.append(payload)
+        self.record("post", None, payload)
+
+    def on_error(self, conn, exc):
+        super().on_error(conn, exc)  # logs and closes; recorded once done
+        with self.cond:
+            self.errors.append((conn, exc))
+        self.record("error", conn, exc)
+
+
+class Echo(pyiocp.Handler):
+    def on_recv(self, conn, data):
+        conn.send(data)
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def fd_list() -> Dict[int, str]:
+    """This process's open descriptors and what they are."""
+    out = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass  # the descriptor listdir itself used
+    return out
+
+
+def worker_threads() -> List[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("pyiocp-worker-") and t.is_alive()]
+
+
+def client(address, timeout: float = WAIT) -> socket.socket:
+    s = socket.create_connection(address, timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            raise AssertionError(f"EOF after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_until_eof(sock: socket.socket) -> bytes:
+    buf = bytearray()
+    while True:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = WAIT, interval: float = 0.005, what: str = "") -> None:
+    """For state without a callback to wait on (stats counters, socket
+    buffers): poll pred until it holds."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or pred}")
+        time.sleep(interval)
+
+
+def set_linger_reset(sock: socket.socket) -> None:
+    """close() of this socket sends RST instead of FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def small_rcvbuf_client(address, rcvbuf: int = 4096, timeout: float = WAIT) -> socket.socket:
+    """A client whose receive buffer is small, so that a server sending to
+    it fills up quickly."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(timeout)
+    s.connect(address)
+    return s

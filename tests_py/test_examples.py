@@ -1,0 +1,76 @@
+"""The example servers, run as a user runs them, over real sockets."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from iocp_helpers import PYTHON, recv_exactly, small_rcvbuf_client
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(argv):
+    """Start a server printing 'listening on HOST:PORT'; return it and the port."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    m = re.search(r"listening on [\d.]+:(\d+)", line)
+    if not m:
+        proc.kill()
+        pytest.fail(f"no listening line: {line!r} {proc.stderr.read()}")
+    return proc, int(m.group(1))
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGINT)
+    try:
+        assert proc.wait(10) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+SERVERS = {
+    "examples/echo.py": [PYTHON, "examples/echo.py", "--port", "0"],
+    "python -m pyiocp echo": [PYTHON, "-m", "pyiocp", "echo", "--port", "0"],
+}
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_echo_server_keeps_a_peer_that_writes_far_ahead(name):
+    """A peer that writes 16 MiB and only starts reading half a second
+    later, through a small receive buffer: the server's 4 MiB send buffer
+    fills up, and the server pauses reading instead of dropping the peer;
+    every byte comes back in order."""
+    proc, port = start(SERVERS[name])
+    try:
+        payload = bytes(range(256)) * (16 << 12)
+        with small_rcvbuf_client(("127.0.0.1", port), timeout=30) as s:
+            writer = threading.Thread(target=s.sendall, args=(payload,))
+            writer.start()
+            time.sleep(0.5)
+            got = recv_exactly(s, len(payload))
+            writer.join(30)
+        assert got == payload
+    finally:
+        stop(proc)
+
+
+def test_example_echo_with_the_load_generator():
+    proc, port = start(SERVERS["examples/echo.py"])
+    try:
+        r = subprocess.run([PYTHON, "-m", "pyiocp", "bench", "--port", str(port), "--conns", "20",
+                            "--duration", "1", "--warmup", "0.2"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert re.search(r"mismatches\s+0", r.stdout)
+    finally:
+        stop(proc)

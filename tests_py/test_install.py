@@ -1,0 +1,102 @@
+"""A user's install: pip install of a copy of the source tree into a fresh
+venv (Debian's /usr/bin/python3, --system-site-packages for setuptools and
+wheel, no index), then pyiocp works from outside the source tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from iocp_helpers import REPO
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+# What a build needs: the packaging files, the Go module and the package.
+SOURCES = ["setup.py", "pyproject.toml", "go.mod", "go.sum", "README.md", "gomod", "pyiocp"]
+
+
+def _go_env() -> dict:
+    env = dict(os.environ)
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    env["PATH"] = env.get("PATH", "") + os.pathsep + str(Path(go).parent)
+    if "GOCACHE" not in env:  # reuse the developer's build cache
+        r = subprocess.run([go, "env", "GOCACHE"], capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout.strip():
+            env["GOCACHE"] = r.stdout.strip()
+    for var in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
+        env.pop(var, None)
+    return env
+
+
+def _copy_sources(dst: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.pyd", "_pyiocp*.h", "*_test.go")
+    for name in SOURCES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, dst / name)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(not Path(SYSTEM_PYTHON).exists(), reason="needs Debian's /usr/bin/python3")
+def test_pip_install_into_a_fresh_venv(tmp_path):
+    env = _go_env()
+    src = tmp_path / "src"
+    src.mkdir()
+    _copy_sources(src)
+    venv = tmp_path / "venv"
+    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--system-site-packages", str(venv)], check=True, env=env,
+                   timeout=60)
+    py = venv / "bin" / "python"
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps", "--no-index",
+                        str(src)], capture_output=True, text=True, env=env, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    work = tmp_path / "elsewhere"  # outside both the source tree and its copy
+    work.mkdir()
+    script = textwrap.dedent("""
+        import json, socket, sys, pathlib, importlib.metadata as md
+        import pyiocp
+
+        class Echo(pyiocp.Handler):
+            def on_recv(self, conn, data):
+                conn.send(data)
+
+        with pyiocp.SocketManager(Echo()) as mgr:
+            lst = mgr.listen("127.0.0.1", 0)
+            mgr.start()
+            with socket.create_connection(lst.address, timeout=5) as s:
+                s.sendall(b"installed")
+                got = b""
+                while len(got) < 9:
+                    got += s.recv(9 - len(got))
+        pkg = pathlib.Path(pyiocp.__file__).parent
+        plugins = [e.value for e in md.entry_points(group="pytest11") if e.name == "pyiocp"]
+        print(json.dumps({
+            "echo": got.decode(),
+            "file": pyiocp.__file__,
+            "typed": (pkg / "py.typed").exists(),
+            "stub": (pkg / "_pyiocp.pyi").exists(),
+            "plugin": plugins,
+            "backend": mgr.stats()["backend"],
+        }))
+    """)
+    r = subprocess.run([str(py), "-c", script], cwd=work, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    info = json.loads(r.stdout)
+    assert info["echo"] == "installed"
+    assert Path(info["file"]).is_relative_to(venv), info["file"]  # not the source tree
+    assert info["typed"] and info["stub"]
+    assert info["plugin"] == ["pyiocp.testing.plugin"]
+
+    r = subprocess.run([str(venv / "bin" / "pyiocp"), "--help"], cwd=work, capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "usage: pyiocp" in r.stdout

@@ -1,0 +1,368 @@
+"""Lifecycle: serve_forever, Ctrl-C, close from other threads, leaks."""
+
+from __future__ import annotations
+
+import gc
+import signal
+import subprocess
+import textwrap
+import threading
+import time
+
+import pytest
+
+import pyiocp
+from iocp_helpers import (PYTHON, Echo, Recorder, client, fd_count, recv_exactly, recv_until_eof, wait_until,
+                          worker_threads)
+
+
+# ------------------------------------------------------------ serve_forever and close
+
+
+def _serve_and_close_from(thread_name_of_server, backend, workers):
+    rec = Recorder(echo=True)
+    mgr = pyiocp.SocketManager(rec, backend=backend, workers=workers)
+    lst = mgr.listen("127.0.0.1", 0)
+    closed_at = []
+    returned_at = []
+
+    def close_soon():
+        with client(lst.address) as s:
+            s.sendall(b"up?")
+            recv_exactly(s, 3)
+        rec.wait_all_closed(1)
+        closed_at.append(time.monotonic())
+        mgr.close()
+
+    closer = threading.Thread(target=close_soon)
+    closer.start()
+    try:
+        if thread_name_of_server is None:
+            mgr.serve_forever()  # on this (the main) thread
+            returned_at.append(time.monotonic())
+        else:
+            def serve():
+                mgr.serve_forever()
+                returned_at.append(time.monotonic())
+
+            server = threading.Thread(target=serve, name=thread_name_of_server)
+            server.start()
+            server.join(5)
+            assert not server.is_alive()
+    finally:
+        closer.join(5)
+        mgr.close()
+    assert returned_at and closed_at
+    assert returned_at[0] - closed_at[0] < 0.5
+    assert mgr.closed
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_forever_on_main_thread_returns_after_close_from_another_thread(backend, workers):
+    assert threading.current_thread() is threading.main_thread()
+    _serve_and_close_from(None, backend, workers)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_forever_on_a_thread_returns_after_close_from_another_thread(backend, workers):
+    _serve_and_close_from("server", backend, workers)
+
+
+def test_serve_forever_after_start_waits_for_close(backend):
+    mgr = pyiocp.SocketManager(Echo(), backend=backend, workers=2)
+    mgr.start()
+    returned = threading.Event()
+
+    def serve():
+        mgr.serve_forever()
+        returned.set()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        assert not returned.wait(0.2)
+        t0 = time.monotonic()
+        mgr.close()
+        assert returned.wait(2)
+        assert time.monotonic() - t0 < 0.5
+    finally:
+        mgr.close()
+        t.join(5)
+
+
+def test_close_from_many_threads_at_once(backend):
+    rec = Recorder()
+    mgr = pyiocp.SocketManager(rec, backend=backend, workers=2)
+    lst = mgr.listen("127.0.0.1", 0)
+    mgr.start()
+    socks = [client(lst.address) for _ in range(5)]
+    try:
+        rec.wait_count("accept", 5)
+        barrier = threading.Barrier(6)
+        errors = []
+
+        def close():
+            try:
+                barrier.wait(5)
+                mgr.close()
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        ts = [threading.Thread(target=close) for _ in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(10)
+        assert errors == []
+        assert mgr.closed
+        assert all(len(rec.closes[c]) == 1 for c in rec.conns)
+        assert len(rec.closes) == 5
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_close_from_a_callback(backend):
+    """close() inside a callback starts the close and returns; the workers
+    deliver the remaining on_close and stop; serve_forever returns."""
+
+    class H(Recorder):
+        def on_recv(self, conn, data):
+            super().on_recv(conn, data)
+            if data == b"quit":
+                self.mgr.close()
+                self.record("close-called", conn)
+
+    rec = H()
+    mgr = pyiocp.SocketManager(rec, backend=backend)
+    rec.mgr = mgr
+    lst = mgr.listen("127.0.0.1", 0)
+    other = client(lst.address)
+    s = client(lst.address)
+    try:
+        timer = threading.Timer(0.05, s.sendall, args=(b"quit",))
+        timer.start()
+        mgr.serve_forever()
+        timer.join()
+        assert rec.kinds().count("close") == 2
+        assert recv_until_eof(other) == b""
+        assert recv_until_eof(s) == b""
+    finally:
+        mgr.close()
+        other.close()
+        s.close()
+    assert mgr.closed
+
+
+def test_close_from_a_callback_run_by_close(backend, caplog):
+    class H(pyiocp.Handler):
+        def on_post(self, payload):
+            mgr.close(timeout=0)  # today: waits 0 + 2 s for its own thread
+
+    mgr = pyiocp.SocketManager(H(), backend=backend)
+    mgr.post("close from inside")
+    t0 = time.monotonic()
+    mgr.close(timeout=1)
+    elapsed = time.monotonic() - t0
+    assert mgr.closed
+    assert "still in a callback" not in caplog.text
+    assert elapsed < 0.5, elapsed
+
+
+def test_context_manager_closes_on_exception(backend):
+    with pytest.raises(ZeroDivisionError):
+        with pyiocp.SocketManager(Echo(), backend=backend) as mgr:
+            mgr.listen("127.0.0.1", 0)
+            mgr.start()
+            1 / 0
+    assert mgr.closed
+    assert worker_threads() == []
+
+
+def test_keyboard_interrupt_from_a_callback_stops_serve_forever(backend):
+    """On the main thread a BaseException from a callback (what Ctrl-C
+    raises in a signal handler) stops serve_forever, closes the manager
+    and propagates."""
+
+    class H(Recorder):
+        def on_recv(self, conn, data):
+            super().on_recv(conn, data)
+            raise KeyboardInterrupt
+
+    rec = H()
+    mgr = pyiocp.SocketManager(rec, backend=backend)
+    lst = mgr.listen("127.0.0.1", 0)
+    s = client(lst.address)
+    try:
+        threading.Timer(0.05, s.sendall, args=(b"boom",)).start()
+        with pytest.raises(KeyboardInterrupt):
+            mgr.serve_forever()
+        assert mgr.closed
+        assert len(rec.closes) == 1
+        assert rec.errors == []  # not an on_error matter
+    finally:
+        mgr.close()
+        s.close()
+
+
+# ------------------------------------------------------------ Ctrl-C in a real process
+
+SERVER_SCRIPT = textwrap.dedent("""
+    import sys, pyiocp
+    class H(pyiocp.Handler):
+        def on_recv(self, conn, data):
+            conn.send(data)
+        def on_close(self, conn, error):
+            print("on_close", error, flush=True)
+    mgr = pyiocp.SocketManager(H(), workers={workers}, backend={backend!r})
+    lst = mgr.listen("127.0.0.1", 0)
+    if {start}:
+        mgr.start()
+    print("ready", lst.address[1], flush=True)
+    try:
+        mgr.serve_forever()
+    finally:
+        print("closed", mgr.closed, flush=True)
+""")
+
+
+@pytest.mark.parametrize("workers, start", [(1, False), (2, False), (2, True)])
+def test_ctrl_c_stops_serve_forever_within_half_a_second(backend, workers, start):
+    script = SERVER_SCRIPT.format(workers=workers, backend=backend, start=start)
+    proc = subprocess.Popen([PYTHON, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("ready"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        port = int(line.split()[1])
+        with client(("127.0.0.1", port)) as s:  # an open connection at Ctrl-C
+            s.sendall(b"ping")
+            assert recv_exactly(s, 4) == b"ping"
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            proc.wait(5)
+            elapsed = time.monotonic() - t0
+            assert recv_until_eof(s) == b""
+        out, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert elapsed < 0.5, f"exited {elapsed:.3f} s after SIGINT"
+    assert "KeyboardInterrupt" in err
+    assert proc.returncode in (-signal.SIGINT, 130, 1), proc.returncode
+    assert "on_close None" in out
+    assert "closed True" in out
+
+
+POLL_SCRIPT = textwrap.dedent("""
+    import pyiocp
+    mgr = pyiocp.SocketManager(None, backend={backend!r})
+    lst = mgr.listen("127.0.0.1", 0)
+    print("ready", lst.address[1], flush=True)
+    try:
+        while True:
+            for c in mgr.poll():
+                if c.kind == "recv":
+                    c.conn.send(c.data)
+    finally:
+        mgr.close()
+        print("closed", mgr.closed, flush=True)
+""")
+
+
+def test_ctrl_c_interrupts_a_blocked_poll_within_half_a_second(backend):
+    proc = subprocess.Popen([PYTHON, "-c", POLL_SCRIPT.format(backend=backend)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("ready"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        with client(("127.0.0.1", int(line.split()[1]))) as s:
+            s.sendall(b"ping")
+            assert recv_exactly(s, 4) == b"ping"
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            proc.wait(5)
+            elapsed = time.monotonic() - t0
+        out, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert elapsed < 0.5, f"exited {elapsed:.3f} s after SIGINT"
+    assert "KeyboardInterrupt" in err
+    assert "closed True" in out
+
+
+# ------------------------------------------------------------ leaks
+
+
+def test_no_leak_after_1000_connect_close_cycles(iocp_manager, backend):
+    mgr = iocp_manager(Echo(), backend=backend, workers=2)
+    lst = mgr.listen("127.0.0.1", 0)
+
+    def cycles(n):
+        for i in range(n):
+            with client(lst.address) as s:
+                if i % 10 == 0:
+                    s.sendall(b"x")
+                    assert recv_exactly(s, 1) == b"x"
+
+    cycles(100)  # warm the pools up
+    wait_until(lambda: mgr.stats()["closed"] == 100)
+    fds = fd_count()
+    cycles(900)
+    wait_until(lambda: mgr.stats()["closed"] == 1000)
+    wait_until(lambda: fd_count() == fds, what="fds back to the warm count")
+    assert mgr.connections == 0
+    assert mgr.stats()["stray_completions"] == 0
+
+
+def test_no_leak_after_outbound_connect_close_cycles(iocp_manager, backend):
+    rec = Recorder(echo=True)
+    mgr = iocp_manager(rec, backend=backend, workers=2)
+    lst = mgr.listen("127.0.0.1", 0)
+    fds = fd_count()
+    for i in range(300):
+        c = mgr.connect(*lst.address)
+        if i % 3 == 0:
+            c.close()
+        elif i % 3 == 1:
+            c.send(b"x")
+            c.close()
+        else:
+            c.abort()
+    rec.wait(lambda: len(rec.closes) >= 300 and all(cid in rec.closes for cid in rec.conns), timeout=10)
+    wait_until(lambda: mgr.connections == 0)
+    wait_until(lambda: fd_count() == fds)
+    assert all(len(v) == 1 for v in rec.closes.values())
+
+
+def test_no_leak_after_50_managers(backend):
+    fds = fd_count()
+    for i in range(50):
+        rec = Recorder(echo=True)
+        with pyiocp.SocketManager(rec, backend=backend, workers=1 + i % 2) as mgr:
+            lst = mgr.listen("127.0.0.1", 0)
+            mgr.start()
+            s = client(lst.address)
+            s.sendall(b"hi")
+            assert recv_exactly(s, 2) == b"hi"
+        assert recv_until_eof(s) == b""
+        s.close()
+        assert len(rec.closes) == 1
+    assert worker_threads() == []
+    wait_until(lambda: fd_count() == fds, what="fds back after 50 managers")
+
+
+def test_a_manager_dropped_without_close_releases_its_fds(backend):
+    fds = fd_count()
+    mgr = pyiocp.SocketManager(Echo(), backend=backend)
+    mgr.listen("127.0.0.1", 0)
+    assert fd_count() > fds
+    del mgr
+    gc.collect()
+    wait_until(lambda: fd_count() == fds, what="fds released by the collected manager")

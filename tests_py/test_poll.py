@@ -1,0 +1,257 @@
+"""poll() mode (handler=None): the GetQueuedCompletionStatus loop."""
+
+from __future__ import annotations
+
+import math
+import socket
+import threading
+import time
+
+import pytest
+
+import pyiocp
+from iocp_helpers import client, recv_exactly, recv_until_eof, small_rcvbuf_client
+
+
+def collect(mgr, until, timeout=5.0, max=64):
+    """Poll until until(completions so far) holds; returns them all."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while not until(out):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out; got {[(c.kind, c.data, c.error) for c in out]}")
+        batch = mgr.poll(min(left, 0.2), max=max)
+        for c in batch:
+            assert isinstance(c, pyiocp.Completion)
+            assert len(batch) <= max
+        out.extend(batch)
+    return out
+
+
+def kinds(cs, conn=None):
+    return [c.kind for c in cs if conn is None or c.conn is conn]
+
+
+def has(kind, n=1):
+    return lambda cs: sum(1 for c in cs if c.kind == kind) >= n
+
+
+def test_listen_and_poll_without_start(iocp_manager, backend):
+    mgr = iocp_manager(None, backend=backend)
+    lst = mgr.listen("127.0.0.1", 0)
+    with client(lst.address) as s:
+        cs = collect(mgr, has("accept"))
+        acc = next(c for c in cs if c.kind == "accept")
+        conn = acc.conn
+        assert isinstance(conn, pyiocp.Connection)
+        assert acc.data is None and acc.error is None
+        assert conn.peer == s.getsockname()
+
+        s.sendall(b"hello")
+        cs = collect(mgr, lambda cs: b"".join(c.data for c in cs if c.kind == "recv") == b"hello")
+        assert all(c.conn is conn for c in cs)
+        assert all(isinstance(c.data, bytes) for c in cs if c.kind == "recv")
+
+        conn.send(b"world")
+        cs = collect(mgr, lambda cs: sum(c.data for c in cs if c.kind == "send") == 5)
+        assert all(isinstance(c.data, int) for c in cs if c.kind == "send")
+        assert recv_exactly(s, 5) == b"world"
+
+        s.shutdown(socket.SHUT_WR)
+        cs = collect(mgr, has("eof"))
+        eof = next(c for c in cs if c.kind == "eof")
+        assert eof.conn is conn and eof.data is None and eof.error is None
+        # After eof the connection still sends (poll mode has on_eof's
+        # half-close semantics: nothing closes by itself).
+        conn.send(b"after eof")
+        # The worker writes in its next round, which poll() runs.
+        collect(mgr, lambda cs: sum(c.data for c in cs if c.kind == "send") == 9)
+        assert recv_exactly(s, 9) == b"after eof"
+        conn.close()
+        cs = collect(mgr, has("close"))
+        close = next(c for c in cs if c.kind == "close")
+        assert close.conn is conn and close.error is None
+        assert recv_until_eof(s) == b""
+    assert conn.closed
+
+
+def test_post_delivers_the_same_object(iocp_manager, backend):
+    mgr = iocp_manager(None, backend=backend)
+    payloads = [object(), {"a": 1}, None, "text", 42, (1, 2)]
+    for p in payloads:
+        mgr.post(p)
+    cs = collect(mgr, has("post", len(payloads)))
+    assert [c.kind for c in cs] == ["post"] * len(payloads)
+    for c, p in zip(cs, payloads):
+        assert c.data is p
+        assert c.conn is None and c.error is None
+
+
+def test_post_from_another_thread_wakes_poll(iocp_manager, backend):
+    mgr = iocp_manager(None, backend=backend)
+    token = object()
+    t = threading.Timer(0.1, mgr.post, args=(token,))
+    t.start()
+    t0 = time.monotonic()
+    cs = mgr.poll(5)
+    elapsed = time.monotonic() - t0
+    t.join()
+    assert [c.data for c in cs] == [token]
+    assert elapsed < 1.0
+
+
+@pytest.mark.parametrize("timeout", [0.05, 0.3])
+def test_poll_timeout_returns_empty_list(iocp_manager, backend, timeout):
+    mgr = iocp_manager(None, backend=backend)
+    mgr.listen("127.0.0.1", 0)
+    t0 = time.monotonic()
+    assert mgr.poll(timeout) == []
+    elapsed = time.monotonic() - t0
+    assert timeout - 0.005 <= elapsed < timeout + 0.2, elapsed
+
+
+def test_poll_zero_does_not_block(iocp_manager, backend):
+    mgr = iocp_manager(None, backend=backend)
+    t0 = time.monotonic()
+    for _ in range(100):
+        assert mgr.poll(0) == []
+    assert time.monotonic() - t0 < 0.5
+
+
+def test_max_caps_the_batch(iocp_manager, backend):
+    mgr = iocp_manager(None, backend=backend)
+    for i in range(10):
+        mgr.post(i)
+    first = mgr.poll(1, max=3)
+    assert [c.data for c in first] == [0, 1, 2]
+    rest = collect(mgr, lambda cs: len(cs) >= 7, max=3)
+    assert [c.data for c in rest] == list(range(3, 10))
+    assert mgr.poll(0, max=1) == []
+
+
+def test_connect_in_poll_mode(iocp_manager, backend):
+    mgr = iocp_manager(None, backend=backend)
+    lst = mgr.listen("127.0.0.1", 0)
+    out = mgr.connect(*lst.address)
+    out.send(b"ping")
+    cs = collect(mgr, lambda cs: has("connect")(cs) and has("accept")(cs)
+                 and b"".join(c.data for c in cs if c.kind == "recv") == b"ping")
+    inbound = next(c.conn for c in cs if c.kind == "accept")
+    assert next(c.conn for c in cs if c.kind == "connect") is out
+    assert inbound is not out
+    out.close()
+    cs = collect(mgr, lambda cs: has("close")(cs) and has("eof")(cs))
+    assert [c.conn for c in cs if c.kind == "close"] == [out]
+    assert [c.conn for c in cs if c.kind == "eof"] == [inbound]
+    # poll mode has no default on_eof: the inbound side closes when told
+    inbound.close()
+    cs = collect(mgr, has("close"))
+    assert [c.conn for c in cs if c.kind == "close"] == [inbound]
+
+
+def test_failed_connect_in_poll_mode(iocp_manager, backend):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: refused
+        mgr = iocp_manager(None, backend=backend)
+        out = mgr.connect("127.0.0.1", port)
+        cs = collect(mgr, has("close"))
+    assert kinds(cs) == ["close"]
+    assert cs[0].conn is out
+    assert isinstance(cs[0].error, ConnectionRefusedError)
+
+
+def test_drain_in_poll_mode(iocp_manager, backend):
+    mgr = iocp_manager(None, backend=backend, send_buffer_limit=64 << 10)
+    lst = mgr.listen("127.0.0.1", 0)
+    s = small_rcvbuf_client(lst.address)
+    try:
+        conn = collect(mgr, has("accept"))[0].conn
+        sent = 0
+        for _ in range(10_000):
+            try:
+                conn.send(b"d" * 4096)
+                sent += 4096
+            except pyiocp.BufferFull:
+                break
+        got = []
+        reader = threading.Thread(target=lambda: got.append(recv_exactly(s, sent)))
+        reader.start()
+        cs = collect(mgr, has("drain"))
+        reader.join(5)
+        assert got == [b"d" * sent]
+        assert kinds(cs).count("drain") == 1
+        conn.close()
+        collect(mgr, has("close"))
+    finally:
+        s.close()
+
+
+def test_poll_after_close_raises(backend):
+    mgr = pyiocp.SocketManager(None, backend=backend)
+    mgr.close()
+    with pytest.raises(pyiocp.ManagerClosed):
+        mgr.poll(0)
+    with pytest.raises(pyiocp.ManagerClosed):
+        mgr.poll()
+
+
+def test_close_from_another_thread_ends_a_blocked_poll(backend):
+    mgr = pyiocp.SocketManager(None, backend=backend)
+    result = []
+
+    def poller():
+        try:
+            result.append(mgr.poll())
+        except Exception as exc:  # noqa: BLE001
+            result.append(exc)
+
+    t = threading.Thread(target=poller)
+    t.start()
+    try:
+        time.sleep(0.1)  # let it block in poll (nothing to wait on: it returns nothing)
+        t0 = time.monotonic()
+        closer = threading.Thread(target=mgr.close)
+        closer.start()
+        t.join(2)
+        closer.join(5)
+        assert not t.is_alive(), "poll() still blocked after close()"
+        assert time.monotonic() - t0 < 1.0
+        assert result and (result[0] == [] or isinstance(result[0], pyiocp.ManagerClosed)), result
+    finally:
+        mgr.close()
+        t.join(1)
+
+
+def test_send_from_another_thread_wakes_a_blocked_poll(iocp_manager, backend):
+    mgr = iocp_manager(None, backend=backend)
+    lst = mgr.listen("127.0.0.1", 0)
+    with client(lst.address) as s:
+        conn = collect(mgr, has("accept"))[0].conn
+        t = threading.Timer(0.1, conn.send, args=(b"woken",))
+        t.start()
+        t0 = time.monotonic()
+        cs = collect(mgr, has("send"))
+        t.join()
+        assert time.monotonic() - t0 < 1.0
+        assert [(c.kind, c.data) for c in cs] == [("send", 5)]
+        assert recv_exactly(s, 5) == b"woken"
+        conn.close()
+        collect(mgr, has("close"))
+
+
+def test_poll_infinite_timeout_blocks(iocp_manager, backend):
+    mgr = iocp_manager(None, backend=backend)
+    token = object()
+    t = threading.Timer(0.2, mgr.post, args=(token,))
+    t.start()
+    try:
+        t0 = time.monotonic()
+        cs = mgr.poll(math.inf)
+        elapsed = time.monotonic() - t0
+    finally:
+        t.join()
+        mgr.poll(0)  # take the post if poll() returned early
+    assert [c.data for c in cs] == [token]
+    assert elapsed >= 0.15

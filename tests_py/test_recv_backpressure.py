@@ -1,0 +1,196 @@
+"""Receive backpressure: a slow handler or pause_reading() stops reading,
+the kernel's TCP window pushes back on the peer, nothing grows without
+bound, and every byte arrives in order afterwards."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+
+import pytest
+
+from iocp_helpers import Recorder, client, wait_until
+
+LIMIT = 64 << 10
+
+
+def fill_until_blocked(sock: socket.socket, data: bytes, stall: float = 0.3) -> int:
+    """Send from data until the peer stops taking bytes for `stall` seconds;
+    returns how many bytes the kernel took."""
+    sock.settimeout(stall)
+    off = 0
+    try:
+        while off < len(data):
+            off += sock.send(data[off:off + 65536])
+    except (socket.timeout, BlockingIOError):
+        pass
+    return off
+
+
+class Slow(Recorder):
+    """on_recv blocks on the gate the first time."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def on_recv(self, conn, data):
+        super().on_recv(conn, data)
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.gate.wait(10)
+
+
+def test_slow_handler_blocks_the_peer(iocp_manager, backend):
+    data = random.Random(8).randbytes(16 << 20)
+    rec = Slow()
+    mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=LIMIT)
+    lst = mgr.listen("127.0.0.1", 0)
+    s = client(lst.address)
+    try:
+        s.sendall(data[:10])
+        assert rec.entered.wait(5)
+        taken = fill_until_blocked(s, data[10:]) + 10
+        # The worker is stuck in the handler: the peer is blocked by the
+        # kernel's buffers, far short of the 64 MiB it wants to send.
+        assert taken < len(data) // 2, taken
+        in_before = mgr.stats()["bytes_in"]
+        assert in_before <= 10 + LIMIT, in_before
+        rec.gate.set()
+        s.settimeout(10)
+        s.sendall(data[taken:])
+        conn = rec.first_conn()
+        rec.wait(lambda: len(rec.data[conn.id]) == len(data), timeout=10, what="all 16 MiB")
+        assert bytes(rec.data[conn.id]) == data
+    finally:
+        rec.gate.set()
+        s.close()
+    rec.wait_all_closed(1)
+
+
+class Pauser(Recorder):
+    """Pauses reading in its first on_recv."""
+
+    def __init__(self):
+        super().__init__()
+        self.paused = threading.Event()
+
+    def on_recv(self, conn, data):
+        super().on_recv(conn, data)
+        if not self.paused.is_set():
+            conn.pause_reading()
+            self.paused.set()
+
+
+def test_pause_reading_bounds_memory_and_resume_delivers_in_order(iocp_manager, backend):
+    data = random.Random(9).randbytes(16 << 20)
+    rec = Pauser()
+    mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=LIMIT)
+    lst = mgr.listen("127.0.0.1", 0)
+    s = client(lst.address)
+    try:
+        s.sendall(data[:1000])
+        assert rec.paused.wait(5)
+        conn = rec.first_conn()
+        assert mgr.stats()["paused_reading"] == 1
+        taken = fill_until_blocked(s, data[1000:]) + 1000
+        assert taken < len(data) // 2, taken
+        delivered = len(rec.data[conn.id])
+        recvs = rec.count("recv")
+        st = mgr.stats()
+        # What the engine read but did not deliver stays within the limit.
+        assert st["bytes_in"] - delivered <= LIMIT, (st["bytes_in"], delivered)
+        # The worker is free meanwhile: another connection is served.
+        with client(lst.address) as other:
+            other.sendall(b"other")
+            rec.wait(lambda: any(bytes(v) == b"other" for v in rec.data.values()), what="other served")
+        assert rec.count("recv") == recvs + 1  # nothing more on the paused one
+        conn.resume_reading()
+        s.settimeout(10)
+        s.sendall(data[taken:])
+        rec.wait(lambda: len(rec.data[conn.id]) == len(data), timeout=10, what="all 16 MiB")
+        assert bytes(rec.data[conn.id]) == data
+        assert mgr.stats()["paused_reading"] == 0
+    finally:
+        s.close()
+    rec.wait_all_closed(2)
+
+
+def test_pause_and_resume_are_idempotent(iocp_manager, backend):
+    rec = Recorder()
+    mgr = iocp_manager(rec, backend=backend)
+    lst = mgr.listen("127.0.0.1", 0)
+    with client(lst.address) as s:
+        conn = rec.first_conn()
+        conn.pause_reading()
+        conn.pause_reading()
+        wait_until(lambda: mgr.stats()["paused_reading"] == 1)
+        conn.resume_reading()
+        conn.resume_reading()
+        wait_until(lambda: mgr.stats()["paused_reading"] == 0)
+        s.sendall(b"ok")
+        rec.wait(lambda: bytes(rec.data[conn.id]) == b"ok")
+    rec.wait_all_closed(1)
+
+
+def test_eof_while_paused_comes_after_the_data(iocp_manager, backend):
+    """The peer sends and closes while reading is paused: on resume the
+    handler gets every byte and then the close, in that order."""
+    data = random.Random(10).randbytes(300_000)
+    rec = Pauser()
+    mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=LIMIT)
+    lst = mgr.listen("127.0.0.1", 0)
+    s = client(lst.address)
+    s.sendall(data[:1])
+    assert rec.paused.wait(5)
+    conn = rec.first_conn()
+    writer = threading.Thread(target=lambda: (s.sendall(data[1:]), s.close()))
+    writer.start()
+    # Nothing is read while paused, so the close cannot be seen either.
+    with rec.cond:
+        assert not rec.cond.wait_for(lambda: conn.id in rec.closes, 0.3)
+    conn.resume_reading()
+    rec.wait_closed(conn.id, timeout=10)
+    writer.join(10)
+    assert bytes(rec.data[conn.id]) == data
+    kinds = rec.kinds(conn.id)
+    assert kinds[0] == "accept" and kinds[-1] == "close" and set(kinds[1:-1]) == {"recv"}
+
+
+def test_pause_from_another_thread(iocp_manager, backend):
+    rec = Recorder()
+    mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=LIMIT)
+    lst = mgr.listen("127.0.0.1", 0)
+    data = random.Random(11).randbytes(16 << 20)
+    s = client(lst.address)
+    try:
+        conn = rec.first_conn()
+        conn.pause_reading()
+        wait_until(lambda: mgr.stats()["paused_reading"] == 1)
+        taken = fill_until_blocked(s, data)
+        assert taken < len(data) // 2, taken
+        assert mgr.stats()["bytes_in"] <= LIMIT
+        threading.Thread(target=conn.resume_reading).start()
+        s.settimeout(10)
+        s.sendall(data[taken:])
+        rec.wait(lambda: len(rec.data[conn.id]) == len(data), timeout=10)
+        assert bytes(rec.data[conn.id]) == data
+    finally:
+        s.close()
+    rec.wait_all_closed(1)
+
+
+@pytest.mark.parametrize("limit", [1, 1000])
+def test_tiny_recv_buffer_limit_still_delivers_everything(iocp_manager, backend, limit):
+    data = random.Random(12).randbytes(20_000)
+    rec = Recorder()
+    mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=limit)
+    lst = mgr.listen("127.0.0.1", 0)
+    with client(lst.address) as s:
+        s.sendall(data)
+        conn = rec.first_conn()
+        rec.wait(lambda: len(rec.data[conn.id]) == len(data))
+    assert bytes(rec.data[conn.id]) == data
+    rec.wait_all_closed(1)

@@ -1,0 +1,198 @@
+"""Threads: callbacks run on the Python worker threads (or on the caller of
+serve_forever), send() is safe from any thread and each send's bytes stay
+contiguous, a blocking handler stalls only its own worker."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import random
+import struct
+import threading
+
+import pytest
+
+import pyiocp
+from iocp_helpers import Recorder, client, recv_exactly, recv_until_eof, wait_until
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_callbacks_run_on_worker_threads_after_start(iocp_manager, backend, workers):
+    rec = Recorder(echo=True)
+    mgr = iocp_manager(rec, backend=backend, workers=workers)
+    names = sorted(t.name for t in threading.enumerate() if t.name.startswith("pyiocp-worker-"))
+    assert names == sorted(f"pyiocp-worker-{i}" for i in range(workers))
+    lst = mgr.listen("127.0.0.1", 0)
+    for _ in range(workers):
+        with client(lst.address) as s:
+            s.sendall(b"hi")
+            assert recv_exactly(s, 2) == b"hi"
+    mgr.post("p")
+    out = mgr.connect(*lst.address)
+    rec.wait(lambda: "connect" in rec.kinds(out.id))
+    out.close()
+    rec.wait_all_closed(workers + 2)
+    rec.wait_count("post", 1)
+    threads = {t for *_, t in rec.events}
+    assert all(t.startswith("pyiocp-worker-") for t in threads), threads
+    assert threading.main_thread().name not in threads
+
+
+def test_serve_forever_runs_worker_0_on_the_calling_thread(backend):
+    rec = Recorder(echo=True)
+    mgr = pyiocp.SocketManager(rec, backend=backend)
+    errors = []
+
+    def serve():
+        try:
+            mgr.serve_forever()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    server = threading.Thread(target=serve, name="the-server-thread")
+    try:
+        lst = mgr.listen("127.0.0.1", 0)
+        server.start()
+        with client(lst.address) as s:
+            s.sendall(b"abc")
+            assert recv_exactly(s, 3) == b"abc"
+        rec.wait_all_closed(1)
+        assert {t for *_, t in rec.events} == {"the-server-thread"}
+        # serve_forever started no thread of its own for worker 0
+        assert not [t for t in threading.enumerate() if t.name.startswith("pyiocp-worker-")]
+    finally:
+        mgr.close()
+        server.join(5)
+    assert not server.is_alive()
+    assert errors == []
+
+
+def test_serve_forever_with_two_workers(backend):
+    rec = Recorder(echo=True)
+    mgr = pyiocp.SocketManager(rec, backend=backend, workers=2)
+    server = threading.Thread(target=mgr.serve_forever, name="serving")
+    try:
+        lst = mgr.listen("127.0.0.1", 0)
+        server.start()
+        for _ in range(4):
+            with client(lst.address) as s:
+                s.sendall(b"x")
+                assert recv_exactly(s, 1) == b"x"
+        rec.wait_all_closed(4)
+        assert {t for *_, t in rec.events} == {"serving", "pyiocp-worker-1"}
+    finally:
+        mgr.close()
+        server.join(5)
+    assert not server.is_alive()
+
+
+FRAME = struct.Struct(">BII")  # thread, sequence, length
+
+
+def test_concurrent_send_from_8_threads_keeps_each_send_contiguous(iocp_manager, backend):
+    nthreads, nframes = 8, 150
+    rec = Recorder()
+    mgr = iocp_manager(rec, backend=backend, send_buffer_limit=256 << 20)
+    lst = mgr.listen("127.0.0.1", 0)
+    s = client(lst.address, timeout=10)
+    try:
+        conn = rec.first_conn()
+        sizes = {}
+        rng = random.Random(13)
+        for t in range(nthreads):
+            sizes[t] = [rng.randint(1, 64 << 10) for _ in range(nframes)]
+        total = sum(FRAME.size + n for v in sizes.values() for n in v)
+        barrier = threading.Barrier(nthreads)
+        failures = []
+
+        def sender(t):
+            try:
+                barrier.wait(5)
+                for i, n in enumerate(sizes[t]):
+                    conn.send(FRAME.pack(t, i, n) + bytes([(t * 31 + i) % 256]) * n)
+            except Exception as exc:  # noqa: BLE001
+                failures.append(repr(exc))
+
+        threads = [threading.Thread(target=sender, args=(t,)) for t in range(nthreads)]
+        for th in threads:
+            th.start()
+        got = recv_exactly(s, total)
+        for th in threads:
+            th.join(10)
+        assert failures == []
+        nxt = [0] * nthreads
+        off = 0
+        while off < len(got):
+            t, i, n = FRAME.unpack_from(got, off)
+            off += FRAME.size
+            assert t < nthreads, f"garbage frame header at {off - FRAME.size}"
+            assert i == nxt[t], f"thread {t}: frame {i}, expected {nxt[t]}"
+            body = got[off:off + n]
+            assert body == bytes([(t * 31 + i) % 256]) * n, f"thread {t} frame {i} interleaved"
+            off += n
+            nxt[t] += 1
+        assert nxt == [nframes] * nthreads
+        conn.close()
+        assert recv_until_eof(s) == b""
+    finally:
+        s.close()
+    rec.wait_all_closed(1)
+
+
+def test_a_blocking_handler_stalls_only_its_own_worker(iocp_manager, backend):
+    gate = threading.Event()
+    blocked = threading.Event()
+
+    class H(Recorder):
+        def on_recv(self, conn, data):
+            super().on_recv(conn, data)
+            if data == b"block":
+                blocked.set()
+                gate.wait(10)
+            conn.send(data)
+
+    rec = H()
+    mgr = iocp_manager(rec, backend=backend, workers=2)
+    lst = mgr.listen("127.0.0.1", 0)
+    a = client(lst.address)
+    b = client(lst.address)  # round-robin: the other worker
+    try:
+        rec.wait_count("accept", 2)
+        a.sendall(b"block")
+        assert blocked.wait(5)
+        for i in range(20):
+            b.sendall(b"%02d" % i)
+            assert recv_exactly(b, 2) == b"%02d" % i
+        gate.set()
+        assert recv_exactly(a, 5) == b"block"
+    finally:
+        gate.set()
+        a.close()
+        b.close()
+    rec.wait_all_closed(2)
+
+
+def test_reply_from_a_thread_pool(iocp_manager, backend):
+    """Lesson 11: long work leaves the worker; the reply is sent from the
+    pool's thread."""
+    pool = concurrent.futures.ThreadPoolExecutor(4)
+
+    class H(pyiocp.Handler):
+        def on_recv(self, conn, data):
+            pool.submit(lambda: conn.send(data.upper()))
+
+    try:
+        mgr = iocp_manager(H(), backend=backend)
+        lst = mgr.listen("127.0.0.1", 0)
+        with client(lst.address) as s:
+            for i in range(50):
+                s.sendall(b"msg%02d" % i)
+                assert recv_exactly(s, 5) == b"MSG%02d" % i
+        wait_until(lambda: mgr.stats()["closed"] == 1)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_start_twice_raises(iocp_manager, backend):
+    mgr = iocp_manager(Recorder(), backend=backend)
+    with pytest.raises(RuntimeError):
+        mgr.start()
