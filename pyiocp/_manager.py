@@ -177,6 +177,7 @@ class SocketManager:
         self._threads: List[threading.Thread] = []
         self._worker_idents: set = set()
         self._final_stats: Optional[Dict[str, Any]] = None
+        self._polling = 0  # poll() calls under way
         self._listeners: List[Listener] = []
 
     # ------------------------------------------------------------ sockets
@@ -286,7 +287,9 @@ class SocketManager:
     def _finish(self) -> None:
         """Release the engine once every worker has ended after close()."""
         with self._lock:
-            if self._state != "closing" or len(self._driven) < self._workers:
+            # A poll() still turning its batch into Completions reads memory
+            # the release frees: it finishes first.
+            if self._state != "closing" or len(self._driven) < self._workers or self._polling:
                 return
             if not all(ev.is_set() for ev in self._driven.values()):
                 return
@@ -322,8 +325,15 @@ class SocketManager:
         if timeout is not None:
             seconds = _seconds("timeout", timeout)
             timeout_ns = -1 if math.isinf(seconds) else int(seconds * 1e9)
-        self._check_open()
-        return self._engine.poll(timeout_ns, max, threading.current_thread() is threading.main_thread())
+        with self._lock:
+            self._check_open()
+            self._polling += 1
+        try:
+            return self._engine.poll(timeout_ns, max, threading.current_thread() is threading.main_thread())
+        finally:
+            with self._lock:
+                self._polling -= 1
+            self._finish()
 
     def post(self, payload: Any) -> None:
         """Deliver payload to on_post (or as a "post" Completion) on a

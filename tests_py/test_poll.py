@@ -255,3 +255,39 @@ def test_poll_infinite_timeout_blocks(iocp_manager, backend):
         mgr.poll(0)  # take the post if poll() returned early
     assert [c.data for c in cs] == [token]
     assert elapsed >= 0.15
+
+
+def test_close_while_another_thread_turns_a_batch_into_completions(backend):
+    """close() from one thread while another polls a stream of received
+    data: the engine (and the memory the received bytes sit in) is
+    released only after the poll has copied its batch; every poll either
+    returns completions or raises ManagerClosed."""
+    for _ in range(30):
+        mgr = pyiocp.SocketManager(None, backend=backend)
+        lst = mgr.listen("127.0.0.1", 0)
+        problems = []
+        received = []
+
+        def poller():
+            try:
+                while True:
+                    for c in mgr.poll(0.01):
+                        if c.kind == "recv":
+                            received.append(len(c.data))
+            except pyiocp.ManagerClosed:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                problems.append(exc)
+
+        socks = [client(lst.address) for _ in range(4)]
+        t = threading.Thread(target=poller)
+        t.start()
+        for s in socks:
+            s.sendall(b"x" * 100_000)
+        mgr.close()
+        t.join(10)
+        for s in socks:
+            s.close()
+        assert not t.is_alive()
+        assert problems == []
+        assert mgr.closed

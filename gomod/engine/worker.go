@@ -71,6 +71,7 @@ func (w *worker) poll(max int, timeout time.Duration) ([]Event, bool) {
 	if w.pos < len(w.out) {
 		return w.next(max)
 	}
+	clear(w.out) // hold no closed connection or payload past its round
 	w.out = w.out[:0]
 	w.pos = 0
 	if w.quit {
