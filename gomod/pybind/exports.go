@@ -78,14 +78,7 @@ func conn(h C.int64_t, slot C.uint32_t, id C.uint64_t) *engine.Conn {
 }
 
 func addrPort(ip *C.char, port C.int) (netip.AddrPort, error) {
-	a, err := netip.ParseAddr(C.GoString(ip))
-	if err != nil {
-		return netip.AddrPort{}, &engine.OptionError{Name: "host", Value: C.GoString(ip), Reason: "is not an IP address"}
-	}
-	if port < 0 || port > 65535 {
-		return netip.AddrPort{}, &engine.OptionError{Name: "port", Value: int(port), Reason: "must be 0-65535"}
-	}
-	return netip.AddrPortFrom(a, uint16(port)), nil
+	return engine.ParseAddr(C.GoString(ip), int(port))
 }
 
 //export pyiocpNew
