@@ -8,7 +8,8 @@ machine hits all alike); the table gives medians. On two cores the load
 generator saturates first, so msgs/s says little about a fast server:
 messages per server CPU-second is the figure that compares servers.
 
-    .venv/bin/python bench/echo_compare.py [--conns 50] [--size 64] [--duration 5] [--reps 3] [--json FILE]
+    .venv/bin/python bench/echo_compare.py [--conns 50] [--size 64] [--duration 5] [--reps 3]
+        [--only NAME]... [--syscalls] [--json FILE]
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def server_commands(bindir: Path) -> Dict[str, List[str]]:
     return {
-        "pyiocp": [PY, str(ROOT / "examples/echo.py"), "--port", "0"],
+        "pyiocp io_uring": [PY, str(ROOT / "examples/echo.py"), "--port", "0", "--backend", "io_uring"],
+        "pyiocp epoll": [PY, str(ROOT / "examples/echo.py"), "--port", "0", "--backend", "epoll"],
         "uvloop": [PY, str(ROOT / "bench/servers/aio_echo.py"), "--loop", "uvloop"],
         "asyncio": [PY, str(ROOT / "bench/servers/aio_echo.py"), "--loop", "asyncio"],
-        "engine (Go handler)": [str(bindir / "engineecho")],
+        "engine io_uring (Go)": [str(bindir / "engineecho"), "-backend", "io_uring"],
+        "engine epoll (Go)": [str(bindir / "engineecho"), "-backend", "epoll"],
         "Go net": [str(bindir / "netecho")],
     }
 
@@ -53,6 +56,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
+def count_syscalls(pid: int, seconds: float) -> int:
+    """System calls the process makes in the next seconds, every kind
+    (perf's syscall tracepoints; needs perf and root)."""
+    out = subprocess.run(["perf", "stat", "-x", ",", "-e", "syscalls:sys_enter_*", "-p", str(pid), "--",
+                          "sleep", str(seconds)], capture_output=True, text=True, check=True).stderr
+    return sum(int(line.split(",")[0]) for line in out.splitlines() if line.split(",")[0].isdigit())
+
+
 def measure(cmd: List[str], args: argparse.Namespace) -> Dict[str, float]:
     server = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=subprocess.PIPE, text=True, cwd=ROOT,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -67,6 +78,7 @@ def measure(cmd: List[str], args: argparse.Namespace) -> Dict[str, float]:
             stdout=subprocess.PIPE, text=True, cwd=ROOT)
         time.sleep(args.warmup)
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        syscalls = count_syscalls(server.pid, args.duration / 2) if args.syscalls else None
         out, _ = bench.communicate(timeout=args.duration + args.warmup + 60)
         cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
         r = json.loads(out)
@@ -79,6 +91,7 @@ def measure(cmd: List[str], args: argparse.Namespace) -> Dict[str, float]:
             "msgs_per_cpu_s": r["messages"] / cpu if cpu else float("inf"),
             "p50_us": r["p50_s"] * 1e6,
             "p99_us": r["p99_s"] * 1e6,
+            **({"syscalls_per_msg": syscalls / (r["msgs_per_sec"] * args.duration / 2)} if syscalls else {}),
         }
     finally:
         server.terminate()
@@ -98,6 +111,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", action="append", help="run only these servers (repeatable)")
     ap.add_argument("--json", help="also write the raw figures here")
+    ap.add_argument("--syscalls", action="store_true",
+                    help="count the server's system calls per message over half of each run (perf, root)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bindir = Path(tmp)
@@ -121,7 +136,8 @@ def main() -> int:
         rate = f"{m['msgs_per_sec'] / ref['msgs_per_sec']:.2f}x" if ref else "-"
         eff = f"{m['msgs_per_cpu_s'] / ref['msgs_per_cpu_s']:.2f}x" if ref else "-"
         print(f"{n:20s} {m['msgs_per_sec']:10.0f} {rate:>9s} {m['cpu_s_per_M']:12.2f} {eff:>20s} "
-              f"{m['p50_us']:8.0f} {m['p99_us']:8.0f}")
+              f"{m['p50_us']:8.0f} {m['p99_us']:8.0f}" +
+              (f" {m['syscalls_per_msg']:6.2f} syscalls/msg" if "syscalls_per_msg" in m else ""))
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs, "median": med}, indent=2))
     return 0

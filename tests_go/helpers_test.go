@@ -35,10 +35,28 @@ func openFDs(t *testing.T) int {
 	return len(ents)
 }
 
+// fdTargets describes this process's open descriptors, for leak reports.
+func fdTargets() string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	out := ""
+	for _, e := range ents {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		out += e.Name() + "=" + target + " "
+	}
+	return out
+}
+
+var leakChecked sync.Map // *testing.T -> true: one check per test, from its first manager
+
 // checkLeaks records descriptors and goroutines now and, at cleanup, fails
-// the test if they did not come back (after a short settle).
+// the test if they did not come back (after a short settle). A test with
+// several managers is checked from before the first: cleanups run last
+// first, so a later baseline would count an earlier manager still open.
 func checkLeaks(t *testing.T) {
 	t.Helper()
+	if _, seen := leakChecked.LoadOrStore(t, true); seen {
+		return
+	}
 	fds, gs := openFDs(t), runtime.NumGoroutine()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(3 * time.Second)
@@ -50,7 +68,7 @@ func checkLeaks(t *testing.T) {
 			if time.Now().After(deadline) {
 				buf := make([]byte, 1<<16)
 				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("leak: fds %d -> %d, goroutines %d -> %d\n%s", fds, nf, gs, ng, buf)
+				t.Errorf("leak: fds %d -> %d (%s), goroutines %d -> %d\n%s", fds, nf, fdTargets(), gs, ng, buf)
 				return
 			}
 			time.Sleep(10 * time.Millisecond)

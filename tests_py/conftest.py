@@ -1,7 +1,7 @@
 """Shared fixtures of the Python tests.
 
-- ``backend``: every test that runs sockets is parametrized over BACKENDS
-  (add "io_uring" here once the engine has it).
+- ``backend``: every test that runs sockets is parametrized over BACKENDS,
+  the Linux backends (test_backends.py checks that "auto" finds io_uring).
 - An autouse check after each test: no ``pyiocp-worker-*`` thread alive and
   the process's open file descriptors back to their count before the test
   (after a short settle loop; tolerance 0).
@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Iterator
 
 import pytest
 
 import pyiocp
 from iocp_helpers import Echo, fd_list, worker_threads
 
-BACKENDS = ["epoll"]
+BACKENDS = ["epoll", "io_uring"]
 
 # How long the leak check waits for fds and threads to settle after a test.
 SETTLE_SECONDS = 3.0
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request) -> str:
-    return request.param
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
 
 
 def _warm_up() -> None:
@@ -63,16 +65,16 @@ def _warm_up() -> None:
             pass
 
 
-def pytest_configure(config) -> None:
+def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes seconds (a build); still part of the default run")
 
 
-def pytest_sessionstart(session) -> None:
+def pytest_sessionstart(session: pytest.Session) -> None:
     _warm_up()
 
 
 @pytest.fixture(autouse=True)
-def no_leaks(request):
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """After the test: no worker thread, no file descriptor left behind."""
     before = fd_list()
     yield

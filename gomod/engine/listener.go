@@ -31,6 +31,7 @@ type Listener struct {
 	outstanding int // accepts posted and not completed
 	retrying    int // accepts to post again at retryAt
 	retryAt     int64
+	failing     bool // in an episode of failed accepts: logged once, until one succeeds
 	closing     bool
 }
 
@@ -94,6 +95,15 @@ func (w *worker) acceptDone(cpl *poller.Completion) {
 			// An error on one accept never closes the listener: post the
 			// accept again after a pause (EMFILE would otherwise spin).
 			w.stats.acceptErrors.Add(1)
+			if !l.failing {
+				// An episode (out of descriptors until some free up, say)
+				// is logged and counted once, however many accepts fail
+				// in it; the first accept that succeeds ends it.
+				l.failing = true
+				w.stats.acceptErrorEpisodes.Add(1)
+				w.m.logf("listener %v: accept: %v; retrying every %v (logged once until an accept succeeds)",
+					l.addr, cpl.Err, acceptRetry)
+			}
 			if l.retrying == 0 {
 				l.retryAt = w.now + int64(acceptRetry)
 			}
@@ -107,6 +117,7 @@ func (w *worker) acceptDone(cpl *poller.Completion) {
 		w.settleListener(l)
 		return
 	}
+	l.failing = false
 	w.p.PostAccept(l.fd, 1)
 	l.outstanding++
 	w.m.accept(w, l, cpl.Sock, cpl.Peer)

@@ -77,11 +77,18 @@ func New(h Handler, opts ...Option) (*Manager, error) {
 		epoch:     time.Now(),
 		closed:    make(chan struct{}),
 		listeners: make(map[*Listener]struct{}),
-		logger:    func(s string) { log.Print("pyiocp: " + s) },
+		logger:    o.logger,
 	}
+	if m.logger == nil {
+		m.logger = func(s string) { log.Print("pyiocp: " + s) }
+	}
+	cfg := poller.Config{FixedThread: o.fixedThreads > 0 || (o.fixedThreads == 0 && h != nil)}
 	for i := 0; i < o.workers; i++ {
-		p, err := poller.New(o.backend)
+		p, skipped, err := poller.Open(o.backend, cfg)
 		if err == nil {
+			if skipped != nil && i == 0 {
+				m.logf("%v; using %s", skipped, p.Name())
+			}
 			var w *worker
 			if w, err = newWorker(m, i, p); err == nil {
 				m.workers = append(m.workers, w)
@@ -103,8 +110,8 @@ func New(h Handler, opts ...Option) (*Manager, error) {
 	return m, nil
 }
 
-// SetLogger replaces where the engine's rare log lines go (default: the
-// standard logger). Bindings route them to their own logging.
+// SetLogger replaces where the engine's log lines go; call it before the
+// workers run (WithLogger also covers what New itself logs).
 func (m *Manager) SetLogger(f func(string)) { m.logger = f }
 
 func (m *Manager) logf(format string, args ...any) { m.logger(fmt.Sprintf(format, args...)) }

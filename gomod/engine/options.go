@@ -32,6 +32,8 @@ type options struct {
 	maxConns      int
 	events        EventMask
 	eventsSet     bool
+	fixedThreads  int // 0: decided by the handler; 1: yes; -1: no
+	logger        func(string)
 }
 
 func defaultOptions() options {
@@ -141,6 +143,28 @@ func WithEvents(mask EventMask) Option {
 	return func(o *options) error { o.events = mask; o.eventsSet = true; return nil }
 }
 
+// WithFixedThreads says whether each worker is always polled from the same
+// OS thread (the first to poll it). Run, Start and Close do that; so does
+// the Python binding's worker threads. It lets io_uring run as a single
+// issuer with deferred task work. By default it is on when the manager has
+// a Handler and off when the application calls Poll itself.
+func WithFixedThreads(on bool) Option {
+	return func(o *options) error {
+		o.fixedThreads = -1
+		if on {
+			o.fixedThreads = 1
+		}
+		return nil
+	}
+}
+
+// WithLogger sends the engine's rare log lines (a backend falling back, an
+// accept failing for want of descriptors) to f instead of the standard
+// logger.
+func WithLogger(f func(string)) Option {
+	return func(o *options) error { o.logger = f; return nil }
+}
+
 // ListenOption configures one listener.
 type ListenOption func(*listenOptions) error
 
@@ -178,6 +202,6 @@ func WithReusePort(on bool) ListenOption {
 	return func(o *listenOptions) error { o.reusePort = on; return nil }
 }
 
-// Backends lists the completion port implementations this OS offers,
+// Backends lists the completion port implementations that work here,
 // preferred first ("auto" picks the first).
 func Backends() []string { return poller.Backends() }

@@ -85,6 +85,8 @@ func (m *Manager) Close(timeout time.Duration) error {
 // Drain drives worker i until it quits, calling the handler, if any, for
 // its events. For bindings closing a manager whose workers nobody runs.
 func (m *Manager) Drain(i int) {
+	runtime.LockOSThread() // a worker is driven from one thread (WithFixedThreads)
+	defer runtime.UnlockOSThread()
 	for {
 		evs, quit := m.Poll(i, pollBatch, -1)
 		if m.h != nil {

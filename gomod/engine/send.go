@@ -69,17 +69,19 @@ func (w *worker) sent(c *Conn, n int) {
 func (w *worker) sendDone(c *Conn, cpl *poller.Completion) {
 	c.mu.Lock()
 	c.sending = false
-	switch {
-	case cpl.Err == poller.ErrCanceled:
-		c.mu.Unlock()
-		w.settle(c)
-		return
-	case cpl.Err != nil:
-		c.mu.Unlock()
-		w.abort(c, cpl.Err, false)
-		return
+	if cpl.Err == nil {
+		w.sent(c, cpl.N)
 	}
-	w.sent(c, cpl.N)
 	c.mu.Unlock()
-	w.flush(c)
+	switch {
+	case c.state == stateCanceling || cpl.Err == poller.ErrCanceled:
+		// Being canceled: this send is over, whatever it reports (a
+		// partial write, ErrCanceled, or the error the peer's reset gave it
+		// before the cancel reached it): the close may go on.
+		w.settle(c)
+	case cpl.Err != nil:
+		w.abort(c, cpl.Err, false)
+	default:
+		w.flush(c)
+	}
 }

@@ -14,6 +14,8 @@ type workerStats struct {
 	acceptErrors atomic.Uint64
 	waitErrors   atomic.Uint64
 	stray        atomic.Uint64
+
+	acceptErrorEpisodes atomic.Uint64
 }
 
 // Stats is a snapshot of a manager's counters; the names are those of
@@ -35,6 +37,11 @@ type Stats struct {
 	Listeners        int
 	Workers          int
 	Backend          string
+
+	// AcceptErrorEpisodes counts runs of failed accepts on a listener (out
+	// of descriptors until some free up, say): each is logged once, and
+	// ends at the listener's next accept that succeeds.
+	AcceptErrorEpisodes uint64
 }
 
 // Stats returns the current counters.
@@ -58,6 +65,7 @@ func (m *Manager) Stats() Stats {
 		s.BytesOut += st.bytesOut.Load()
 		s.Completions += st.completions.Load()
 		s.AcceptErrors += st.acceptErrors.Load()
+		s.AcceptErrorEpisodes += st.acceptErrorEpisodes.Load()
 		s.Stray += st.stray.Load()
 	}
 	return s

@@ -28,8 +28,8 @@ func setErr(e *C.pyiocp_error, err error) C.int {
 		e.code = C.int32_t(code)
 		e.err_errno = C.int32_t(errno)
 		msg := ""
-		if err != nil {
-			msg = err.Error()
+		if _, bare := err.(syscall.Errno); err != nil && !bare {
+			msg = err.Error() // a bare errno: the C side words it (strerror)
 		}
 		putString(e.msg[:], msg)
 	}
@@ -83,6 +83,7 @@ func addrPort(ip *C.char, port C.int) (netip.AddrPort, error) {
 
 //export pyiocpNew
 func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_error) C.int {
+	ent := newEntry()
 	opts := []engine.Option{
 		engine.WithWorkers(int(o.workers)),
 		engine.WithBackend(C.GoString(backend)),
@@ -92,6 +93,8 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 		engine.WithAcceptTimeout(time.Duration(o.accept_timeout_ns)),
 		engine.WithMaxConnections(int(o.max_connections)),
 		engine.WithEvents(engine.EventMask(o.events)),
+		engine.WithFixedThreads(o.fixed_threads != 0),
+		engine.WithLogger(ent.log),
 	}
 	if o.send_low_watermark >= 0 {
 		opts = append(opts, engine.WithSendLowWatermark(int(o.send_low_watermark)))
@@ -100,7 +103,8 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 	if err != nil {
 		return setErr(e, err)
 	}
-	handle, ok := register(m)
+	ent.m = m
+	handle, ok := register(ent)
 	if !ok {
 		m.Close(0)
 		return setErr(e, syscall.EMFILE)
@@ -403,6 +407,7 @@ func pyiocpStats(h C.int64_t, out *C.pyiocp_stats) C.int {
 	out.paused_reading = C.int64_t(s.PausedReading)
 	out.completions = C.int64_t(s.Completions)
 	out.accept_errors = C.int64_t(s.AcceptErrors)
+	out.accept_error_episodes = C.int64_t(s.AcceptErrorEpisodes)
 	out.stray = C.int64_t(s.Stray)
 	out.listeners = C.int64_t(s.Listeners)
 	out.workers = C.int64_t(s.Workers)

@@ -71,12 +71,14 @@ typedef struct pyiocp_options {
     long long accept_timeout_ns;    /* 0: none */
     long long max_connections;      /* 0: no cap */
     long long events;               /* PYIOCP_MASK_* */
+    long long fixed_threads;        /* 1: each worker is polled by one thread */
 } pyiocp_options;
 
 typedef struct pyiocp_stats {
     int64_t connections, accepted, connected, closed, rejected, timed_out;
     int64_t bytes_in, bytes_out, pending_send_bytes, paused_reading;
     int64_t completions, accept_errors, stray, listeners, workers;
+    int64_t accept_error_episodes;
     char backend[32];
 } pyiocp_stats;
 

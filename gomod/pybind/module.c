@@ -86,6 +86,16 @@ static PyObject *raise_code(int code, const pyiocp_error *e)
         PyErr_SetString(PyExc_ValueError, msg);
         break;
     case PYIOCP_E_OS:
+        if (msg[0]) {
+            /* OSError(errno, what the engine said): the errno's subclass, with
+             * the reason (a backend unavailable says why). */
+            PyObject *args = Py_BuildValue("(is)", e->err_errno, msg);
+            if (args) {
+                PyErr_SetObject(PyExc_OSError, args);
+                Py_DECREF(args);
+            }
+            break;
+        }
         errno = e ? e->err_errno : EIO;
         PyErr_SetFromErrno(PyExc_OSError);
         break;
@@ -384,6 +394,9 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
                                      &o.send_low_watermark, &o.idle_timeout_ns, &o.accept_timeout_ns,
                                      &o.max_connections, &o.events))
         return -1;
+    /* With a handler each worker is run by one Python thread; in poll()
+     * mode any thread may poll. */
+    o.fixed_threads = handler != Py_None;
     if (handler != Py_None) {
         for (int k = 1; k < NKINDS; k++) {
             self->cb[k] = PyObject_GetAttrString(handler, cb_names[k]);
@@ -398,12 +411,18 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
     self->report = rep;
     Py_INCREF(completion);
     self->completion = completion;
-    if (pyiocpNew(&o, (char *)backend, &self->h, &err) != PYIOCP_OK) {
+    int rc;
+    /* Opening the ports probes the backends (a ring set up and tried): no GIL. */
+    Py_BEGIN_ALLOW_THREADS
+    rc = pyiocpNew(&o, (char *)backend, &self->h, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != PYIOCP_OK) {
         self->h = 0;
         raise_code(err.code, &err);
         return -1;
     }
     self->workers = (int)o.workers;
+    flush_logs(self); /* what opening said (a backend falling back) reaches logging now */
     return 0;
 }
 
@@ -667,7 +686,7 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused)
     memset(&s, 0, sizeof(s));
     if (!pyiocpStats(self->h, &s))
         return raise_code(PYIOCP_E_MANAGER_CLOSED, NULL);
-    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLss}",
+    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLss}",
                          "connections", (long long)s.connections, "accepted", (long long)s.accepted,
                          "connected", (long long)s.connected, "closed", (long long)s.closed,
                          "rejected", (long long)s.rejected, "timed_out", (long long)s.timed_out,
@@ -675,6 +694,7 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused)
                          "pending_send_bytes", (long long)s.pending_send_bytes,
                          "paused_reading", (long long)s.paused_reading,
                          "completions", (long long)s.completions, "accept_errors", (long long)s.accept_errors,
+                         "accept_error_episodes", (long long)s.accept_error_episodes,
                          "stray_completions", (long long)s.stray, "listeners", (long long)s.listeners,
                          "workers", (long long)s.workers, "backend", s.backend);
 }

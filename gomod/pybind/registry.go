@@ -38,7 +38,10 @@ var registry struct {
 	used  int
 }
 
-func register(m *engine.Manager) (int64, bool) {
+func newEntry() *entry { return &entry{listeners: make(map[int64]*engine.Listener)} }
+
+// register gives e (its manager set) a handle.
+func register(e *entry) (int64, bool) {
 	r := &registry
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -53,8 +56,7 @@ func register(m *engine.Manager) (int64, bool) {
 		return 0, false
 	}
 	r.gens[idx]++
-	e := &entry{m: m, gen: r.gens[idx], listeners: make(map[int64]*engine.Listener)}
-	m.SetLogger(e.log)
+	e.gen = r.gens[idx]
 	r.slots[idx].Store(e)
 	return int64(e.gen)<<16 | int64(idx), true
 }

@@ -25,13 +25,14 @@ func (echo) OnRecv(c *engine.Conn, data []byte) {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	workers := flag.Int("workers", 1, "workers")
+	backend := flag.String("backend", "auto", "auto, io_uring or epoll")
 	flag.Parse()
 	ap, err := netip.ParseAddrPort(*addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "engineecho:", err)
 		os.Exit(2)
 	}
-	m, err := engine.New(echo{}, engine.WithWorkers(*workers))
+	m, err := engine.New(echo{}, engine.WithWorkers(*workers), engine.WithBackend(*backend))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "engineecho:", err)
 		os.Exit(2)

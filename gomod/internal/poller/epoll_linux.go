@@ -8,10 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var backends = []string{"epoll"}
-
-var openers = map[string]func() (Poller, error){"epoll": newEpoll}
-
 const (
 	// arenaSize is the receive memory of one port, reused by every Wait:
 	// reads land here, so an idle socket holds no receive buffer.
@@ -62,7 +58,7 @@ type epoll struct {
 	spare  []*fdState
 }
 
-func newEpoll() (Poller, error) {
+func newEpoll(Config) (Poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err

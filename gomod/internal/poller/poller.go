@@ -59,6 +59,14 @@ type Completion struct {
 	Err   error          // nil, ErrCanceled, or the OS error (syscall.Errno)
 }
 
+// Config is how the engine will drive a port.
+type Config struct {
+	// FixedThread: every call but Wake comes from one OS thread for the
+	// port's life (the first to use it). io_uring then runs as a single
+	// issuer with deferred task work.
+	FixedThread bool
+}
+
 // Poller is one completion port. See the package comment for the rules.
 type Poller interface {
 	// Register associates a connected (or connecting) socket with this port
@@ -71,7 +79,11 @@ type Poller interface {
 	PostAccept(s Sock, n int) error
 	// PostConnect starts connecting s to addr. done=true: connected at once.
 	PostConnect(s Sock, addr netip.AddrPort) (done bool, err error)
-	// PostRecv posts one receive of at most max bytes.
+	// PostRecv posts one receive. max bounds what the backend reads from
+	// the socket beyond what was delivered: one read of at most max bytes
+	// (epoll), or read-ahead of about max bytes in provided buffers, a
+	// completion carrying at most one buffer (io_uring). Past that the
+	// socket is not read, and TCP pushes back on the peer.
 	PostRecv(s Sock, max int) error
 	// PostSend posts one send of bufs (gathered in order). done=true: n bytes
 	// were written at once (n may be less than the total; post the rest).
@@ -96,25 +108,53 @@ type Poller interface {
 	Name() string
 }
 
-// Backends lists the backends this OS offers, preferred first.
-func Backends() []string { return backends }
+// Backends lists the backends that work here, preferred first.
+func Backends() []string {
+	var out []string
+	for _, b := range backends {
+		if b.probe == nil || b.probe() == nil {
+			out = append(out, b.name)
+		}
+	}
+	return out
+}
 
-// New opens a port of the named backend ("auto" picks the preferred one).
-func New(backend string) (Poller, error) {
-	if backend == "auto" {
-		backend = backends[0]
+// Open opens a port of the named backend. "auto" takes the first backend
+// that works here; then skipped says why the ones before it did not.
+func Open(name string, cfg Config) (p Poller, skipped error, err error) {
+	for _, b := range backends {
+		if name != "auto" && name != b.name {
+			continue
+		}
+		if b.probe != nil {
+			if err := b.probe(); err != nil {
+				if name == "auto" {
+					skipped = err
+					continue
+				}
+				return nil, nil, err
+			}
+		}
+		p, err := b.open(cfg)
+		return p, skipped, err
 	}
-	open, ok := openers[backend]
-	if !ok {
-		return nil, &UnknownBackendError{Name: backend}
-	}
-	return open()
+	return nil, nil, &UnknownBackendError{Name: name}
+}
+
+type backend struct {
+	name  string
+	probe func() error // nil: always available
+	open  func(Config) (Poller, error)
 }
 
 // UnknownBackendError names a backend this OS does not offer.
 type UnknownBackendError struct{ Name string }
 
 func (e *UnknownBackendError) Error() string {
+	names := make([]string, len(backends))
+	for i, b := range backends {
+		names[i] = b.name
+	}
 	return "poller: unknown backend " + strconv.Quote(e.Name) +
-		" (available: auto, " + strings.Join(backends, ", ") + ")"
+		" (available: auto, " + strings.Join(names, ", ") + ")"
 }
