@@ -1,19 +1,28 @@
 """An echo server on pyiocp: every byte a client sends comes back.
 
-    python examples/echo.py [--host 127.0.0.1] [--port 7007] [--workers 1]
+    python examples/echo.py [--host 127.0.0.1] [--port 7007] [--workers 1] [--backend auto]
 
 Drive it with the built-in load generator:
 
     python -m pyiocp bench --port 7007 --conns 50 --size 64
+
+A peer that writes far ahead of what it reads fills the send buffer; then
+this server stops reading from it until the buffer drains (``on_drain``),
+so TCP slows the peer down and memory stays bounded.
 """
 
+from __future__ import annotations
+
 import argparse
+import signal
+from types import FrameType
+from typing import List, Optional
 
 import pyiocp
 
 
 class Echo(pyiocp.Handler):
-    def on_recv(self, conn, data):
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
         try:
             conn.send(data)
         except pyiocp.BufferFull:
@@ -22,7 +31,7 @@ class Echo(pyiocp.Handler):
             conn.unsent = data
             conn.pause_reading()
 
-    def on_drain(self, conn):
+    def on_drain(self, conn: pyiocp.Connection) -> None:
         data = getattr(conn, "unsent", None)
         if data is not None:
             conn.unsent = None
@@ -30,16 +39,25 @@ class Echo(pyiocp.Handler):
             conn.resume_reading()
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=7007)
     ap.add_argument("--workers", type=int, default=1)
-    args = ap.parse_args()
-    with pyiocp.SocketManager(Echo(), workers=args.workers) as mgr:
+    ap.add_argument("--backend", default="auto", help="auto, or a backend such as epoll or io_uring")
+    args = ap.parse_args(argv)
+
+    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM stops it like Ctrl-C; so does SIGINT even when the shell
+    # started it in the background with SIGINT ignored.
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with pyiocp.SocketManager(Echo(), workers=args.workers, backend=args.backend) as mgr:
         host, port = mgr.listen(args.host, args.port).address
-        print(f"echo: listening on {host}:{port}", flush=True)
-        try:
+        try:  # from here on, Ctrl-C and SIGTERM end it quietly
+            print(f"echo: listening on {host}:{port}", flush=True)
             mgr.serve_forever()
         except KeyboardInterrupt:
             pass

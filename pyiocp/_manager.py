@@ -14,10 +14,11 @@ import socket
 import threading
 import time
 from collections import namedtuple
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from . import _pyiocp
 from ._handler import Handler
+from ._pyiocp import Connection
 from .errors import ManagerClosed
 
 logger = logging.getLogger("pyiocp")
@@ -175,7 +176,7 @@ class SocketManager:
         self._state = "open"  # open, running, closing, closed
         self._driven: Dict[int, threading.Event] = {}  # worker -> set when its loop ends
         self._threads: List[threading.Thread] = []
-        self._worker_idents: set = set()
+        self._worker_idents: Set[int] = set()
         self._final_stats: Optional[Dict[str, Any]] = None
         self._polling = 0  # poll() calls under way
         self._listeners: List[Listener] = []
@@ -203,7 +204,7 @@ class SocketManager:
         self._listeners.append(lst)
         return lst
 
-    def connect(self, host: str, port: int, *, timeout: Optional[float] = None) -> Any:
+    def connect(self, host: str, port: int, *, timeout: Optional[float] = None) -> Connection:
         """Start connecting to host:port and return the Connection at once;
         on_connect follows, or on_close with the error (TimeoutError after
         timeout seconds). Bytes sent before it connects go out once it does."""
@@ -223,8 +224,13 @@ class SocketManager:
         with self._lock:
             self._check_can_run()
             self._state = "running"
-            for i in range(self._workers):
-                self._spawn(i)
+        try:
+            with self._lock:
+                for i in range(self._workers):
+                    self._spawn(i)
+        except BaseException:  # Ctrl-C while spawning: undo what started
+            self._close_after_interrupt()
+            raise
 
     def serve_forever(self) -> None:
         """Run the workers, the calling thread being one of them, until
@@ -235,17 +241,32 @@ class SocketManager:
             if not started:
                 self._check_can_run()
                 self._state = "running"
-                for i in range(1, self._workers):
-                    self._spawn(i)
-                done = self._claim(0)
+        done: Optional[threading.Event] = None
         try:
             if started:
                 self._wait_workers()
-            else:
-                self._drive(0, done, threading.current_thread() is threading.main_thread())
+                return
+            with self._lock:
+                for i in range(1, self._workers):
+                    self._spawn(i)
+                done = threading.Event()
+                self._driven[0] = done
+            self._drive(0, done, threading.current_thread() is threading.main_thread())
         except BaseException:
-            self.close()
+            if done is not None:
+                # Claimed by this thread, which drives it no more (a _drive
+                # that ran has already set it): close() must not wait for it.
+                done.set()
+            self._close_after_interrupt()
             raise
+
+    def _close_after_interrupt(self) -> None:
+        """close() on the way out of an exception; a second Ctrl-C or a
+        failure in it must not hide the first exception."""
+        try:
+            self.close()
+        except BaseException as exc:
+            logger.warning("close() after an interrupted start failed: %r", exc)
 
     def _wait_workers(self) -> None:
         """serve_forever() after start(): wait until the workers end, waking
@@ -259,12 +280,24 @@ class SocketManager:
         return done
 
     def _spawn(self, worker: int) -> None:
+        """Start a thread for the worker. If the start is interrupted
+        (Ctrl-C) before the thread began, the thread will not drive the
+        worker and its claim is released, so close() does not wait for it."""
         done = self._claim(worker)
-        t = threading.Thread(target=self._run, args=(worker, done), name=f"pyiocp-worker-{worker}", daemon=True)
+        gate = _StartGate()
+        try:
+            t = threading.Thread(target=self._run, args=(worker, done, gate),
+                                 name=f"pyiocp-worker-{worker}", daemon=True)
+            t.start()
+        except BaseException:
+            if gate.abandon():
+                done.set()
+            raise
         self._threads.append(t)
-        t.start()
 
-    def _run(self, worker: int, done: threading.Event) -> None:
+    def _run(self, worker: int, done: threading.Event, gate: "_StartGate") -> None:
+        if not gate.enter():
+            return  # its start was interrupted and abandoned
         try:
             self._drive(worker, done, False)
         except BaseException as exc:  # the loop itself failed: say so, never die silently
@@ -363,7 +396,7 @@ class SocketManager:
         """Open connections."""
         return int(self.stats()["connections"])
 
-    def get(self, conn_id: int) -> Any:
+    def get(self, conn_id: int) -> Optional[Connection]:
         """The open Connection with this id, or None."""
         _int_arg("conn_id", conn_id, 0, MAX_CONN_ID)
         if self._state == "closed":
@@ -418,6 +451,27 @@ class SocketManager:
 
     def __repr__(self) -> str:
         return f"<pyiocp.SocketManager workers={self._workers} {self._state}>"
+
+
+class _StartGate:
+    """Decides, once, between a worker thread that begins and a spawn that
+    was interrupted and gives the worker up: never both."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = ""
+
+    def enter(self) -> bool:
+        with self._lock:
+            if self._state == "":
+                self._state = "entered"
+            return self._state == "entered"
+
+    def abandon(self) -> bool:
+        with self._lock:
+            if self._state == "":
+                self._state = "abandoned"
+            return self._state == "abandoned"
 
 
 def _event_mask(handler: Optional[Handler]) -> int:

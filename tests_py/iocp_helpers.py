@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import pyiocp
 
@@ -37,13 +37,13 @@ class Recorder(pyiocp.Handler):
         if echo is not None:
             self.echo = echo
         self.cond = threading.Condition()
-        self.events: List[tuple] = []
+        self.events: List[Tuple[str, Optional[int], Any, str]] = []
         self.conns: Dict[int, Any] = {}
         self.data: Dict[int, bytearray] = collections.defaultdict(bytearray)
         self.closes: Dict[int, List[Optional[BaseException]]] = collections.defaultdict(list)
         self.posts: List[Any] = []
-        self.errors: List[tuple] = []
-        self.inbound: set = set()
+        self.errors: List[Tuple[Optional[pyiocp.Connection], BaseException]] = []
+        self.inbound: Set[int] = set()
 
     # -- recording
     def record(self, kind: str, conn: Any, arg: Any = None) -> None:
@@ -54,7 +54,7 @@ class Recorder(pyiocp.Handler):
             self.events.append((kind, cid, arg, threading.current_thread().name))
             self.cond.notify_all()
 
-    def wait(self, pred: Callable[[], bool], timeout: float = WAIT, what: str = "") -> None:
+    def wait(self, pred: Callable[[], object], timeout: float = WAIT, what: str = "") -> None:
         with self.cond:
             if not self.cond.wait_for(pred, timeout):
                 raise AssertionError(f"timed out after {timeout} s waiting for {what or pred}; "
@@ -77,7 +77,7 @@ class Recorder(pyiocp.Handler):
 
     def wait_all_closed(self, n: Optional[int] = None, timeout: float = WAIT) -> None:
         """Every connection seen (at least n of them) has had its on_close."""
-        def done():
+        def done() -> bool:
             return (n is None or len(self.conns) >= n) and all(c in self.closes for c in self.conns)
         self.wait(done, timeout, "every on_close")
 
@@ -85,35 +85,36 @@ class Recorder(pyiocp.Handler):
         self.wait(lambda: any(k == kind for k, *_ in self.events), timeout, kind)
         with self.cond:
             cid = next(c for k, c, *_ in self.events if k == kind)
+            assert cid is not None
             return self.conns[cid]
 
     # -- callbacks
-    def on_accept(self, conn):
+    def on_accept(self, conn: pyiocp.Connection) -> None:
         with self.cond:
             self.inbound.add(conn.id)
         self.record("accept", conn)
 
-    def on_connect(self, conn):
+    def on_connect(self, conn: pyiocp.Connection) -> None:
         self.record("connect", conn)
 
-    def on_recv(self, conn, data):
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
         with self.cond:
             self.data[conn.id] += data
         self.record("recv", conn, len(data))
         if self.echo and conn.id in self.inbound:
             conn.send(data)
 
-    def on_close(self, conn, error):
+    def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
         with self.cond:
             self.closes[conn.id].append(error)
         self.record("close", conn, error)
 
-    def on_post(self, payload):
+    def on_post(self, payload: Any) -> None:
         with self.cond:
             self.posts.append(payload)
         self.record("post", None, payload)
 
-    def on_error(self, conn, exc):
+    def on_error(self, conn: Optional[pyiocp.Connection], exc: BaseException) -> None:
         super().on_error(conn, exc)  # logs and closes; recorded once done
         with self.cond:
             self.errors.append((conn, exc))
@@ -121,7 +122,7 @@ class Recorder(pyiocp.Handler):
 
 
 class Echo(pyiocp.Handler):
-    def on_recv(self, conn, data):
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
         conn.send(data)
 
 
@@ -131,7 +132,7 @@ def fd_count() -> int:
 
 def fd_list() -> Dict[int, str]:
     """This process's open descriptors and what they are."""
-    out = {}
+    out: Dict[int, str] = {}
     for name in os.listdir("/proc/self/fd"):
         try:
             out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
@@ -144,7 +145,7 @@ def worker_threads() -> List[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("pyiocp-worker-") and t.is_alive()]
 
 
-def client(address, timeout: float = WAIT) -> socket.socket:
+def client(address: Tuple[str, int], timeout: float = WAIT) -> socket.socket:
     s = socket.create_connection(address, timeout=timeout)
     s.settimeout(timeout)
     return s
@@ -169,7 +170,7 @@ def recv_until_eof(sock: socket.socket) -> bytes:
         buf += chunk
 
 
-def wait_until(pred: Callable[[], bool], timeout: float = WAIT, interval: float = 0.005, what: str = "") -> None:
+def wait_until(pred: Callable[[], object], timeout: float = WAIT, interval: float = 0.005, what: str = "") -> None:
     """For state without a callback to wait on (stats counters, socket
     buffers): poll pred until it holds."""
     deadline = time.monotonic() + timeout
@@ -184,7 +185,7 @@ def set_linger_reset(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-def small_rcvbuf_client(address, rcvbuf: int = 4096, timeout: float = WAIT) -> socket.socket:
+def small_rcvbuf_client(address: Tuple[str, int], rcvbuf: int = 4096, timeout: float = WAIT) -> socket.socket:
     """A client whose receive buffer is small, so that a server sending to
     it fills up quickly."""
     family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET

@@ -7,14 +7,19 @@ import errno
 import math
 import socket
 import threading
+from typing import Any, Callable, Dict, List, Tuple, Type, TypeVar
 
 import pytest
 
 import pyiocp
 from iocp_helpers import Echo, Recorder, client, fd_count, recv_exactly, wait_until
+from pyiocp.testing import ManagerFactory
 
 
-def raises_cleanly(exc_type, fn, *args, **kwargs):
+E = TypeVar("E", bound=BaseException)
+
+
+def raises_cleanly(exc_type: Type[E], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> E:
     """fn(*args, **kwargs) raises exc_type and leaves no fd or worker thread."""
     before = fd_count()
     threads = threading.active_count()
@@ -27,7 +32,7 @@ def raises_cleanly(exc_type, fn, *args, **kwargs):
 
 # ------------------------------------------------------------ constructor
 
-CTOR_TYPE_ERRORS = [
+CTOR_TYPE_ERRORS: List[Tuple[Dict[str, Any], str]] = [
     ({"handler": object()}, "handler"),
     ({"handler": "echo"}, "handler"),
     ({"handler": pyiocp.Handler}, "handler class, not instance"),
@@ -48,7 +53,7 @@ CTOR_TYPE_ERRORS = [
     ({"max_connections": "10"}, "max_connections str"),
 ]
 
-CTOR_VALUE_ERRORS = [
+CTOR_VALUE_ERRORS: List[Tuple[Dict[str, Any], str]] = [
     ({"workers": 0}, "workers 0"),
     ({"workers": -1}, "workers negative"),
     ({"workers": 257}, "workers too many"),
@@ -69,27 +74,27 @@ CTOR_VALUE_ERRORS = [
 
 
 @pytest.mark.parametrize("kwargs", [k for k, _ in CTOR_TYPE_ERRORS], ids=[i for _, i in CTOR_TYPE_ERRORS])
-def test_constructor_type_errors(kwargs):
+def test_constructor_type_errors(kwargs: Dict[str, Any]) -> None:
     kwargs = dict(kwargs)
     handler = kwargs.pop("handler", Echo())
     raises_cleanly(TypeError, pyiocp.SocketManager, handler, **kwargs)
 
 
 @pytest.mark.parametrize("kwargs", [k for k, _ in CTOR_VALUE_ERRORS], ids=[i for _, i in CTOR_VALUE_ERRORS])
-def test_constructor_value_errors(kwargs):
+def test_constructor_value_errors(kwargs: Dict[str, Any]) -> None:
     raises_cleanly(ValueError, pyiocp.SocketManager, Echo(), **kwargs)
 
 
-def test_poll_mode_needs_one_worker():
+def test_poll_mode_needs_one_worker() -> None:
     raises_cleanly(ValueError, pyiocp.SocketManager, None, workers=2)
 
 
-def test_unknown_keyword_and_positional_options():
+def test_unknown_keyword_and_positional_options() -> None:
     raises_cleanly(TypeError, pyiocp.SocketManager, Echo(), worker=2)
     raises_cleanly(TypeError, pyiocp.SocketManager, Echo(), 2)  # options are keyword-only
 
 
-def test_connection_cannot_be_made_directly():
+def test_connection_cannot_be_made_directly() -> None:
     with pytest.raises(TypeError):
         pyiocp.Connection()
 
@@ -119,21 +124,22 @@ def test_connection_cannot_be_made_directly():
         (("127.0.0.1", 0), {"tls": None}, TypeError),  # no such option (yet)
     ],
 )
-def test_listen_bad_arguments(iocp_manager, backend, args, kwargs, exc):
+def test_listen_bad_arguments(iocp_manager: ManagerFactory, backend: str, args: Tuple[Any, ...],
+                              kwargs: Dict[str, Any], exc: Type[BaseException]) -> None:
     mgr = iocp_manager(Echo(), backend=backend)
     raises_cleanly(exc, mgr.listen, *args, **kwargs)
     _still_works(mgr)
 
 
 @pytest.mark.parametrize("host", ["no.such.host.invalid", "256.1.1.1", "bad host!", "::g"])
-def test_listen_bad_address(iocp_manager, backend, host):
+def test_listen_bad_address(iocp_manager: ManagerFactory, backend: str, host: str) -> None:
     mgr = iocp_manager(Echo(), backend=backend)
     err = raises_cleanly(OSError, mgr.listen, host, 0)
     assert isinstance(err, socket.gaierror) or err.errno is not None
     _still_works(mgr)
 
 
-def test_listen_on_an_address_not_of_this_host(iocp_manager, backend):
+def test_listen_on_an_address_not_of_this_host(iocp_manager: ManagerFactory, backend: str) -> None:
     # Binding only: no packet leaves the machine.
     mgr = iocp_manager(Echo(), backend=backend)
     err = raises_cleanly(OSError, mgr.listen, "192.0.2.1", 0)
@@ -141,7 +147,7 @@ def test_listen_on_an_address_not_of_this_host(iocp_manager, backend):
     _still_works(mgr)
 
 
-def test_listen_port_in_use(iocp_manager, backend):
+def test_listen_port_in_use(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(Echo(), backend=backend)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -175,7 +181,8 @@ def test_listen_port_in_use(iocp_manager, backend):
         (("no.such.host.invalid", 80), {}, OSError),
     ],
 )
-def test_connect_bad_arguments(iocp_manager, backend, args, kwargs, exc):
+def test_connect_bad_arguments(iocp_manager: ManagerFactory, backend: str, args: Tuple[Any, ...],
+                               kwargs: Dict[str, Any], exc: Type[BaseException]) -> None:
     rec = Recorder(echo=True)
     mgr = iocp_manager(rec, backend=backend)
     raises_cleanly(exc, mgr.connect, *args, **kwargs)
@@ -188,7 +195,7 @@ def test_connect_bad_arguments(iocp_manager, backend, args, kwargs, exc):
 # ------------------------------------------------------------ the rest
 
 
-def test_poll_bad_arguments(iocp_manager, backend):
+def test_poll_bad_arguments(iocp_manager: ManagerFactory, backend: str) -> None:
     with_handler = iocp_manager(Echo(), backend=backend)
     raises_cleanly(ValueError, with_handler.poll, 0)
     mgr = iocp_manager(None, backend=backend)
@@ -199,13 +206,13 @@ def test_poll_bad_arguments(iocp_manager, backend):
     assert mgr.poll(0) == []
 
 
-def test_start_and_serve_forever_without_handler(iocp_manager, backend):
+def test_start_and_serve_forever_without_handler(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(None, backend=backend)
     raises_cleanly(ValueError, mgr.start)
     raises_cleanly(ValueError, mgr.serve_forever)
 
 
-def test_get_bad_arguments(iocp_manager, backend):
+def test_get_bad_arguments(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(Echo(), backend=backend)
     raises_cleanly(TypeError, mgr.get, "1")
     raises_cleanly(TypeError, mgr.get, None)
@@ -213,19 +220,19 @@ def test_get_bad_arguments(iocp_manager, backend):
     assert mgr.get(12345) is None
 
 
-def test_close_negative_timeout(iocp_manager, backend):
+def test_close_negative_timeout(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(Echo(), backend=backend)
     raises_cleanly(ValueError, mgr.close, -1)
     raises_cleanly(ValueError, mgr.close, math.nan)
     assert not mgr.closed
 
 
-def test_close_wrong_type_is_a_type_error(iocp_manager, backend):
+def test_close_wrong_type_is_a_type_error(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(Echo(), backend=backend)
     raises_cleanly(TypeError, mgr.close, "1")
 
 
-def test_send_wrong_types(iocp_manager, backend):
+def test_send_wrong_types(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -239,7 +246,7 @@ def test_send_wrong_types(iocp_manager, backend):
     rec.wait_all_closed(1)
 
 
-def test_operations_on_a_closed_manager_raise_manager_closed(backend):
+def test_operations_on_a_closed_manager_raise_manager_closed(backend: str) -> None:
     rec = Recorder()
     mgr = pyiocp.SocketManager(rec, backend=backend)
     mgr.listen("127.0.0.1", 0)
@@ -266,14 +273,16 @@ def test_operations_on_a_closed_manager_raise_manager_closed(backend):
     raises_cleanly(pyiocp.ManagerClosed, poller.listen, "127.0.0.1", 0)
 
 
-def test_a_started_manager_closed_raises_manager_closed(backend):
+def test_a_started_manager_closed_raises_manager_closed(backend: str) -> None:
     with pyiocp.SocketManager(Echo(), backend=backend) as mgr:
         mgr.start()
-    for op, args in [(mgr.listen, ("127.0.0.1", 0)), (mgr.connect, ("127.0.0.1", 1)), (mgr.post, (None,)), (mgr.start, ())]:
+    ops: List[Tuple[Callable[..., Any], Tuple[Any, ...]]] = [
+        (mgr.listen, ("127.0.0.1", 0)), (mgr.connect, ("127.0.0.1", 1)), (mgr.post, (None,)), (mgr.start, ())]
+    for op, args in ops:
         raises_cleanly(pyiocp.ManagerClosed, op, *args)
 
 
-def _still_works(mgr):
+def _still_works(mgr: pyiocp.SocketManager) -> None:
     """After a failed call the manager is whole: it listens and echoes."""
     lst = mgr.listen("127.0.0.1", 0)
     with client(lst.address) as s:
@@ -285,7 +294,7 @@ def _still_works(mgr):
 
 # Values too big for the engine's 64-bit fields: a ValueError (or being
 # taken as "no limit", as math.inf is for timeouts), never OverflowError.
-HUGE = [
+HUGE: List[Tuple[str, Callable[[pyiocp.SocketManager], Any]]] = [
     ("SocketManager(idle_timeout=1e10)", lambda mgr: pyiocp.SocketManager(Echo(), idle_timeout=1e10).close()),
     ("SocketManager(accept_timeout=1e12)", lambda mgr: pyiocp.SocketManager(Echo(), accept_timeout=1e12).close()),
     ("SocketManager(recv_buffer_limit=2**63)",
@@ -298,7 +307,8 @@ HUGE = [
 
 
 @pytest.mark.parametrize("call", [c for _, c in HUGE], ids=[i for i, _ in HUGE])
-def test_huge_numbers_are_value_errors(iocp_manager, backend, call):
+def test_huge_numbers_are_value_errors(iocp_manager: ManagerFactory, backend: str,
+                                       call: Callable[[pyiocp.SocketManager], Any]) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     before = fd_count()
@@ -311,7 +321,7 @@ def test_huge_numbers_are_value_errors(iocp_manager, backend, call):
     assert fd_count() == before
 
 
-def test_huge_numbers_leave_nothing_behind(iocp_manager, backend):
+def test_huge_numbers_leave_nothing_behind(iocp_manager: ManagerFactory, backend: str) -> None:
     """Whatever they raise today, the calls above leave no fd or thread."""
     mgr = iocp_manager(Echo(), backend=backend)
     for _, call in HUGE:

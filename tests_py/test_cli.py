@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator, List, Tuple
 
 import pytest
 
@@ -18,18 +19,18 @@ from iocp_helpers import PYTHON, client, recv_exactly
 PYIOCP_SCRIPT = str(Path(PYTHON).parent / "pyiocp")
 
 
-def run(*args, timeout=30):
+def run(*args: str, timeout: float = 30) -> "subprocess.CompletedProcess[str]":
     return subprocess.run([PYTHON, "-m", "pyiocp", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["echo", "--help"], ["bench", "--help"]])
-def test_help(args):
+def test_help(args: List[str]) -> None:
     r = run(*args)
     assert r.returncode == 0, r.stderr
     assert "usage:" in r.stdout
 
 
-def test_script_help():
+def test_script_help() -> None:
     r = subprocess.run([PYIOCP_SCRIPT, "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert "usage: pyiocp" in r.stdout
@@ -56,7 +57,7 @@ def test_script_help():
         ["bench", "--port", "99999"],
     ],
 )
-def test_bad_arguments_exit_2(args):
+def test_bad_arguments_exit_2(args: List[str]) -> None:
     r = run(*args)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert r.stderr.strip()  # says what is wrong
@@ -64,9 +65,10 @@ def test_bad_arguments_exit_2(args):
 
 
 @contextlib.contextmanager
-def echo_server(*extra):
+def echo_server(*extra: str) -> Iterator[Tuple["subprocess.Popen[str]", int]]:
     proc = subprocess.Popen([PYTHON, "-m", "pyiocp", "echo", "--port", "0", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         line = proc.stdout.readline()
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
@@ -80,7 +82,7 @@ def echo_server(*extra):
         proc.stderr.close()
 
 
-def _stop(proc, sig):
+def _stop(proc: "subprocess.Popen[str]", sig: int) -> Tuple[int, float]:
     t0 = time.monotonic()
     proc.send_signal(sig)
     code = proc.wait(5)
@@ -88,7 +90,7 @@ def _stop(proc, sig):
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_echo_then_bench_json(workers):
+def test_echo_then_bench_json(workers: str) -> None:
     with echo_server("--workers", workers) as (proc, port):
         with client(("127.0.0.1", port)) as s:
             s.sendall(b"hello")
@@ -107,7 +109,7 @@ def test_echo_then_bench_json(workers):
     assert elapsed < 0.5, elapsed
 
 
-def test_bench_table_output():
+def test_bench_table_output() -> None:
     with echo_server() as (proc, port):
         r = run("bench", "--port", str(port), "--conns", "2", "--duration", "0.3", "--warmup", "0")
         assert r.returncode == 0, r.stderr
@@ -117,7 +119,7 @@ def test_bench_table_output():
         _stop(proc, signal.SIGINT)
 
 
-def test_bench_against_a_closed_port_exits_1():
+def test_bench_against_a_closed_port_exits_1() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))  # reserved, not listening: refused
         port = s.getsockname()[1]
@@ -128,18 +130,18 @@ def test_bench_against_a_closed_port_exits_1():
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_echo_stops_on_signal_with_exit_0(sig):
+def test_echo_stops_on_signal_with_exit_0(sig: int) -> None:
     with echo_server() as (proc, port):
         with client(("127.0.0.1", port)) as s:  # with a connection open
             s.sendall(b"x")
             assert recv_exactly(s, 1) == b"x"
             code, elapsed = _stop(proc, sig)
-        assert proc.stderr.read() == ""
+        assert proc.stderr is not None and proc.stderr.read() == ""
     assert code == 0
     assert elapsed < 0.5, elapsed
 
 
-def test_echo_on_a_port_in_use_exits_1():
+def test_echo_on_a_port_in_use_exits_1() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
@@ -149,7 +151,7 @@ def test_echo_on_a_port_in_use_exits_1():
     assert "Traceback" not in r.stderr
 
 
-def test_echo_unknown_backend_exits_1():
+def test_echo_unknown_backend_exits_1() -> None:
     r = run("echo", "--port", "0", "--backend", "nope", timeout=10)
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "backend" in r.stderr

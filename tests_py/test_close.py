@@ -9,21 +9,23 @@ import socket
 import threading
 import time
 import weakref
+from typing import Callable, Iterable, List
 
 import pytest
 
 import pyiocp
 from iocp_helpers import Recorder, client, recv_exactly, recv_until_eof, set_linger_reset, small_rcvbuf_client, wait_until
+from pyiocp.testing import ManagerFactory
 
 
-def _assert_once(rec: Recorder, ids) -> None:
+def _assert_once(rec: Recorder, ids: Iterable[int]) -> None:
     for cid in ids:
         assert len(rec.closes[cid]) == 1, (cid, rec.closes[cid])
     counts = collections.Counter(c for k, c, *_ in rec.events if k == "close")
     assert all(n == 1 for n in counts.values()), counts
 
 
-def test_client_close_gives_clean_on_close(iocp_manager, backend):
+def test_client_close_gives_clean_on_close(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -39,7 +41,7 @@ def test_client_close_gives_clean_on_close(iocp_manager, backend):
     _assert_once(rec, [conn.id])
 
 
-def test_client_reset_gives_connection_reset(iocp_manager, backend):
+def test_client_reset_gives_connection_reset(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -53,9 +55,9 @@ def test_client_reset_gives_connection_reset(iocp_manager, backend):
     _assert_once(rec, [conn.id])
 
 
-def test_conn_close_flushes_then_fin(iocp_manager, backend):
+def test_conn_close_flushes_then_fin(iocp_manager: ManagerFactory, backend: str) -> None:
     class H(Recorder):
-        def on_accept(self, conn):
+        def on_accept(self, conn: pyiocp.Connection) -> None:
             super().on_accept(conn)
             conn.send(b"hello ")
             conn.send(b"world")
@@ -73,7 +75,7 @@ def test_conn_close_flushes_then_fin(iocp_manager, backend):
     _assert_once(rec, [conn.id])
 
 
-def test_conn_abort_resets_the_peer(iocp_manager, backend):
+def test_conn_abort_resets_the_peer(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -90,7 +92,7 @@ def test_conn_abort_resets_the_peer(iocp_manager, backend):
     _assert_once(rec, [conn.id])
 
 
-def test_close_and_abort_after_on_close_do_not_raise(iocp_manager, backend):
+def test_close_and_abort_after_on_close_do_not_raise(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -107,7 +109,7 @@ def test_close_and_abort_after_on_close_do_not_raise(iocp_manager, backend):
     assert conn.closed
 
 
-def test_send_after_close_raises_connection_closed(iocp_manager, backend):
+def test_send_after_close_raises_connection_closed(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -130,7 +132,7 @@ def test_send_after_close_raises_connection_closed(iocp_manager, backend):
         conn.send(b"much later")
 
 
-def test_send_after_peer_closed_raises_connection_closed(iocp_manager, backend):
+def test_send_after_peer_closed_raises_connection_closed(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -145,7 +147,7 @@ def test_send_after_peer_closed_raises_connection_closed(iocp_manager, backend):
             op()
 
 
-def test_concurrent_close_from_two_threads(iocp_manager, backend):
+def test_concurrent_close_from_two_threads(iocp_manager: ManagerFactory, backend: str) -> None:
     """close() and abort() raced from two threads, on 30 connections."""
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, workers=2)
@@ -154,9 +156,9 @@ def test_concurrent_close_from_two_threads(iocp_manager, backend):
     socks = [client(lst.address) for _ in range(n)]
     rec.wait_count("accept", n)
     conns = list(rec.conns.values())
-    failures = []
+    failures: List[str] = []
 
-    def hammer(ops, barrier):
+    def hammer(ops: List[Callable[[], None]], barrier: threading.Barrier) -> None:
         try:
             barrier.wait(5)
             for _ in range(20):
@@ -183,7 +185,7 @@ def test_concurrent_close_from_two_threads(iocp_manager, backend):
     assert mgr.stats()["closed"] == n
 
 
-def test_on_close_exactly_once_mixed(iocp_manager, backend):
+def test_on_close_exactly_once_mixed(iocp_manager: ManagerFactory, backend: str) -> None:
     """40 connections ended every way at once: client FIN, client RST,
     close(), abort(), with data in flight."""
     rec = Recorder(echo=True)
@@ -220,7 +222,7 @@ def test_on_close_exactly_once_mixed(iocp_manager, backend):
     assert st["stray_completions"] == 0
 
 
-def test_manager_close_with_open_connections(backend):
+def test_manager_close_with_open_connections(backend: str) -> None:
     """close() ends every open connection, each with one on_close, and the
     peers see EOF. (A plain `with`: see test_stats for the fixture.)"""
     rec = Recorder()
@@ -245,11 +247,11 @@ def test_manager_close_with_open_connections(backend):
             s.close()
 
 
-def test_graceful_close_flushes_4_mib(iocp_manager, backend):
+def test_graceful_close_flushes_4_mib(iocp_manager: ManagerFactory, backend: str) -> None:
     data = random.Random(5).randbytes(4 << 20)
 
     class H(Recorder):
-        def on_accept(self, conn):
+        def on_accept(self, conn: pyiocp.Connection) -> None:
             super().on_accept(conn)
             conn.send(data)
             conn.close()
@@ -265,7 +267,7 @@ def test_graceful_close_flushes_4_mib(iocp_manager, backend):
     assert rec.wait_closed(conn.id) is None
 
 
-def test_manager_close_flushes_pending_data(backend):
+def test_manager_close_flushes_pending_data(backend: str) -> None:
     """close() with bytes still pending for a slow (but reading) peer sends
     them all before closing."""
     data = random.Random(6).randbytes(2 << 20)
@@ -290,7 +292,7 @@ def test_manager_close_flushes_pending_data(backend):
         mgr.close()
 
 
-def test_manager_close_timeout_resets_a_peer_that_never_reads(backend):
+def test_manager_close_timeout_resets_a_peer_that_never_reads(backend: str) -> None:
     rec = Recorder()
     mgr = pyiocp.SocketManager(rec, backend=backend)
     s = None
@@ -324,7 +326,7 @@ def test_manager_close_timeout_resets_a_peer_that_never_reads(backend):
             s.close()
 
 
-def test_close_is_idempotent(iocp_manager, backend):
+def test_close_is_idempotent(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(Recorder(), backend=backend)
     mgr.listen("127.0.0.1", 0)
     mgr.close()
@@ -333,7 +335,7 @@ def test_close_is_idempotent(iocp_manager, backend):
     assert mgr.closed
 
 
-def test_listener_close(iocp_manager, backend):
+def test_listener_close(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -352,7 +354,7 @@ def test_listener_close(iocp_manager, backend):
     rec.wait_closed(conn.id)
 
 
-def test_data_then_fin_is_noticed(iocp_manager, backend):
+def test_data_then_fin_is_noticed(iocp_manager: ManagerFactory, backend: str) -> None:
     """Bytes and the FIN arriving together (one epoll edge): the FIN must
     not be lost behind the short read of the data (100 clients)."""
     rec = Recorder()
@@ -367,7 +369,7 @@ def test_data_then_fin_is_noticed(iocp_manager, backend):
     assert all(errs == [None] for errs in rec.closes.values())
 
 
-def test_a_stale_connection_never_reaches_a_new_one(iocp_manager, backend):
+def test_a_stale_connection_never_reaches_a_new_one(iocp_manager: ManagerFactory, backend: str) -> None:
     """Lesson 4: ids are never reused; a Connection whose connection is gone
     fails cleanly even once its slot holds a new connection."""
     rec = Recorder()
@@ -400,7 +402,7 @@ def test_a_stale_connection_never_reaches_a_new_one(iocp_manager, backend):
     rec.wait_all_closed(6)
 
 
-def test_connection_object_basics(iocp_manager, backend):
+def test_connection_object_basics(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -416,14 +418,14 @@ def test_connection_object_basics(iocp_manager, backend):
         assert type(conn.id) is int and conn.id > 0
         assert conn.closed is False
         with pytest.raises(AttributeError):
-            conn.id = 5  # read-only
+            conn.id = 5  # type: ignore[misc]  # read-only
     rec.wait_closed(conn.id)
     assert "closed" in repr(conn)
     assert conn.anything == [1, 2]
 
 
 @pytest.mark.parametrize("workers", [1, 4])
-def test_manager_close_under_load(backend, workers):
+def test_manager_close_under_load(backend: str, workers: int) -> None:
     """close() while 20 clients stream through echo: every connection gets
     exactly one on_close, the clients see the end, nothing is left over."""
     rec = Recorder(echo=True)
@@ -434,7 +436,7 @@ def test_manager_close_under_load(backend, workers):
         lst = mgr.listen("127.0.0.1", 0)
         mgr.start()
 
-        def stream():
+        def stream() -> None:
             try:
                 with client(lst.address, timeout=5) as s:
                     rng = random.Random()
@@ -477,14 +479,14 @@ def test_manager_close_under_load(backend, workers):
     assert st["connections"] == 0
 
 
-def test_listener_close_under_connection_storm(iocp_manager, backend):
+def test_listener_close_under_connection_storm(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, workers=2)
     lst = mgr.listen("127.0.0.1", 0)
     stop = threading.Event()
-    opened = []
+    opened: List[socket.socket] = []
 
-    def storm():
+    def storm() -> None:
         while not stop.is_set():
             try:
                 s = socket.create_connection(lst.address, timeout=2)
@@ -513,7 +515,7 @@ def test_listener_close_under_connection_storm(iocp_manager, backend):
             s.close()
 
 
-def test_close_with_an_infinite_timeout(backend):
+def test_close_with_an_infinite_timeout(backend: str) -> None:
     rec = Recorder()
     mgr = pyiocp.SocketManager(rec, backend=backend)
     try:

@@ -6,24 +6,26 @@ import contextlib
 import socket
 import threading
 import time
+from typing import Iterator, List, Optional, Tuple
 
 import pytest
 
 import pyiocp
 from iocp_helpers import Recorder, wait_until
+from pyiocp.testing import ManagerFactory
 
 
 @contextlib.contextmanager
-def plain_echo_server():
+def plain_echo_server() -> Iterator[Tuple[str, int]]:
     """A plain Python socket echo server on a thread; yields its address."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)
     srv.settimeout(0.1)
     stop = threading.Event()
-    conns = []
+    conns: List[socket.socket] = []
 
-    def serve_one(c):
+    def serve_one(c: socket.socket) -> None:
         with c:
             c.settimeout(5)
             try:
@@ -35,8 +37,8 @@ def plain_echo_server():
             except OSError:
                 pass
 
-    def accept_loop():
-        threads = []
+    def accept_loop() -> None:
+        threads: List[threading.Thread] = []
         while not stop.is_set():
             try:
                 c, _ = srv.accept()
@@ -62,14 +64,14 @@ def plain_echo_server():
 
 
 @contextlib.contextmanager
-def full_backlog_listener():
+def full_backlog_listener() -> Iterator[Tuple[str, int]]:
     """A listener (backlog 0, never accepting) whose accept queue is full:
     a new connection to it stays in SYN-SENT (loopback only)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(0)
     addr = srv.getsockname()
-    fillers = []
+    fillers: List[socket.socket] = []
     try:
         for _ in range(4):
             c = socket.socket()
@@ -91,24 +93,24 @@ def full_backlog_listener():
 class Client(Recorder):
     """Records, and keeps the Connection object of each callback."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.objects = []
+        self.objects: List[pyiocp.Connection] = []
 
-    def on_connect(self, conn):
+    def on_connect(self, conn: pyiocp.Connection) -> None:
         self.objects.append(conn)
         super().on_connect(conn)
 
-    def on_recv(self, conn, data):
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
         self.objects.append(conn)
         super().on_recv(conn, data)
 
-    def on_close(self, conn, error):
+    def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
         self.objects.append(conn)
         super().on_close(conn, error)
 
 
-def test_connect_to_a_plain_socket_server(iocp_manager, backend):
+def test_connect_to_a_plain_socket_server(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Client()
     mgr = iocp_manager(rec, backend=backend)
     with plain_echo_server() as addr:
@@ -130,7 +132,7 @@ def test_connect_to_a_plain_socket_server(iocp_manager, backend):
     assert mgr.stats()["connected"] == 1
 
 
-def test_connect_through_a_pyiocp_server(iocp_manager, backend):
+def test_connect_through_a_pyiocp_server(iocp_manager: ManagerFactory, backend: str) -> None:
     server = iocp_manager(Recorder(echo=True), backend=backend)
     lst = server.listen("127.0.0.1", 0)
     rec = Client()
@@ -150,7 +152,7 @@ def test_connect_through_a_pyiocp_server(iocp_manager, backend):
     assert mgr.stats()["connected"] == 10
 
 
-def test_sends_queued_before_the_connect_completes_arrive(iocp_manager, backend):
+def test_sends_queued_before_the_connect_completes_arrive(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Client()
     mgr = iocp_manager(rec, backend=backend)
     with plain_echo_server() as addr:
@@ -164,7 +166,7 @@ def test_sends_queued_before_the_connect_completes_arrive(iocp_manager, backend)
         rec.wait_closed(conn.id)
 
 
-def test_connection_refused(iocp_manager, backend):
+def test_connection_refused(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Client()
     mgr = iocp_manager(rec, backend=backend)
     with socket.socket() as s:
@@ -179,7 +181,7 @@ def test_connection_refused(iocp_manager, backend):
     assert mgr.stats()["connected"] == 0
 
 
-def test_connect_timeout(iocp_manager, backend):
+def test_connect_timeout(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Client()
     mgr = iocp_manager(rec, backend=backend)
     with full_backlog_listener() as addr:
@@ -194,7 +196,7 @@ def test_connect_timeout(iocp_manager, backend):
     assert mgr.stats()["timed_out"] == 1
 
 
-def test_abort_while_connecting(iocp_manager, backend):
+def test_abort_while_connecting(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Client()
     mgr = iocp_manager(rec, backend=backend)
     with full_backlog_listener() as addr:
@@ -212,7 +214,7 @@ def test_abort_while_connecting(iocp_manager, backend):
     assert "connect" not in rec.kinds(conn.id)
 
 
-def test_close_while_connecting_with_nothing_queued(iocp_manager, backend):
+def test_close_while_connecting_with_nothing_queued(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Client()
     mgr = iocp_manager(rec, backend=backend)
     with full_backlog_listener() as addr:
@@ -226,7 +228,7 @@ def test_close_while_connecting_with_nothing_queued(iocp_manager, backend):
             rec.wait_closed(conn.id, timeout=2)
 
 
-def test_close_while_connecting_flushes_once_connected(iocp_manager, backend):
+def test_close_while_connecting_flushes_once_connected(iocp_manager: ManagerFactory, backend: str) -> None:
     """connect(); send(); close() at once: the bytes go out once connected,
     then the FIN (HTTP/1.0 clients do exactly this)."""
     server_rec = Recorder()
@@ -247,7 +249,7 @@ def test_close_while_connecting_flushes_once_connected(iocp_manager, backend):
     assert all(errs == [None] for errs in server_rec.closes.values())
 
 
-def test_manager_close_while_connecting(backend):
+def test_manager_close_while_connecting(backend: str) -> None:
     rec = Client()
     with full_backlog_listener() as addr:
         with pyiocp.SocketManager(rec, backend=backend) as mgr:
@@ -259,7 +261,7 @@ def test_manager_close_while_connecting(backend):
     assert errs[0] is not None  # it never connected: not a clean close
 
 
-def test_get_finds_open_connections_only(iocp_manager, backend):
+def test_get_finds_open_connections_only(iocp_manager: ManagerFactory, backend: str) -> None:
     server = iocp_manager(Recorder(echo=True), backend=backend)
     lst = server.listen("127.0.0.1", 0)
     rec = Client()
@@ -275,7 +277,7 @@ def test_get_finds_open_connections_only(iocp_manager, backend):
     wait_until(lambda: server.connections == 0)
 
 
-def test_ids_unique_and_increasing(iocp_manager, backend):
+def test_ids_unique_and_increasing(iocp_manager: ManagerFactory, backend: str) -> None:
     server = iocp_manager(Recorder(), backend=backend)
     lst = server.listen("127.0.0.1", 0)
     rec = Client()
@@ -291,9 +293,9 @@ def test_ids_unique_and_increasing(iocp_manager, backend):
     assert len(set(ids)) == 100
     rec.wait_count("connect", 50)
     for cid in ids:
-        c = mgr.get(cid)
-        if c is not None:
-            c.close()
+        found = mgr.get(cid)
+        if found is not None:
+            found.close()
     rec.wait_all_closed(100)
     wait_until(lambda: server.connections == 0)
     more = mgr.connect(*lst.address)
@@ -303,7 +305,7 @@ def test_ids_unique_and_increasing(iocp_manager, backend):
     wait_until(lambda: server.connections == 0)
 
 
-def test_connect_by_host_name(iocp_manager, backend):
+def test_connect_by_host_name(iocp_manager: ManagerFactory, backend: str) -> None:
     server = iocp_manager(Recorder(echo=True), backend=backend)
     lst = server.listen("127.0.0.1", 0)
     rec = Client()
@@ -320,7 +322,7 @@ def test_connect_by_host_name(iocp_manager, backend):
     wait_until(lambda: server.connections == 0)
 
 
-def test_peer_of_an_inbound_connection_is_the_connectors_local(iocp_manager, backend):
+def test_peer_of_an_inbound_connection_is_the_connectors_local(iocp_manager: ManagerFactory, backend: str) -> None:
     server_rec = Recorder()
     server = iocp_manager(server_rec, backend=backend)
     lst = server.listen("127.0.0.1", 0)

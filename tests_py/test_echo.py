@@ -5,16 +5,18 @@ from __future__ import annotations
 import random
 import socket
 import threading
+from typing import List
 
 import pytest
 
 import pyiocp
 from iocp_helpers import Echo, Recorder, client, recv_exactly, small_rcvbuf_client, wait_until
+from pyiocp.testing import ManagerFactory
 
 SIZES_SMALL = [1, 2, 7, 100, 1000, 4096, 65535, 65536, 65537]
 
 
-def _sizes(rng: random.Random, n: int) -> list:
+def _sizes(rng: random.Random, n: int) -> List[int]:
     """n sizes between 1 B and 256 KiB, log-uniform, with both ends in."""
     out = [1, 256 << 10]
     while len(out) < n:
@@ -23,7 +25,7 @@ def _sizes(rng: random.Random, n: int) -> list:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_echo_one_client_random_payloads(iocp_manager, backend, workers):
+def test_echo_one_client_random_payloads(iocp_manager: ManagerFactory, backend: str, workers: int) -> None:
     rng = random.Random(1)
     mgr = iocp_manager(Echo(), backend=backend, workers=workers)
     lst = mgr.listen("127.0.0.1", 0)
@@ -35,17 +37,17 @@ def test_echo_one_client_random_payloads(iocp_manager, backend, workers):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_echo_200_concurrent_clients(iocp_manager, backend, workers):
+def test_echo_200_concurrent_clients(iocp_manager: ManagerFactory, backend: str, workers: int) -> None:
     rng = random.Random(2)
     sizes = _sizes(rng, 200)
     payloads = [rng.randbytes(n) for n in sizes]
     mgr = iocp_manager(Echo(), backend=backend, workers=workers)
     lst = mgr.listen("127.0.0.1", 0, backlog=256)
     socks = [client(lst.address, timeout=20) for _ in range(200)]
-    failures = []
+    failures: List[str] = []
     go = threading.Barrier(200)
 
-    def run(s, payload):
+    def run(s: socket.socket, payload: bytes) -> None:
         try:
             go.wait(10)
             # The server buffers up to send_buffer_limit (4 MiB), so
@@ -78,7 +80,7 @@ def test_echo_200_concurrent_clients(iocp_manager, backend, workers):
     assert st["bytes_out"] == total
 
 
-def test_echo_many_small_round_trips(iocp_manager, backend):
+def test_echo_many_small_round_trips(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(Echo(), backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
     with client(lst.address) as s:
@@ -93,10 +95,10 @@ class FlowEcho(pyiocp.Handler):
     stops reading, and goes on after on_drain (the plain Echo would have
     its connection closed by on_error)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.full = 0
 
-    def on_recv(self, conn, data):
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
         try:
             conn.send(data)
         except pyiocp.BufferFull:
@@ -104,7 +106,7 @@ class FlowEcho(pyiocp.Handler):
             conn.held = data
             conn.pause_reading()
 
-    def on_drain(self, conn):
+    def on_drain(self, conn: pyiocp.Connection) -> None:
         held = conn.__dict__.pop("held", None)
         if held is not None:
             conn.send(held)  # pending is at the low watermark: it fits
@@ -112,7 +114,7 @@ class FlowEcho(pyiocp.Handler):
 
 
 @pytest.mark.parametrize("limit", [64 << 10, 256 << 10])
-def test_echo_with_flow_control(iocp_manager, backend, limit):
+def test_echo_with_flow_control(iocp_manager: ManagerFactory, backend: str, limit: int) -> None:
     """An 8 MiB stream through an echo that respects the send buffer: the
     client does not read until the server's buffer was full, then all of it
     comes back in order."""
@@ -131,7 +133,7 @@ def test_echo_with_flow_control(iocp_manager, backend, limit):
     wait_until(lambda: mgr.connections == 0)
 
 
-def test_echo_streamed_while_reading(iocp_manager, backend):
+def test_echo_streamed_while_reading(iocp_manager: ManagerFactory, backend: str) -> None:
     """The same stream read back while it is written, default limits."""
     data = random.Random(4).randbytes(8 << 20)
     mgr = iocp_manager(FlowEcho(), backend=backend)
@@ -145,7 +147,7 @@ def test_echo_streamed_while_reading(iocp_manager, backend):
     wait_until(lambda: mgr.connections == 0)
 
 
-def test_addresses(iocp_manager, backend):
+def test_addresses(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder(echo=True)
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -171,7 +173,7 @@ def _ipv6_loopback() -> bool:
 
 
 @pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
-def test_echo_ipv6_loopback(iocp_manager, backend):
+def test_echo_ipv6_loopback(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder(echo=True)
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("::1", 0)
@@ -194,7 +196,7 @@ def test_echo_ipv6_loopback(iocp_manager, backend):
     rec.wait_all_closed(3)
 
 
-def test_reuse_port_lets_two_managers_share_a_port(iocp_manager, backend):
+def test_reuse_port_lets_two_managers_share_a_port(iocp_manager: ManagerFactory, backend: str) -> None:
     a = iocp_manager(Recorder(echo=True), backend=backend)
     b = iocp_manager(Recorder(echo=True), backend=backend)
     la = a.listen("127.0.0.1", 0, reuse_port=True)
@@ -208,7 +210,7 @@ def test_reuse_port_lets_two_managers_share_a_port(iocp_manager, backend):
     assert a.stats()["accepted"] + b.stats()["accepted"] == 40
 
 
-def test_listen_on_all_interfaces(iocp_manager, backend):
+def test_listen_on_all_interfaces(iocp_manager: ManagerFactory, backend: str) -> None:
     # Binding only; the client still comes over loopback.
     mgr = iocp_manager(Echo(), backend=backend)
     lst = mgr.listen("", 0)

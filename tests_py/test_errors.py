@@ -5,11 +5,13 @@ serving."""
 from __future__ import annotations
 
 import logging
+from typing import Any, List, Optional
 
 import pytest
 
 import pyiocp
 from iocp_helpers import Recorder, client, recv_exactly, recv_until_eof
+from pyiocp.testing import ManagerFactory
 
 
 class Boom(Exception):
@@ -19,21 +21,22 @@ class Boom(Exception):
 class RaisesOnRecv(Recorder):
     """Echoes, but raises on a message that says boom."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(echo=True)
 
-    def on_recv(self, conn, data):
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
         if b"boom" in data:
             self.record("recv", conn, len(data))
             raise Boom("boom from on_recv")
         super().on_recv(conn, data)
 
 
-def _error_records(caplog):
+def _error_records(caplog: pytest.LogCaptureFixture) -> List[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "pyiocp" and r.levelno >= logging.ERROR]
 
 
-def test_default_on_error_logs_with_traceback_and_closes(iocp_manager, backend, caplog):
+def test_default_on_error_logs_with_traceback_and_closes(iocp_manager: ManagerFactory, backend: str,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="pyiocp")
     rec = RaisesOnRecv()
     mgr = iocp_manager(rec, backend=backend)
@@ -49,6 +52,7 @@ def test_default_on_error_logs_with_traceback_and_closes(iocp_manager, backend, 
         assert recv_exactly(good, 5) == b"after"
     rec.wait_all_closed(2)
     (conn, exc), = rec.errors
+    assert conn is not None
     assert isinstance(exc, Boom)
     assert exc.__traceback__ is not None
     assert rec.closes[conn.id] == [None]
@@ -59,12 +63,13 @@ def test_default_on_error_logs_with_traceback_and_closes(iocp_manager, backend, 
     assert "on_recv" in caplog.text  # the frame that raised is in the traceback
 
 
-def test_custom_on_error_gets_conn_and_exception(iocp_manager, backend, caplog):
+def test_custom_on_error_gets_conn_and_exception(iocp_manager: ManagerFactory, backend: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="pyiocp")
     got = []
 
     class H(RaisesOnRecv):
-        def on_error(self, conn, exc):
+        def on_error(self, conn: Optional[pyiocp.Connection], exc: BaseException) -> None:
             got.append((conn, exc))
             self.record("error", conn, exc)  # and does not close
 
@@ -84,11 +89,12 @@ def test_custom_on_error_gets_conn_and_exception(iocp_manager, backend, caplog):
     assert _error_records(caplog) == []
 
 
-def test_on_error_that_raises_is_logged(iocp_manager, backend, caplog):
+def test_on_error_that_raises_is_logged(iocp_manager: ManagerFactory, backend: str,
+                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="pyiocp")
 
     class H(RaisesOnRecv):
-        def on_error(self, conn, exc):
+        def on_error(self, conn: Optional[pyiocp.Connection], exc: BaseException) -> None:
             self.record("error", conn, exc)
             raise RuntimeError("on_error itself failed")
 
@@ -105,19 +111,22 @@ def test_on_error_that_raises_is_logged(iocp_manager, backend, caplog):
     rec.wait_all_closed(2)
     records = _error_records(caplog)
     assert len(records) == 1
-    assert isinstance(records[0].exc_info[1], RuntimeError)
+    exc_info = records[0].exc_info
+    assert exc_info is not None
+    assert isinstance(exc_info[1], RuntimeError)
     assert "on_error itself failed" in caplog.text
     assert "Traceback" in caplog.text
 
 
 @pytest.mark.parametrize("callback", ["on_accept", "on_close", "on_connect"])
-def test_errors_in_other_callbacks(iocp_manager, backend, callback, caplog):
+def test_errors_in_other_callbacks(iocp_manager: ManagerFactory, backend: str, callback: str,
+                                   caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="pyiocp")
 
     class H(Recorder):
         pass
 
-    def raiser(self, conn, *args):
+    def raiser(self: Recorder, conn: pyiocp.Connection, *args: Any) -> None:
         getattr(Recorder, callback)(self, conn, *args)
         raise Boom(callback)
 
@@ -142,11 +151,12 @@ def test_errors_in_other_callbacks(iocp_manager, backend, callback, caplog):
     assert all(len(v) == 1 for v in rec.closes.values())
 
 
-def test_on_post_error_goes_to_on_error_without_conn(iocp_manager, backend, caplog):
+def test_on_post_error_goes_to_on_error_without_conn(iocp_manager: ManagerFactory, backend: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="pyiocp")
 
     class H(Recorder):
-        def on_post(self, payload):
+        def on_post(self, payload: Any) -> None:
             super().on_post(payload)
             if payload == "bad":
                 raise Boom("post")
@@ -163,7 +173,8 @@ def test_on_post_error_goes_to_on_error_without_conn(iocp_manager, backend, capl
     assert _error_records(caplog)
 
 
-def test_many_errors_do_not_stop_the_worker(iocp_manager, backend, caplog):
+def test_many_errors_do_not_stop_the_worker(iocp_manager: ManagerFactory, backend: str,
+                                            caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.CRITICAL, logger="pyiocp")
     rec = RaisesOnRecv()
     mgr = iocp_manager(rec, backend=backend, workers=2)
@@ -180,7 +191,7 @@ def test_many_errors_do_not_stop_the_worker(iocp_manager, backend, caplog):
     assert mgr.stats()["closed"] == 51
 
 
-def test_error_base_class_catches_all(iocp_manager, backend):
+def test_error_base_class_catches_all(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, send_buffer_limit=10)
     lst = mgr.listen("127.0.0.1", 0)

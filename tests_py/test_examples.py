@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import List, Tuple
 
 import pytest
 
@@ -16,9 +17,10 @@ from iocp_helpers import PYTHON, recv_exactly, small_rcvbuf_client
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start(argv):
+def start(argv: List[str]) -> Tuple["subprocess.Popen[str]", int]:
     """Start a server printing 'listening on HOST:PORT'; return it and the port."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
     line = proc.stdout.readline()
     m = re.search(r"listening on [\d.]+:(\d+)", line)
     if not m:
@@ -27,7 +29,8 @@ def start(argv):
     return proc, int(m.group(1))
 
 
-def stop(proc):
+def stop(proc: "subprocess.Popen[str]") -> None:
+    assert proc.stdout is not None and proc.stderr is not None
     proc.send_signal(signal.SIGINT)
     try:
         assert proc.wait(10) == 0, proc.stderr.read()
@@ -46,7 +49,7 @@ SERVERS = {
 
 
 @pytest.mark.parametrize("name", SERVERS)
-def test_echo_server_keeps_a_peer_that_writes_far_ahead(name):
+def test_echo_server_keeps_a_peer_that_writes_far_ahead(name: str) -> None:
     """A peer that writes 16 MiB and only starts reading half a second
     later, through a small receive buffer: the server's 4 MiB send buffer
     fills up, and the server pauses reading instead of dropping the peer;
@@ -65,7 +68,7 @@ def test_echo_server_keeps_a_peer_that_writes_far_ahead(name):
         stop(proc)
 
 
-def test_example_echo_with_the_load_generator():
+def test_example_echo_with_the_load_generator() -> None:
     proc, port = start(SERVERS["examples/echo.py"])
     try:
         r = subprocess.run([PYTHON, "-m", "pyiocp", "bench", "--port", str(port), "--conns", "20",

@@ -5,7 +5,7 @@ import pyiocp
 import pyiocp.errors
 
 
-def test_public_names():
+def test_public_names() -> None:
     assert sorted(pyiocp.__all__) == [
         "BufferFull",
         "Completion",
@@ -23,7 +23,7 @@ def test_public_names():
         assert hasattr(pyiocp, name), name
 
 
-def test_error_hierarchy():
+def test_error_hierarchy() -> None:
     e = pyiocp.errors
     assert issubclass(e.ConnectionClosed, e.Error) and issubclass(e.ConnectionClosed, ConnectionError)
     assert issubclass(e.BufferFull, e.Error) and issubclass(e.BufferFull, BlockingIOError)
@@ -32,11 +32,11 @@ def test_error_hierarchy():
     assert sorted(e.__all__) == ["BufferFull", "ConnectionClosed", "Error", "ManagerClosed", "ProtocolError"]
 
 
-def test_completion_fields():
+def test_completion_fields() -> None:
     assert pyiocp.Completion._fields == ("kind", "conn", "data", "error")
 
 
-def test_handler_callbacks():
+def test_handler_callbacks() -> None:
     names = {n for n in vars(pyiocp.Handler) if n.startswith("on_")}
     assert names == {
         "on_accept", "on_connect", "on_recv", "on_send", "on_drain",

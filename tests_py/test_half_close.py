@@ -12,20 +12,21 @@ import pytest
 
 import pyiocp
 from iocp_helpers import Recorder, client, recv_exactly, recv_until_eof
+from pyiocp.testing import ManagerFactory
 
 
 class EofRecorder(Recorder):
-    def on_eof(self, conn):
+    def on_eof(self, conn: pyiocp.Connection) -> None:
         self.record("eof", conn)
 
 
-def test_http10_style_request_then_fin(iocp_manager, backend):
+def test_http10_style_request_then_fin(iocp_manager: ManagerFactory, backend: str) -> None:
     """The client sends its request and FIN, then reads the whole reply;
     the server answers in on_eof and closes."""
     body = random.Random(14).randbytes(3 << 20)
 
     class Http10(EofRecorder):
-        def on_eof(self, conn):
+        def on_eof(self, conn: pyiocp.Connection) -> None:
             super().on_eof(conn)
             request = bytes(self.data[conn.id])
             reply = b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
@@ -55,12 +56,12 @@ def test_http10_style_request_then_fin(iocp_manager, backend):
         assert rec.closes[cid] == [None]
 
 
-def test_keep_sending_from_another_thread_after_eof(iocp_manager, backend):
+def test_keep_sending_from_another_thread_after_eof(iocp_manager: ManagerFactory, backend: str) -> None:
     class Late(EofRecorder):
-        def on_eof(self, conn):
+        def on_eof(self, conn: pyiocp.Connection) -> None:
             super().on_eof(conn)
 
-            def later():
+            def later() -> None:
                 for i in range(5):
                     conn.send(b"late%d;" % i)
                     done.wait(0.03)
@@ -78,13 +79,17 @@ def test_keep_sending_from_another_thread_after_eof(iocp_manager, backend):
     rec.wait_all_closed(1)
 
 
-def test_default_on_eof_closes_after_flushing(iocp_manager, backend):
+def test_default_on_eof_closes_after_flushing(iocp_manager: ManagerFactory, backend: str) -> None:
     data = random.Random(15).randbytes(2 << 20)
     rec = Recorder(echo=True)  # no on_eof override: the default closes
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
     with client(lst.address, timeout=10) as s:
-        writer = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)))
+        def write() -> None:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+
+        writer = threading.Thread(target=write)
         writer.start()
         got = recv_until_eof(s)
         writer.join(10)
@@ -93,7 +98,7 @@ def test_default_on_eof_closes_after_flushing(iocp_manager, backend):
     assert rec.wait_closed(conn_id) is None
 
 
-def test_shutdown_write_sends_fin_after_pending_data(iocp_manager, backend):
+def test_shutdown_write_sends_fin_after_pending_data(iocp_manager: ManagerFactory, backend: str) -> None:
     data = random.Random(16).randbytes(3 << 20)
     rec = EofRecorder()
     mgr = iocp_manager(rec, backend=backend)
@@ -115,7 +120,7 @@ def test_shutdown_write_sends_fin_after_pending_data(iocp_manager, backend):
     assert rec.kinds(conn.id)[-2:] == ["eof", "close"]
 
 
-def test_shutdown_write_twice_is_harmless(iocp_manager, backend):
+def test_shutdown_write_twice_is_harmless(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = EofRecorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -131,7 +136,7 @@ def test_shutdown_write_twice_is_harmless(iocp_manager, backend):
     rec.wait_all_closed(1)
 
 
-def test_no_recv_after_eof_and_eof_once(iocp_manager, backend):
+def test_no_recv_after_eof_and_eof_once(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = EofRecorder(echo=True)
     mgr = iocp_manager(rec, backend=backend, workers=2)
     lst = mgr.listen("127.0.0.1", 0)

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import textwrap
 from pathlib import Path
+from typing import Dict
 
 import pytest
 
@@ -20,7 +21,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 SOURCES = ["setup.py", "pyproject.toml", "go.mod", "go.sum", "README.md", "gomod", "pyiocp"]
 
 
-def _go_env() -> dict:
+def _go_env() -> Dict[str, str]:
     env = dict(os.environ)
     go = shutil.which("go") or "/usr/local/go/bin/go"
     env["PATH"] = env.get("PATH", "") + os.pathsep + str(Path(go).parent)
@@ -46,7 +47,7 @@ def _copy_sources(dst: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 @pytest.mark.skipif(not Path(SYSTEM_PYTHON).exists(), reason="needs Debian's /usr/bin/python3")
-def test_pip_install_into_a_fresh_venv(tmp_path):
+def test_pip_install_into_a_fresh_venv(tmp_path: Path) -> None:
     env = _go_env()
     src = tmp_path / "src"
     src.mkdir()

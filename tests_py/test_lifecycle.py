@@ -8,25 +8,27 @@ import subprocess
 import textwrap
 import threading
 import time
+from typing import Any, List, Optional
 
 import pytest
 
 import pyiocp
 from iocp_helpers import (PYTHON, Echo, Recorder, client, fd_count, recv_exactly, recv_until_eof, wait_until,
                           worker_threads)
+from pyiocp.testing import ManagerFactory
 
 
 # ------------------------------------------------------------ serve_forever and close
 
 
-def _serve_and_close_from(thread_name_of_server, backend, workers):
+def _serve_and_close_from(thread_name_of_server: Optional[str], backend: str, workers: int) -> None:
     rec = Recorder(echo=True)
     mgr = pyiocp.SocketManager(rec, backend=backend, workers=workers)
     lst = mgr.listen("127.0.0.1", 0)
-    closed_at = []
-    returned_at = []
+    closed_at: List[float] = []
+    returned_at: List[float] = []
 
-    def close_soon():
+    def close_soon() -> None:
         with client(lst.address) as s:
             s.sendall(b"up?")
             recv_exactly(s, 3)
@@ -41,7 +43,7 @@ def _serve_and_close_from(thread_name_of_server, backend, workers):
             mgr.serve_forever()  # on this (the main) thread
             returned_at.append(time.monotonic())
         else:
-            def serve():
+            def serve() -> None:
                 mgr.serve_forever()
                 returned_at.append(time.monotonic())
 
@@ -58,22 +60,22 @@ def _serve_and_close_from(thread_name_of_server, backend, workers):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_serve_forever_on_main_thread_returns_after_close_from_another_thread(backend, workers):
+def test_serve_forever_on_main_thread_returns_after_close_from_another_thread(backend: str, workers: int) -> None:
     assert threading.current_thread() is threading.main_thread()
     _serve_and_close_from(None, backend, workers)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_serve_forever_on_a_thread_returns_after_close_from_another_thread(backend, workers):
+def test_serve_forever_on_a_thread_returns_after_close_from_another_thread(backend: str, workers: int) -> None:
     _serve_and_close_from("server", backend, workers)
 
 
-def test_serve_forever_after_start_waits_for_close(backend):
+def test_serve_forever_after_start_waits_for_close(backend: str) -> None:
     mgr = pyiocp.SocketManager(Echo(), backend=backend, workers=2)
     mgr.start()
     returned = threading.Event()
 
-    def serve():
+    def serve() -> None:
         mgr.serve_forever()
         returned.set()
 
@@ -90,7 +92,7 @@ def test_serve_forever_after_start_waits_for_close(backend):
         t.join(5)
 
 
-def test_close_from_many_threads_at_once(backend):
+def test_close_from_many_threads_at_once(backend: str) -> None:
     rec = Recorder()
     mgr = pyiocp.SocketManager(rec, backend=backend, workers=2)
     lst = mgr.listen("127.0.0.1", 0)
@@ -101,7 +103,7 @@ def test_close_from_many_threads_at_once(backend):
         barrier = threading.Barrier(6)
         errors = []
 
-        def close():
+        def close() -> None:
             try:
                 barrier.wait(5)
                 mgr.close()
@@ -122,12 +124,14 @@ def test_close_from_many_threads_at_once(backend):
             s.close()
 
 
-def test_close_from_a_callback(backend):
+def test_close_from_a_callback(backend: str) -> None:
     """close() inside a callback starts the close and returns; the workers
     deliver the remaining on_close and stop; serve_forever returns."""
 
     class H(Recorder):
-        def on_recv(self, conn, data):
+        mgr: pyiocp.SocketManager
+
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
             super().on_recv(conn, data)
             if data == b"quit":
                 self.mgr.close()
@@ -154,9 +158,9 @@ def test_close_from_a_callback(backend):
     assert mgr.closed
 
 
-def test_close_from_a_callback_run_by_close(backend, caplog):
+def test_close_from_a_callback_run_by_close(backend: str, caplog: pytest.LogCaptureFixture) -> None:
     class H(pyiocp.Handler):
-        def on_post(self, payload):
+        def on_post(self, payload: Any) -> None:
             mgr.close(timeout=0)  # today: waits 0 + 2 s for its own thread
 
     mgr = pyiocp.SocketManager(H(), backend=backend)
@@ -169,7 +173,7 @@ def test_close_from_a_callback_run_by_close(backend, caplog):
     assert elapsed < 0.5, elapsed
 
 
-def test_context_manager_closes_on_exception(backend):
+def test_context_manager_closes_on_exception(backend: str) -> None:
     with pytest.raises(ZeroDivisionError):
         with pyiocp.SocketManager(Echo(), backend=backend) as mgr:
             mgr.listen("127.0.0.1", 0)
@@ -179,13 +183,13 @@ def test_context_manager_closes_on_exception(backend):
     assert worker_threads() == []
 
 
-def test_keyboard_interrupt_from_a_callback_stops_serve_forever(backend):
+def test_keyboard_interrupt_from_a_callback_stops_serve_forever(backend: str) -> None:
     """On the main thread a BaseException from a callback (what Ctrl-C
     raises in a signal handler) stops serve_forever, closes the manager
     and propagates."""
 
     class H(Recorder):
-        def on_recv(self, conn, data):
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
             super().on_recv(conn, data)
             raise KeyboardInterrupt
 
@@ -227,9 +231,10 @@ SERVER_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("workers, start", [(1, False), (2, False), (2, True)])
-def test_ctrl_c_stops_serve_forever_within_half_a_second(backend, workers, start):
+def test_ctrl_c_stops_serve_forever_within_half_a_second(backend: str, workers: int, start: bool) -> None:
     script = SERVER_SCRIPT.format(workers=workers, backend=backend, start=start)
     proc = subprocess.Popen([PYTHON, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         line = proc.stdout.readline()
         assert line.startswith("ready"), (line, proc.stderr.read() if proc.poll() is not None else "")
@@ -256,6 +261,35 @@ def test_ctrl_c_stops_serve_forever_within_half_a_second(backend, workers, start
     assert "closed True" in out
 
 
+@pytest.mark.parametrize("how", ["start", "serve_forever"])
+def test_ctrl_c_while_the_workers_spawn_closes_at_once(backend: str, how: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C landing while start() or serve_forever() is starting worker
+    threads: the KeyboardInterrupt comes out, the manager is closed, and no
+    worker that never began is waited for."""
+    real_start = threading.Thread.start
+
+    def interrupted_start(self: threading.Thread) -> None:
+        if self.name == "pyiocp-worker-1":
+            raise KeyboardInterrupt
+        real_start(self)
+
+    mgr = pyiocp.SocketManager(Echo(), backend=backend, workers=3)
+    lst = mgr.listen("127.0.0.1", 0)
+    monkeypatch.setattr(threading.Thread, "start", interrupted_start)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        getattr(mgr, how)()
+    monkeypatch.undo()
+    assert mgr.closed
+    mgr.close()
+    assert time.monotonic() - t0 < 2.0
+    wait_until(lambda: worker_threads() == [], 5, what="the worker threads to end")
+    with pytest.raises(pyiocp.ManagerClosed):
+        mgr.listen("127.0.0.1", 0)
+    del lst
+
+
 POLL_SCRIPT = textwrap.dedent("""
     import pyiocp
     mgr = pyiocp.SocketManager(None, backend={backend!r})
@@ -272,9 +306,10 @@ POLL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_ctrl_c_interrupts_a_blocked_poll_within_half_a_second(backend):
+def test_ctrl_c_interrupts_a_blocked_poll_within_half_a_second(backend: str) -> None:
     proc = subprocess.Popen([PYTHON, "-c", POLL_SCRIPT.format(backend=backend)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         line = proc.stdout.readline()
         assert line.startswith("ready"), (line, proc.stderr.read() if proc.poll() is not None else "")
@@ -300,11 +335,11 @@ def test_ctrl_c_interrupts_a_blocked_poll_within_half_a_second(backend):
 # ------------------------------------------------------------ leaks
 
 
-def test_no_leak_after_1000_connect_close_cycles(iocp_manager, backend):
+def test_no_leak_after_1000_connect_close_cycles(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(Echo(), backend=backend, workers=2)
     lst = mgr.listen("127.0.0.1", 0)
 
-    def cycles(n):
+    def cycles(n: int) -> None:
         for i in range(n):
             with client(lst.address) as s:
                 if i % 10 == 0:
@@ -321,7 +356,7 @@ def test_no_leak_after_1000_connect_close_cycles(iocp_manager, backend):
     assert mgr.stats()["stray_completions"] == 0
 
 
-def test_no_leak_after_outbound_connect_close_cycles(iocp_manager, backend):
+def test_no_leak_after_outbound_connect_close_cycles(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder(echo=True)
     mgr = iocp_manager(rec, backend=backend, workers=2)
     lst = mgr.listen("127.0.0.1", 0)
@@ -341,7 +376,7 @@ def test_no_leak_after_outbound_connect_close_cycles(iocp_manager, backend):
     assert all(len(v) == 1 for v in rec.closes.values())
 
 
-def test_no_leak_after_50_managers(backend):
+def test_no_leak_after_50_managers(backend: str) -> None:
     fds = fd_count()
     for i in range(50):
         rec = Recorder(echo=True)
@@ -358,7 +393,7 @@ def test_no_leak_after_50_managers(backend):
     wait_until(lambda: fd_count() == fds, what="fds back after 50 managers")
 
 
-def test_a_manager_dropped_without_close_releases_its_fds(backend):
+def test_a_manager_dropped_without_close_releases_its_fds(backend: str) -> None:
     fds = fd_count()
     mgr = pyiocp.SocketManager(Echo(), backend=backend)
     mgr.listen("127.0.0.1", 0)

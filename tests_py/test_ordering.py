@@ -7,29 +7,31 @@ import collections
 import socket
 import threading
 import time
+from typing import DefaultDict, Dict, List, Optional, Set
 
 import pytest
 
 import pyiocp
 from iocp_helpers import client, recv_until_eof
+from pyiocp.testing import ManagerFactory
 
 
 class Checker(pyiocp.Handler):
     """Checks, per connection: accept first, close last and once, never two
     callbacks at once, always the same thread."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.busy = set()
-        self.problems = []
-        self.kinds = collections.defaultdict(list)
-        self.data = collections.defaultdict(bytearray)
-        self.thread = {}
-        self.objects = {}
+        self.busy: Set[int] = set()
+        self.problems: List[str] = []
+        self.kinds: DefaultDict[int, List[str]] = collections.defaultdict(list)
+        self.data: DefaultDict[int, bytearray] = collections.defaultdict(bytearray)
+        self.thread: Dict[int, str] = {}
+        self.objects: Dict[int, pyiocp.Connection] = {}
         self.closed = threading.Condition(self.lock)
         self.nclosed = 0
 
-    def enter(self, conn, kind):
+    def enter(self, conn: pyiocp.Connection, kind: str) -> None:
         with self.lock:
             cid = conn.id
             if cid in self.busy:
@@ -50,22 +52,22 @@ class Checker(pyiocp.Handler):
         # Widen the window for a concurrent callback of the same connection.
         time.sleep(0.0005)
 
-    def leave(self, conn):
+    def leave(self, conn: pyiocp.Connection) -> None:
         with self.lock:
             self.busy.discard(conn.id)
 
-    def on_accept(self, conn):
+    def on_accept(self, conn: pyiocp.Connection) -> None:
         self.enter(conn, "accept")
         self.leave(conn)
 
-    def on_recv(self, conn, data):
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
         self.enter(conn, "recv")
         with self.lock:
             self.data[conn.id] += data
         conn.send(data)
         self.leave(conn)
 
-    def on_close(self, conn, error):
+    def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
         self.enter(conn, "close")
         if error is not None:
             with self.lock:
@@ -77,7 +79,7 @@ class Checker(pyiocp.Handler):
 
 
 @pytest.mark.parametrize("workers", [4])
-def test_per_connection_order_with_4_workers(iocp_manager, backend, workers):
+def test_per_connection_order_with_4_workers(iocp_manager: ManagerFactory, backend: str, workers: int) -> None:
     nconns, nmsgs = 40, 150
     h = Checker()
     mgr = iocp_manager(h, backend=backend, workers=workers)
@@ -86,7 +88,7 @@ def test_per_connection_order_with_4_workers(iocp_manager, backend, workers):
     failures = []
     ports = {}
 
-    def run(k):
+    def run(k: int) -> None:
         try:
             with client(lst.address, timeout=10) as s:
                 ports[k] = s.getsockname()[1]
@@ -111,7 +113,10 @@ def test_per_connection_order_with_4_workers(iocp_manager, backend, workers):
         assert h.closed.wait_for(lambda: h.nclosed == nconns, 5)
     assert h.problems == []
     assert len(h.kinds) == nconns
-    by_port = {conn.peer[1]: cid for cid, conn in h.objects.items()}
+    by_port: Dict[int, int] = {}
+    for cid, conn in h.objects.items():
+        assert conn.peer is not None
+        by_port[conn.peer[1]] = cid
     for k in range(nconns):
         cid = by_port[ports[k]]
         assert bytes(h.data[cid]) == expected[k]
@@ -122,16 +127,16 @@ def test_per_connection_order_with_4_workers(iocp_manager, backend, workers):
     assert len(set(h.thread.values())) == workers
 
 
-def test_outbound_connections_are_ordered_too(iocp_manager, backend):
+def test_outbound_connections_are_ordered_too(iocp_manager: ManagerFactory, backend: str) -> None:
     """Connections made with connect() (to the same manager) follow the
     same rules: on_connect first, then on_recv in order, then on_close."""
 
     class Both(Checker):
-        def on_connect(self, conn):
+        def on_connect(self, conn: pyiocp.Connection) -> None:
             self.enter(conn, "accept")  # the first callback of an outbound one
             self.leave(conn)
 
-        def on_recv(self, conn, data):
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
             self.enter(conn, "recv")
             with self.lock:
                 self.data[conn.id] += data

@@ -6,16 +6,19 @@ import math
 import socket
 import threading
 import time
+from typing import Callable, List, Optional, Union
 
 import pytest
 
 import pyiocp
 from iocp_helpers import client, recv_exactly, recv_until_eof, small_rcvbuf_client
+from pyiocp.testing import ManagerFactory
 
 
-def collect(mgr, until, timeout=5.0, max=64):
+def collect(mgr: pyiocp.SocketManager, until: Callable[[List[pyiocp.Completion]], object], timeout: float = 5.0,
+            max: int = 64) -> List[pyiocp.Completion]:
     """Poll until until(completions so far) holds; returns them all."""
-    out = []
+    out: List[pyiocp.Completion] = []
     deadline = time.monotonic() + timeout
     while not until(out):
         left = deadline - time.monotonic()
@@ -29,15 +32,15 @@ def collect(mgr, until, timeout=5.0, max=64):
     return out
 
 
-def kinds(cs, conn=None):
+def kinds(cs: List[pyiocp.Completion], conn: Optional[pyiocp.Connection] = None) -> List[str]:
     return [c.kind for c in cs if conn is None or c.conn is conn]
 
 
-def has(kind, n=1):
+def has(kind: str, n: int = 1) -> Callable[[List[pyiocp.Completion]], bool]:
     return lambda cs: sum(1 for c in cs if c.kind == kind) >= n
 
 
-def test_listen_and_poll_without_start(iocp_manager, backend):
+def test_listen_and_poll_without_start(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(None, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
     with client(lst.address) as s:
@@ -76,7 +79,7 @@ def test_listen_and_poll_without_start(iocp_manager, backend):
     assert conn.closed
 
 
-def test_post_delivers_the_same_object(iocp_manager, backend):
+def test_post_delivers_the_same_object(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(None, backend=backend)
     payloads = [object(), {"a": 1}, None, "text", 42, (1, 2)]
     for p in payloads:
@@ -88,7 +91,7 @@ def test_post_delivers_the_same_object(iocp_manager, backend):
         assert c.conn is None and c.error is None
 
 
-def test_post_from_another_thread_wakes_poll(iocp_manager, backend):
+def test_post_from_another_thread_wakes_poll(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(None, backend=backend)
     token = object()
     t = threading.Timer(0.1, mgr.post, args=(token,))
@@ -102,7 +105,7 @@ def test_post_from_another_thread_wakes_poll(iocp_manager, backend):
 
 
 @pytest.mark.parametrize("timeout", [0.05, 0.3])
-def test_poll_timeout_returns_empty_list(iocp_manager, backend, timeout):
+def test_poll_timeout_returns_empty_list(iocp_manager: ManagerFactory, backend: str, timeout: float) -> None:
     mgr = iocp_manager(None, backend=backend)
     mgr.listen("127.0.0.1", 0)
     t0 = time.monotonic()
@@ -111,7 +114,7 @@ def test_poll_timeout_returns_empty_list(iocp_manager, backend, timeout):
     assert timeout - 0.005 <= elapsed < timeout + 0.2, elapsed
 
 
-def test_poll_zero_does_not_block(iocp_manager, backend):
+def test_poll_zero_does_not_block(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(None, backend=backend)
     t0 = time.monotonic()
     for _ in range(100):
@@ -119,7 +122,7 @@ def test_poll_zero_does_not_block(iocp_manager, backend):
     assert time.monotonic() - t0 < 0.5
 
 
-def test_max_caps_the_batch(iocp_manager, backend):
+def test_max_caps_the_batch(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(None, backend=backend)
     for i in range(10):
         mgr.post(i)
@@ -130,7 +133,7 @@ def test_max_caps_the_batch(iocp_manager, backend):
     assert mgr.poll(0, max=1) == []
 
 
-def test_connect_in_poll_mode(iocp_manager, backend):
+def test_connect_in_poll_mode(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(None, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
     out = mgr.connect(*lst.address)
@@ -150,7 +153,7 @@ def test_connect_in_poll_mode(iocp_manager, backend):
     assert [c.conn for c in cs if c.kind == "close"] == [inbound]
 
 
-def test_failed_connect_in_poll_mode(iocp_manager, backend):
+def test_failed_connect_in_poll_mode(iocp_manager: ManagerFactory, backend: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: refused
@@ -162,7 +165,7 @@ def test_failed_connect_in_poll_mode(iocp_manager, backend):
     assert isinstance(cs[0].error, ConnectionRefusedError)
 
 
-def test_drain_in_poll_mode(iocp_manager, backend):
+def test_drain_in_poll_mode(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(None, backend=backend, send_buffer_limit=64 << 10)
     lst = mgr.listen("127.0.0.1", 0)
     s = small_rcvbuf_client(lst.address)
@@ -188,7 +191,7 @@ def test_drain_in_poll_mode(iocp_manager, backend):
         s.close()
 
 
-def test_poll_after_close_raises(backend):
+def test_poll_after_close_raises(backend: str) -> None:
     mgr = pyiocp.SocketManager(None, backend=backend)
     mgr.close()
     with pytest.raises(pyiocp.ManagerClosed):
@@ -197,11 +200,11 @@ def test_poll_after_close_raises(backend):
         mgr.poll()
 
 
-def test_close_from_another_thread_ends_a_blocked_poll(backend):
+def test_close_from_another_thread_ends_a_blocked_poll(backend: str) -> None:
     mgr = pyiocp.SocketManager(None, backend=backend)
-    result = []
+    result: List[Union[List[pyiocp.Completion], Exception]] = []
 
-    def poller():
+    def poller() -> None:
         try:
             result.append(mgr.poll())
         except Exception as exc:  # noqa: BLE001
@@ -224,7 +227,7 @@ def test_close_from_another_thread_ends_a_blocked_poll(backend):
         t.join(1)
 
 
-def test_send_from_another_thread_wakes_a_blocked_poll(iocp_manager, backend):
+def test_send_from_another_thread_wakes_a_blocked_poll(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(None, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
     with client(lst.address) as s:
@@ -241,7 +244,7 @@ def test_send_from_another_thread_wakes_a_blocked_poll(iocp_manager, backend):
         collect(mgr, has("close"))
 
 
-def test_poll_infinite_timeout_blocks(iocp_manager, backend):
+def test_poll_infinite_timeout_blocks(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(None, backend=backend)
     token = object()
     t = threading.Timer(0.2, mgr.post, args=(token,))
@@ -257,7 +260,7 @@ def test_poll_infinite_timeout_blocks(iocp_manager, backend):
     assert elapsed >= 0.15
 
 
-def test_close_while_another_thread_turns_a_batch_into_completions(backend):
+def test_close_while_another_thread_turns_a_batch_into_completions(backend: str) -> None:
     """close() from one thread while another polls a stream of received
     data: the engine (and the memory the received bytes sit in) is
     released only after the poll has copied its batch; every poll either
@@ -268,7 +271,7 @@ def test_close_while_another_thread_turns_a_batch_into_completions(backend):
         problems = []
         received = []
 
-        def poller():
+        def poller() -> None:
             try:
                 while True:
                     for c in mgr.poll(0.01):

@@ -6,18 +6,20 @@ from __future__ import annotations
 import gc
 import threading
 import weakref
+from typing import Any
 
 import pytest
 
 import pyiocp
 from iocp_helpers import Recorder
+from pyiocp.testing import ManagerFactory
 
 
 class Payload:
     pass
 
 
-def test_post_delivers_the_same_object_on_a_worker(iocp_manager, backend):
+def test_post_delivers_the_same_object_on_a_worker(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     objs = [Payload(), None, 0, "s", b"b", [1], {"k": Payload()}]
@@ -29,7 +31,7 @@ def test_post_delivers_the_same_object_on_a_worker(iocp_manager, backend):
     assert all(t.startswith("pyiocp-worker-") for k, _, _, t in rec.events if k == "post")
 
 
-def test_posts_before_start_are_delivered_after_start(iocp_manager, backend):
+def test_posts_before_start_are_delivered_after_start(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, start=False)
     for i in range(5):
@@ -39,13 +41,13 @@ def test_posts_before_start_are_delivered_after_start(iocp_manager, backend):
     assert rec.posts == list(range(5))
 
 
-def test_posts_from_many_threads_each_delivered_once(iocp_manager, backend):
+def test_posts_from_many_threads_each_delivered_once(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, workers=3)
     nthreads, n = 8, 500
     barrier = threading.Barrier(nthreads)
 
-    def poster(t):
+    def poster(t: int) -> None:
         barrier.wait(5)
         for i in range(n):
             mgr.post((t, i))
@@ -59,9 +61,11 @@ def test_posts_from_many_threads_each_delivered_once(iocp_manager, backend):
     assert sorted(rec.posts) == sorted((t, i) for t in range(nthreads) for i in range(n))
 
 
-def test_post_from_a_callback(iocp_manager, backend):
+def test_post_from_a_callback(iocp_manager: ManagerFactory, backend: str) -> None:
     class H(Recorder):
-        def on_post(self, payload):
+        mgr: pyiocp.SocketManager
+
+        def on_post(self, payload: Any) -> None:
             super().on_post(payload)
             if payload < 10:
                 self.mgr.post(payload + 1)
@@ -74,11 +78,11 @@ def test_post_from_a_callback(iocp_manager, backend):
     assert rec.posts == list(range(11))
 
 
-def test_payload_reference_is_released_after_delivery(iocp_manager, backend):
+def test_payload_reference_is_released_after_delivery(iocp_manager: ManagerFactory, backend: str) -> None:
     got = threading.Event()
 
     class H(pyiocp.Handler):
-        def on_post(self, payload):
+        def on_post(self, payload: Any) -> None:
             got.set()
 
     mgr = iocp_manager(H(), backend=backend)
@@ -92,13 +96,13 @@ def test_payload_reference_is_released_after_delivery(iocp_manager, backend):
     assert ref() is None
 
 
-def test_posts_pending_at_close_are_delivered_then_released(backend):
+def test_posts_pending_at_close_are_delivered_then_released(backend: str) -> None:
     """Posts to a manager that never started are delivered by close()
     (which drives the workers nobody ran), once, and then let go."""
     seen = []
 
     class H(pyiocp.Handler):
-        def on_post(self, payload):
+        def on_post(self, payload: Any) -> None:
             seen.append(weakref.ref(payload))
 
     mgr = pyiocp.SocketManager(H(), backend=backend, workers=2)
@@ -110,7 +114,7 @@ def test_posts_pending_at_close_are_delivered_then_released(backend):
     assert all(r() is None for r in seen)
 
 
-def test_post_after_close_raises(backend):
+def test_post_after_close_raises(backend: str) -> None:
     mgr = pyiocp.SocketManager(Recorder(), backend=backend)
     mgr.close()
     p = Payload()

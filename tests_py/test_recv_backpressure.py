@@ -10,7 +10,9 @@ import threading
 
 import pytest
 
+import pyiocp
 from iocp_helpers import Recorder, client, wait_until
+from pyiocp.testing import ManagerFactory
 
 LIMIT = 64 << 10
 
@@ -31,19 +33,19 @@ def fill_until_blocked(sock: socket.socket, data: bytes, stall: float = 0.3) -> 
 class Slow(Recorder):
     """on_recv blocks on the gate the first time."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.gate = threading.Event()
         self.entered = threading.Event()
 
-    def on_recv(self, conn, data):
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
         super().on_recv(conn, data)
         if not self.entered.is_set():
             self.entered.set()
             assert self.gate.wait(10)
 
 
-def test_slow_handler_blocks_the_peer(iocp_manager, backend):
+def test_slow_handler_blocks_the_peer(iocp_manager: ManagerFactory, backend: str) -> None:
     data = random.Random(8).randbytes(16 << 20)
     rec = Slow()
     mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=LIMIT)
@@ -73,18 +75,18 @@ def test_slow_handler_blocks_the_peer(iocp_manager, backend):
 class Pauser(Recorder):
     """Pauses reading in its first on_recv."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.paused = threading.Event()
 
-    def on_recv(self, conn, data):
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
         super().on_recv(conn, data)
         if not self.paused.is_set():
             conn.pause_reading()
             self.paused.set()
 
 
-def test_pause_reading_bounds_memory_and_resume_delivers_in_order(iocp_manager, backend):
+def test_pause_reading_bounds_memory_and_resume_delivers_in_order(iocp_manager: ManagerFactory, backend: str) -> None:
     data = random.Random(9).randbytes(16 << 20)
     rec = Pauser()
     mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=LIMIT)
@@ -118,7 +120,7 @@ def test_pause_reading_bounds_memory_and_resume_delivers_in_order(iocp_manager, 
     rec.wait_all_closed(2)
 
 
-def test_pause_and_resume_are_idempotent(iocp_manager, backend):
+def test_pause_and_resume_are_idempotent(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -135,7 +137,7 @@ def test_pause_and_resume_are_idempotent(iocp_manager, backend):
     rec.wait_all_closed(1)
 
 
-def test_eof_while_paused_comes_after_the_data(iocp_manager, backend):
+def test_eof_while_paused_comes_after_the_data(iocp_manager: ManagerFactory, backend: str) -> None:
     """The peer sends and closes while reading is paused: on resume the
     handler gets every byte and then the close, in that order."""
     data = random.Random(10).randbytes(300_000)
@@ -146,7 +148,11 @@ def test_eof_while_paused_comes_after_the_data(iocp_manager, backend):
     s.sendall(data[:1])
     assert rec.paused.wait(5)
     conn = rec.first_conn()
-    writer = threading.Thread(target=lambda: (s.sendall(data[1:]), s.close()))
+    def write_then_close() -> None:
+        s.sendall(data[1:])
+        s.close()
+
+    writer = threading.Thread(target=write_then_close)
     writer.start()
     # Nothing is read while paused, so the close cannot be seen either.
     with rec.cond:
@@ -159,7 +165,7 @@ def test_eof_while_paused_comes_after_the_data(iocp_manager, backend):
     assert kinds[0] == "accept" and kinds[-1] == "close" and set(kinds[1:-1]) == {"recv"}
 
 
-def test_pause_from_another_thread(iocp_manager, backend):
+def test_pause_from_another_thread(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=LIMIT)
     lst = mgr.listen("127.0.0.1", 0)
@@ -183,7 +189,8 @@ def test_pause_from_another_thread(iocp_manager, backend):
 
 
 @pytest.mark.parametrize("limit", [1, 1000])
-def test_tiny_recv_buffer_limit_still_delivers_everything(iocp_manager, backend, limit):
+def test_tiny_recv_buffer_limit_still_delivers_everything(iocp_manager: ManagerFactory, backend: str,
+                                                          limit: int) -> None:
     data = random.Random(12).randbytes(20_000)
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=limit)

@@ -7,11 +7,13 @@ import random
 import struct
 import threading
 import time
+from typing import List, Optional, Tuple
 
 import pytest
 
 import pyiocp
 from iocp_helpers import Recorder, client, recv_exactly, recv_until_eof, small_rcvbuf_client, wait_until
+from pyiocp.testing import ManagerFactory
 
 CHUNK = 4096
 
@@ -21,17 +23,18 @@ def chunk(i: int) -> bytes:
 
 
 class Drainer(Recorder):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.drains = []  # (pending at on_drain, thread)
+        self.drains: List[Tuple[int, str]] = []  # (pending at on_drain, thread)
 
-    def on_drain(self, conn):
+    def on_drain(self, conn: pyiocp.Connection) -> None:
         self.drains.append((conn.pending, threading.current_thread().name))
         self.record("drain", conn)
 
 
 @pytest.mark.parametrize("low", [None, 1000])
-def test_buffer_full_then_drain_then_everything_in_order(iocp_manager, backend, low):
+def test_buffer_full_then_drain_then_everything_in_order(iocp_manager: ManagerFactory, backend: str,
+                                                         low: Optional[int]) -> None:
     limit = 64 << 10
     low_mark = limit // 4 if low is None else low
     rec = Drainer()
@@ -85,7 +88,7 @@ def test_buffer_full_then_drain_then_everything_in_order(iocp_manager, backend, 
         s.close()
 
 
-def test_send_bigger_than_the_limit_raises_at_once(iocp_manager, backend):
+def test_send_bigger_than_the_limit_raises_at_once(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, send_buffer_limit=1000)
     lst = mgr.listen("127.0.0.1", 0)
@@ -101,7 +104,7 @@ def test_send_bigger_than_the_limit_raises_at_once(iocp_manager, backend):
     rec.wait_closed(conn.id)
 
 
-def test_send_accepts_bytes_like(iocp_manager, backend):
+def test_send_accepts_bytes_like(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -119,18 +122,18 @@ def test_send_accepts_bytes_like(iocp_manager, backend):
 
 
 class Counter(Recorder):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.sent = 0
 
-    def on_send(self, conn, nbytes):
+    def on_send(self, conn: pyiocp.Connection, nbytes: int) -> None:
         assert isinstance(nbytes, int) and nbytes > 0
         with self.cond:
             self.sent += nbytes
         self.record("send", conn, nbytes)
 
 
-def test_on_send_counts_add_up(iocp_manager, backend):
+def test_on_send_counts_add_up(iocp_manager: ManagerFactory, backend: str) -> None:
     rng = random.Random(7)
     rec = Counter()
     mgr = iocp_manager(rec, backend=backend)
@@ -157,9 +160,9 @@ def test_on_send_counts_add_up(iocp_manager, backend):
         s.close()
 
 
-def test_on_send_counts_sends_from_a_callback(iocp_manager, backend):
+def test_on_send_counts_sends_from_a_callback(iocp_manager: ManagerFactory, backend: str) -> None:
     class H(Counter):
-        def on_recv(self, conn, data):
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
             super().on_recv(conn, data)
             conn.send(data * 3)
 
@@ -174,7 +177,7 @@ def test_on_send_counts_sends_from_a_callback(iocp_manager, backend):
     assert rec.sent == 50 * 12
 
 
-def test_send_from_another_thread_wakes_the_worker(iocp_manager, backend):
+def test_send_from_another_thread_wakes_the_worker(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -191,11 +194,11 @@ def test_send_from_another_thread_wakes_the_worker(iocp_manager, backend):
     rec.wait_closed(conn.id)
 
 
-def test_send_from_a_callback_to_another_connection(iocp_manager, backend):
+def test_send_from_a_callback_to_another_connection(iocp_manager: ManagerFactory, backend: str) -> None:
     """A relay: bytes from connection A are sent on connection B from A's
     callback (with workers=2 B may belong to another worker)."""
     class Relay(Recorder):
-        def on_recv(self, conn, data):
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
             super().on_recv(conn, data)
             other = getattr(conn, "other", None)
             if other is not None:
@@ -218,7 +221,7 @@ def test_send_from_a_callback_to_another_connection(iocp_manager, backend):
     rec.wait_all_closed(2)
 
 
-def test_pending_counts_queued_bytes(iocp_manager, backend):
+def test_pending_counts_queued_bytes(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, send_buffer_limit=8 << 20)
     lst = mgr.listen("127.0.0.1", 0)
@@ -237,7 +240,8 @@ def test_pending_counts_queued_bytes(iocp_manager, backend):
         s.close()
 
 
-def test_on_drain_after_pending_passed_the_watermark_without_buffer_full(iocp_manager, backend):
+def test_on_drain_after_pending_passed_the_watermark_without_buffer_full(iocp_manager: ManagerFactory,
+                                                                          backend: str) -> None:
     """on_drain also follows a send that took pending over the low
     watermark (no BufferFull), once it falls back to it."""
     rec = Drainer()

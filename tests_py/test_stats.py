@@ -10,6 +10,7 @@ import pytest
 
 import pyiocp
 from iocp_helpers import Recorder, client, recv_exactly, wait_until
+from pyiocp.testing import ManagerFactory
 
 REQUIRED = {
     "connections", "accepted", "connected", "closed", "rejected", "timed_out", "bytes_in", "bytes_out",
@@ -18,7 +19,7 @@ REQUIRED = {
 
 
 @pytest.mark.parametrize("workers", [1, 3])
-def test_keys_and_types(iocp_manager, backend, workers):
+def test_keys_and_types(iocp_manager: ManagerFactory, backend: str, workers: int) -> None:
     mgr = iocp_manager(Recorder(), backend=backend, workers=workers)
     st = mgr.stats()
     assert REQUIRED <= set(st)
@@ -33,12 +34,12 @@ def test_keys_and_types(iocp_manager, backend, workers):
     assert mgr.stats() is not mgr.stats()  # a fresh dict each time
 
 
-def test_auto_backend_names_the_real_one():
+def test_auto_backend_names_the_real_one() -> None:
     with pyiocp.SocketManager(Recorder()) as mgr:
         assert mgr.stats()["backend"] in ("epoll", "io_uring", "iocp")
 
 
-def test_counters_match_the_traffic(iocp_manager, backend):
+def test_counters_match_the_traffic(iocp_manager: ManagerFactory, backend: str) -> None:
     rng = random.Random(17)
     rec = Recorder(echo=True)
     mgr = iocp_manager(rec, backend=backend, workers=2)
@@ -86,7 +87,7 @@ def test_counters_match_the_traffic(iocp_manager, backend):
         k: st[k] for k in ("accepted", "connected", "closed", "bytes_in", "bytes_out")}
 
 
-def test_rejected_and_timed_out(iocp_manager, backend):
+def test_rejected_and_timed_out(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder(echo=True)
     mgr = iocp_manager(rec, backend=backend, max_connections=2, accept_timeout=0.2)
     lst = mgr.listen("127.0.0.1", 0)
@@ -113,7 +114,7 @@ def test_rejected_and_timed_out(iocp_manager, backend):
     rec.wait_all_closed(2)
 
 
-def test_paused_reading_and_pending_send_bytes(iocp_manager, backend):
+def test_paused_reading_and_pending_send_bytes(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
@@ -134,7 +135,7 @@ def test_paused_reading_and_pending_send_bytes(iocp_manager, backend):
     assert mgr.stats()["paused_reading"] == 0
 
 
-def test_connections_is_zero_after_closing_with_open_connections(backend):
+def test_connections_is_zero_after_closing_with_open_connections(backend: str) -> None:
     """close() ends the open connections; the final stats count none (it
     once counted the slots still waiting to be freed)."""
     rec = Recorder()
@@ -153,7 +154,7 @@ def test_connections_is_zero_after_closing_with_open_connections(backend):
             s.close()
 
 
-def test_stats_from_another_thread_during_close(backend):
+def test_stats_from_another_thread_during_close(backend: str) -> None:
     errors = []
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # make thread switches (and so the window) frequent
@@ -163,7 +164,7 @@ def test_stats_from_another_thread_during_close(backend):
             mgr.start()
             stop = threading.Event()
 
-            def hammer():
+            def hammer() -> None:
                 while not stop.is_set():
                     try:
                         mgr.stats()

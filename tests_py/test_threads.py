@@ -13,10 +13,11 @@ import pytest
 
 import pyiocp
 from iocp_helpers import Recorder, client, recv_exactly, recv_until_eof, wait_until
+from pyiocp.testing import ManagerFactory
 
 
 @pytest.mark.parametrize("workers", [1, 3])
-def test_callbacks_run_on_worker_threads_after_start(iocp_manager, backend, workers):
+def test_callbacks_run_on_worker_threads_after_start(iocp_manager: ManagerFactory, backend: str, workers: int) -> None:
     rec = Recorder(echo=True)
     mgr = iocp_manager(rec, backend=backend, workers=workers)
     names = sorted(t.name for t in threading.enumerate() if t.name.startswith("pyiocp-worker-"))
@@ -37,12 +38,12 @@ def test_callbacks_run_on_worker_threads_after_start(iocp_manager, backend, work
     assert threading.main_thread().name not in threads
 
 
-def test_serve_forever_runs_worker_0_on_the_calling_thread(backend):
+def test_serve_forever_runs_worker_0_on_the_calling_thread(backend: str) -> None:
     rec = Recorder(echo=True)
     mgr = pyiocp.SocketManager(rec, backend=backend)
     errors = []
 
-    def serve():
+    def serve() -> None:
         try:
             mgr.serve_forever()
         except BaseException as exc:  # noqa: BLE001
@@ -66,7 +67,7 @@ def test_serve_forever_runs_worker_0_on_the_calling_thread(backend):
     assert errors == []
 
 
-def test_serve_forever_with_two_workers(backend):
+def test_serve_forever_with_two_workers(backend: str) -> None:
     rec = Recorder(echo=True)
     mgr = pyiocp.SocketManager(rec, backend=backend, workers=2)
     server = threading.Thread(target=mgr.serve_forever, name="serving")
@@ -88,7 +89,7 @@ def test_serve_forever_with_two_workers(backend):
 FRAME = struct.Struct(">BII")  # thread, sequence, length
 
 
-def test_concurrent_send_from_8_threads_keeps_each_send_contiguous(iocp_manager, backend):
+def test_concurrent_send_from_8_threads_keeps_each_send_contiguous(iocp_manager: ManagerFactory, backend: str) -> None:
     nthreads, nframes = 8, 150
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, send_buffer_limit=256 << 20)
@@ -104,7 +105,7 @@ def test_concurrent_send_from_8_threads_keeps_each_send_contiguous(iocp_manager,
         barrier = threading.Barrier(nthreads)
         failures = []
 
-        def sender(t):
+        def sender(t: int) -> None:
             try:
                 barrier.wait(5)
                 for i, n in enumerate(sizes[t]):
@@ -138,12 +139,12 @@ def test_concurrent_send_from_8_threads_keeps_each_send_contiguous(iocp_manager,
     rec.wait_all_closed(1)
 
 
-def test_a_blocking_handler_stalls_only_its_own_worker(iocp_manager, backend):
+def test_a_blocking_handler_stalls_only_its_own_worker(iocp_manager: ManagerFactory, backend: str) -> None:
     gate = threading.Event()
     blocked = threading.Event()
 
     class H(Recorder):
-        def on_recv(self, conn, data):
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
             super().on_recv(conn, data)
             if data == b"block":
                 blocked.set()
@@ -171,13 +172,13 @@ def test_a_blocking_handler_stalls_only_its_own_worker(iocp_manager, backend):
     rec.wait_all_closed(2)
 
 
-def test_reply_from_a_thread_pool(iocp_manager, backend):
+def test_reply_from_a_thread_pool(iocp_manager: ManagerFactory, backend: str) -> None:
     """Lesson 11: long work leaves the worker; the reply is sent from the
     pool's thread."""
     pool = concurrent.futures.ThreadPoolExecutor(4)
 
     class H(pyiocp.Handler):
-        def on_recv(self, conn, data):
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
             pool.submit(lambda: conn.send(data.upper()))
 
     try:
@@ -192,7 +193,7 @@ def test_reply_from_a_thread_pool(iocp_manager, backend):
         pool.shutdown(wait=True)
 
 
-def test_start_twice_raises(iocp_manager, backend):
+def test_start_twice_raises(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(Recorder(), backend=backend)
     with pytest.raises(RuntimeError):
         mgr.start()

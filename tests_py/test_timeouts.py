@@ -6,10 +6,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import Any, Dict, List
 
 import pytest
 
 from iocp_helpers import Recorder, client, recv_exactly, wait_until
+from pyiocp.testing import ManagerFactory
 
 
 def peer_sees_the_end(s: socket.socket) -> None:
@@ -22,7 +24,7 @@ def peer_sees_the_end(s: socket.socket) -> None:
         pass
 
 
-def keep_talking(s: socket.socket, stop: threading.Event, every: float, errors: list) -> None:
+def keep_talking(s: socket.socket, stop: threading.Event, every: float, errors: List[str]) -> None:
     try:
         i = 0
         while not stop.wait(every):
@@ -35,13 +37,13 @@ def keep_talking(s: socket.socket, stop: threading.Event, every: float, errors: 
         errors.append(repr(exc))
 
 
-def test_idle_timeout(iocp_manager, backend):
+def test_idle_timeout(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder(echo=True)
     mgr = iocp_manager(rec, backend=backend, idle_timeout=0.3)
     lst = mgr.listen("127.0.0.1", 0)
     busy = client(lst.address)
     stop = threading.Event()
-    errors = []
+    errors: List[str] = []
     talker = threading.Thread(target=keep_talking, args=(busy, stop, 0.05, errors))
     talker.start()
     try:
@@ -68,7 +70,7 @@ def test_idle_timeout(iocp_manager, backend):
     assert errors == []
 
 
-def test_idle_timeout_counts_sends_as_activity(iocp_manager, backend):
+def test_idle_timeout_counts_sends_as_activity(iocp_manager: ManagerFactory, backend: str) -> None:
     """A connection that only receives from the server is not idle."""
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, idle_timeout=0.3)
@@ -84,7 +86,7 @@ def test_idle_timeout_counts_sends_as_activity(iocp_manager, backend):
         assert isinstance(err, TimeoutError)
 
 
-def test_idle_timeout_on_an_outbound_connection(iocp_manager, backend):
+def test_idle_timeout_on_an_outbound_connection(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, idle_timeout=0.2)
     with socket.socket() as srv:
@@ -99,7 +101,7 @@ def test_idle_timeout_on_an_outbound_connection(iocp_manager, backend):
             peer_sees_the_end(peer)
 
 
-def test_accept_timeout(iocp_manager, backend):
+def test_accept_timeout(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder(echo=True)
     mgr = iocp_manager(rec, backend=backend, accept_timeout=0.3)
     lst = mgr.listen("127.0.0.1", 0)
@@ -125,7 +127,7 @@ def test_accept_timeout(iocp_manager, backend):
     rec.wait_all_closed(2)
 
 
-def test_accept_timeout_does_not_apply_to_outbound(iocp_manager, backend):
+def test_accept_timeout_does_not_apply_to_outbound(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, accept_timeout=0.1)
     with socket.socket() as srv:
@@ -141,7 +143,7 @@ def test_accept_timeout_does_not_apply_to_outbound(iocp_manager, backend):
             rec.wait_closed(conn.id)
 
 
-def test_max_connections(iocp_manager, backend):
+def test_max_connections(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder(echo=True)
     mgr = iocp_manager(rec, backend=backend, max_connections=3)
     lst = mgr.listen("127.0.0.1", 0)
@@ -179,17 +181,18 @@ def test_max_connections(iocp_manager, backend):
 
 
 @pytest.mark.parametrize("option", ["idle_timeout", "accept_timeout"])
-def test_timeouts_leave_other_connections_alone(iocp_manager, backend, option):
+def test_timeouts_leave_other_connections_alone(iocp_manager: ManagerFactory, backend: str, option: str) -> None:
     """Many silent connections time out together; a talking one is served
     all along."""
     rec = Recorder(echo=True)
-    mgr = iocp_manager(rec, backend=backend, workers=2, **{option: 0.2})
+    timeout: Dict[str, Any] = {option: 0.2}
+    mgr = iocp_manager(rec, backend=backend, workers=2, **timeout)
     lst = mgr.listen("127.0.0.1", 0)
     busy = client(lst.address)
     busy.sendall(b"x")
     assert recv_exactly(busy, 1) == b"x"
     stop = threading.Event()
-    errors = []
+    errors: List[str] = []
     talker = threading.Thread(target=keep_talking, args=(busy, stop, 0.03, errors))
     talker.start()
     silent = [client(lst.address) for _ in range(20)]

@@ -1,0 +1,170 @@
+"""A chat server on pyiocp: a line protocol, each message broadcast to
+every other client.
+
+    python examples/chat.py [--host 127.0.0.1] [--port 7070] [--workers 2] [--backend auto]
+
+    nc 127.0.0.1 7070          # in two or more terminals
+
+Client lines (UTF-8, ending in a newline, at most 4096 bytes):
+
+    /nick NAME     take a name (letters, digits, - and _; at most 32)
+    /who           list who is here
+    /quit          leave
+    anything else  a message to everyone else
+
+Server lines: ``* welcome, you are guest1``, ``<alice> hello``,
+``* bob joined``, ``* bob left``, ``* bob is now known as carol``,
+``* here: alice, carol``, and ``! ...`` for an error.
+
+Connections live on several workers; ``conn.send`` is safe from any thread,
+so the worker that reads a message writes it to every other member's
+connection itself. A member that stops reading while the others talk fills
+its send buffer (``BufferFull``): it is dropped, rather than let it hold
+everyone's messages in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import re
+import signal
+import threading
+from types import FrameType
+from typing import Dict, List, Optional
+
+import pyiocp
+
+log = logging.getLogger("pyiocp.examples.chat")
+
+MAX_LINE = 4096
+NICK = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
+
+
+class Chat(pyiocp.Handler):
+    """Per connection: ``nick`` and ``buf`` (a partial line)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.members: Dict[int, pyiocp.Connection] = {}
+        self.guests = itertools.count(1)
+
+    # ------------------------------------------------------------ events
+
+    def on_accept(self, conn: pyiocp.Connection) -> None:
+        conn.buf = bytearray()
+        with self.lock:
+            conn.nick = f"guest{next(self.guests)}"
+            self.members[conn.id] = conn
+        self.tell(conn, f"* welcome, you are {conn.nick}")
+        self.broadcast(f"* {conn.nick} joined", conn)
+
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
+        conn.buf += data
+        while True:
+            end = conn.buf.find(b"\n")
+            if end < 0:
+                if len(conn.buf) > MAX_LINE:
+                    self.tell(conn, f"! line longer than {MAX_LINE} bytes")
+                    conn.close()
+                return
+            line = bytes(conn.buf[:end]).rstrip(b"\r")
+            del conn.buf[:end + 1]
+            if len(line) > MAX_LINE:
+                self.tell(conn, f"! line longer than {MAX_LINE} bytes")
+                conn.close()
+                return
+            if not self.command(conn, line.decode("utf-8", "replace")):
+                return
+
+    def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
+        with self.lock:
+            was_member = self.members.pop(conn.id, None) is not None
+        if was_member:
+            self.broadcast(f"* {conn.nick} left", conn)
+
+    # ------------------------------------------------------------ protocol
+
+    def command(self, conn: pyiocp.Connection, line: str) -> bool:
+        """Act on one line; False once the connection is closing."""
+        if not line.startswith("/"):
+            if line:
+                self.broadcast(f"<{conn.nick}> {line}", conn)
+            return True
+        cmd, _, arg = line.partition(" ")
+        if cmd == "/nick":
+            self.rename(conn, arg.strip())
+        elif cmd == "/who":
+            with self.lock:
+                names = sorted(c.nick for c in self.members.values())
+            self.tell(conn, "* here: " + ", ".join(names))
+        elif cmd == "/quit":
+            self.tell(conn, "* bye")
+            conn.close()
+            return False
+        else:
+            self.tell(conn, f"! unknown command {cmd}")
+        return True
+
+    def rename(self, conn: pyiocp.Connection, nick: str) -> None:
+        if not NICK.match(nick):
+            self.tell(conn, "! a nick is 1-32 letters, digits, - or _")
+            return
+        with self.lock:
+            taken = any(c.nick == nick for c in self.members.values() if c is not conn)
+            old = conn.nick
+            if not taken:
+                conn.nick = nick
+        if taken:
+            self.tell(conn, f"! {nick} is taken")
+            return
+        self.tell(conn, f"* you are now {nick}")
+        self.broadcast(f"* {old} is now known as {nick}", conn)
+
+    # ------------------------------------------------------------ sending
+
+    def tell(self, conn: pyiocp.Connection, line: str) -> None:
+        try:
+            conn.send(line.encode() + b"\n")
+        except pyiocp.BufferFull:
+            log.warning("%s does not read: dropped", conn.nick)
+            conn.abort()
+        except pyiocp.ConnectionClosed:
+            pass  # it left meanwhile; on_close tells the others
+
+    def broadcast(self, line: str, sender: pyiocp.Connection) -> None:
+        with self.lock:
+            others = [c for c in self.members.values() if c is not sender]
+        for conn in others:
+            self.tell(conn, line)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=7070)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--backend", default="auto", help="auto, or a backend such as epoll or io_uring")
+    ap.add_argument("--send-buffer-limit", type=int, default=1 << 20,
+                    help="bytes queued for one member before it is dropped as a non-reader")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
+
+    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with pyiocp.SocketManager(Chat(), workers=args.workers, backend=args.backend,
+                              send_buffer_limit=args.send_buffer_limit) as mgr:
+        host, port = mgr.listen(args.host, args.port).address
+        try:  # from here on, Ctrl-C and SIGTERM end it quietly
+            print(f"chat: listening on {host}:{port}", flush=True)
+            mgr.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

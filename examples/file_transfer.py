@@ -1,0 +1,114 @@
+"""Send a large file to every client, paced by ``on_drain``.
+
+    python examples/file_transfer.py --file PATH [--host 127.0.0.1] [--port 7080] [--backend auto]
+
+    nc 127.0.0.1 7080 > copy      # then: head -1 copy; sha256sum PATH
+
+Each client that connects gets one line, the file's size in bytes and its
+SHA-256 (``<size> <sha256>\\n``), then the file's bytes; then the server
+closes the connection.
+
+The file is never loaded whole: the server reads a chunk, sends it, and
+goes on until ``send`` raises ``BufferFull`` (the client reads slower than
+the server reads the disk). It stops there; ``on_drain`` comes once the
+send buffer has drained to its low watermark, and the server goes on from
+the chunk it kept. Each connection holds at most ``--send-buffer-limit``
+bytes in memory, however slow its client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import signal
+from types import FrameType
+from typing import List, Optional
+
+import pyiocp
+
+CHUNK = 256 << 10
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+class FileSender(pyiocp.Handler):
+    """Per connection: ``file`` (open while sending) and ``chunk`` (read
+    from the file, refused by send, sent on drain)."""
+
+    def __init__(self, path: str, chunk: int = CHUNK) -> None:
+        self.path = path
+        self.chunk_size = chunk
+        self.header = f"{os.path.getsize(path)} {sha256_of(path)}\n".encode()
+
+    def on_accept(self, conn: pyiocp.Connection) -> None:
+        conn.file = open(self.path, "rb")
+        conn.chunk = self.header
+        self.pump(conn)
+
+    def on_drain(self, conn: pyiocp.Connection) -> None:
+        self.pump(conn)
+
+    def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
+        if conn.file is not None:  # the client left before the end
+            conn.file.close()
+            conn.file = None
+
+    def pump(self, conn: pyiocp.Connection) -> None:
+        """Send until the buffer is full (on_drain continues) or the file ends."""
+        while conn.file is not None:
+            if conn.chunk is None:
+                conn.chunk = conn.file.read(self.chunk_size)
+                if not conn.chunk:
+                    conn.file.close()
+                    conn.file = None
+                    conn.close()  # after the pending bytes are written
+                    return
+            try:
+                conn.send(conn.chunk)
+            except pyiocp.BufferFull:
+                return
+            except pyiocp.ConnectionClosed:
+                return  # on_close closes the file
+            conn.chunk = None
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--file", required=True, help="the file to send")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=7080)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--backend", default="auto", help="auto, or a backend such as epoll or io_uring")
+    ap.add_argument("--chunk", type=int, default=CHUNK, help="bytes read from the file at a time")
+    ap.add_argument("--send-buffer-limit", type=int, default=1 << 20, help="bytes buffered per connection")
+    args = ap.parse_args(argv)
+    if not 0 < args.chunk <= args.send_buffer_limit:
+        ap.error("--chunk must be between 1 and --send-buffer-limit")
+    if not os.path.isfile(args.file):
+        ap.error(f"{args.file}: not a file")
+
+    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    handler = FileSender(args.file, args.chunk)
+    with pyiocp.SocketManager(handler, workers=args.workers, backend=args.backend,
+                              send_buffer_limit=args.send_buffer_limit) as mgr:
+        host, port = mgr.listen(args.host, args.port).address
+        try:  # from here on, Ctrl-C and SIGTERM end it quietly
+            print(f"file_transfer: listening on {host}:{port}", flush=True)
+            mgr.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

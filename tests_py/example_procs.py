@@ -1,0 +1,85 @@
+"""Running the example servers and the CLI as a user runs them: a
+subprocess that prints ``listening on HOST:PORT``, stopped with a signal."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator, List, Tuple
+
+import pytest
+
+from iocp_helpers import PYTHON, REPO
+
+EXAMPLES = REPO / "examples"
+
+
+class Server:
+    """A running server process: its port and the lines it printed first."""
+
+    def __init__(self, proc: "subprocess.Popen[str]", port: int, lines: List[str], stderr: IO[str]) -> None:
+        self.proc = proc
+        self.port = port
+        self.lines = lines
+        self._stderr = stderr
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        return "127.0.0.1", self.port
+
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read()
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
+        """Send sig and wait for the exit code; fail if it does not exit."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"{self.proc.args!r} did not exit within {timeout} s of {signal.Signals(sig).name}; "
+                        f"stderr: {self.stderr()[-2000:]}")
+
+
+@contextlib.contextmanager
+def running(argv: List[str], *, extra_lines: int = 0, stop_signal: int = signal.SIGINT) -> Iterator[Server]:
+    """Start argv (python and its arguments follow), wait for its
+    ``listening on HOST:PORT`` line (and extra_lines more), yield it; at
+    the end stop it with stop_signal and require exit code 0."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([PYTHON, *argv], stdout=subprocess.PIPE, stderr=err, text=True)
+        assert proc.stdout is not None
+        try:
+            line = proc.stdout.readline()
+            m = re.search(r"listening on \S+:(\d+)", line)
+            if not m:
+                proc.kill()
+                proc.wait()
+                err.seek(0)
+                pytest.fail(f"{argv}: no 'listening on' line: {line!r} {err.read()}")
+            lines = [line] + [proc.stdout.readline() for _ in range(extra_lines)]
+            server = Server(proc, int(m.group(1)), lines, err)
+            yield server
+            code = server.stop(stop_signal)
+            assert code == 0, (code, server.stderr())
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+
+def example(name: str, *args: str) -> List[str]:
+    """The argv (after python) of examples/<name> on a free port."""
+    return [str(EXAMPLES / name), "--port", "0", *args]
+
+
+def path_of(name: str) -> Path:
+    return EXAMPLES / name

@@ -1,0 +1,199 @@
+"""examples/http_server.py: HTTP/1.1 keep-alive, pipelining, limits; driven
+by curl, http.client, wrk and raw sockets."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from typing import Dict, Iterator, Tuple
+
+import pytest
+
+from conftest import BACKENDS
+from example_procs import Server, example, running
+from iocp_helpers import recv_until_eof
+from pyiocp.testing import Client, faults
+
+GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+HELLO = b"hello, world\n"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """One server per backend for the module (each test opens its own
+    connections)."""
+    with running(example("http_server.py", "--workers", "2", "--backend", request.param)) as server:
+        yield server
+
+
+def read_response(c: Client) -> Tuple[int, Dict[str, str], bytes]:
+    head = c.recv_until(b"\r\n\r\n").decode("latin-1")
+    lines = head.split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers: Dict[str, str] = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    body = c.recv_exactly(int(headers.get("content-length", "0")))
+    return status, headers, body
+
+
+def test_curl_keep_alive_and_post(server: Server) -> None:
+    url = f"http://127.0.0.1:{server.port}"
+    r = subprocess.run(["curl", "-sS", "-v", f"{url}/", f"{url}/", f"{url}/nope"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hello, world\nhello, world\nnot found\n"
+    assert r.stderr.count("Re-using existing connection") == 2, r.stderr
+    r = subprocess.run(["curl", "-sS", "--data-binary", "some body", f"{url}/echo"],
+                       capture_output=True, text=True, timeout=20)
+    assert (r.returncode, r.stdout) == (0, "some body")
+    # curl waits up to a second for the 100 Continue it asks for.
+    body = "b" * 5000
+    t0 = time.monotonic()
+    r = subprocess.run(["curl", "-sS", "-v", "-H", "Expect: 100-continue", "--data-binary", body, f"{url}/echo"],
+                       capture_output=True, text=True, timeout=20)
+    assert (r.returncode, r.stdout) == (0, body)
+    assert "Expect: 100-continue" in r.stderr and "< HTTP/1.1 100 Continue" in r.stderr
+    assert time.monotonic() - t0 < 0.9
+    # HTTP/1.0: the server closes after the response.
+    r = subprocess.run(["curl", "-sS", "-v", "--http1.0", f"{url}/"], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0 and r.stdout == "hello, world\n"
+    assert re.search(r"< Connection: close", r.stderr), r.stderr
+
+
+def test_http_client_reuses_the_connection(server: Server) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, HELLO)
+        sock = conn.sock
+        for i in range(20):
+            body = b"x" * i * 1000
+            conn.request("POST", "/echo", body=body)
+            resp = conn.getresponse()
+            assert (resp.status, resp.read()) == (200, body)
+            conn.request("HEAD", "/")
+            resp = conn.getresponse()
+            assert (resp.status, resp.getheader("Content-Length"), resp.read()) == (200, "13", b"")
+        assert conn.sock is sock  # one connection all along
+        conn.request("DELETE", "/")
+        resp = conn.getresponse()
+        assert resp.status == 405
+        assert resp.getheader("Connection") is None
+        resp.read()
+    finally:
+        conn.close()
+
+
+def test_wrk(server: Server) -> None:
+    assert shutil.which("wrk"), "wrk is missing: `make deps` installs it"
+    r = subprocess.run(["wrk", "-t1", "-c10", "-d1s", f"http://127.0.0.1:{server.port}/"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.search(r"(\d+) requests in", r.stdout)
+    assert m and int(m.group(1)) > 0, r.stdout
+    assert "Socket errors" not in r.stdout, r.stdout
+    assert "Non-2xx" not in r.stdout, r.stdout
+
+
+def test_pipelined_requests_in_one_write_are_answered_in_order(server: Server) -> None:
+    bodies = [b"first", b"second" * 100, b"", b"fourth"]
+    batch = b"".join(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s" % (len(b), b)
+                     for b in bodies) + GET
+    with Client(server.address) as c:
+        c.send(batch)
+        for body in bodies:
+            assert read_response(c)[::2] == (200, body)
+        assert read_response(c)[::2] == (200, HELLO)
+
+
+def test_a_request_trickled_one_byte_at_a_time(server: Server) -> None:
+    request = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello" + GET
+    reply = faults.trickle(server.address, request, delay=0.0005, until=HELLO)
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\n\r\nhello" in reply and reply.endswith(HELLO)
+    assert reply.count(b"HTTP/1.1 200 OK") == 2
+
+
+def test_connection_close_ends_after_the_response_and_ignores_the_rest(server: Server) -> None:
+    with Client(server.address) as c:
+        c.send(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n" + GET)
+        reply = c.recv_until_eof()
+    assert reply.count(b"HTTP/1.1") == 1
+    assert b"Connection: close\r\n" in reply and reply.endswith(HELLO)
+
+
+def test_http10_keep_alive_on_request_only(server: Server) -> None:
+    with Client(server.address) as c:
+        c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, headers, body = read_response(c)
+        assert (status, headers["connection"], body) == (200, "keep-alive", HELLO)
+        c.send(b"GET / HTTP/1.0\r\n\r\n")
+        assert c.recv_until_eof().endswith(HELLO)
+
+
+def test_request_then_fin_still_gets_its_responses(server: Server) -> None:
+    reply = faults.half_close(server.address, GET + GET)
+    assert reply.count(b"HTTP/1.1 200 OK") == 2 and reply.endswith(HELLO)
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"garbage\r\n\r\n", 400),
+    (b"GET /\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
+    (b"GET / HTTP/2.0\r\n\r\n", 505),
+    (b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+    (b"POST /echo HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413),
+    (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\nX-Endless: " + b"a" * 20000, 431),
+])
+def test_bad_requests_get_an_error_and_a_close(server: Server, request_bytes: bytes, status: int) -> None:
+    with Client(server.address) as c:
+        c.send(GET + request_bytes + GET)  # a good one before: answered; after: ignored
+        reply = c.recv_until_eof()
+    assert reply.count(b"HTTP/1.1 ") == 2, reply
+    assert reply.startswith(b"HTTP/1.1 200 OK")
+    second = reply[reply.index(b"HTTP/1.1 ", 1):]
+    assert second.startswith(b"HTTP/1.1 %d " % status), second
+    assert b"Connection: close\r\n" in second
+
+
+def test_a_client_that_pipelines_without_reading_is_paced(server: Server) -> None:
+    """Thousands of pipelined requests while the client reads nothing: the
+    server's send buffer fills, it stops reading, and once the client
+    reads every response arrives, in order."""
+    n = 8000  # 16 MB: more than the server's buffers and the kernel's hold
+    body = b"y" * 2000
+    req = b"POST /echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with Client(server.address, rcvbuf=8192, timeout=20) as c:
+        writer = threading.Thread(target=c.send, args=(req * n + b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",))
+        writer.start()
+        writer.join(0.5)
+        assert writer.is_alive()  # the server pushes back
+        got = c.recv_until_eof()
+        writer.join(10)
+    assert got.count(b"HTTP/1.1 200 OK") == n + 1
+    assert got.count(body) == n
+    assert got.endswith(HELLO)
+
+
+def test_sigterm_with_a_connection_open() -> None:
+    """A server of its own: stopped by SIGTERM while a keep-alive
+    connection is open, exit code 0."""
+    with running(example("http_server.py"), stop_signal=signal.SIGTERM) as own:
+        with socket.create_connection(own.address, timeout=5) as s:
+            s.sendall(GET)
+            assert s.recv(1000).endswith(HELLO)
+            own.stop(signal.SIGTERM)
+            assert recv_until_eof(s) == b""

@@ -1,0 +1,230 @@
+"""The pytest plugin, as a user's project sees it (pytester): the fixtures
+work, the fault helpers find real bugs, and a leak fails the test (a
+failure, not an error) with a message that says what leaked."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import textwrap
+
+import pytest
+
+from iocp_helpers import REPO
+
+pytest_plugins = ["pytester"]
+
+FAST_SETTLE = "[pytest]\niocp_settle_timeout = 0.3\n"
+
+HANDLERS = '''
+import threading
+import pyiocp
+from pyiocp.testing import faults
+
+class Echo(pyiocp.Handler):
+    def on_recv(self, conn, data):
+        conn.send(data)
+
+class NeverCloses(Echo):
+    """Ignores the peer's FIN: the connection stays open for ever."""
+    def on_eof(self, conn):
+        pass
+'''
+
+
+def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
+    pytester.makeini(FAST_SETTLE)
+    pytester.makepyfile(test_user=HANDLERS + textwrap.dedent(source))
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
+def test_the_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester) -> None:
+    points = importlib.metadata.entry_points(group="pytest11")
+    assert any(ep.name == "pyiocp" and ep.value == "pyiocp.testing.plugin" for ep in points)
+    result = pytester.runpytest("--fixtures", "-p", "no:cacheprovider")
+    for name in ("iocp_manager", "iocp_server", "iocp_client", "expect_events"):
+        result.stdout.fnmatch_lines([f"{name}*"])
+    result.stdout.fnmatch_lines(["*iocp_server(handler, *"])
+
+
+def test_the_example_test_file_of_the_docs_passes(pytester: pytest.Pytester) -> None:
+    """docs/test_my_server.py, copied into a project of its own (under
+    another module name: this session may have imported the original)."""
+    pytester.makepyfile(test_copied_from_the_docs=(REPO / "docs" / "test_my_server.py").read_text())
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=13)
+
+
+def test_a_server_that_keeps_connections_fails_the_test(pytester: pytest.Pytester) -> None:
+    result = run(pytester, '''
+        def test_leaky(iocp_server, iocp_client):
+            server = iocp_server(NeverCloses)
+            client = iocp_client(server.address)
+            client.send(b"hi")
+            assert client.recv_exactly(2) == b"hi"
+    ''')
+    result.assert_outcomes(failed=1)  # failed, not errors=1
+    result.stdout.fnmatch_lines([
+        "*pyiocp: the test left things behind:",
+        "*<pyiocp.testing.Server 127.0.0.1:* NeverCloses> still had 1 connection(s) open 0.3 s after the test "
+        "ended and its clients closed: the server never closes them",
+    ])
+    assert "error" not in result.stdout.lines[-1]
+
+
+def test_a_leaked_file_descriptor_fails_the_test(pytester: pytest.Pytester) -> None:
+    result = run(pytester, '''
+        import os, pytest
+        kept = []
+
+        class OpensAFile(Echo):
+            def on_accept(self, conn):
+                kept.append(open(os.devnull))  # and never closes it
+
+        @pytest.fixture(autouse=True, scope="module")
+        def close_them_after_the_check():
+            yield
+            for f in kept:
+                f.close()
+
+        def test_fd(iocp_server, iocp_client):
+            client = iocp_client(iocp_server(OpensAFile))
+            client.send(b"x")
+            client.recv_exactly(1)
+    ''')
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*1 file descriptor(s) opened during the test still open after 0.3 s: * -> /dev/null"])
+
+
+def test_a_leaked_thread_fails_the_test(pytester: pytest.Pytester) -> None:
+    result = run(pytester, '''
+        import pytest
+        stop = threading.Event()
+
+        @pytest.fixture(autouse=True, scope="module")
+        def stop_it_after_the_check():
+            yield
+            stop.set()
+
+        def test_thread(iocp_server):
+            iocp_server(Echo)
+            threading.Thread(target=stop.wait, name="forgotten", daemon=True).start()
+    ''')
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*1 thread(s) started during the test still running after 0.3 s: 'forgotten'"])
+
+
+def test_a_manager_left_open_is_closed_and_its_leaks_reported(pytester: pytest.Pytester) -> None:
+    result = run(pytester, '''
+        import socket
+        kept = []
+
+        def test_clean(iocp_manager):
+            mgr = iocp_manager(Echo())
+            lst = mgr.listen("127.0.0.1", 0)
+            socket.create_connection(lst.address).close()
+
+        def test_client_socket_kept(iocp_manager):
+            mgr = iocp_manager(Echo())
+            kept.append(socket.create_connection(mgr.listen("127.0.0.1", 0).address))
+
+        def test_last():
+            kept.pop().close()
+    ''')
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*test_client_socket_kept*", "*file descriptor(s) opened during the test*socket:*"])
+
+
+def test_expected_events_that_do_not_happen_fail_with_a_diff(pytester: pytest.Pytester) -> None:
+    result = run(pytester, '''
+        def test_given_up_front(iocp_server, iocp_client, expect_events):
+            server = iocp_server(expect_events(Echo, [("accept",), ("recv", b"hello"), ("close", None)]))
+            client = iocp_client(server)
+            client.send(b"help")
+            client.recv_exactly(4)
+
+        def test_asserted(iocp_server, iocp_client, expect_events):
+            events = expect_events(Echo())
+            client = iocp_client(iocp_server(events))
+            client.send(b"hi")
+            client.recv_exactly(2)
+            client.reset()
+            events.assert_events([("accept",), ("recv", b"hi"), ("close", None)])
+    ''')
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert textwrap.dedent("""\
+        pyiocp: the test left things behind:
+          - the events of connection 0 are not the expected ones
+          expected: [('accept',), ('recv', b'hello'), ('close', None)]
+          actual:   [('accept',), ('recv', b'help'), ('close', None)]
+          first difference at index 1: expected ('recv', b'hello'), got ('recv', b'help')
+        """) in out
+    assert "first difference at index 2: expected ('close', None), got ('close', ConnectionResetError(" in out
+
+
+def test_a_failing_test_is_reported_once(pytester: pytest.Pytester) -> None:
+    """The leak check is for tests that passed: a failing test shows its
+    own failure only, and what it left is still cleaned up."""
+    result = run(pytester, '''
+        def test_fails(iocp_server, iocp_client):
+            client = iocp_client(iocp_server(NeverCloses))
+            client.send(b"x")
+            assert client.recv_exactly(1) == b"y"
+
+        def test_next_is_clean(iocp_server):
+            iocp_server(Echo)
+    ''')
+    result.assert_outcomes(passed=1, failed=1)
+    assert "left things behind" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*assert b'x' == b'y'*"])
+
+
+def test_the_fault_helpers_find_real_bugs(pytester: pytest.Pytester) -> None:
+    result = run(pytester, '''
+        import pytest
+        import pyiocp
+
+        class Naive(Echo):
+            """Ignores BufferFull: a slow reader makes its on_recv raise,
+            and the default on_error closes the connection."""
+
+        class NoHalfClose(Echo):
+            """Resets at once on EOF, dropping its pending reply."""
+            def on_eof(self, conn):
+                conn.abort()
+
+        class OneShot(pyiocp.Handler):
+            """Expects a whole request in one recv: a trickle breaks it."""
+            def on_recv(self, conn, data):
+                conn.send(b"ok\\n" if data == b"PING\\n" else b"?\\n")
+
+        def test_slow_reader(iocp_server):
+            server = iocp_server(Naive, send_buffer_limit=64 << 10)
+            with pytest.raises(EOFError, match="the server closed the connection after"):
+                faults.slow_reader(server, bytes(4 << 20), expect=4 << 20)
+
+        def test_half_close(iocp_server):
+            server = iocp_server(NoHalfClose)
+            with pytest.raises(ConnectionResetError):
+                faults.half_close(server, bytes(1 << 20))
+
+        def test_trickle(iocp_server):
+            server = iocp_server(OneShot)
+            assert faults.trickle(server, b"PING\\n", expect=2) == b"?\\n"
+    ''', "--log-level=CRITICAL")
+    result.assert_outcomes(passed=3)
+
+
+def test_burst_against_a_connection_cap(pytester: pytest.Pytester) -> None:
+    result = run(pytester, '''
+        def test_burst(iocp_server):
+            server = iocp_server(Echo, max_connections=10)
+            r = faults.burst(server, 50, data=b"x", expect=1, hold=0.1)
+            # The ten get their echo; the forty over the cap are accepted and
+            # closed at once (as they connect, or before their reply).
+            assert r.replies.count(b"x") == 10
+            assert len(r.errors) == 40
+            assert all("closed after 0 of 1 bytes" in e or "reset" in e.lower() for e in r.errors), r.errors
+            assert server.manager.stats()["rejected"] == 40
+    ''')
+    result.assert_outcomes(passed=1)
