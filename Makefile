@@ -2,7 +2,12 @@
 #
 #   make deps    install the Debian packages the build and tests need (only the missing ones)
 #   make build   go vet + build pyiocp/_pyiocp*.so in place, into the project's .venv
-#   make test    deps + build, then the Go tests (-race) and the Python tests
+#   make test    deps + build + typecheck, then the Go tests (-race) and the Python tests,
+#                then each fuzz target for FUZZTIME (make fuzz) and the Python tests once more
+#                under PYTHONMALLOC=debug, -X dev and a cgocheck2 build (make debug-python)
+#   make typecheck  mypy --strict over pyiocp/, examples/, docs/ and tests_py/ ([tool.mypy] in pyproject.toml)
+#   make soak    the long forms of the fault suite (minutes), the fuzz targets for SOAK_FUZZTIME,
+#                the debug-Python run; docs/reliability.md written from that run
 #   make run     echo server + `python -m pyiocp bench` against it, on a free port
 #   make clean   remove build outputs (make distclean: also .venv)
 #
@@ -20,7 +25,7 @@ PYTEST_ARGS ?=
 
 APT_PACKAGES := gcc python3-dev python3-venv python3-pip python3-setuptools \
 	python3-wheel python3-pytest python3-pytest-timeout python3-uvloop \
-	python3-hypothesis
+	python3-hypothesis mypy curl wrk
 
 # The cgo environment of the extension build, from setup.py (one source of
 # truth), so that `go vet` and `go test` compile gomod/pybind the same way:
@@ -37,7 +42,7 @@ export GOFLAGS := $(call cgo_env,GOFLAGS)
 # plugin registered as a user's install registers them.
 VENV_STAMP := $(VENV)/.pyiocp-editable
 
-.PHONY: deps build test run clean distclean $(VENV)
+.PHONY: deps build test typecheck fuzz debug-python soak run clean distclean $(VENV)
 
 deps:
 	@command -v $(GO) >/dev/null || { echo "deps: no Go toolchain (go on PATH or /usr/local/go/bin/go); install Go >= 1.26" >&2; exit 1; }
@@ -62,10 +67,76 @@ build: $(VENV_STAMP)
 	$(GO) vet ./...
 	$(PY) setup.py build_ext --inplace
 
-test: deps build
+typecheck: $(VENV_STAMP)
+	$(PY) -m mypy
+
+test: deps build typecheck
 	$(GO) test -race -count=1 ./...
 	$(PY) -m pytest tests_py -p no:cacheprovider \
 		--timeout=$(PYTEST_TIMEOUT) --timeout-method=thread $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory debug-python
+
+# Every parser of the engine has a go test -fuzz target with a committed seed
+# corpus (testdata/fuzz/); -fuzz takes one target at a time. With
+# FUZZ_LOG_DIR set each one's output is kept there, for the report.
+# Go 1.26's fuzz coordinator can end a clean run with "context deadline
+# exceeded" as -fuzztime expires (go.dev/issue/75804, fixed in Go 1.27): that
+# alone, with no failing input written, is not a failure.
+FUZZ_TARGETS := gomod/engine:FuzzParseAddr gomod/internal/poller:FuzzFromRaw
+FUZZTIME ?= 10s
+FUZZ_LOG_DIR ?=
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=./$${t%%:*} name=$${t##*:}; \
+	  echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+	  log=$$(mktemp); \
+	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg >$$log 2>&1; rc=$$?; \
+	  cat $$log; [ -z "$(FUZZ_LOG_DIR)" ] || cp $$log $(FUZZ_LOG_DIR)/fuzz-$$name.log; \
+	  if [ $$rc -ne 0 ] && grep -q 'context deadline exceeded' $$log && ! grep -q 'Failing input written' $$log; then \
+	    echo "fuzz: $$name: the deadline race of go.dev/issue/75804, no failing input: passed"; rc=0; \
+	  fi; \
+	  rm -f $$log; [ $$rc -eq 0 ] || exit 1; \
+	done
+
+# The Python tests once more, under PYTHONMALLOC=debug and python -X dev,
+# against the extension built with GOEXPERIMENT=cgocheck2 (the strictest cgo
+# pointer checks) into a copy of the package in DEBUG_PY_DIR, which
+# PYTHONPATH puts first (PYTHONSAFEPATH: not the in-tree one from the
+# current directory); test_faults_harness.py checks that it is the one used.
+DEBUG_PY_DIR := build/cgocheck2
+EXT_SUFFIX := $(shell $(SYSTEM_PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+
+debug-python: $(VENV_STAMP)
+	rm -rf $(DEBUG_PY_DIR) && mkdir -p $(DEBUG_PY_DIR)
+	cp -r pyiocp $(DEBUG_PY_DIR)/
+	rm -f $(DEBUG_PY_DIR)/pyiocp/_pyiocp*.so $(DEBUG_PY_DIR)/pyiocp/_pyiocp*.h
+	GOEXPERIMENT=cgocheck2 $(GO) build -buildmode=c-shared -trimpath \
+		-o $(DEBUG_PY_DIR)/pyiocp/_pyiocp$(EXT_SUFFIX) ./gomod/pybind
+	rm -f $(DEBUG_PY_DIR)/pyiocp/_pyiocp*.h
+	PYIOCP_DEBUG_RUN=1 PYTHONMALLOC=debug PYTHONSAFEPATH=1 PYTHONPATH=$(CURDIR)/$(DEBUG_PY_DIR) \
+		$(PY) -X dev -m pytest tests_py -p no:cacheprovider \
+		--timeout=$(PYTEST_TIMEOUT) --timeout-method=thread $(PYTEST_ARGS)
+
+# The long forms of the fault suite (PYIOCP_SOAK=1): Go under the race
+# detector and without it (for RSS), Python; the fuzz targets for
+# SOAK_FUZZTIME each; the debug-Python run. Every step runs even when one
+# fails; then scripts/reliability_report.py writes docs/reliability.md from
+# the run's records and fails if a scenario failed or did not run.
+REPORT_DIR := build/reliability
+SOAK_FUZZTIME ?= 60s
+SOAK_ENV = PYIOCP_SOAK=1 PYIOCP_REPORT_DIR=$(CURDIR)/$(REPORT_DIR)
+
+soak: build
+	rm -rf $(REPORT_DIR) && mkdir -p $(REPORT_DIR)
+	-$(SOAK_ENV) $(GO) test -race -count=1 -timeout=60m -run='^TestFault' ./tests_go
+	-$(SOAK_ENV) $(GO) test -count=1 -timeout=60m -run='^TestFault' ./tests_go
+	-$(SOAK_ENV) $(PY) -m pytest tests_py/test_faults_*.py -p no:cacheprovider \
+		--timeout=1800 --timeout-method=thread
+	-$(MAKE) --no-print-directory fuzz FUZZTIME=$(SOAK_FUZZTIME) FUZZ_LOG_DIR=$(CURDIR)/$(REPORT_DIR)
+	-set -o pipefail; $(MAKE) --no-print-directory debug-python 2>&1 | tee $(REPORT_DIR)/debugpy.log
+	$(SYSTEM_PYTHON) scripts/reliability_report.py $(REPORT_DIR) docs/reliability.md
 
 run: build
 	PY=$(PY) bash scripts/run_demo.sh

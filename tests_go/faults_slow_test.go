@@ -1,0 +1,327 @@
+package engine_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pyiocp/pyiocp/gomod/engine"
+)
+
+// stallBound is the longest round trip a served client may see while
+// other connections misbehave, on the 2-core CI machine: the clients share
+// the process, and the race detector slows everything several times.
+var stallBound = map[bool]time.Duration{false: 250 * time.Millisecond, true: time.Second}[raceEnabled]
+
+// countingEcho echoes and counts receive events and closes.
+type countingEcho struct {
+	engine.NopHandler
+	opened   atomic.Int64
+	recvs    atomic.Int64
+	mu       sync.Mutex
+	openIDs  map[uint64]bool
+	closes   map[uint64]int
+	closeErr map[uint64]error
+}
+
+func newCountingEcho() *countingEcho {
+	return &countingEcho{openIDs: map[uint64]bool{}, closes: map[uint64]int{}, closeErr: map[uint64]error{}}
+}
+
+func (h *countingEcho) OnOpen(c *engine.Conn) {
+	h.opened.Add(1)
+	h.mu.Lock()
+	h.openIDs[c.ID()] = true
+	h.mu.Unlock()
+}
+
+// neverOpened lists connections closed without being opened (outbound
+// ones closed while connecting).
+func (h *countingEcho) neverOpened() []uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []uint64
+	for id := range h.closes {
+		if !h.openIDs[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (h *countingEcho) OnRecv(c *engine.Conn, data []byte) {
+	h.recvs.Add(1)
+	c.Send(data)
+}
+
+func (h *countingEcho) OnClose(c *engine.Conn, err error) {
+	h.mu.Lock()
+	h.closes[c.ID()]++
+	h.closeErr[c.ID()] = err
+	h.mu.Unlock()
+}
+
+func (h *countingEcho) closed() (n int, errs []error, twice int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, k := range h.closes {
+		if k != 1 {
+			twice++
+		}
+		errs = append(errs, h.closeErr[id])
+	}
+	return len(h.closes), errs, twice
+}
+
+// TestFaultOneByteAtATime: peers that send one byte per segment, a
+// millisecond apart, under accept and idle timeouts: every byte is
+// echoed in order and no trickling peer is taken for a silent one.
+func TestFaultOneByteAtATime(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		f := fault(t, "one_byte_at_a_time", backend)
+		conns, each := scale(f, "connections", 20, 100), scale(f, "bytes each", 300, 3000)
+		h := newCountingEcho()
+		m, addr := serve(t, h, backend, engine.WithWorkers(2),
+			engine.WithAcceptTimeout(time.Second), engine.WithIdleTimeout(time.Second))
+		var wg sync.WaitGroup
+		for i := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := trickle(addr, uint64(i), each); err != nil {
+					t.Errorf("client %d: %v", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		settle(t, "every connection closed", func() bool { n, _, _ := h.closed(); return n == conns })
+		_, errs, twice := h.closed()
+		for _, err := range errs {
+			if err != nil {
+				t.Errorf("trickling connection closed with %s", describe(err))
+			}
+		}
+		if twice != 0 || m.Stats().TimedOut != 0 {
+			t.Errorf("%d closed more than once, %d timed out", twice, m.Stats().TimedOut)
+		}
+		f.sized("%d connections x %d bytes, one byte per write, 1 ms apart", conns, each)
+		f.note("%d receive events for %d bytes", h.recvs.Load(), conns*each)
+		if h.recvs.Load() < int64(conns*each/4) {
+			t.Errorf("only %d receive events for %d bytes: the bytes were not trickled", h.recvs.Load(), conns*each)
+		}
+	})
+}
+
+func trickle(addr string, seed uint64, n int) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Duration(n)*5*time.Millisecond + 10*time.Second))
+	p, _ := payload(seed, n)
+	got := make(chan error, 1)
+	go func() {
+		back := make([]byte, n)
+		_, err := io.ReadFull(c, back)
+		if err == nil && !bytes.Equal(back, p) {
+			err = errors.New("echo differs")
+		}
+		got <- err
+	}()
+	for i := range p {
+		if _, err := c.Write(p[i : i+1]); err != nil {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return <-got
+}
+
+// TestFaultSlowloris: waves of connected-but-silent peers against
+// accept_timeout, while an echo client is served without stalls. Every
+// silent peer is reset after the timeout (not before), counted timed_out.
+func TestFaultSlowloris(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		f := fault(t, "slowloris", backend)
+		silent, waves := 500, scale(f, "waves of 500", 1, 8)
+		const timeout = 300 * time.Millisecond
+		h := newModal()
+		m, addr := serve(t, h, backend, engine.WithWorkers(2), engine.WithAcceptTimeout(timeout))
+		// One timer heap per worker: a wave of silent connections, dialed
+		// from this goroutine, adds no goroutine to the process.
+		g0 := runtime.NumGoroutine()
+		var held []net.Conn
+		for range silent {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, c)
+		}
+		settle(t, "the first wave accepted", func() bool { return m.Stats().Accepted == uint64(silent) })
+		if g := runtime.NumGoroutine(); g > g0 {
+			t.Errorf("%d silent connections with deadlines: goroutines %d -> %d", silent, g0, g)
+		}
+		settle(t, "the first wave timed out", func() bool { return m.Stats().TimedOut == uint64(silent) })
+		for _, c := range held {
+			c.Close()
+		}
+		stop := make(chan struct{})
+		var lat latencies
+		var ctl sync.WaitGroup
+		ctl.Add(1)
+		go func() { defer ctl.Done(); controlClient(t, addr, stop, &lat) }()
+		var early, late atomic.Int64
+		var slowest atomic.Int64
+		for range waves {
+			var wg sync.WaitGroup
+			for range silent {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					start := time.Now() // before the server can accept: took is never short
+					c, err := net.Dial("tcp", addr)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer c.Close()
+					c.SetReadDeadline(start.Add(timeout + 5*time.Second))
+					_, err = c.Read(make([]byte, 1))
+					took := time.Since(start)
+					var ne net.Error
+					switch {
+					case errors.As(err, &ne) && ne.Timeout():
+						t.Error("a silent peer was never closed")
+					case !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET):
+						t.Errorf("silent peer: %v", err)
+					}
+					if took < timeout {
+						early.Add(1)
+					}
+					if took > timeout+time.Second {
+						late.Add(1)
+					}
+					for {
+						old := slowest.Load()
+						if int64(took) <= old || slowest.CompareAndSwap(old, int64(took)) {
+							break
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		want := uint64(silent * (waves + 1))
+		settle(t, "every silent peer counted", func() bool { return m.Stats().TimedOut == want })
+		close(stop)
+		ctl.Wait()
+		n, worst, mean := lat.get()
+		if early.Load() != 0 || late.Load() != 0 {
+			t.Errorf("%d silent peers closed before the timeout, %d over a second late", early.Load(), late.Load())
+		}
+		if worst > stallBound {
+			t.Errorf("the served client stalled: worst round trip %s", ms(worst))
+		}
+		if n < 50 {
+			t.Errorf("the served client made only %d round trips", n)
+		}
+		if s := m.Stats(); s.Listeners != 1 {
+			t.Errorf("listeners %d", s.Listeners)
+		}
+		f.sized("1 + %d waves x %d silent connections (accept_timeout %s) + 1 echo client", waves, silent, timeout)
+		f.note("the first wave, dialed without a goroutine each, added none: goroutines %d before and with it open", g0)
+		f.note("silent peers reset after at most %s; echo client: %d round trips, mean %s, worst %s",
+			ms(time.Duration(slowest.Load())), n, ms(mean), ms(worst))
+		f.set("worst_round_trip_ms", round(float64(worst)/1e6, 1))
+	})
+}
+
+// TestFaultIdleTimeout: peers talk once and go quiet while an echo client
+// keeps talking: each quiet peer is reset with ErrIdleTimeout after the
+// timeout (not before, less than a second late); the talking client is
+// never closed nor stalled.
+func TestFaultIdleTimeout(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		f := fault(t, "idle_timeout", backend)
+		quiet := scale(f, "quiet peers", 200, 2000)
+		const timeout = 300 * time.Millisecond
+		h := newModal()
+		m, addr := serve(t, h, backend, engine.WithWorkers(2), engine.WithIdleTimeout(timeout))
+		stop := make(chan struct{})
+		var lat latencies
+		var ctl sync.WaitGroup
+		ctl.Add(1)
+		go func() { defer ctl.Done(); controlClient(t, addr, stop, &lat) }()
+		var early, late atomic.Int64
+		var slowest atomic.Int64
+		var wg sync.WaitGroup
+		for range quiet {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(timeout + 10*time.Second))
+				start := time.Now() // before the last activity: took is never short
+				c.Write([]byte{'E'})
+				if err := roundTrip(c, []byte("once")); err != nil {
+					t.Error(err)
+					return
+				}
+				_, err = c.Read(make([]byte, 1))
+				took := time.Since(start)
+				if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("quiet peer: %v", err)
+				}
+				if took < timeout {
+					early.Add(1)
+				}
+				if took > timeout+time.Second {
+					late.Add(1)
+				}
+				for {
+					old := slowest.Load()
+					if int64(took) <= old || slowest.CompareAndSwap(old, int64(took)) {
+						break
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		settle(t, "every quiet peer closed", func() bool { return h.closedCount() == quiet })
+		close(stop)
+		ctl.Wait()
+		settle(t, "the control connection closed", func() bool { return h.closedCount() == quiet+1 })
+		n, worst, mean := lat.get()
+		for _, err := range h.byMode(t, 'E') {
+			if err != nil && !errors.Is(err, engine.ErrIdleTimeout) {
+				t.Errorf("a quiet peer closed with %s", describe(err))
+			}
+		}
+		if s := m.Stats(); s.TimedOut != uint64(quiet) {
+			t.Errorf("timed_out %d, want %d", s.TimedOut, quiet)
+		}
+		if early.Load() != 0 || late.Load() != 0 {
+			t.Errorf("%d quiet peers closed before the timeout, %d over a second late", early.Load(), late.Load())
+		}
+		if worst > stallBound || n < 50 {
+			t.Errorf("the talking client: %d round trips, worst %s", n, ms(worst))
+		}
+		f.sized("%d peers quiet after one round trip (idle_timeout %s) + 1 echo client", quiet, timeout)
+		f.note("quiet peers reset after at most %s; echo client: %d round trips, mean %s, worst %s",
+			ms(time.Duration(slowest.Load())), n, ms(mean), ms(worst))
+	})
+}
