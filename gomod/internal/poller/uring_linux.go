@@ -35,15 +35,16 @@ type uring struct {
 	fds     []*uringFD // indexed by descriptor
 	gen     uint32
 	spare   []*uringFD
-	done    []pending    // completions made outside a Wait, delivered by the next
-	recycle []uint16     // buffers delivered last round, back to the kernel at the next Wait
-	nobufs  []*uringFD   // receives that found the buffer ring empty, armed again next Wait
-	waiting []*uringFD   // posted receives that the read-ahead can complete
-	arena   []byte       // delivery memory for read-ahead, reused every Wait
+	done    []pending  // completions made outside a Wait, delivered by the next
+	recycle []uint16   // buffers delivered last round, back to the kernel at the next Wait
+	nobufs  []*uringFD // receives that found the buffer ring empty, armed again next Wait
+	waiting []*uringFD // posted receives that the read-ahead can complete
+	arena   []byte     // delivery memory for read-ahead, reused every Wait
 	off     int
 	out     []Completion // the running Wait's batch
 	n       int
 	peer    unix.RawSockaddrAny
+	starved uint64 // receives that found every buffer in use (the tests look)
 }
 
 // pending is a completion waiting for a Wait, with its buffer, if any.
@@ -388,6 +389,7 @@ func (p *uring) recvDone(st *uringFD, cqe *ioCQE) {
 		// receive is armed again once the last round's buffers are back.
 		st.recvQueued = true
 		p.nobufs = append(p.nobufs, st)
+		p.starved++
 		return
 	case cqe.res <= 0: // end of stream, or an error
 		st.ended = true

@@ -37,23 +37,23 @@ const (
 	ioringRecvMultishot   = 1 << 1 // sqe.ioprio of a receive
 	ioringAcceptMultishot = 1 << 0 // sqe.ioprio of an accept
 
-	ioringCQEFBuffer      = 1 << 0
-	ioringCQEFMore        = 1 << 1
-	ioringCQEBufferShift  = 16
-	ioringEnterGetEvents  = 1 << 0
-	ioringEnterExtArg     = 1 << 3
-	ioringOffSQRing       = 0
-	ioringOffCQRing       = 0x8000000
-	ioringOffSQEs         = 0x10000000
-	ioringRegisterProbe   = 8
-	ioringRegisterEnable  = 12
+	ioringCQEFBuffer       = 1 << 0
+	ioringCQEFMore         = 1 << 1
+	ioringCQEBufferShift   = 16
+	ioringEnterGetEvents   = 1 << 0
+	ioringEnterExtArg      = 1 << 3
+	ioringOffSQRing        = 0
+	ioringOffCQRing        = 0x8000000
+	ioringOffSQEs          = 0x10000000
+	ioringRegisterProbe    = 8
+	ioringRegisterEnable   = 12
 	ioringRegisterPbufRing = 22
-	ioOpSupported         = 1 << 0
+	ioOpSupported          = 1 << 0
 )
 
 type ioSQRingOffsets struct {
 	head, tail, ringMask, ringEntries, flags, dropped, array, resv1 uint32
-	userAddr                                                      uint64
+	userAddr                                                        uint64
 }
 
 type ioCQRingOffsets struct {
