@@ -65,6 +65,8 @@ $(VENV_STAMP): pyproject.toml setup.py | deps
 
 build: $(VENV_STAMP)
 	$(GO) vet ./...
+	@unformatted=$$($(dir $(GO))gofmt -l gomod tests_go bench); \
+	  [ -z "$$unformatted" ] || { echo "gofmt -w these files: $$unformatted" >&2; exit 1; }
 	$(PY) setup.py build_ext --inplace
 
 typecheck: $(VENV_STAMP)
