@@ -12,14 +12,13 @@ The ``iocp_manager`` fixture comes from pyiocp's own pytest plugin
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Iterator
 
 import pytest
 
-import pyiocp
-from iocp_helpers import Echo, fd_list, worker_threads
+from iocp_helpers import fd_list, worker_threads
+from pyiocp.testing._leaks import warm_up
 
 BACKENDS = ["epoll", "io_uring"]
 
@@ -33,44 +32,15 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def _warm_up() -> None:
-    """Let the Go runtime open the descriptors it keeps for the life of the
-    process (its own poller, ...) before the first test counts fds."""
-    for backend in BACKENDS:
-        with pyiocp.SocketManager(Echo(), backend=backend) as mgr:
-            lst = mgr.listen("127.0.0.1", 0)
-            mgr.start()
-            with socket.create_connection(lst.address, timeout=5) as s:
-                s.sendall(b"warm")
-                s.recv(4)
-            out = mgr.connect(*lst.address)
-            deadline = time.monotonic() + 2
-            while mgr.stats()["accepted"] < 2 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            out.close()
-    # The Go runtime opens its own poller (an epoll and an eventfd, kept for
-    # the life of the process) the first time anything in it uses a timer
-    # or the net package: at a moment of its choosing, such as a GC cycle's
-    # scavenger going to sleep. Make that moment now, with the load
-    # generator's timer (a run against a refused port: quick).
-    from pyiocp import _pyiocp
-
-    with socket.socket() as reserved:
-        reserved.bind(("127.0.0.1", 0))
-        run = _pyiocp.bench_start("127.0.0.1:%d" % reserved.getsockname()[1], 1, 1, 1, 1_000_000, 0)
-        try:
-            while _pyiocp.bench_wait(run, 100_000_000) is None:
-                pass
-        except OSError:
-            pass
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes seconds (a build); still part of the default run")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    _warm_up()
+    # The Go runtime opens descriptors it keeps for the life of the process
+    # (its own poller, ...) at a moment of its choosing: make it now, before
+    # the first test counts fds (the plugin's warm-up runs every backend).
+    warm_up()
 
 
 @pytest.fixture(autouse=True)

@@ -46,6 +46,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set,
 import pytest
 
 import pyiocp
+from iocp_helpers import client
+from iocp_helpers import recv_exactly as recv_exactly  # the fault tests take them from here
+from iocp_helpers import recv_until_eof as recv_until_eof
 
 T = TypeVar("T")
 Address = Tuple[str, int]
@@ -261,28 +264,7 @@ def scenario(request: pytest.FixtureRequest, backend: str) -> Iterator[ScenarioF
 
 
 def connect(address: Address, timeout: float = 10.0) -> socket.socket:
-    s = socket.create_connection(address, timeout=timeout)
-    s.settimeout(timeout)
-    return s
-
-
-def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            raise AssertionError(f"EOF after {len(buf)} of {n} bytes")
-        buf += chunk
-    return bytes(buf)
-
-
-def recv_until_eof(sock: socket.socket) -> bytes:
-    buf = bytearray()
-    while True:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            return bytes(buf)
-        buf += chunk
+    return client(address, timeout)
 
 
 def reset_close(sock: socket.socket) -> None:
