@@ -20,7 +20,7 @@ import (
 // what arrives before the next post is copied out to the socket's
 // read-ahead, so that no socket holds the ring's buffers. Each multishot is
 // armed with a byte cap (sqe.optlen, Linux 6.17+): what it may read is the
-// posted max less the read-ahead (the read that reaches the cap may fill
+// posted max (at most maxAhead) less the read-ahead (the read that reaches the cap may fill
 // its buffer), so a socket whose consumer falls behind is not read further
 // and TCP pushes back on the peer (lesson 1, applied to multishot).
 // Kernels without the cap get single-shot receives, one per arming, which
@@ -40,6 +40,7 @@ type uring struct {
 	nobufs  []*uringFD // receives that found the buffer ring empty, armed again next Wait
 	waiting []*uringFD // posted receives that the read-ahead can complete
 	arena   []byte     // delivery memory for read-ahead, reused every Wait
+	ahead   aheadPool  // read-ahead memory
 	off     int
 	out     []Completion // the running Wait's batch
 	n       int
@@ -193,7 +194,7 @@ func (p *uring) Unregister(s Sock) {
 		}
 	}
 	clear(st.sendBufs)
-	st.ahead = nil
+	p.dropAhead(st)
 	p.fds[s] = nil
 	p.spare = append(p.spare, st)
 }
@@ -309,11 +310,17 @@ func (p *uring) PostRecv(s Sock, max int) error {
 	return nil
 }
 
+// maxAhead bounds what a socket's receive reads before its consumer posts
+// again: read-ahead is memory per connection (1000 connections reading 64
+// KiB ahead each took 100 MiB), and a receive delivers at most a buffer or
+// two's worth anyway.
+const maxAhead = 2 * recvBufSize
+
 // keepReading arms a receive if the socket may be read: the stream goes on
-// and the read-ahead is under the caller's max. The receive may read at
-// most what is left of that budget.
+// and the read-ahead is under the caller's max (and maxAhead). The receive
+// may read at most what is left of that budget.
 func (p *uring) keepReading(st *uringFD) {
-	budget := st.recvLimit - len(st.ahead)
+	budget := min(st.recvLimit, maxAhead) - len(st.ahead)
 	if st.recvArmed || st.recvQueued || st.ended || st.canceled || budget <= 0 {
 		return
 	}
@@ -350,6 +357,9 @@ func (p *uring) serveAhead() {
 			c.Data = p.arena[p.off : p.off+n : p.off+n]
 			p.off += n
 			st.ahead = st.ahead[:copy(st.ahead, st.ahead[n:])]
+			if len(st.ahead) == 0 {
+				p.dropAhead(st) // an idle connection keeps no read-ahead memory
+			}
 		} else if st.ended && !st.endTold {
 			c.Err = st.endErr // end of stream: no data, no error
 			st.endTold = true
@@ -406,7 +416,7 @@ func (p *uring) recvDone(st *uringFD, cqe *ioCQE) {
 		st.recvWanted = false
 		p.emit(Completion{Op: OpRecv, Token: st.token, Data: data}, bid)
 	} else {
-		st.ahead = append(st.ahead, data...)
+		p.appendAhead(st, data)
 		p.recycle = append(p.recycle, uint16(bid))
 	}
 	p.keepReading(st) // a receive over (its cap reached, or single-shot): the next, if the budget allows
@@ -476,7 +486,7 @@ func (p *uring) Cancel(s Sock) {
 	if st.recvQueued {
 		p.unqueue(st)
 	}
-	st.ahead = nil
+	p.dropAhead(st)
 	if st.recvWanted && !st.recvArmed {
 		st.recvWanted = false
 		p.later(Completion{Op: OpRecv, Token: st.token, Err: ErrCanceled}, -1)
@@ -630,6 +640,7 @@ func (p *uring) complete(cqe *ioCQE) {
 
 func (p *uring) Close() error {
 	p.r.close()
+	p.ahead.close()
 	if p.buf != nil {
 		p.buf.free()
 		FreeMemory(p.arena)
