@@ -183,9 +183,13 @@ type bufRing struct {
 	bgid    uint16
 }
 
+// 256 x 32 KiB: a large message comes in half as many completions as with
+// 16 KiB buffers, for the same 8 MiB per worker. Measured interleaved
+// against 512 x 16 KiB: a 256 KiB echo about 10 % less CPU per message,
+// 1000 connections x 64 B 15 % less, 50 x 64 B the same within the noise.
 const (
-	recvBufSize  = 16 << 10
-	recvBufCount = 512 // a power of two
+	recvBufSize  = 32 << 10
+	recvBufCount = 256 // a power of two
 )
 
 func newBufRing(r *ring, bgid uint16) (*bufRing, error) {
