@@ -179,8 +179,7 @@ func TestFaultSlowloris(t *testing.T) {
 		var ctl sync.WaitGroup
 		ctl.Add(1)
 		go func() { defer ctl.Done(); controlClient(t, addr, stop, &lat) }()
-		var early, late atomic.Int64
-		var slowest atomic.Int64
+		var closes timeoutCloses
 		for range waves {
 			var wg sync.WaitGroup
 			for range silent {
@@ -204,18 +203,7 @@ func TestFaultSlowloris(t *testing.T) {
 					case !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET):
 						t.Errorf("silent peer: %v", err)
 					}
-					if took < timeout {
-						early.Add(1)
-					}
-					if took > timeout+time.Second {
-						late.Add(1)
-					}
-					for {
-						old := slowest.Load()
-						if int64(took) <= old || slowest.CompareAndSwap(old, int64(took)) {
-							break
-						}
-					}
+					closes.record(took, timeout)
 				}()
 			}
 			wg.Wait()
@@ -225,8 +213,8 @@ func TestFaultSlowloris(t *testing.T) {
 		close(stop)
 		ctl.Wait()
 		n, worst, mean := lat.get()
-		if early.Load() != 0 || late.Load() != 0 {
-			t.Errorf("%d silent peers closed before the timeout, %d over a second late", early.Load(), late.Load())
+		if closes.early.Load() != 0 || closes.late.Load() != 0 {
+			t.Errorf("%d silent peers closed before the timeout, %d over a second late", closes.early.Load(), closes.late.Load())
 		}
 		if worst > stallBound {
 			t.Errorf("the served client stalled: worst round trip %s", ms(worst))
@@ -240,7 +228,7 @@ func TestFaultSlowloris(t *testing.T) {
 		f.sized("1 + %d waves x %d silent connections (accept_timeout %s) + 1 echo client", waves, silent, timeout)
 		f.note("the first wave, dialed without a goroutine each, added none: goroutines %d before and with it open", g0)
 		f.note("silent peers reset after at most %s; echo client: %d round trips, mean %s, worst %s",
-			ms(time.Duration(slowest.Load())), n, ms(mean), ms(worst))
+			ms(time.Duration(closes.slowest.Load())), n, ms(mean), ms(worst))
 		f.set("worst_round_trip_ms", round(float64(worst)/1e6, 1))
 	})
 }
@@ -261,8 +249,7 @@ func TestFaultIdleTimeout(t *testing.T) {
 		var ctl sync.WaitGroup
 		ctl.Add(1)
 		go func() { defer ctl.Done(); controlClient(t, addr, stop, &lat) }()
-		var early, late atomic.Int64
-		var slowest atomic.Int64
+		var closes timeoutCloses
 		var wg sync.WaitGroup
 		for range quiet {
 			wg.Add(1)
@@ -286,18 +273,7 @@ func TestFaultIdleTimeout(t *testing.T) {
 				if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 					t.Errorf("quiet peer: %v", err)
 				}
-				if took < timeout {
-					early.Add(1)
-				}
-				if took > timeout+time.Second {
-					late.Add(1)
-				}
-				for {
-					old := slowest.Load()
-					if int64(took) <= old || slowest.CompareAndSwap(old, int64(took)) {
-						break
-					}
-				}
+				closes.record(took, timeout)
 			}()
 		}
 		wg.Wait()
@@ -314,14 +290,36 @@ func TestFaultIdleTimeout(t *testing.T) {
 		if s := m.Stats(); s.TimedOut != uint64(quiet) {
 			t.Errorf("timed_out %d, want %d", s.TimedOut, quiet)
 		}
-		if early.Load() != 0 || late.Load() != 0 {
-			t.Errorf("%d quiet peers closed before the timeout, %d over a second late", early.Load(), late.Load())
+		if closes.early.Load() != 0 || closes.late.Load() != 0 {
+			t.Errorf("%d quiet peers closed before the timeout, %d over a second late", closes.early.Load(), closes.late.Load())
 		}
 		if worst > stallBound || n < 50 {
 			t.Errorf("the talking client: %d round trips, worst %s", n, ms(worst))
 		}
 		f.sized("%d peers quiet after one round trip (idle_timeout %s) + 1 echo client", quiet, timeout)
 		f.note("quiet peers reset after at most %s; echo client: %d round trips, mean %s, worst %s",
-			ms(time.Duration(slowest.Load())), n, ms(mean), ms(worst))
+			ms(time.Duration(closes.slowest.Load())), n, ms(mean), ms(worst))
 	})
+}
+
+// timeoutCloses tallies when peers were closed by a timeout, from many
+// goroutines: before it (early), over a second after it (late), and the
+// slowest.
+type timeoutCloses struct {
+	early, late, slowest atomic.Int64
+}
+
+func (c *timeoutCloses) record(took, timeout time.Duration) {
+	if took < timeout {
+		c.early.Add(1)
+	}
+	if took > timeout+time.Second {
+		c.late.Add(1)
+	}
+	for {
+		old := c.slowest.Load()
+		if int64(took) <= old || c.slowest.CompareAndSwap(old, int64(took)) {
+			return
+		}
+	}
 }
