@@ -330,21 +330,7 @@ def test_fault_slowloris(scenario: ScenarioFactory) -> None:
             socks[s] = t0
             sel.register(s, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout + 5
-        took: List[float] = []
-        while socks and time.monotonic() < deadline:
-            for key, _ in sel.select(0.1):
-                ended = key.fileobj
-                assert isinstance(ended, socket.socket)
-                try:
-                    assert ended.recv(1) == b"", "a silent peer got data"
-                except ConnectionResetError:
-                    pass
-                took.append(time.monotonic() - socks.pop(ended))
-                sel.unregister(ended)
-                ended.close()
-        sel.close()
-        for s in socks:
-            s.close()
+        took = wait_closed_by_server(sel, socks, deadline, "silent")
         assert not socks, f"{len(socks)} silent peers never closed"
         assert min(took) >= timeout, f"a silent peer closed after {min(took):.3f} s"
         assert max(took) < timeout + 1.0, f"a silent peer closed after {max(took):.3f} s"
@@ -387,20 +373,7 @@ def test_fault_idle_timeout(scenario: ScenarioFactory) -> None:
             assert recv_exactly(s, 4) == b"once"
             s.setblocking(False)
             sel.register(s, selectors.EVENT_READ)
-        while started and time.monotonic() < deadline:
-            for key, _ in sel.select(0.1):
-                ended = key.fileobj
-                assert isinstance(ended, socket.socket)
-                try:
-                    assert ended.recv(1) == b"", "a quiet peer got data"
-                except ConnectionResetError:
-                    pass
-                took.append(time.monotonic() - started.pop(ended))
-                sel.unregister(ended)
-                ended.close()
-        sel.close()
-        for s in started:
-            s.close()
+        took += wait_closed_by_server(sel, started, deadline, "quiet")
         assert not started, f"{len(started)} quiet peers never closed"
     h.closes.wait(quiet)
     n, worst, mean = ctl.stop()
@@ -579,3 +552,27 @@ def test_fault_eight_threads_send_to_one_connection(scenario: ScenarioFactory) -
         assert h.drains > 0, "the send buffer never filled: flow control was not tested"
     scen.sized(f"8 threads x {frames} frames of 1 B-64 KiB to one connection, {mib(total)}; send_buffer_limit 1 MiB")
     scen.note(f"{h.drains} drains; every frame whole and in order")
+
+
+def wait_closed_by_server(sel: selectors.BaseSelector, opened: Dict[socket.socket, float], deadline: float,
+                          kind: str) -> List[float]:
+    """Until deadline, wait for the server to close each peer in opened
+    (registered in sel, mapped to when its clock started), which must get
+    no data; return how long each took. The peers it did not close stay in
+    opened; every socket is closed, and sel too."""
+    took: List[float] = []
+    while opened and time.monotonic() < deadline:
+        for key, _ in sel.select(0.1):
+            ended = key.fileobj
+            assert isinstance(ended, socket.socket)
+            try:
+                assert ended.recv(1) == b"", f"a {kind} peer got data"
+            except ConnectionResetError:
+                pass
+            took.append(time.monotonic() - opened.pop(ended))
+            sel.unregister(ended)
+            ended.close()
+    sel.close()
+    for s in opened:
+        s.close()
+    return took
