@@ -9,6 +9,8 @@
 #   make soak    the long forms of the fault suite (minutes), the fuzz targets for SOAK_FUZZTIME,
 #                the debug-Python run; docs/reliability.md written from that run
 #   make run     echo server + `python -m pyiocp bench` against it, on a free port
+#   make bench   the benchmark suite (bench/suite, about 30 minutes): bench/RESULTS.md, its plot and
+#                a JSON record in bench/results/; make bench-quick: about 2 minutes, into bench/results/quick/
 #   make clean   remove build outputs (make distclean: also .venv)
 #
 # Go and Python build against Debian's /usr/bin/python3, never a pyenv one.
@@ -42,19 +44,24 @@ export GOFLAGS := $(call cgo_env,GOFLAGS)
 # plugin registered as a user's install registers them.
 VENV_STAMP := $(VENV)/.pyiocp-editable
 
-.PHONY: deps build test typecheck fuzz debug-python soak run clean distclean $(VENV)
+.PHONY: deps build test typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
+
+# Installs the Debian packages among $(1) that are missing.
+define apt_install
+@missing=; \
+for p in $(1); do \
+  [ "$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null)" = "install ok installed" ] || missing="$$missing $$p"; \
+done; \
+if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+echo "deps: installing$$missing"; \
+sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
+endef
 
 deps:
 	@command -v $(GO) >/dev/null || { echo "deps: no Go toolchain (go on PATH or /usr/local/go/bin/go); install Go >= 1.26" >&2; exit 1; }
-	@missing=; \
-	for p in $(APT_PACKAGES); do \
-	  [ "$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null)" = "install ok installed" ] || missing="$$missing $$p"; \
-	done; \
-	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
-	echo "deps: installing$$missing"; \
-	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
+	$(call apt_install,$(APT_PACKAGES))
 
 $(VENV): $(VENV_STAMP)
 
@@ -142,6 +149,20 @@ soak: build
 
 run: build
 	PY=$(PY) bash scripts/run_demo.sh
+
+# The benchmark suite also wants matplotlib (the plot) and perf (system
+# calls per message); it runs without them, leaving those out.
+BENCH_APT_PACKAGES := python3-matplotlib linux-perf
+BENCH_ARGS ?=
+
+bench-deps: deps
+	$(call apt_install,$(BENCH_APT_PACKAGES))
+
+bench: bench-deps build
+	$(PY) -m bench.suite $(BENCH_ARGS)
+
+bench-quick: bench-deps build
+	$(PY) -m bench.suite --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf build *.egg-info .pytest_cache pyiocp/_pyiocp*.so pyiocp/_pyiocp*.pyd pyiocp/_pyiocp*.h

@@ -7,19 +7,20 @@ on the default loop or on uvloop.
 import argparse
 import asyncio
 import signal
+from typing import cast
 
 
 class Echo(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         self.transport.write(data)
 
 
 async def serve(port: int) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Echo, "127.0.0.1", port)
+    server = await loop.create_server(Echo, "127.0.0.1", port, backlog=1024)  # as pyiocp's listen()
     host, port = server.sockets[0].getsockname()[:2]
     print(f"aio_echo: listening on {host}:{port}", flush=True)
     stop = loop.create_future()

@@ -25,6 +25,9 @@ const (
 
 // Config describes one load-generating run.
 type Config struct {
+	// Mode is what the run does: ModeEcho ("" means the same), ModeChurn,
+	// ModeBulk or ModeIdle; see those for how each uses the fields below.
+	Mode  string
 	Addr  string // "host:port" (IPv4 or [IPv6]:port)
 	Conns int    // concurrent connections (>=1)
 	Size  int    // bytes per message (>=1)
@@ -32,10 +35,17 @@ type Config struct {
 	// 0 means 1. All Depth messages are written before the first echo is
 	// read, so Depth*Size must fit in the socket buffers of both ends (a few
 	// hundred KiB on loopback) or a server that blocks on its writes
-	// deadlocks with us; that ends as a ReplyTimeout error.
-	Depth    int
-	Duration time.Duration // measured run length (>0)
-	Warmup   time.Duration // optional: traffic before measuring starts (not counted)
+	// deadlocks with us; that ends as a ReplyTimeout error. Only ModeEcho
+	// pipelines: the other modes take 0 or 1.
+	Depth int
+	// Duration is the measured run length (>0); for ModeBulk it is a time
+	// limit (a transfer not done by then is an error), for ModeIdle how long
+	// the connections sit idle.
+	Duration time.Duration
+	Warmup   time.Duration // optional: traffic before measuring starts (not counted); ModeBulk and ModeIdle ignore it
+	// Bytes is what each connection streams in ModeBulk (1..MaxBytes); it
+	// must be 0 in the other modes.
+	Bytes int64
 
 	ConnectTimeout time.Duration // 0 -> DefaultConnectTimeout
 	// ReplyTimeout bounds the wait for one echo. A connection whose echo
@@ -44,8 +54,15 @@ type Config struct {
 	ReplyTimeout time.Duration
 
 	// Progress, if set, is called about once per second from one goroutine
-	// (never concurrently, never after Run returns).
+	// (never concurrently, never after Run returns); ModeEcho and ModeChurn
+	// only.
 	Progress func(Progress)
+
+	// Ready, if set, is called once in ModeIdle with the number of
+	// connections that are open and have echoed, before they sit idle
+	// (from Run's goroutine; not called when none could be opened or ctx
+	// ended first).
+	Ready func(connected int)
 }
 
 // Validate reports the first bad value as a *ConfigError.
@@ -72,8 +89,11 @@ func (c Config) Validate() error {
 	case c.ReplyTimeout < 0:
 		return &ConfigError{"ReplyTimeout", c.ReplyTimeout, "must be >= 0"}
 	}
-	if m := c.memory(); m > MaxMemory {
-		return &ConfigError{"Conns", c.Conns, fmt.Sprintf("buffers for Conns*(2*Size+read buffer+8*Depth) = %d bytes exceed MaxMemory (%d)", m, MaxMemory)}
+	if err := c.validateMode(); err != nil {
+		return err
+	}
+	if m, formula := c.memory(); m > MaxMemory {
+		return &ConfigError{"Conns", c.Conns, fmt.Sprintf("buffers for %s = %d bytes exceed MaxMemory (%d)", formula, m, MaxMemory)}
 	}
 	return nil
 }
@@ -94,11 +114,20 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// memory is the buffer space the run will allocate, in bytes.
-func (c Config) memory() int64 {
+// memory is the buffer space the run will allocate, in bytes, and how it
+// is reckoned. Every mode holds a send and a receive buffer of Size bytes
+// per goroutine that drives a connection; ModeIdle drives idleParallel
+// connections at a time.
+func (c Config) memory() (int64, string) {
+	switch c.mode() {
+	case ModeChurn, ModeBulk:
+		return int64(c.Conns) * int64(2*c.Size), "Conns*2*Size"
+	case ModeIdle:
+		return int64(min(c.Conns, idleParallel)) * int64(2*c.Size), fmt.Sprintf("min(Conns,%d)*2*Size", idleParallel)
+	}
 	d := max(c.Depth, 1)
 	per := int64(2*c.Size) + int64(readBufSize(c.Size, d)) + 8*int64(d)
-	return int64(c.Conns) * per
+	return int64(c.Conns) * per, "Conns*(2*Size+read buffer+8*Depth)"
 }
 
 // readBufSize is the bufio buffer of a pipelined connection: big enough to

@@ -336,7 +336,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 
 func TestTableAndJSON(t *testing.T) {
 	r := Result{
-		Addr: "127.0.0.1:9", Conns: 50, Size: 64, Depth: 2, Connected: 49,
+		Mode: ModeEcho, Addr: "127.0.0.1:9", Conns: 50, Size: 64, Depth: 2, Connected: 49,
 		Elapsed: 2 * time.Second, Messages: 123456, Bytes: 123456 * 64,
 		MsgsPerSec: 61728, MBPerSec: 3.950592,
 		P50: 250 * time.Microsecond, P90: 1500 * time.Microsecond, P99: 3 * time.Millisecond,
@@ -359,6 +359,7 @@ func TestTableAndJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
+		"mode": "echo", "conns_per_sec": 0.0,
 		"addr": "127.0.0.1:9", "conns": 50.0, "size": 64.0, "depth": 2.0, "connected": 49.0,
 		"elapsed_s": 2.0, "messages": 123456.0, "bytes": 7901184.0, "msgs_per_sec": 61728.0, "mb_per_sec": 3.950592,
 		"p50_s": 0.00025, "p90_s": 0.0015, "p99_s": 0.003, "max_s": 1.5, "mean_s": 0.0003,

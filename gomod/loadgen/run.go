@@ -24,6 +24,8 @@ type runner struct {
 // cfg.Warmup+cfg.Duration (or until ctx is done, or every connection has
 // failed) and returns the figures of the measured window. Every connection is
 // closed and every goroutine it started has returned before it returns.
+// That is ModeEcho; cfg.Mode selects another kind of load (see ModeChurn,
+// ModeBulk, ModeIdle), with the same rules for errors.
 //
 // The error is non-nil only for a bad config (a *ConfigError) or when no
 // connection could be made (wraps ErrNoConnection and the first dial error;
@@ -34,7 +36,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	cfg = cfg.withDefaults()
-	res := Result{Addr: cfg.Addr, Conns: cfg.Conns, Size: cfg.Size, Depth: cfg.Depth}
+	switch cfg.mode() {
+	case ModeChurn:
+		return runChurn(ctx, cfg)
+	case ModeBulk:
+		return runBulk(ctx, cfg)
+	case ModeIdle:
+		return runIdle(ctx, cfg)
+	}
+	res := Result{Mode: ModeEcho, Addr: cfg.Addr, Conns: cfg.Conns, Size: cfg.Size, Depth: cfg.Depth}
 
 	conns, dialErrs, firstDial := dialAll(ctx, cfg)
 	res.Errors = dialErrs
@@ -51,21 +61,35 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, fmt.Errorf("%w to %s: %w", ErrNoConnection, cfg.Addr, firstDial)
 	}
 	res.Connected = len(r.workers)
+	stopAt := r.drive(ctx, (*worker).run, func() {
+		for _, w := range r.workers {
+			w.conn.Close()
+		}
+	})
+	r.collect(&res, stopAt, firstDial)
+	return res, nil
+}
+
+// drive runs work in a goroutine per worker for Warmup+Duration, until ctx
+// is done or until every worker has returned, whichever comes first. Then it
+// sets stopped and calls halt, which must make every worker return soon,
+// and waits for them. It returns when the run stopped.
+func (r *runner) drive(ctx context.Context, work func(*worker, *runner), halt func()) time.Time {
 	r.start = time.Now()
-	r.measureStart = r.start.Add(cfg.Warmup)
-	r.end = r.measureStart.Add(cfg.Duration)
+	r.measureStart = r.start.Add(r.cfg.Warmup)
+	r.end = r.measureStart.Add(r.cfg.Duration)
 
 	var wg sync.WaitGroup
 	for _, w := range r.workers {
-		wg.Go(func() { w.run(r) })
+		wg.Go(func() { work(w, r) })
 	}
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
 
 	var progress sync.WaitGroup
 	progressDone := make(chan struct{})
-	if cfg.Progress != nil {
-		progress.Go(func() { r.report(cfg.Progress, progressDone) })
+	if r.cfg.Progress != nil {
+		progress.Go(func() { r.report(r.cfg.Progress, progressDone) })
 	}
 
 	timer := time.NewTimer(time.Until(r.end))
@@ -76,18 +100,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	timer.Stop()
 	stopAt := time.Now()
-	// stopped is set before the closes, so a worker that sees its
-	// connection closed under it knows this is the end, not an error.
+	// stopped is set before halt, so a worker that sees its connection
+	// closed under it knows this is the end, not an error.
 	r.stopped.Store(true)
-	for _, w := range r.workers {
-		w.conn.Close()
-	}
+	halt()
 	<-allDone
 	close(progressDone)
 	progress.Wait()
-
-	r.collect(&res, stopAt, firstDial)
-	return res, nil
+	return stopAt
 }
 
 // dialAll connects every connection at once. conns[i] is nil where the dial

@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// worker drives one connection. Run sets idx and conn before the goroutine
-// starts; the figures after them are written only by the goroutine and read
-// by Run after it has returned.
+// worker drives one connection (in ModeChurn, one after another). Run sets
+// idx and conn before the goroutine starts; the figures after them are
+// written only by the goroutine and read by Run after it has returned.
 type worker struct {
 	_         [64]byte      // keeps neighbours' hot fields off this cache line
 	completed atomic.Uint64 // verified echoes over the whole run; read by the progress reporter
@@ -23,6 +23,7 @@ type worker struct {
 	conn net.Conn
 
 	messages   uint64 // verified echoes inside the measured window
+	dials      uint64 // ModeChurn: connects that succeeded
 	mismatches uint64
 	errors     uint64
 	firstErr   error
@@ -30,14 +31,19 @@ type worker struct {
 	hist       histogram
 }
 
-// fail notes an error unless the run is over: then the error is the
-// connection being closed under us, or too late to matter.
+// fail notes an I/O error, naming a timeout for what it is.
 func (w *worker) fail(r *runner, err error) {
-	if r.stopped.Load() || !time.Now().Before(r.end) {
-		return
-	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		err = fmt.Errorf("no echo within %v: %w", r.cfg.ReplyTimeout, err)
+	}
+	w.failed(r, err)
+}
+
+// failed counts an error unless the run is over: then the error is the
+// connection being closed under us, or too late to matter.
+func (w *worker) failed(r *runner, err error) {
+	if r.stopped.Load() || !time.Now().Before(r.end) {
+		return
 	}
 	w.errors++
 	w.note(err)

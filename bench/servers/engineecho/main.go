@@ -8,18 +8,72 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/pyiocp/pyiocp/gomod/engine"
 )
 
-type echo struct{ engine.NopHandler }
+// echo sends back what arrives. A peer that writes far ahead of what it
+// reads fills the send buffer: then the piece that did not fit is kept
+// and reading stops until the buffer drains, as examples/echo.py does.
+type echo struct {
+	engine.NopHandler
+	mu     sync.Mutex
+	unsent map[*engine.Conn][]byte
+}
 
-func (echo) OnRecv(c *engine.Conn, data []byte) {
-	if c.Send(data) != nil {
+func (e *echo) OnRecv(c *engine.Conn, data []byte) {
+	// Data the worker had already harvested can still arrive after
+	// PauseReading: it goes behind the kept piece, never ahead of it.
+	e.mu.Lock()
+	if held, ok := e.unsent[c]; ok {
+		e.unsent[c] = append(held, data...)
+		e.mu.Unlock()
+		return
+	}
+	e.mu.Unlock()
+	switch err := c.Send(data); err {
+	case nil:
+	case engine.ErrBufferFull:
+		e.mu.Lock()
+		e.unsent[c] = append([]byte(nil), data...) // data is only valid during the call
+		e.mu.Unlock()
+		c.PauseReading()
+	default:
 		c.Close()
 	}
+}
+
+// OnDrain sends the kept bytes in pieces while they fit, then reads again
+// once none is left (a piece that does not fit waits for the next drain).
+func (e *echo) OnDrain(c *engine.Conn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	data, ok := e.unsent[c]
+	if !ok {
+		return
+	}
+	for len(data) > 0 {
+		n := min(len(data), 64<<10)
+		if err := c.Send(data[:n]); err == engine.ErrBufferFull {
+			e.unsent[c] = data
+			return
+		} else if err != nil {
+			c.Close()
+			return
+		}
+		data = data[n:]
+	}
+	delete(e.unsent, c)
+	c.ResumeReading()
+}
+
+func (e *echo) OnClose(c *engine.Conn, _ error) {
+	e.mu.Lock()
+	delete(e.unsent, c)
+	e.mu.Unlock()
 }
 
 func main() {
@@ -32,7 +86,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "engineecho:", err)
 		os.Exit(2)
 	}
-	m, err := engine.New(echo{}, engine.WithWorkers(*workers), engine.WithBackend(*backend))
+	m, err := engine.New(&echo{unsent: map[*engine.Conn][]byte{}}, engine.WithWorkers(*workers), engine.WithBackend(*backend))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "engineecho:", err)
 		os.Exit(2)

@@ -1,0 +1,118 @@
+"""What the suite reads about the machine: CPU time of processes and of
+the whole machine from /proc, memory of a process, waiting for a quiet
+machine, and the description printed at the top of the results."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+# A machine is quiet when processes other than the ones measured use less
+# than this many cores; a window where they used more is marked busy.
+QUIET_CORES = 0.15
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) the process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def machine_busy() -> float:
+    """CPU seconds all CPUs have spent busy since boot (not idle or iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / TICK
+
+
+def rss_bytes(pid: int, key: str = "VmRSS") -> int:
+    """VmRSS (resident now) or VmHWM (peak resident) of a process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+class Window:
+    """CPU used over a window by a server, its client, and everything else.
+
+    start() and stop() are called while the server runs, and the client too
+    unless stop() is given the client's CPU seconds (it has exited by then);
+    `others_cores` is the machine's busy time minus theirs, in cores (1.0 =
+    one CPU all the time).
+    """
+
+    def __init__(self, server: int, client: Optional[int]) -> None:
+        self.server, self.client = server, client
+
+    def _sample(self) -> Tuple[float, float, float, float]:
+        client = proc_cpu(self.client) if self.client else 0.0
+        return (time.monotonic(), machine_busy(), proc_cpu(self.server), client)
+
+    def start(self) -> None:
+        self.t0 = self._sample()
+
+    def stop(self, client_cpu: Optional[float] = None) -> Dict[str, float]:
+        t1 = self._sample()
+        wall, busy, server, client = (b - a for a, b in zip(self.t0, t1))
+        if client_cpu is not None:
+            client = client_cpu
+        return {"wall_s": wall, "server_cpu_s": server, "client_cpu_s": client,
+                "others_cores": max(0.0, busy - server - client) / wall if wall > 0 else 0.0}
+
+
+def wait_quiet(max_wait: float) -> float:
+    """Wait (up to max_wait seconds) until the machine is quiet; return the
+    cores in use over the last half second sampled."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        b0, t0 = machine_busy(), time.monotonic()
+        time.sleep(0.5)
+        cores = (machine_busy() - b0) / (time.monotonic() - t0)
+        if cores < QUIET_CORES or time.monotonic() >= deadline:
+            return cores
+
+
+def _version(cmd: List[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "not available"
+
+
+def describe(root: Path, go: str) -> Dict[str, str]:
+    """The machine and the versions of everything measured."""
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    try:
+        import uvloop
+        uv = str(getattr(uvloop, "__version__", "unknown"))
+    except ImportError:
+        uv = "not installed"
+    commit = _version(["git", "-C", str(root), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": f"{model}, {os.cpu_count()} CPUs",
+        "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
+        "kernel": platform.release(),
+        "os": _version(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "python": platform.python_version(),
+        "go": _version([go, "version"]),
+        "uvloop": uv,
+        "wrk": _version(["wrk", "--version"]),
+        "commit": commit + (" (with uncommitted changes)" if dirty else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }

@@ -1,0 +1,183 @@
+"""Results to Markdown: the targets and whether they hold, a table per
+scenario with ratio columns against uvloop, system calls per message, the
+machine; and the plot of msgs/s against connection count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+YARDSTICK = "uvloop"
+PYIOCP = "pyiocp io_uring"  # what backend="auto" picks where io_uring works
+UNIT_RATE = {"msgs": "msgs/s", "conns": "conns/s", "MB": "MB/s", "reqs": "req/s"}
+
+Results = Dict[str, Any]  # the suite's JSON document
+
+
+def _med(res: Results, scenario: str, server: str) -> Optional[Dict[str, Any]]:
+    cell = res["results"].get(scenario, {}).get(server)
+    return dict(cell["median"]) if cell and cell.get("median") else None
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a is not None and b else None
+
+
+def _x(r: Optional[float]) -> str:
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def _num(v: Optional[float], fmt: str = ",.0f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def _get(res: Results, scenario: str, server: str, key: str) -> Optional[float]:
+    m = _med(res, scenario, server)
+    v = m.get(key) if m else None
+    return float(v) if v is not None else None
+
+
+def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
+    """(target, measured, met) for every target the suite can judge."""
+    def g(sc: str, srv: str, key: str) -> Optional[float]:
+        return _get(res, sc, srv, key)
+
+    rows: List[Tuple[str, str, Optional[bool]]] = []
+
+    def add(what: str, value: Optional[float], ok: Callable[[float], bool], shown: str = "x") -> None:
+        text = "-" if value is None else (f"{value:.2f}x" if shown == "x" else f"{value:.2f} {shown}")
+        rows.append((what, text, None if value is None else ok(value)))
+
+    e50, e1k = "echo-50x64", "echo-1000x64"
+    add("Python handler, 50 x 64 B: msgs/s vs uvloop >= 1.0x",
+        _ratio(g(e50, PYIOCP, "rate"), g(e50, YARDSTICK, "rate")), lambda v: v >= 1.0)
+    add("Python handler, 50 x 64 B: msgs per CPU-s vs uvloop >= 1.5x (io_uring issue: >= 1.3x)",
+        _ratio(g(e50, PYIOCP, "per_cpu_s"), g(e50, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.5)
+    add("Python handler, 1000 x 64 B: msgs per CPU-s vs uvloop >= 1.3x (io_uring issue)",
+        _ratio(g(e1k, PYIOCP, "per_cpu_s"), g(e1k, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.3)
+    add("Go handler, 50 x 64 B: msgs/s vs Go net >= 1.0x",
+        _ratio(g(e50, "engine io_uring (Go)", "rate"), g(e50, "Go net", "rate")), lambda v: v >= 1.0)
+    add("Go handler, 50 x 64 B: CPU per msg vs Go net <= 0.7x (io_uring issue: per CPU-s >= 1.3x)",
+        _ratio(g(e50, "engine io_uring (Go)", "cpu_us"), g(e50, "Go net", "cpu_us")), lambda v: v <= 0.7)
+    add("Python handler: 1000 x 64 B msgs/s vs 50 x 64 B >= 0.9x (no collapse)",
+        _ratio(g(e1k, PYIOCP, "rate"), g(e50, PYIOCP, "rate")), lambda v: v >= 0.9)
+    add("Idle: server RSS per idle connection at 10,000 <= 4 KiB",
+        g("idle-10k", PYIOCP, "rss_per_conn_kib"), lambda v: v <= 4.0, shown="KiB")
+    add("HTTP keep-alive: req/s vs uvloop (same parser) >= 1.0x",
+        _ratio(g("http-50", PYIOCP, "rate"), g("http-50", YARDSTICK, "rate")), lambda v: v >= 1.0)
+    add("Churn: conns/s vs uvloop >= 1.0x",
+        _ratio(g("churn-50", PYIOCP, "rate"), g("churn-50", YARDSTICK, "rate")), lambda v: v >= 1.0)
+    add("Bulk: MB per CPU-s, io_uring vs epoll >= 1.0x (io_uring issue)",
+        _ratio(g("bulk-1GiB", PYIOCP, "per_cpu_s"), g("bulk-1GiB", "pyiocp epoll", "per_cpu_s")),
+        lambda v: v >= 1.0)
+    calls = res.get("syscalls", {}).get(PYIOCP, {}).get("syscalls_per_unit")
+    add("System calls per echoed message, 50 x 64 B, io_uring <= 0.5 (io_uring issue)",
+        calls, lambda v: v <= 0.5, shown="")
+    return rows
+
+
+def _scenario_table(res: Results, sc: Dict[str, Any]) -> List[str]:
+    name, unit = sc["name"], sc["unit"]
+    cells = res["results"].get(name, {})
+    if not cells:
+        return []
+    out = [f"### {sc['title']}", ""]
+    ref = _med(res, name, YARDSTICK) or {}
+    if sc["mode"] == "idle":
+        out += ["| server | KiB per idle connection | vs uvloop | RSS with all open MiB | peak RSS MiB |",
+                "|---|---:|---:|---:|---:|"]
+    else:
+        out += [f"| server | {UNIT_RATE[unit]} | vs uvloop | {unit} per CPU-s | vs uvloop | CPU us per "
+                f"{unit.rstrip('s')} | p50 us | p99 us | peak RSS MiB |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for server, cell in cells.items():
+        m = cell.get("median")
+        if not m:
+            out.append(f"| {server} | failed: {'; '.join(cell.get('errors', []))[:200]} |")
+            continue
+        mark = " (busy)" if m.get("busy") else ""
+        if sc["mode"] == "idle":
+            out.append(f"| {server}{mark} | {m['rss_per_conn_kib']:.1f} | "
+                       f"{_x(_ratio(m['rss_per_conn_kib'], ref.get('rss_per_conn_kib')))} | "
+                       f"{m['rss_mib']:.0f} | {m['peak_rss_mib']:.0f} |")
+            continue
+        rate_fmt = ",.1f" if unit == "MB" else ",.0f"
+        out.append(f"| {server}{mark} | {_num(m['rate'], rate_fmt)} | {_x(_ratio(m['rate'], ref.get('rate')))} | "
+                   f"{_num(m['per_cpu_s'], rate_fmt)} | {_x(_ratio(m['per_cpu_s'], ref.get('per_cpu_s')))} | "
+                   f"{m['cpu_us']:.2f} | {_num(m.get('p50_us'))} | {_num(m.get('p99_us'))} | "
+                   f"{m['peak_rss_mib']:.0f} |")
+    errors = [f"{srv}: {e}" for srv, cell in cells.items() if cell.get("median") for e in cell.get("errors", [])]
+    if errors:
+        out += ["", "Failed repetitions (left out of the medians): " + "; ".join(errors)[:500]]
+    return out + [""]
+
+
+def markdown(res: Results, plot_name: Optional[str]) -> str:
+    a = res["args"]
+    lines = [
+        "# pyiocp benchmark results",
+        "",
+        f"Written by `{res['command']}` (bench/suite) on {res['machine']['date']}; do not edit by hand. "
+        f"Each server runs alone, pinned to CPU 0; the load generator (pyiocp-loadgen, Go, verifying every "
+        f"byte; wrk for HTTP) is pinned to CPU 1. Servers take turns within each repetition; figures are "
+        f"medians of {a['reps']} ({a['duration']:g} s measured after {a['warmup']:g} s of warm-up). "
+        f"Server CPU is read from /proc over the middle of the measured window. On two cores the load "
+        f"generator saturates first, so **units per server CPU-second** is the figure that compares "
+        f"servers; a row marked (busy) had other processes using more than 0.15 of a core meanwhile.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---:|:---:|",
+    ]
+    for what, value, ok in targets(res):
+        lines.append(f"| {what} | {value} | {'-' if ok is None else ('yes' if ok else '**no**')} |")
+    lines += ["", f"`{PYIOCP}` is `examples/echo.py` (or `examples/http_server.py`) with `backend=\"io_uring\"`, "
+              "what `auto` picks where io_uring works; `w2` is the same with `workers=2`.", ""]
+    lines += ["## Scenarios", ""]
+    for sc in res["scenarios"]:
+        lines += _scenario_table(res, sc)
+    if res.get("syscalls"):
+        lines += ["## System calls per echoed message (50 x 64 B, perf syscall tracepoints, separate run)", "",
+                  "| server | syscalls per msg |", "|---|---:|"]
+        for server, s in res["syscalls"].items():
+            lines.append(f"| {server} | {s['syscalls_per_unit']:.2f} |" if "syscalls_per_unit" in s
+                         else f"| {server} | failed: {s.get('error', '')[:200]} |")
+        lines.append("")
+    if plot_name:
+        lines += ["## Echo throughput against connection count", "", f"![msgs/s against connections]({plot_name})",
+                  ""]
+    lines += ["## Machine", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in res["machine"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot(res: Results, path: Path) -> bool:
+    """msgs/s against connection count for every echo server; False
+    without matplotlib or without at least two points."""
+    try:
+        import matplotlib  # type: ignore[import]
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # type: ignore[import]
+    except ImportError:
+        return False
+    points = [sc for sc in res["scenarios"] if sc.get("plot")]
+    if len(points) < 2:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5))
+    servers = list(dict.fromkeys(s for sc in points for s in res["results"].get(sc["name"], {})))
+    for server in servers:
+        xy = [(sc["conns"], _get(res, sc["name"], server, "rate")) for sc in points]
+        xy = [(x, y) for x, y in xy if y is not None]
+        if xy:
+            ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", label=server)
+    ax.set_xscale("log")
+    ax.set_xlabel("connections (64 B echo, one message in flight each)")
+    ax.set_ylabel("msgs/s (median)")
+    ax.set_title("Echo throughput against connection count (server on one CPU)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

@@ -1,0 +1,51 @@
+"""The scenarios: what load each drives, with which client, and how big
+it is in the full run and in the quick one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    mode: str  # "echo", "churn", "bulk", "idle" (pyiocp-loadgen) or "http" (wrk)
+    conns: int
+    size: int = 64
+    depth: int = 1
+    nbytes: int = 0  # bulk: bytes streamed per connection
+    hold: float = 0.0  # idle: seconds the connections stay idle
+    unit: str = "msgs"  # what rate counts: msgs, conns, MB, reqs
+    plot: bool = False  # a point of the msgs/s-against-connections plot
+    quick: bool = False  # also run by --quick
+
+    @property
+    def kind(self) -> str:
+        """The kind of server it drives."""
+        return "http" if self.mode == "http" else "echo"
+
+
+SCENARIOS: List[Scenario] = [
+    Scenario("echo-1x64", "echo, 1 connection x 64 B", "echo", 1, plot=True),
+    Scenario("echo-10x64", "echo, 10 connections x 64 B", "echo", 10, plot=True),
+    Scenario("echo-50x64", "echo, 50 connections x 64 B", "echo", 50, plot=True, quick=True),
+    Scenario("echo-200x64", "echo, 200 connections x 64 B", "echo", 200, plot=True),
+    Scenario("echo-1000x64", "echo, 1000 connections x 64 B", "echo", 1000, plot=True, quick=True),
+    Scenario("echo-50x4k", "echo, 50 connections x 4 KiB", "echo", 50, size=4096),
+    Scenario("pipelined-50x64-d16", "pipelined echo, 50 connections x 64 B, 16 in flight each", "echo", 50,
+             depth=16),
+    Scenario("churn-50", "connection churn: connect, one 64 B echo, close; 50 at a time", "churn", 50,
+             unit="conns", quick=True),
+    Scenario("bulk-1GiB", "bulk: 1 GiB streamed through one connection in 64 KiB writes", "bulk", 1,
+             size=64 << 10, nbytes=1 << 30, unit="MB", quick=True),
+    Scenario("idle-10k", "10,000 idle connections (each echoed once)", "idle", 10_000, hold=2.0, unit="conns",
+             quick=True),
+    Scenario("http-50", "HTTP/1.1 keep-alive GET / under wrk, 50 connections", "http", 50, unit="reqs",
+             quick=True),
+]
+
+# --quick shrinks what takes long.
+QUICK_BULK_BYTES = 128 << 20
+QUICK_IDLE_CONNS = 2_000

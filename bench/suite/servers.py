@@ -1,0 +1,111 @@
+"""The servers the suite measures, how each is built, started pinned to its
+CPU, and stopped. Every server prints one line ``...listening on HOST:PORT``
+when it is ready."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Tuple
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+GO = shutil.which("go") or "/usr/local/go/bin/go"
+SERVER_CPU, CLIENT_CPU = "0", "1"
+
+# What `ready` lines look like; the port is the last number.
+LISTENING = re.compile(r"listening on .*:(\d+)\s*$")
+
+GO_COMMANDS = {
+    "netecho": "./bench/servers/netecho",
+    "engineecho": "./bench/servers/engineecho",
+    "pyiocp-loadgen": "./gomod/loadgen/cmd/pyiocp-loadgen",
+}
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    kind: str  # "echo" or "http"
+    argv: Tuple[str, ...]
+    quick: bool = True  # also measured by --quick
+
+
+def servers(bindir: Path) -> List[Server]:
+    """Every server, in the order of the tables (uvloop is the yardstick)."""
+    echo, aio_echo = str(ROOT / "examples/echo.py"), str(ROOT / "bench/servers/aio_echo.py")
+    http, aio_http = str(ROOT / "examples/http_server.py"), str(ROOT / "bench/servers/aio_http.py")
+    engine = str(bindir / "engineecho")
+    return [
+        Server("pyiocp io_uring", "echo", (PY, echo, "--port", "0", "--backend", "io_uring")),
+        Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll")),
+        Server("pyiocp io_uring w2", "echo", (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"),
+               quick=False),
+        Server("uvloop", "echo", (PY, aio_echo, "--loop", "uvloop")),
+        Server("asyncio", "echo", (PY, aio_echo, "--loop", "asyncio"), quick=False),
+        Server("engine io_uring (Go)", "echo", (engine, "-backend", "io_uring")),
+        Server("engine epoll (Go)", "echo", (engine, "-backend", "epoll"), quick=False),
+        Server("Go net", "echo", (str(bindir / "netecho"),)),
+        Server("pyiocp io_uring", "http", (PY, http, "--port", "0", "--backend", "io_uring")),
+        Server("pyiocp epoll", "http", (PY, http, "--port", "0", "--backend", "epoll"), quick=False),
+        Server("uvloop", "http", (PY, aio_http, "--loop", "uvloop")),
+        Server("asyncio", "http", (PY, aio_http, "--loop", "asyncio"), quick=False),
+    ]
+
+
+def build(bindir: Path) -> None:
+    """Build the Go servers and the load generator into bindir."""
+    for name, pkg in GO_COMMANDS.items():
+        subprocess.run([GO, "build", "-o", str(bindir / name), pkg], cwd=ROOT, check=True)
+
+
+class Running:
+    """A server process pinned to SERVER_CPU, listening on 127.0.0.1:port."""
+
+    def __init__(self, server: Server, timeout: float = 20.0) -> None:
+        self.server = server
+        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *server.argv], stdout=subprocess.PIPE,
+                                     text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.port = self._wait_listening(timeout)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _wait_listening(self, timeout: float) -> int:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if ready:
+                line = self.proc.stdout.readline()
+                m = LISTENING.search(line)
+                if m:
+                    return int(m.group(1))
+                if not line:  # it exited
+                    break
+        self.stop()
+        raise RuntimeError(f"{self.server.name}: no 'listening on' line within {timeout:g} s "
+                           f"(exit status {self.proc.returncode})")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "Running":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,113 @@
+"""The benchmark suite (bench/suite): its report arithmetic on known
+figures, and one short run of every kind of scenario against pyiocp and
+uvloop over real sockets (the figures must come back, verified by the load
+generator; their values are not judged here: speed is for `make bench`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.suite import report  # noqa: E402
+from bench.suite.__main__ import chosen, medians, parse  # noqa: E402
+
+
+def cell(**median: Any) -> Dict[str, Any]:
+    return {"runs": [median], "median": median, "errors": []}
+
+
+def doc() -> Dict[str, Any]:
+    fig = dict(peak_rss_mib=20.0, p50_us=100.0, p99_us=900.0)
+    return {
+        "command": "python -m bench.suite", "machine": {"cpu": "test", "date": "today"},
+        "args": {"reps": 3, "duration": 5.0, "warmup": 1.0},
+        "scenarios": [
+            {"name": "echo-50x64", "title": "echo 50", "mode": "echo", "unit": "msgs", "conns": 50, "plot": True},
+            {"name": "echo-1000x64", "title": "echo 1000", "mode": "echo", "unit": "msgs", "conns": 1000,
+             "plot": True},
+            {"name": "idle-10k", "title": "idle", "mode": "idle", "unit": "conns", "conns": 10000},
+        ],
+        "results": {
+            "echo-50x64": {
+                "pyiocp io_uring": cell(rate=120.0, per_cpu_s=160.0, cpu_us=6.25, **fig),
+                "uvloop": cell(rate=100.0, per_cpu_s=100.0, cpu_us=10.0, **fig),
+                "Go net": {"runs": [{"error": "boom"}], "median": {}, "errors": ["boom"]},
+            },
+            "echo-1000x64": {
+                "pyiocp io_uring": cell(rate=100.0, per_cpu_s=120.0, cpu_us=8.0, **fig),
+                "uvloop": cell(rate=100.0, per_cpu_s=100.0, cpu_us=10.0, busy=True, **fig),
+            },
+            "idle-10k": {"pyiocp io_uring": cell(rate=10000, rss_per_conn_kib=5.0, rss_mib=70.0, peak_rss_mib=71.0)},
+        },
+        "syscalls": {"pyiocp io_uring": {"syscalls_per_unit": 0.25}, "uvloop": {"error": "no perf"}},
+    }
+
+
+def test_targets_are_judged_from_the_medians() -> None:
+    got = {what: (value, ok) for what, value, ok in report.targets(doc())}
+    assert got["Python handler, 50 x 64 B: msgs/s vs uvloop >= 1.0x"] == ("1.20x", True)
+    assert got["Python handler, 50 x 64 B: msgs per CPU-s vs uvloop >= 1.5x (io_uring issue: >= 1.3x)"] == \
+        ("1.60x", True)
+    assert got["Python handler, 1000 x 64 B: msgs per CPU-s vs uvloop >= 1.3x (io_uring issue)"] == ("1.20x", False)
+    assert got["Python handler: 1000 x 64 B msgs/s vs 50 x 64 B >= 0.9x (no collapse)"] == ("0.83x", False)
+    assert got["Idle: server RSS per idle connection at 10,000 <= 4 KiB"] == ("5.00 KiB", False)
+    assert got["Go handler, 50 x 64 B: msgs/s vs Go net >= 1.0x"] == ("-", None)  # Go net failed
+    assert got["System calls per echoed message, 50 x 64 B, io_uring <= 0.5 (io_uring issue)"] == ("0.25 ", True)
+
+
+def test_markdown_has_ratio_columns_failures_and_busy_marks() -> None:
+    md = report.markdown(doc(), "echo.png")
+    assert "| pyiocp io_uring | 120 | 1.20x | 160 | 1.60x | 6.25 | 100 | 900 | 20 |" in md
+    assert "| Go net | failed: boom |" in md
+    assert "| uvloop (busy) |" in md
+    assert "| pyiocp io_uring | 5.0 | - | 70 | 71 |" in md  # no uvloop row: no ratio
+    assert "| uvloop | failed: no perf |" in md
+    assert "![msgs/s against connections](echo.png)" in md
+
+
+def test_medians_leave_out_failed_repetitions() -> None:
+    runs: List[Dict[str, Any]] = [{"rate": 1.0, "busy": False}, {"error": "x"}, {"rate": 3.0, "busy": True}, {"rate": 2.0, "busy": False}]
+    assert medians(runs) == {"rate": 2.0, "busy": True}
+    assert medians([{"error": "x"}]) == {}
+
+
+def test_quick_mode_shrinks_bulk_and_idle() -> None:
+    quick = {sc.name: sc for sc in chosen(parse(["--quick"]))}
+    assert quick["bulk-1GiB"].nbytes == 128 << 20 and quick["idle-10k"].conns == 2000
+    assert "echo-1x64" not in quick
+    full = {sc.name: sc for sc in chosen(parse([]))}
+    assert full["bulk-1GiB"].nbytes == 1 << 30 and full["idle-10k"].conns == 10_000
+    with pytest.raises(SystemExit):
+        parse(["--scenario", "no-such-thing"])
+
+
+@pytest.mark.timeout(240)
+def test_every_kind_of_scenario_runs_against_pyiocp_and_uvloop(tmp_path: Path) -> None:
+    scenarios = ["echo-50x64", "pipelined-50x64-d16", "churn-50", "bulk-1GiB", "idle-10k", "http-50"]
+    argv = [sys.executable, "-m", "bench.suite", "--quick", "--reps", "1", "--duration", "1", "--warmup", "0.2",
+            "--quiet-wait", "0", "--no-syscalls", "--out", str(tmp_path), "--only", "pyiocp io_uring",
+            "--only", "uvloop"]
+    for name in scenarios:
+        argv += ["--scenario", name]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=220)
+    assert done.returncode == 0, done.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    for name in scenarios:
+        for server in ("pyiocp io_uring", "uvloop"):
+            cells = res["results"][name][server]
+            assert cells["errors"] == [], (name, server, cells["errors"])
+            m = cells["median"]
+            assert m["rate"] > 0 and m["peak_rss_mib"] > 0, (name, server, m)
+            if name == "idle-10k":
+                assert m["rate"] == 2000 and m["rss_per_conn_kib"] > 0
+            else:
+                assert m["cpu_us"] > 0 and m["per_cpu_s"] > 0
+    assert (tmp_path / "RESULTS.md").read_text().startswith("# pyiocp benchmark results")
