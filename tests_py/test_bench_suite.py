@@ -6,6 +6,7 @@ generator; their values are not judged here: speed is for `make bench`)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -97,7 +98,10 @@ def test_every_kind_of_scenario_runs_against_pyiocp_and_uvloop(tmp_path: Path) -
             "--only", "uvloop"]
     for name in scenarios:
         argv += ["--scenario", name]
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=220)
+    # The project root on the path even under PYTHONSAFEPATH (make test's debug run).
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=220,
+                          env={**os.environ, "PYTHONPATH": path})
     assert done.returncode == 0, done.stderr[-3000:]
     res = json.loads((tmp_path / "results.json").read_text())
     for name in scenarios:
