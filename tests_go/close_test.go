@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +75,7 @@ func TestOnCloseExactlyOnce(t *testing.T) {
 			srv := r.nextConn(t)
 			resetClose(t, cli)
 			err := r.waitClosed(t, srv.ID())
-			if !errors.Is(err, syscall.ECONNRESET) {
+			if !errors.Is(err, errReset) {
 				t.Errorf("OnClose error after a reset = %s, want ECONNRESET", describe(err))
 			}
 			r.checkExactlyOnce(t)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,7 +53,7 @@ func TestConnectRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := r.waitClosed(t, c.ID()); !errors.Is(err, syscall.ECONNREFUSED) {
+		if err := r.waitClosed(t, c.ID()); !errors.Is(err, errRefused) {
 			t.Fatalf("OnClose error %s, want ECONNREFUSED", describe(err))
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -91,36 +90,6 @@ func TestConnectTimeout(t *testing.T) {
 			t.Errorf("timed_out = %d", s.TimedOut)
 		}
 	})
-}
-
-// fullListener listens with a backlog of 0 and never accepts, after
-// filling the queue: a further connect hangs in SYN_SENT.
-func fullListener(t *testing.T) (netip.AddrPort, func()) {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	syscall.Listen(fd, 0)
-	sa, _ := syscall.Getsockname(fd)
-	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*syscall.SockaddrInet4).Port))
-	var fillers []net.Conn
-	for i := 0; i < 4; i++ {
-		c, err := net.DialTimeout("tcp", addr.String(), 100*time.Millisecond)
-		if err != nil {
-			break
-		}
-		fillers = append(fillers, c)
-	}
-	return addr, func() {
-		for _, c := range fillers {
-			c.Close()
-		}
-		syscall.Close(fd)
-	}
 }
 
 func TestConnectCloseBeforeConnected(t *testing.T) {

@@ -21,7 +21,6 @@ package engine_test
 // scripts/reliability_report.py writes docs/reliability.md.
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -31,7 +30,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -277,31 +275,6 @@ func heapInUse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse
-}
-
-// rssBytes is the process's resident set (VmRSS).
-func rssBytes() int64 { return procStatus("VmRSS:") }
-
-// peakRSS is the resident set's peak since resetPeakRSS (VmHWM).
-func peakRSS() int64 { return procStatus("VmHWM:") }
-
-// resetPeakRSS restarts VmHWM at the current RSS (Linux >= 4.0).
-func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-func procStatus(key string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), key); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 func toMiB(n int64) float64 { return round(float64(n)/(1<<20), 1) }

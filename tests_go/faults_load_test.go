@@ -41,10 +41,18 @@ func TestFaultChurn(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		settle(t, "every connection closed", func() bool { return h.closedCount() == cycles })
+		// Where a connection reset before its accept completed is never
+		// accepted (acceptDropsResets), only reset cycles may be missing.
+		opened := cycles
+		settle(t, "every connection closed", func() bool {
+			if acceptDropsResets {
+				opened = int(m.Stats().Accepted)
+			}
+			return h.closedCount() == opened && opened >= cycles-(cycles+1)/4
+		})
 		h.byMode(t, 0) // checks each was closed exactly once
 		s := m.Stats()
-		if s.Accepted != uint64(cycles) || s.Closed != uint64(cycles) || s.Connections != 0 {
+		if s.Accepted != uint64(opened) || s.Closed != uint64(opened) || s.Connections != 0 {
 			t.Errorf("after %d cycles: %+v", cycles, s)
 		}
 		f.sized("%d connect/close cycles, %d at a time: echo+close, close, reset, server closes", cycles, parallel)

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,8 +16,9 @@ import (
 
 // stallBound is the longest round trip a served client may see while
 // other connections misbehave, on the 2-core CI machine: the clients share
-// the process, and the race detector slows everything several times.
-var stallBound = map[bool]time.Duration{false: 250 * time.Millisecond, true: time.Second}[raceEnabled]
+// the process, and the race detector slows everything several times
+// (Wine: see slowdown).
+var stallBound = map[bool]time.Duration{false: 250 * time.Millisecond, true: time.Second}[raceEnabled] * slowdown
 
 // countingEcho echoes and counts receive events and closes.
 type countingEcho struct {
@@ -113,7 +113,7 @@ func TestFaultOneByteAtATime(t *testing.T) {
 		}
 		f.sized("%d connections x %d bytes, one byte per write, 1 ms apart", conns, each)
 		f.note("%d receive events for %d bytes", h.recvs.Load(), conns*each)
-		if h.recvs.Load() < int64(conns*each/4) {
+		if h.recvs.Load() < int64(conns*each/4)/int64(slowdown) {
 			t.Errorf("only %d receive events for %d bytes: the bytes were not trickled", h.recvs.Load(), conns*each)
 		}
 	})
@@ -152,7 +152,7 @@ func TestFaultSlowloris(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		f := fault(t, "slowloris", backend)
 		silent, waves := 500, scale(f, "waves of 500", 1, 8)
-		const timeout = 300 * time.Millisecond
+		timeout := 300 * time.Millisecond * slowdown
 		h := newModal()
 		m, addr := serve(t, h, backend, engine.WithWorkers(2), engine.WithAcceptTimeout(timeout))
 		// One timer heap per worker: a wave of silent connections, dialed
@@ -200,7 +200,7 @@ func TestFaultSlowloris(t *testing.T) {
 					switch {
 					case errors.As(err, &ne) && ne.Timeout():
 						t.Error("a silent peer was never closed")
-					case !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET):
+					case !errors.Is(err, io.EOF) && !errors.Is(err, errReset):
 						t.Errorf("silent peer: %v", err)
 					}
 					closes.record(took, timeout)
@@ -270,7 +270,7 @@ func TestFaultIdleTimeout(t *testing.T) {
 				}
 				_, err = c.Read(make([]byte, 1))
 				took := time.Since(start)
-				if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, errReset) {
 					t.Errorf("quiet peer: %v", err)
 				}
 				closes.record(took, timeout)
@@ -313,7 +313,7 @@ func (c *timeoutCloses) record(took, timeout time.Duration) {
 	if took < timeout {
 		c.early.Add(1)
 	}
-	if took > timeout+time.Second {
+	if took > timeout+time.Second*slowdown {
 		c.late.Add(1)
 	}
 	for {

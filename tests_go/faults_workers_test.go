@@ -9,7 +9,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,7 +28,7 @@ type blocker struct {
 
 func (h *blocker) OnRecv(c *engine.Conn, data []byte) {
 	h.mu.Lock()
-	h.tid[c.Peer().Port()] = syscall.Gettid()
+	h.tid[c.Peer().Port()] = threadID()
 	h.mu.Unlock()
 	if string(data) == "block" {
 		close(h.blocked)

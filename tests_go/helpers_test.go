@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -25,26 +24,6 @@ func forBackends(t *testing.T, f func(t *testing.T, backend string)) {
 }
 
 var loopback = netip.MustParseAddrPort("127.0.0.1:0")
-
-// openFDs counts this process's open descriptors.
-func openFDs(t *testing.T) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// fdTargets describes this process's open descriptors, for leak reports.
-func fdTargets() string {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	out := ""
-	for _, e := range ents {
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		out += e.Name() + "=" + target + " "
-	}
-	return out
-}
 
 var leakChecked sync.Map // *testing.T -> true: one check per test, from its first manager
 

@@ -3,7 +3,6 @@ package engine_test
 import (
 	"errors"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
@@ -139,7 +138,7 @@ func TestBadOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Listen(l.Addr()); !errors.Is(err, syscall.EADDRINUSE) {
+	if _, err := m.Listen(l.Addr()); !errors.Is(err, errAddrInUse) {
 		t.Errorf("port in use: %v", err)
 	}
 	if err := m.Start(); !errors.Is(err, engine.ErrNoHandler) {

@@ -8,8 +8,6 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Tests of the contract in poller.go, run for every backend.
@@ -17,7 +15,7 @@ import (
 func forBackends(t *testing.T, f func(t *testing.T, p Poller)) {
 	for _, name := range Backends() {
 		variants := []bool{false}
-		if name == "io_uring" && uringProbe.capped {
+		if hasSingleShot(name) {
 			variants = []bool{false, true} // capped multishot, then single-shot receives
 		}
 		for _, single := range variants {
@@ -26,8 +24,8 @@ func forBackends(t *testing.T, f func(t *testing.T, p Poller)) {
 				label += "-singleshot"
 			}
 			t.Run(label, func(t *testing.T) {
-				uringSingleShot = single
-				defer func() { uringSingleShot = false }()
+				setSingleShot(single)
+				defer setSingleShot(false)
 				// One OS thread drives a port, as in the engine.
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
@@ -37,6 +35,7 @@ func forBackends(t *testing.T, f func(t *testing.T, p Poller)) {
 				}
 				defer p.Close()
 				f(t, p)
+				checkSettled(t, p)
 			})
 		}
 	}
@@ -168,7 +167,7 @@ func TestRecvRespectsMax(t *testing.T) {
 func TestUnpostedSocketIsNotRead(t *testing.T) {
 	forBackends(t, func(t *testing.T, p Poller) {
 		s, cli := pair(t, p)
-		unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, 128<<10)
+		setRecvBuffer(s, 128<<10)
 		const max = 64 << 10
 		p.PostRecv(s, max)
 		payload := make([]byte, 8<<20)
@@ -189,10 +188,8 @@ func TestUnpostedSocketIsNotRead(t *testing.T) {
 		if n == len(payload) {
 			t.Fatal("the peer wrote everything to a socket nobody reads")
 		}
-		if u, ok := p.(*uring); ok {
-			if a := len(u.fds[s].ahead); a > max+recvBufSize {
-				t.Fatalf("read %d bytes ahead, max %d", a, max)
-			}
+		if a, ok := readAhead(p, s); ok && a > max+recvBufSize {
+			t.Fatalf("read %d bytes ahead, max %d", a, max)
 		}
 		cli.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		go func() { cli.Write(payload[n:]) }()
