@@ -4,13 +4,16 @@
 #   make build   go vet + build pyiocp/_pyiocp*.so in place, into the project's .venv
 #   make test    deps + build + typecheck, then the Go tests (-race) and the Python tests,
 #                then each fuzz target for FUZZTIME (make fuzz) and the Python tests once more
-#                under PYTHONMALLOC=debug, -X dev and a cgocheck2 build (make debug-python)
+#                under PYTHONMALLOC=debug, -X dev and a cgocheck2 build (make debug-python),
+#                then the Go tests for Windows under Wine (make test-windows)
 #   make typecheck  mypy --strict over pyiocp/, examples/, docs/ and tests_py/ ([tool.mypy] in pyproject.toml)
 #   make soak    the long forms of the fault suite (minutes), the fuzz targets for SOAK_FUZZTIME,
 #                the debug-Python run; docs/reliability.md written from that run
 #   make run     echo server + `python -m pyiocp bench` against it, on a free port
 #   make bench   the benchmark suite (bench/suite, about 30 minutes): bench/RESULTS.md, its plot and
 #                a JSON record in bench/results/; make bench-quick: about 2 minutes, into bench/results/quick/
+#   make test-windows  the Go tests built for Windows, run under Wine against the iocp backend
+#                (installs and prepares Wine first: .ci/wine/setup); the last step of make test
 #   make clean   remove build outputs (make distclean: also .venv)
 #
 # Go and Python build against Debian's /usr/bin/python3, never a pyenv one.
@@ -44,7 +47,7 @@ export GOFLAGS := $(call cgo_env,GOFLAGS)
 # plugin registered as a user's install registers them.
 VENV_STAMP := $(VENV)/.pyiocp-editable
 
-.PHONY: deps build test typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
+.PHONY: deps build test test-windows typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
 
 # Installs the Debian packages among $(1) that are missing.
 define apt_install
@@ -85,6 +88,7 @@ test: deps build typecheck
 		--timeout=$(PYTEST_TIMEOUT) --timeout-method=thread $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory debug-python
+	$(MAKE) --no-print-directory test-windows
 
 # Every parser of the engine has a go test -fuzz target with a committed seed
 # corpus (testdata/fuzz/); -fuzz takes one target at a time. With
@@ -114,7 +118,10 @@ fuzz:
 # pointer checks) into a copy of the package in DEBUG_PY_DIR, which
 # PYTHONPATH puts first (PYTHONSAFEPATH: not the in-tree one from the
 # current directory); test_faults_harness.py checks that it is the one used.
+# The benchmark suite's run is left out: its servers are subprocesses that
+# load the in-tree extension, so it would only repeat the first pass.
 DEBUG_PY_DIR := build/cgocheck2
+DEBUG_PY_SKIP := --deselect tests_py/test_bench_suite.py::test_every_kind_of_scenario_runs_against_pyiocp_and_uvloop
 EXT_SUFFIX := $(shell $(SYSTEM_PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 
 debug-python: $(VENV_STAMP)
@@ -125,7 +132,7 @@ debug-python: $(VENV_STAMP)
 		-o $(DEBUG_PY_DIR)/pyiocp/_pyiocp$(EXT_SUFFIX) ./gomod/pybind
 	rm -f $(DEBUG_PY_DIR)/pyiocp/_pyiocp*.h
 	PYIOCP_DEBUG_RUN=1 PYTHONMALLOC=debug PYTHONSAFEPATH=1 PYTHONPATH=$(CURDIR)/$(DEBUG_PY_DIR) \
-		$(PY) -X dev -m pytest tests_py -p no:cacheprovider \
+		$(PY) -X dev -m pytest tests_py -p no:cacheprovider $(DEBUG_PY_SKIP) \
 		--timeout=$(PYTEST_TIMEOUT) --timeout-method=thread $(PYTEST_ARGS)
 
 # The long forms of the fault suite (PYIOCP_SOAK=1): Go (without the race
@@ -146,6 +153,17 @@ soak: build
 	-$(MAKE) --no-print-directory fuzz FUZZTIME=$(SOAK_FUZZTIME) FUZZ_LOG_DIR=$(CURDIR)/$(REPORT_DIR)
 	-set -o pipefail; $(MAKE) --no-print-directory debug-python 2>&1 | tee $(REPORT_DIR)/debugpy.log
 	$(SYSTEM_PYTHON) scripts/reliability_report.py $(REPORT_DIR) docs/reliability.md
+
+# The Go tests for Windows under Wine, in the prefix build/wine: the
+# poller's contract tests against iocp first, then the engine's, then the
+# black-box matrix; one package at a time (Wine is slow, and the fault
+# tests time what they see). No cgo: nothing tested here uses it.
+WINDOWS_GO_PACKAGES := ./gomod/internal/poller ./gomod/engine ./tests_go
+
+test-windows:
+	.ci/wine/setup
+	GOOS=windows CGO_ENABLED=0 $(GO) vet ./gomod/internal/... ./gomod/engine ./tests_go
+	GOOS=windows CGO_ENABLED=0 $(GO) test -count=1 -p 1 -exec $(CURDIR)/.ci/wine/exec $(WINDOWS_GO_PACKAGES)
 
 run: build
 	PY=$(PY) bash scripts/run_demo.sh

@@ -1,0 +1,281 @@
+package poller
+
+import (
+	"runtime"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+
+	"github.com/pyiocp/pyiocp/gomod/internal/winapi"
+)
+
+const (
+	// iocpArenaSize is the receive memory of one port, reused by every
+	// Wait: reads land here, so an idle socket holds no receive buffer.
+	iocpArenaSize = 256 << 10
+	// iocpMinRecvSpace: with less arena left, a read waits for the next
+	// Wait rather than read a sliver.
+	iocpMinRecvSpace = 4 << 10
+	entriesPerWait   = 256
+	maxSendBufs      = 64
+	maxSendBuf       = 1 << 30 // a WSABUF's length is 32 bits
+)
+
+// sockState is what the port knows of one associated socket.
+type sockState struct {
+	s          Sock
+	token      uint64
+	slot       uint32
+	gen        uint32
+	family     int  // listener: AcceptEx accepts into sockets of this family
+	recvMax    int  // > 0: a receive of at most this many bytes is posted
+	probing    bool // ... and its zero-byte WSARecv is in the kernel
+	queued     bool // ... or its read waits on the ready list
+	readable   bool // the last read filled its buffer: read again without a probe
+	sending    bool
+	connecting bool
+	accepts    int // AcceptEx calls in the kernel
+	canceled   bool
+	pin        runtime.Pinner // the bytes of the send in the kernel
+}
+
+// iocp is one I/O completion port. Every posted operation that did not fail
+// at the post completes through the port exactly once: the sockets are not
+// put in FILE_SKIP_COMPLETION_PORT_ON_SUCCESS mode, so an operation that
+// finished at once still queues its packet, and no post returns done=true
+// (but an empty send). Skipping those packets would save a harvest per
+// immediate send; that waits until it can be tested on Windows itself (CI
+// runs these tests under Wine).
+type iocp struct {
+	port    windows.Handle
+	socks   map[Sock]*sockState
+	states  []*sockState // by slot; nil: free
+	free    []uint32     // free slots
+	gen     uint32
+	spare   []*sockState
+	ctxs    ctxPool
+	entries []winapi.OverlappedEntry
+	ready   []*sockState // receives whose read waits for the next Wait
+	done    []Completion // completions that did not come from the port
+	arena   []byte
+	off     int
+	wsabufs []windows.WSABuf
+}
+
+func newIOCP(Config) (Poller, error) {
+	if err := wsaStartup(); err != nil {
+		return nil, err
+	}
+	port, err := windows.CreateIoCompletionPort(windows.InvalidHandle, 0, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	arena, err := AllocMemory(iocpArenaSize)
+	if err != nil {
+		windows.CloseHandle(port)
+		return nil, err
+	}
+	return &iocp{
+		port:    port,
+		socks:   make(map[Sock]*sockState),
+		entries: make([]winapi.OverlappedEntry, entriesPerWait),
+		arena:   arena,
+		wsabufs: make([]windows.WSABuf, 0, maxSendBufs),
+	}, nil
+}
+
+func (p *iocp) Name() string { return "iocp" }
+
+// add associates s with the port for the socket's life.
+func (p *iocp) add(s Sock, token uint64) (*sockState, error) {
+	if _, err := windows.CreateIoCompletionPort(s, p.port, 0, 0); err != nil {
+		return nil, err
+	}
+	var st *sockState
+	if n := len(p.spare); n > 0 {
+		st = p.spare[n-1]
+		p.spare = p.spare[:n-1]
+	} else {
+		st = new(sockState)
+	}
+	var slot uint32
+	if n := len(p.free); n > 0 {
+		slot = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		slot = uint32(len(p.states))
+		p.states = append(p.states, nil)
+	}
+	p.gen++
+	*st = sockState{s: s, token: token, slot: slot, gen: p.gen}
+	p.states[slot] = st
+	p.socks[s] = st
+	return st, nil
+}
+
+func (p *iocp) state(s Sock) *sockState {
+	st := p.socks[s]
+	if st == nil {
+		panic("poller: socket not registered")
+	}
+	return st
+}
+
+func (p *iocp) Register(s Sock, token uint64) error {
+	_, err := p.add(s, token)
+	return err
+}
+
+func (p *iocp) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
+	st := p.state(s)
+	wb := p.wsabufs[:0]
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		if len(wb) == maxSendBufs {
+			break
+		}
+		wb = append(wb, windows.WSABuf{Len: uint32(min(len(b), maxSendBuf)), Buf: &b[0]})
+	}
+	if len(wb) == 0 {
+		return 0, true, nil
+	}
+	ctx, err := p.ctxs.get(ctxSend, st)
+	if err != nil {
+		return 0, false, err
+	}
+	// The kernel reads the bytes until the completion: pin them.
+	for _, b := range wb {
+		st.pin.Pin(b.Buf)
+	}
+	// WSASend captures the WSABUF array itself; the array may be reused.
+	err = windows.WSASend(s, &wb[0], uint32(len(wb)), nil, 0, &ctx.ov, nil)
+	clear(wb)
+	if err != nil && err != windows.ERROR_IO_PENDING {
+		st.pin.Unpin()
+		p.ctxs.put(ctx)
+		return 0, false, err
+	}
+	st.sending = true
+	return 0, false, nil
+}
+
+// Cancel: CancelIoEx makes every operation of s in the kernel complete
+// through the port (with ERROR_OPERATION_ABORTED unless it had finished); a
+// read waiting on the ready list is not in the kernel and completes here.
+func (p *iocp) Cancel(s Sock) {
+	st := p.state(s)
+	st.canceled = true
+	if st.queued {
+		p.unqueue(st)
+		st.recvMax = 0
+		p.done = append(p.done, Completion{Op: OpRecv, Token: st.token, Err: ErrCanceled})
+	}
+	if st.probing || st.sending || st.connecting || st.accepts > 0 {
+		windows.CancelIoEx(s, nil)
+	}
+}
+
+func (p *iocp) Unregister(s Sock) {
+	st := p.state(s)
+	if st.queued {
+		p.unqueue(st)
+	}
+	st.pin.Unpin()
+	delete(p.socks, s)
+	p.states[st.slot] = nil
+	p.free = append(p.free, st.slot)
+	*st = sockState{}
+	p.spare = append(p.spare, st)
+}
+
+// Wake posts an empty packet; Wait takes it for a wake-up.
+func (p *iocp) Wake() { windows.PostQueuedCompletionStatus(p.port, 0, 0, nil) }
+
+func (p *iocp) Wait(batch []Completion, timeout time.Duration) (int, error) {
+	p.off = 0
+	n := copy(batch, p.done)
+	p.done = p.done[:copy(p.done, p.done[n:])]
+	n = p.runReady(batch, n)
+	if n == len(batch) {
+		return n, nil
+	}
+	ms := uint32(0)
+	if n == 0 && len(p.ready) == 0 && timeout != 0 {
+		ms = windows.INFINITE
+		if timeout > 0 {
+			ms = uint32(min((timeout+time.Millisecond-1)/time.Millisecond, windows.INFINITE-1))
+		}
+	}
+	// Each packet makes at most one completion: take no more than fit.
+	want := min(len(p.entries), len(batch)-n)
+	var k uint32
+	err := winapi.GetQueuedCompletionStatusEx(p.port, &p.entries[0], uint32(want), &k, ms, false)
+	if err != nil {
+		if err == windows.WAIT_TIMEOUT {
+			return n, nil
+		}
+		return n, err
+	}
+	for i := range p.entries[:k] {
+		e := &p.entries[i]
+		if e.Overlapped == nil {
+			continue // Wake
+		}
+		n = p.finish((*ioCtx)(unsafe.Pointer(e.Overlapped)), e.NumberOfBytesTransferred, batch, n)
+	}
+	clear(p.entries[:k])
+	return n, nil
+}
+
+// finish turns one packet into at most one completion and returns the
+// context to the pool.
+func (p *iocp) finish(ctx *ioCtx, nbytes uint32, batch []Completion, n int) int {
+	st := p.states[ctx.slot]
+	if st == nil || st.gen != ctx.gen {
+		// Unregistered with the operation outstanding: a broken rule, but
+		// the accepted socket at least is not leaked.
+		if ctx.op == ctxAccept {
+			windows.Closesocket(ctx.accepted)
+		}
+		p.ctxs.put(ctx)
+		return n
+	}
+	var err error
+	if ctx.ov.Internal != 0 {
+		err = opError(st.s, ctx)
+	}
+	switch ctx.op {
+	case ctxAccept:
+		return p.acceptDone(st, ctx, err, batch, n)
+	case ctxConnect:
+		return p.connectDone(st, ctx, err, batch, n)
+	case ctxProbe:
+		return p.probeDone(st, ctx, err, batch, n)
+	}
+	st.sending = false
+	st.pin.Unpin()
+	p.ctxs.put(ctx)
+	batch[n] = Completion{Op: OpSend, Token: st.token, N: int(nbytes), Err: err}
+	return n + 1
+}
+
+// opError is the Winsock error of a failed operation (the packet carries
+// only an NTSTATUS); an aborted operation was canceled.
+func opError(s Sock, ctx *ioCtx) error {
+	var n, flags uint32
+	err := windows.WSAGetOverlappedResult(s, &ctx.ov, &n, false, &flags)
+	if err == windows.ERROR_OPERATION_ABORTED {
+		return ErrCanceled
+	}
+	return err
+}
+
+func (p *iocp) Close() error {
+	p.ctxs.release()
+	FreeMemory(p.arena)
+	p.arena = nil
+	return windows.CloseHandle(p.port)
+}

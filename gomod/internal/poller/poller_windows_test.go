@@ -1,0 +1,45 @@
+package poller
+
+import (
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+)
+
+// The Windows side of the shared tests' hooks: IOCP has no provided buffers
+// and no read-ahead.
+
+// The io_uring buffer sizes the shared tests scale their data by: they move
+// as much data through IOCP, and more sockets than the arena serves in one
+// Wait.
+const (
+	recvBufSize  = 32 << 10
+	recvBufCount = 256
+)
+
+func hasSingleShot(string) bool { return false }
+
+func setSingleShot(bool) {}
+
+func setRecvBuffer(s Sock, n int) error {
+	return windows.SetsockoptInt(s, windows.SOL_SOCKET, windows.SO_RCVBUF, n)
+}
+
+func readAhead(Poller, Sock) (int, bool) { return 0, false }
+
+func ringStarved(Poller) (uint64, bool) { return 0, false }
+
+// checkSettled: after a test every operation context is back in the pool
+// (each posted operation completed exactly once) and every socket was
+// unregistered.
+func checkSettled(t *testing.T, p Poller) {
+	ip := p.(*iocp)
+	perSlab := ctxSlabSize / int(unsafe.Sizeof(ioCtx{}))
+	if held := len(ip.ctxs.slabs)*perSlab - len(ip.ctxs.free); held != 0 {
+		t.Errorf("%d operation contexts not back in the pool", held)
+	}
+	if len(ip.socks) != 0 {
+		t.Errorf("%d sockets still registered", len(ip.socks))
+	}
+}

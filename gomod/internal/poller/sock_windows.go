@@ -1,0 +1,183 @@
+package poller
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+
+	"github.com/pyiocp/pyiocp/gomod/internal/winapi"
+)
+
+// Sock is an OS socket: a SOCKET handle on Windows.
+type Sock = windows.Handle
+
+// NoSock is never a valid socket.
+const NoSock Sock = windows.InvalidHandle
+
+// wsaStartup initialises Winsock once for the process (it counts callers,
+// so the net package's own call does not conflict).
+var wsaStartup = sync.OnceValue(func() error {
+	var d windows.WSAData
+	return windows.WSAStartup(uint32(0x202), &d)
+})
+
+// ListenTCP opens a listening socket bound to addr and returns it with the
+// address it is bound to (the port filled in when addr's is 0). Accepted
+// sockets get TCP_NODELAY as on Linux. SO_REUSEADDR is not set: on Windows
+// it would let another socket bind the same port, and TIME_WAIT does not
+// block a listener there. reusePort has no Windows equivalent.
+func ListenTCP(addr netip.AddrPort, backlog int, reusePort bool) (Sock, netip.AddrPort, error) {
+	if reusePort {
+		return NoSock, netip.AddrPort{}, syscall.EWINDOWS
+	}
+	s, err := newTCPSocket(addr.Addr())
+	if err != nil {
+		return NoSock, netip.AddrPort{}, err
+	}
+	fail := func(err error) (Sock, netip.AddrPort, error) {
+		windows.Closesocket(s)
+		return NoSock, netip.AddrPort{}, err
+	}
+	if err := windows.SetsockoptInt(s, windows.IPPROTO_TCP, windows.TCP_NODELAY, 1); err != nil {
+		return fail(err)
+	}
+	if err := windows.Bind(s, toSockaddr(addr)); err != nil {
+		return fail(err)
+	}
+	if err := windows.Listen(s, backlog); err != nil {
+		return fail(err)
+	}
+	local, err := LocalAddr(s)
+	if err != nil {
+		return fail(err)
+	}
+	return s, local, nil
+}
+
+// NewConnectSocket opens a TCP socket of addr's family, ready for
+// PostConnect: bound to the wildcard address, as ConnectEx requires.
+func NewConnectSocket(addr netip.AddrPort) (Sock, error) {
+	s, err := newTCPSocket(addr.Addr())
+	if err != nil {
+		return NoSock, err
+	}
+	any := netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
+		any = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+	}
+	if err := windows.SetsockoptInt(s, windows.IPPROTO_TCP, windows.TCP_NODELAY, 1); err != nil {
+		windows.Closesocket(s)
+		return NoSock, err
+	}
+	if err := windows.Bind(s, toSockaddr(any)); err != nil {
+		windows.Closesocket(s)
+		return NoSock, err
+	}
+	return s, nil
+}
+
+func newTCPSocket(ip netip.Addr) (Sock, error) {
+	family := windows.AF_INET
+	if ip.Is6() && !ip.Is4In6() {
+		family = windows.AF_INET6
+	}
+	return newSocket(family)
+}
+
+// newSocket opens an overlapped, non-inheritable TCP socket in non-blocking
+// mode: overlapped operations ignore the mode, and the reads the port does
+// itself after a zero-byte receive must never block.
+func newSocket(family int) (Sock, error) {
+	if err := wsaStartup(); err != nil {
+		return NoSock, err
+	}
+	s, err := windows.WSASocket(int32(family), windows.SOCK_STREAM, windows.IPPROTO_TCP, nil, 0,
+		windows.WSA_FLAG_OVERLAPPED|windows.WSA_FLAG_NO_HANDLE_INHERIT)
+	if err != nil {
+		return NoSock, err
+	}
+	if err := setNonblock(s); err != nil {
+		windows.Closesocket(s)
+		return NoSock, err
+	}
+	return s, nil
+}
+
+func setNonblock(s Sock) error {
+	on := uint32(1)
+	return winapi.Ioctlsocket(s, winapi.FIONBIO, &on)
+}
+
+// CloseSock closes s; an orderly close (FIN) when the kernel has sent all.
+func CloseSock(s Sock) error { return windows.Closesocket(s) }
+
+// AbortSock closes s with a reset (SO_LINGER 0), dropping unsent data.
+func AbortSock(s Sock) error {
+	windows.SetsockoptLinger(s, windows.SOL_SOCKET, windows.SO_LINGER, &windows.Linger{Onoff: 1, Linger: 0})
+	return windows.Closesocket(s)
+}
+
+// ShutdownWrite sends FIN after the bytes already written: a half-close.
+func ShutdownWrite(s Sock) error { return windows.Shutdown(s, windows.SHUT_WR) }
+
+// LocalAddr is the address s is bound to.
+func LocalAddr(s Sock) (netip.AddrPort, error) {
+	sa, err := windows.Getsockname(s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return fromSockaddr(sa), nil
+}
+
+// PeerAddr is the address s is connected to.
+func PeerAddr(s Sock) (netip.AddrPort, error) {
+	sa, err := windows.Getpeername(s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return fromSockaddr(sa), nil
+}
+
+func toSockaddr(a netip.AddrPort) windows.Sockaddr {
+	ip := a.Addr()
+	if ip.Is4() || ip.Is4In6() {
+		return &windows.SockaddrInet4{Port: int(a.Port()), Addr: ip.Unmap().As4()}
+	}
+	sa := &windows.SockaddrInet6{Port: int(a.Port()), Addr: ip.As16()}
+	if z := ip.Zone(); z != "" {
+		if ifi, err := net.InterfaceByName(z); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		}
+	}
+	return sa
+}
+
+func fromSockaddr(sa windows.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *windows.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *windows.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// fromRaw decodes an address GetAcceptExSockaddrs points to, without
+// allocating.
+func fromRaw(rsa *windows.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case windows.AF_INET:
+		p := (*windows.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		port := uint16(p.Port>>8) | uint16(p.Port<<8)
+		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), port)
+	case windows.AF_INET6:
+		p := (*windows.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		port := uint16(p.Port>>8) | uint16(p.Port<<8)
+		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr), port)
+	}
+	return netip.AddrPort{}
+}

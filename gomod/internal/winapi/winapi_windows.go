@@ -1,0 +1,18 @@
+package winapi
+
+import "golang.org/x/sys/windows"
+
+// OverlappedEntry is OVERLAPPED_ENTRY: one completion packet harvested by
+// GetQueuedCompletionStatusEx.
+type OverlappedEntry struct {
+	CompletionKey            uintptr
+	Overlapped               *windows.Overlapped
+	Internal                 uintptr
+	NumberOfBytesTransferred uint32
+}
+
+// FIONBIO is the ioctlsocket command that sets a socket's non-blocking mode.
+const FIONBIO = 0x8004667e
+
+//sys	GetQueuedCompletionStatusEx(port windows.Handle, entries *OverlappedEntry, count uint32, removed *uint32, timeout uint32, alertable bool) (err error) = kernel32.GetQueuedCompletionStatusEx
+//sys	Ioctlsocket(s windows.Handle, cmd uint32, arg *uint32) (err error) [failretval!=0] = ws2_32.ioctlsocket
