@@ -21,6 +21,12 @@ from bench.suite import report  # noqa: E402
 from bench.suite.__main__ import chosen, medians, parse  # noqa: E402
 
 
+def suite_path() -> str:
+    """PYTHONPATH for python -m bench.suite: the project root first, even
+    under PYTHONSAFEPATH (make test's debug run)."""
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+
+
 def cell(**median: Any) -> Dict[str, Any]:
     return {"runs": [median], "median": median, "errors": []}
 
@@ -98,10 +104,8 @@ def test_every_kind_of_scenario_runs_against_pyiocp_and_uvloop(tmp_path: Path) -
             "--only", "uvloop"]
     for name in scenarios:
         argv += ["--scenario", name]
-    # The project root on the path even under PYTHONSAFEPATH (make test's debug run).
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=220,
-                          env={**os.environ, "PYTHONPATH": path})
+                          env={**os.environ, "PYTHONPATH": suite_path()})
     assert done.returncode == 0, done.stderr[-3000:]
     res = json.loads((tmp_path / "results.json").read_text())
     for name in scenarios:
@@ -115,3 +119,15 @@ def test_every_kind_of_scenario_runs_against_pyiocp_and_uvloop(tmp_path: Path) -
             else:
                 assert m["cpu_us"] > 0 and m["per_cpu_s"] > 0
     assert (tmp_path / "RESULTS.md").read_text().startswith("# pyiocp benchmark results")
+
+
+def test_report_is_written_again_from_a_json_record(tmp_path: Path) -> None:
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps({**doc(), "elapsed_s": 60.0}))
+    # A process of its own: matplotlib, where installed, keeps its fonts open.
+    done = subprocess.run([sys.executable, "-m", "bench.suite", "--from-json", str(record), "--out",
+                           str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": suite_path()})
+    assert done.returncode == 0, done.stderr[-2000:]
+    md = (tmp_path / "out" / "RESULTS.md").read_text()
+    assert "| pyiocp io_uring | 120 | 1.20x | 160 | 1.60x | 6.25 | 100 | 900 | 20 |" in md

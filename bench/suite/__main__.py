@@ -40,6 +40,8 @@ def parse(argv: List[str]) -> argparse.Namespace:
     ap.add_argument("--only", action="append", metavar="SERVER", help="only these servers (repeatable)")
     ap.add_argument("--scenario", action="append", metavar="NAME", help="only these scenarios (repeatable)")
     ap.add_argument("--no-syscalls", action="store_true", help="skip counting system calls (needs perf and root)")
+    ap.add_argument("--from-json", type=Path, metavar="FILE",
+                    help="measure nothing: write the report and the plot again from a JSON record")
     ap.add_argument("--out", type=Path, help="directory for the JSON, the report and the plot "
                                              "(default bench/results, the report as bench/RESULTS.md)")
     args = ap.parse_args(argv)
@@ -89,18 +91,15 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def main(argv: List[str]) -> int:
-    args = parse(argv)
+def measure_all(args: argparse.Namespace, argv: List[str]) -> Dict[str, Any]:
+    """Every chosen scenario against every chosen server: the JSON record."""
     raise_fd_limit()
     scenarios = chosen(args)
     knobs = Knobs(args.duration, args.warmup, args.quiet_wait)
-    out_dir = args.out or (RESULTS / "quick" if args.quick else RESULTS)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report = out_dir / "RESULTS.md" if args.out or args.quick else ROOT / "bench/RESULTS.md"
     started = time.monotonic()
     doc: Dict[str, Any] = {"command": "python -m bench.suite " + shlex.join(argv), "machine": describe(ROOT, GO),
-                 "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                 "scenarios": [dataclasses.asdict(sc) for sc in scenarios], "results": {}}
+                           "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                           "scenarios": [dataclasses.asdict(sc) for sc in scenarios], "results": {}}
     with tempfile.TemporaryDirectory() as tmp:
         bindir = Path(tmp)
         build(bindir)
@@ -130,9 +129,22 @@ def main(argv: List[str]) -> int:
             doc["syscalls"] = {s.name: count_syscalls(s, echo50, bindir, knobs)
                                for s in pool if s.kind == "echo"}
     doc["elapsed_s"] = time.monotonic() - started
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    json_path = out_dir / ("results.json" if args.quick else f"{stamp}.json")
-    json_path.write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
+def main(argv: List[str]) -> int:
+    args = parse(argv)
+    out_dir = args.out or (RESULTS / "quick" if args.quick else RESULTS)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = out_dir / "RESULTS.md" if args.out or args.quick else ROOT / "bench/RESULTS.md"
+    if args.from_json:
+        doc = json.loads(args.from_json.read_text())
+        json_path = args.from_json
+    else:
+        doc = measure_all(args, argv)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        json_path = out_dir / ("results.json" if args.quick else f"{stamp}.json")
+        json_path.write_text(json.dumps(doc, indent=1) + "\n")
     png = out_dir / "echo-vs-conns.png"
     drew = plot(doc, png)
     plot_ref = (png.relative_to(report.parent).as_posix() if png.is_relative_to(report.parent) else str(png)) \
@@ -140,7 +152,7 @@ def main(argv: List[str]) -> int:
     report.write_text(markdown(doc, plot_ref))
     print(f"\nwrote {json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path}, "
           f"{report.relative_to(ROOT) if report.is_relative_to(ROOT) else report}"
-          + (f", {png.name}" if drew else "") + f" in {doc['elapsed_s'] / 60:.1f} min", file=sys.stderr)
+          + (f", {png.name}" if drew else "") + f" (the run took {doc['elapsed_s'] / 60:.1f} min)", file=sys.stderr)
     print(report.read_text())
     return 0
 

@@ -164,19 +164,23 @@ def plot(res: Results, path: Path) -> bool:
     points = [sc for sc in res["scenarios"] if sc.get("plot")]
     if len(points) < 2:
         return False
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     servers = list(dict.fromkeys(s for sc in points for s in res["results"].get(sc["name"], {})))
-    for server in servers:
-        xy = [(sc["conns"], _get(res, sc["name"], server, "rate")) for sc in points]
-        xy = [(x, y) for x, y in xy if y is not None]
-        if xy:
-            ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", label=server)
-    ax.set_xscale("log")
-    ax.set_xlabel("connections (64 B echo, one message in flight each)")
-    ax.set_ylabel("msgs/s (median)")
-    ax.set_title("Echo throughput against connection count (server on one CPU)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    panels = (("rate", "msgs/s (median)", "Throughput (the load generator saturates first)"),
+              ("per_cpu_s", "msgs per server CPU-second (median)", "Server efficiency"))
+    for ax, (key, ylabel, title) in zip(axes, panels):
+        for server in servers:
+            xy = [(sc["conns"], _get(res, sc["name"], server, key)) for sc in points]
+            pts = [(x, y) for x, y in xy if y is not None]
+            if pts:
+                ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=server)
+        ax.set_xscale("log")
+        ax.set_xlabel("connections (64 B echo, one message in flight each)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize="small")
+    fig.suptitle("Echo against connection count, server on one CPU")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
