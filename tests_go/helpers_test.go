@@ -348,3 +348,24 @@ func roundTripThrough(srv *engine.Conn, c net.Conn) error {
 	_, err := io.ReadFull(c, b)
 	return err
 }
+
+// fullListener listens with a backlog of 0 and never accepts, after
+// filling the queue: a further connect hangs (in SYN_SENT on Linux).
+func fullListener(t *testing.T) (netip.AddrPort, func()) {
+	t.Helper()
+	addr, closeListener := unacceptingListener(t)
+	var fillers []net.Conn
+	for i := 0; i < 4; i++ {
+		c, err := net.DialTimeout("tcp", addr.String(), 100*time.Millisecond)
+		if err != nil {
+			break
+		}
+		fillers = append(fillers, c)
+	}
+	return addr, func() {
+		for _, c := range fillers {
+			c.Close()
+		}
+		closeListener()
+	}
+}

@@ -2,14 +2,12 @@ package engine_test
 
 import (
 	"bufio"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // What the shared tests need that each OS does its own way (Linux here).
@@ -78,9 +76,9 @@ func procStatus(key string) int64 {
 	return 0
 }
 
-// fullListener listens with a backlog of 0 and never accepts, after
-// filling the queue: a further connect hangs in SYN_SENT.
-func fullListener(t *testing.T) (netip.AddrPort, func()) {
+// unacceptingListener listens on 127.0.0.1 with a backlog of 0 and never
+// accepts (fullListener fills its queue).
+func unacceptingListener(t *testing.T) (netip.AddrPort, func()) {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
@@ -92,20 +90,7 @@ func fullListener(t *testing.T) (netip.AddrPort, func()) {
 	syscall.Listen(fd, 0)
 	sa, _ := syscall.Getsockname(fd)
 	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*syscall.SockaddrInet4).Port))
-	var fillers []net.Conn
-	for i := 0; i < 4; i++ {
-		c, err := net.DialTimeout("tcp", addr.String(), 100*time.Millisecond)
-		if err != nil {
-			break
-		}
-		fillers = append(fillers, c)
-	}
-	return addr, func() {
-		for _, c := range fillers {
-			c.Close()
-		}
-		syscall.Close(fd)
-	}
+	return addr, func() { syscall.Close(fd) }
 }
 
 // setRecvBuffer sets a socket's SO_RCVBUF (from net.Dialer's Control).

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -79,9 +78,9 @@ func peakRSS() int64 { return int64(memoryCounters().PeakWorkingSetSize) }
 
 func resetPeakRSS() {}
 
-// fullListener listens with a backlog of 0 and never accepts, after
-// filling the queue: a further connect hangs.
-func fullListener(t *testing.T) (netip.AddrPort, func()) {
+// unacceptingListener listens on 127.0.0.1 with a backlog of 0 and never
+// accepts (fullListener fills its queue).
+func unacceptingListener(t *testing.T) (netip.AddrPort, func()) {
 	t.Helper()
 	fd, err := windows.Socket(windows.AF_INET, windows.SOCK_STREAM, 0)
 	if err != nil {
@@ -93,20 +92,7 @@ func fullListener(t *testing.T) (netip.AddrPort, func()) {
 	windows.Listen(fd, 0)
 	sa, _ := windows.Getsockname(fd)
 	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*windows.SockaddrInet4).Port))
-	var fillers []net.Conn
-	for i := 0; i < 4; i++ {
-		c, err := net.DialTimeout("tcp", addr.String(), 100*time.Millisecond)
-		if err != nil {
-			break
-		}
-		fillers = append(fillers, c)
-	}
-	return addr, func() {
-		for _, c := range fillers {
-			c.Close()
-		}
-		windows.Closesocket(fd)
-	}
+	return addr, func() { windows.Closesocket(fd) }
 }
 
 // setRecvBuffer sets a socket's SO_RCVBUF (from net.Dialer's Control).
