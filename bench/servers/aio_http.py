@@ -8,12 +8,12 @@ on the default loop or on uvloop.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
 from typing import Optional, cast
+
+from aio_main import run  # beside this file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 from http_server import BadRequest, parse_request, response, route, wants_continue  # noqa: E402
@@ -77,29 +77,5 @@ class Http(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve(port: int) -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(Http, "127.0.0.1", port, backlog=1024)
-    host, port = server.sockets[0].getsockname()[:2]
-    print(f"aio_http: listening on {host}:{port}", flush=True)
-    stop = loop.create_future()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set_result, None)
-    await stop
-    server.close()
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    ap.add_argument("--port", type=int, default=0)
-    args = ap.parse_args()
-    if args.loop == "uvloop":
-        import uvloop
-
-        uvloop.install()
-    asyncio.run(serve(args.port))
-
-
 if __name__ == "__main__":
-    main()
+    run("aio_http", Http)

@@ -1,0 +1,35 @@
+"""What the asyncio yardsticks share: the command line (--loop
+asyncio|uvloop, --port), listening like pyiocp's listen() (127.0.0.1,
+backlog 1024), the "listening on" line the suite waits for, and stopping
+on SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Callable
+
+
+async def _serve(name: str, protocol: Callable[[], asyncio.BaseProtocol], port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(protocol, "127.0.0.1", port, backlog=1024)
+    host, port = server.sockets[0].getsockname()[:2]
+    print(f"{name}: listening on {host}:{port}", flush=True)
+    stop = loop.create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set_result, None)
+    await stop
+    server.close()
+
+
+def run(name: str, protocol: Callable[[], asyncio.BaseProtocol]) -> None:
+    ap = argparse.ArgumentParser(prog=name)
+    ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(_serve(name, protocol, args.port))
