@@ -323,15 +323,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		defer s2.stop()
 		runFor(t, Config{Addr: s2.addr(), Conns: 8, Size: 64, Duration: 100 * time.Millisecond}, 2*time.Second)
 	}()
-	var n int
-	for range 100 {
-		if n = runtime.NumGoroutine(); n <= before {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	buf := make([]byte, 1<<16)
-	t.Fatalf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	goroutinesBackTo(t, before)
 }
 
 func TestTableAndJSON(t *testing.T) {
@@ -385,4 +377,19 @@ func TestNoAllocationPerMessage(t *testing.T) {
 	if perMsg := float64(after.Mallocs-before.Mallocs) / float64(res.Messages); res.Messages < 1000 || perMsg > 0.1 {
 		t.Fatalf("%d messages, %.3f allocations per message", res.Messages, perMsg)
 	}
+}
+
+// goroutinesBackTo fails t unless the goroutine count falls back to
+// before within a second (Run must leave nothing running).
+func goroutinesBackTo(t *testing.T, before int) {
+	t.Helper()
+	var n int
+	for range 100 {
+		if n = runtime.NumGoroutine(); n <= before {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<16)
+	t.Fatalf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 }

@@ -65,13 +65,5 @@ func TestModesNoGoroutineLeak(t *testing.T) {
 		defer s2.stop()
 		runFor(t, Config{Mode: ModeBulk, Addr: s2.addr(), Conns: 2, Size: 4096, Bytes: 1 << 30, Duration: 100 * time.Millisecond}, 2*time.Second)
 	}()
-	var n int
-	for range 100 {
-		if n = runtime.NumGoroutine(); n <= before {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	buf := make([]byte, 1<<16)
-	t.Fatalf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	goroutinesBackTo(t, before)
 }
