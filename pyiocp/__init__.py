@@ -17,7 +17,7 @@ handler, on Python threads::
 from . import _pyiocp, errors
 from ._handler import Handler
 from ._manager import Completion, Listener, SocketManager
-from ._pyiocp import Connection
+from ._pyiocp import Connection, backends
 from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError
 
 _pyiocp._init(errors)
@@ -35,5 +35,6 @@ __all__ = [
     "ManagerClosed",
     "ProtocolError",
     "SocketManager",
+    "backends",
     "errors",
 ]

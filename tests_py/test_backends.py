@@ -4,7 +4,10 @@ saying why, where it does not."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import textwrap
+
+import pytest
 
 import pyiocp
 from iocp_helpers import PYTHON, Echo, client, recv_exactly
@@ -54,6 +57,7 @@ FORBIDDEN_CHILD = textwrap.dedent("""
     lst = mgr.listen("127.0.0.1", 0)
     mgr.start()
     print("backend", mgr.stats()["backend"], flush=True)
+    print("backends", *pyiocp.backends(), flush=True)
     for line in lines:
         print("log", line, flush=True)
     print("port", lst.address[1], flush=True)
@@ -68,6 +72,7 @@ FORBIDDEN_CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.linux  # seccomp, io_uring and epoll
 def test_auto_falls_back_to_epoll_where_io_uring_is_forbidden() -> None:
     proc = subprocess.Popen([PYTHON, "-c", FORBIDDEN_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -93,15 +98,20 @@ def test_auto_falls_back_to_epoll_where_io_uring_is_forbidden() -> None:
             proc.wait()
     assert proc.returncode == 0, err
     assert got["backend"] == "epoll"
+    assert got["backends"] == "epoll"
     assert len(logs) == 1, logs
     assert "io_uring" in logs[0] and "not permitted" in logs[0] and "using epoll" in logs[0], logs
     # Asking for io_uring by name is an error at the call, saying why.
     assert out.startswith("named PermissionError EPERM [Errno 1] io_uring unavailable: "), out
 
 
-def test_auto_picks_io_uring_where_it_works() -> None:
+def test_auto_picks_the_first_backend_that_works() -> None:
+    # On Linux io_uring (CI's kernel allows it), then epoll; on Windows the
+    # completion port.
+    expected = ["iocp"] if sys.platform == "win32" else ["io_uring", "epoll"]
+    assert pyiocp.backends() == expected
     with pyiocp.SocketManager(Echo()) as mgr:
-        assert mgr.stats()["backend"] == "io_uring"
+        assert mgr.stats()["backend"] == expected[0]
 
 
 def test_stats_names_the_backend_asked_for(backend: str) -> None:

@@ -17,6 +17,7 @@ def test_public_names() -> None:
         "ManagerClosed",
         "ProtocolError",
         "SocketManager",
+        "backends",
         "errors",
     ]
     for name in pyiocp.__all__:

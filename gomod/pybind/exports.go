@@ -5,6 +5,7 @@ package main
 
 /*
 #cgo CFLAGS: -O2 -Wall -Wno-unused-parameter
+#cgo windows LDFLAGS: -lws2_32
 #include "glue.h"
 */
 import "C"
@@ -12,6 +13,8 @@ import "C"
 import (
 	"errors"
 	"net/netip"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 	"unsafe"
@@ -28,8 +31,10 @@ func setErr(e *C.pyiocp_error, err error) C.int {
 		e.code = C.int32_t(code)
 		e.err_errno = C.int32_t(errno)
 		msg := ""
-		if _, bare := err.(syscall.Errno); err != nil && !bare {
-			msg = err.Error() // a bare errno: the C side words it (strerror)
+		// A bare errno is worded by the C side (strerror, as Python words
+		// it), but strerror knows no Windows error: Go words those.
+		if _, bare := err.(syscall.Errno); err != nil && (!bare || runtime.GOOS == "windows") {
+			msg = err.Error()
 		}
 		putString(e.msg[:], msg)
 	}
@@ -68,6 +73,23 @@ func putString(dst []C.char, s string) {
 }
 
 func duration(ns C.int64_t) time.Duration { return time.Duration(ns) }
+
+// pyiocpBackends writes the names of the backends that work here,
+// preferred first and separated by spaces, into out (n bytes).
+//
+//export pyiocpBackends
+func pyiocpBackends(out *C.char, n C.int) {
+	putString(unsafe.Slice(out, int(n)), strings.Join(engine.Backends(), " "))
+}
+
+// epoch is where pyiocpMonotonicNs counts from.
+var epoch = time.Now()
+
+// pyiocpMonotonicNs is a monotonic clock in nanoseconds, for the C side's
+// poll deadlines (Go's clock: C has no portable monotonic one).
+//
+//export pyiocpMonotonicNs
+func pyiocpMonotonicNs() C.int64_t { return C.int64_t(time.Since(epoch)) }
 
 func conn(h C.int64_t, slot C.uint32_t, id C.uint64_t) *engine.Conn {
 	e := lookup(int64(h))

@@ -14,9 +14,13 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h> /* inet_pton, inet_ntop */
+#else
 #include <arpa/inet.h>
+#endif
 #include <string.h>
-#include <time.h>
 #include "glue.h"
 #include "_cgo_export.h"
 
@@ -25,13 +29,6 @@
 /* The main thread (serve_forever, poll) wakes this often to run signal
  * handlers: Ctrl-C is seen within it. */
 #define MAIN_SLICE_NS 100000000LL
-
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed;
 static PyObject *kind_names[NKINDS];
@@ -85,20 +82,19 @@ static PyObject *raise_code(int code, const pyiocp_error *e)
     case PYIOCP_E_VALUE:
         PyErr_SetString(PyExc_ValueError, msg);
         break;
-    case PYIOCP_E_OS:
-        if (msg[0]) {
-            /* OSError(errno, what the engine said): the errno's subclass, with
-             * the reason (a backend unavailable says why). */
-            PyObject *args = Py_BuildValue("(is)", e->err_errno, msg);
-            if (args) {
-                PyErr_SetObject(PyExc_OSError, args);
-                Py_DECREF(args);
-            }
-            break;
+    case PYIOCP_E_OS: {
+        /* OSError(errno, reason): the errno's subclass, worded by the engine
+         * (a backend unavailable says why) or else by strerror. Not through
+         * the C errno: on Windows this module's C runtime and Python's are
+         * two, each with its own errno. */
+        int code = e ? e->err_errno : EIO;
+        PyObject *args = Py_BuildValue("(is)", code, msg[0] ? msg : strerror(code));
+        if (args) {
+            PyErr_SetObject(PyExc_OSError, args);
+            Py_DECREF(args);
         }
-        errno = e ? e->err_errno : EIO;
-        PyErr_SetFromErrno(PyExc_OSError);
         break;
+    }
     case PYIOCP_E_TIMEOUT:
         PyErr_SetString(PyExc_TimeoutError, msg);
         break;
@@ -599,12 +595,12 @@ static PyObject *Engine_poll(EngineObject *self, PyObject *args)
     if (max < 1)
         return PyErr_Format(PyExc_ValueError, "max=%d: must be at least 1", max);
     if (timeout_ns >= 0)
-        deadline = now_ns() + timeout_ns;
+        deadline = pyiocpMonotonicNs() + timeout_ns;
     evs = PyMem_Malloc((size_t)max * sizeof(*evs));
     if (!evs)
         return PyErr_NoMemory();
     for (;;) {
-        long long slice = timeout_ns < 0 ? -1 : deadline - now_ns();
+        long long slice = timeout_ns < 0 ? -1 : deadline - pyiocpMonotonicNs();
         int n, quit = 0, logs = 0;
         if (timeout_ns >= 0 && slice < 0)
             slice = 0;
@@ -640,7 +636,7 @@ static PyObject *Engine_poll(EngineObject *self, PyObject *args)
         }
         if (is_main && PyErr_CheckSignals() < 0)
             break;
-        if (timeout_ns >= 0 && now_ns() >= deadline) {
+        if (timeout_ns >= 0 && pyiocpMonotonicNs() >= deadline) {
             list = PyList_New(0);
             break;
         }
@@ -971,8 +967,24 @@ static PyObject *mod_init(PyObject *mod, PyObject *errors)
     Py_RETURN_NONE;
 }
 
+/* backends() -> list of str: the engine's backends that work here,
+ * preferred first. */
+static PyObject *mod_backends(PyObject *mod, PyObject *unused)
+{
+    char names[256];
+    PyObject *text, *list;
+    pyiocpBackends(names, (int)sizeof(names));
+    text = PyUnicode_FromString(names);
+    if (!text)
+        return NULL;
+    list = PyUnicode_Split(text, NULL, -1);
+    Py_DECREF(text);
+    return list;
+}
+
 static PyMethodDef module_methods[] = {
     {"_init", mod_init, METH_O, "_init(errors_module): the exception classes to raise"},
+    {"backends", mod_backends, METH_NOARGS, "backends() -> the backends that work here, preferred first"},
     {"bench_start", bench_start, METH_VARARGS, "bench_start(addr, conns, size, depth, duration_ns, warmup_ns) -> handle"},
     {"bench_progress", bench_progress, METH_O, "bench_progress(handle) -> (elapsed_s, messages, msgs_per_sec)"},
     {"bench_wait", bench_wait, METH_VARARGS, "bench_wait(handle, timeout_ns) -> result dict, or None while running"},
