@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import random
 import socket
+import sys
 import threading
 from typing import List
 
 import pytest
 
 import pyiocp
-from iocp_helpers import Echo, Recorder, client, recv_exactly, small_rcvbuf_client, wait_until
+from iocp_helpers import Echo, Recorder, client, fd_count, recv_exactly, small_rcvbuf_client, wait_until
 from pyiocp.testing import ManagerFactory
 
 SIZES_SMALL = [1, 2, 7, 100, 1000, 4096, 65535, 65536, 65537]
@@ -196,18 +198,29 @@ def test_echo_ipv6_loopback(iocp_manager: ManagerFactory, backend: str) -> None:
     rec.wait_all_closed(3)
 
 
-def test_reuse_port_lets_two_managers_share_a_port(iocp_manager: ManagerFactory, backend: str) -> None:
-    a = iocp_manager(Recorder(echo=True), backend=backend)
-    b = iocp_manager(Recorder(echo=True), backend=backend)
-    la = a.listen("127.0.0.1", 0, reuse_port=True)
-    lb = b.listen("127.0.0.1", la.address[1], reuse_port=True)
-    assert lb.address == la.address
-    for i in range(40):
-        with client(la.address) as s:
-            s.sendall(b"%d" % i)
-            assert recv_exactly(s, len(b"%d" % i)) == b"%d" % i
-    wait_until(lambda: a.stats()["closed"] + b.stats()["closed"] == 40)
-    assert a.stats()["accepted"] + b.stats()["accepted"] == 40
+if sys.platform == "win32":
+    def test_reuse_port_is_refused_on_windows(iocp_manager: ManagerFactory, backend: str) -> None:
+        # No SO_REUSEPORT there (SO_REUSEADDR would let a socket steal the port).
+        mgr = iocp_manager(Echo(), backend=backend)
+        before = fd_count()
+        with pytest.raises(OSError) as info:
+            mgr.listen("127.0.0.1", 0, reuse_port=True)
+        assert info.value.errno == errno.EOPNOTSUPP, info.value
+        assert fd_count() == before
+        assert mgr.stats()["listeners"] == 0
+else:
+    def test_reuse_port_lets_two_managers_share_a_port(iocp_manager: ManagerFactory, backend: str) -> None:
+        a = iocp_manager(Recorder(echo=True), backend=backend)
+        b = iocp_manager(Recorder(echo=True), backend=backend)
+        la = a.listen("127.0.0.1", 0, reuse_port=True)
+        lb = b.listen("127.0.0.1", la.address[1], reuse_port=True)
+        assert lb.address == la.address
+        for i in range(40):
+            with client(la.address) as s:
+                s.sendall(b"%d" % i)
+                assert recv_exactly(s, len(b"%d" % i)) == b"%d" % i
+        wait_until(lambda: a.stats()["closed"] + b.stats()["closed"] == 40)
+        assert a.stats()["accepted"] + b.stats()["accepted"] == 40
 
 
 def test_listen_on_all_interfaces(iocp_manager: ManagerFactory, backend: str) -> None:

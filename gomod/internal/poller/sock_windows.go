@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -29,10 +28,11 @@ var wsaStartup = sync.OnceValue(func() error {
 // address it is bound to (the port filled in when addr's is 0). Accepted
 // sockets get TCP_NODELAY as on Linux. SO_REUSEADDR is not set: on Windows
 // it would let another socket bind the same port, and TIME_WAIT does not
-// block a listener there. reusePort has no Windows equivalent.
+// block a listener there. reusePort has no Windows equivalent: asking for
+// it is WSAEOPNOTSUPP (Python's errno.EOPNOTSUPP there).
 func ListenTCP(addr netip.AddrPort, backlog int, reusePort bool) (Sock, netip.AddrPort, error) {
 	if reusePort {
-		return NoSock, netip.AddrPort{}, syscall.EWINDOWS
+		return NoSock, netip.AddrPort{}, windows.WSAEOPNOTSUPP
 	}
 	s, err := newTCPSocket(addr.Addr())
 	if err != nil {
