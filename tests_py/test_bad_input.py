@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Tuple, Type, TypeVar
 import pytest
 
 import pyiocp
-from iocp_helpers import Echo, Recorder, client, fd_count, recv_exactly, wait_until
+from iocp_helpers import Echo, Recorder, client, fd_count, fds_settled, recv_exactly, wait_until
 from pyiocp.testing import ManagerFactory
 
 
@@ -155,8 +155,10 @@ def test_listen_port_in_use(iocp_manager: ManagerFactory, backend: str) -> None:
         port = taken.getsockname()[1]
         err = raises_cleanly(OSError, mgr.listen, "127.0.0.1", port)
         assert err.errno == errno.EADDRINUSE
-    # and one of its own listeners
+    # and one of its own listeners, once its worker has posted its accepts
+    # (on Windows each AcceptEx posted holds a new socket)
     lst = mgr.listen("127.0.0.1", 0)
+    fds_settled()
     err = raises_cleanly(OSError, mgr.listen, "127.0.0.1", lst.address[1])
     assert err.errno == errno.EADDRINUSE
     assert mgr.stats()["listeners"] == 1

@@ -30,6 +30,7 @@ def test_help(args: List[str]) -> None:
     assert "usage:" in r.stdout
 
 
+@pytest.mark.linux  # the `pyiocp` script of the project's .venv
 def test_script_help() -> None:
     r = subprocess.run([PYIOCP_SCRIPT, "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
@@ -89,6 +90,7 @@ def _stop(proc: "subprocess.Popen[str]", sig: int) -> Tuple[int, float]:
     return code, time.monotonic() - t0
 
 
+@pytest.mark.linux  # stops a child with SIGINT / SIGTERM, which Windows cannot send
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_echo_then_bench_json(workers: str) -> None:
     with echo_server("--workers", workers) as (proc, port):
@@ -109,6 +111,7 @@ def test_echo_then_bench_json(workers: str) -> None:
     assert elapsed < 0.5, elapsed
 
 
+@pytest.mark.linux  # stops a child with SIGINT / SIGTERM, which Windows cannot send
 def test_bench_table_output() -> None:
     with echo_server() as (proc, port):
         r = run("bench", "--port", str(port), "--conns", "2", "--duration", "0.3", "--warmup", "0")
@@ -129,6 +132,7 @@ def test_bench_against_a_closed_port_exits_1() -> None:
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.linux  # Windows cannot send a child SIGINT or SIGTERM
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_echo_stops_on_signal_with_exit_0(sig: int) -> None:
     with echo_server() as (proc, port):

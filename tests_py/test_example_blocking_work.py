@@ -6,8 +6,14 @@ from __future__ import annotations
 import hashlib
 import time
 
+import pytest
+
 from example_procs import example, running
 from pyiocp.testing import Client
+
+# Linux: the servers run as subprocesses stopped with SIGINT or SIGTERM,
+# which Windows cannot send to a child process.
+pytestmark = pytest.mark.linux
 
 
 def test_jobs_run_on_the_pool_and_the_worker_stays_free(backend: str) -> None:

@@ -10,6 +10,10 @@ import pytest
 from example_procs import Server, example, running
 from pyiocp.testing import Client
 
+# Linux: the servers run as subprocesses stopped with SIGINT or SIGTERM,
+# which Windows cannot send to a child process.
+pytestmark = pytest.mark.linux
+
 
 @pytest.fixture
 def chat(backend: str) -> Iterator[Server]:

@@ -64,6 +64,7 @@ def download(address: Tuple[str, int], *, rcvbuf: Optional[int] = None, pause: f
     return int(size_text), digest, got, h.hexdigest()
 
 
+@pytest.mark.linux  # stops a child with SIGINT / SIGTERM, which Windows cannot send
 def test_a_large_file_arrives_whole_to_fast_and_slow_clients(big_file: Tuple[Path, str], backend: str) -> None:
     path, digest = big_file
     argv = example("file_transfer.py", "--file", str(path), "--send-buffer-limit", str(1 << 20), "--backend", backend)
@@ -93,6 +94,7 @@ def test_a_large_file_arrives_whole_to_fast_and_slow_clients(big_file: Tuple[Pat
         assert slow_at < SIZE, "the slow client was done before two fast ones"
 
 
+@pytest.mark.linux  # stops a child with SIGINT / SIGTERM, which Windows cannot send
 def test_clients_that_leave_early(big_file: Tuple[Path, str], backend: str) -> None:
     """Clients that reset after the first MiB: the server closes the file
     of each (on_close) and keeps serving, and stops at once on SIGINT."""

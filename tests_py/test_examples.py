@@ -14,6 +14,10 @@ import pytest
 
 from iocp_helpers import PYTHON, recv_exactly, small_rcvbuf_client
 
+# Linux: the servers run as subprocesses stopped with SIGINT or SIGTERM,
+# which Windows cannot send to a child process.
+pytestmark = pytest.mark.linux
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -41,6 +41,7 @@ def test_help(name: str) -> None:
     assert r.stdout.startswith("usage:") and "--port" in r.stdout and "--host" in r.stdout
 
 
+@pytest.mark.linux  # Windows cannot send a child SIGINT or SIGTERM
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("name", NAMES)
 def test_stops_cleanly_on_a_signal(name: str, sig: int) -> None:

@@ -47,6 +47,7 @@ import pytest
 
 import pyiocp
 from iocp_helpers import client
+from pyiocp.testing import fd_table
 from iocp_helpers import recv_exactly as recv_exactly  # the fault tests take them from here
 from iocp_helpers import recv_until_eof as recv_until_eof
 
@@ -70,40 +71,92 @@ def pick(short: T, long: T) -> T:
 
 
 def fd_targets() -> Dict[int, str]:
-    out: Dict[int, str] = {}
-    for name in os.listdir("/proc/self/fd"):
+    return fd_table()
+
+
+if sys.platform == "win32":
+    import ctypes
+    from ctypes import wintypes
+
+    class _MemoryCounters(ctypes.Structure):  # PROCESS_MEMORY_COUNTERS
+        _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD),
+                    ("PeakWorkingSetSize", ctypes.c_size_t), ("WorkingSetSize", ctypes.c_size_t),
+                    ("QuotaPeakPagedPoolUsage", ctypes.c_size_t), ("QuotaPagedPoolUsage", ctypes.c_size_t),
+                    ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t), ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
+                    ("PagefileUsage", ctypes.c_size_t), ("PeakPagefileUsage", ctypes.c_size_t)]
+
+    def _memory() -> _MemoryCounters:
+        kernel32 = ctypes.WinDLL("kernel32")
+        kernel32.GetCurrentProcess.restype = wintypes.HANDLE
+        kernel32.K32GetProcessMemoryInfo.argtypes = [wintypes.HANDLE, ctypes.c_void_p, wintypes.DWORD]
+        counters = _MemoryCounters()
+        counters.cb = ctypes.sizeof(counters)
+        if not kernel32.K32GetProcessMemoryInfo(kernel32.GetCurrentProcess(), ctypes.byref(counters),
+                                                counters.cb):
+            raise ctypes.WinError()
+        return counters
+
+    def rss() -> int:
+        """The working set: the resident set, as Windows calls it."""
+        return int(_memory().WorkingSetSize)
+
+    def peak_rss() -> int:
+        return int(_memory().PeakWorkingSetSize)
+
+    def reset_peak_rss() -> None:
+        """Windows keeps the peak since the process started: no reset."""
+
+    class _ThreadEntry(ctypes.Structure):  # THREADENTRY32
+        _fields_ = [("dwSize", wintypes.DWORD), ("cntUsage", wintypes.DWORD), ("th32ThreadID", wintypes.DWORD),
+                    ("th32OwnerProcessID", wintypes.DWORD), ("tpBasePri", wintypes.LONG),
+                    ("tpDeltaPri", wintypes.LONG), ("dwFlags", wintypes.DWORD)]
+
+    def os_threads() -> int:
+        """This process's threads, the Go runtime's among them."""
+        kernel32 = ctypes.WinDLL("kernel32")
+        kernel32.CreateToolhelp32Snapshot.restype = wintypes.HANDLE
+        for walk in (kernel32.Thread32First, kernel32.Thread32Next):
+            walk.argtypes = [wintypes.HANDLE, ctypes.c_void_p]
+        kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
+        snap = kernel32.CreateToolhelp32Snapshot(0x4, 0)  # TH32CS_SNAPTHREAD
+        entry = _ThreadEntry()
+        entry.dwSize = ctypes.sizeof(entry)
+        n, pid = 0, os.getpid()
         try:
-            out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+            more = kernel32.Thread32First(snap, ctypes.byref(entry))
+            while more:
+                n += entry.th32OwnerProcessID == pid
+                more = kernel32.Thread32Next(snap, ctypes.byref(entry))
+        finally:
+            kernel32.CloseHandle(snap)
+        return n
+else:
+    def proc_status(key: str) -> int:
+        """A field of /proc/self/status (kB fields in bytes)."""
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    value = line.split()[1]
+                    return int(value) * 1024 if line.rstrip().endswith("kB") else int(value)
+        return 0
+
+    def rss() -> int:
+        return proc_status("VmRSS")
+
+    def peak_rss() -> int:
+        return proc_status("VmHWM")
+
+    def reset_peak_rss() -> None:
+        """Restart VmHWM at the current RSS (Linux >= 4.0)."""
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
         except OSError:
-            pass  # the descriptor listdir used
-    return out
+            pass
 
-
-def proc_status(key: str) -> int:
-    """A field of /proc/self/status (kB fields in bytes)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                value = line.split()[1]
-                return int(value) * 1024 if line.rstrip().endswith("kB") else int(value)
-    return 0
-
-
-def rss() -> int:
-    return proc_status("VmRSS")
-
-
-def peak_rss() -> int:
-    return proc_status("VmHWM")
-
-
-def reset_peak_rss() -> None:
-    """Restart VmHWM at the current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+    def os_threads() -> int:
+        """This process's threads, the Go runtime's among them."""
+        return proc_status("Threads")
 
 
 def stat(mgr: pyiocp.SocketManager, key: str) -> int:
@@ -138,7 +191,7 @@ class Scenario:
         self.threads = live_threads()
         self.rss = rss()
         self.blocks = sys.getallocatedblocks()
-        self.os_threads = proc_status("Threads")
+        self.os_threads = os_threads()
         self.start = time.monotonic()
         reset_peak_rss()
 
@@ -202,7 +255,7 @@ class Scenario:
         self.baseline = {
             "fds": [len(self.fds), len(fds)],
             "threads": [len(self.threads), len(threads)],
-            "os_threads": [self.os_threads, proc_status("Threads")],
+            "os_threads": [self.os_threads, os_threads()],
             "rss_mib": [round(self.rss / (1 << 20), 1), round(peak / (1 << 20), 1), round(now_rss / (1 << 20), 1)],
             "blocks": [self.blocks, sys.getallocatedblocks()],
         }
@@ -373,6 +426,7 @@ class Closes:
     def open(self, conn: pyiocp.Connection) -> None:
         with self.cond:
             self.opened.add(conn.id)
+            self.cond.notify_all()
 
     def close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
         with self.cond:
@@ -384,6 +438,23 @@ class Closes:
         with self.cond:
             if not self.cond.wait_for(lambda: len(self.count) >= n, timeout):
                 raise AssertionError(f"{len(self.count)} of {n} connections closed after {timeout} s")
+
+    def wait_opened_closed(self, but: int = 0, timeout: float = 30.0) -> None:
+        """Waits until every connection opened so far, but `but` of them,
+        has closed, and no new one opened for a tenth of a second."""
+        def settled() -> bool:
+            return len(set(self.count) & self.opened) == len(self.opened) - but
+
+        with self.cond:
+            deadline = time.monotonic() + timeout
+            while True:
+                if not self.cond.wait_for(settled, max(0.0, deadline - time.monotonic())):
+                    raise AssertionError(f"{len(set(self.count) & self.opened)} of {len(self.opened)} opened "
+                                         f"connections closed after {timeout} s, {but} to stay open")
+                opened = len(self.opened)
+                self.cond.wait(0.1)
+                if len(self.opened) == opened and settled():
+                    return
 
     def check_once(self, outbound: Sequence[int] = ()) -> None:
         """Every connection closed exactly once; only outbound ones may
@@ -425,12 +496,15 @@ def test_scenario_check_catches_a_leaked_fd_and_thread(backend: str) -> None:
 
 def test_debug_run_loads_the_debug_build() -> None:
     """``make test``'s debug run (PYIOCP_DEBUG_RUN=1) must test the extension
-    built with cgocheck2, under PYTHONMALLOC=debug and -X dev; every other
-    run tests the in-tree extension."""
+    built with cgocheck2, under PYTHONMALLOC=debug and -X dev; the Windows
+    run (make test-windows-python) the one cross-built into build/windows;
+    every other run tests the in-tree extension."""
     from pyiocp import _pyiocp
 
     ext = Path(_pyiocp.__file__).resolve()
-    if os.environ.get("PYIOCP_DEBUG_RUN") == "1":
+    if sys.platform == "win32":
+        assert ext.parent == REPO / "build" / "windows" / "pkg" / "pyiocp", f"imported {ext}"
+    elif os.environ.get("PYIOCP_DEBUG_RUN") == "1":
         assert sys.flags.dev_mode, "the debug run must use python -X dev"
         assert os.environ.get("PYTHONMALLOC") == "debug"
         assert ext.parent != REPO / "pyiocp", f"the debug run imported the in-tree extension {ext}"

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import pytest
+
 import pyiocp
 from test_faults_harness import (
     LOOPBACK, Address, Closes, ScenarioFactory, connect, mib, payload, recv_exactly, rss, run_all, stat,
@@ -412,6 +414,7 @@ class Child:
                 f.close()
 
 
+@pytest.mark.linux  # RLIMIT_NOFILE: Windows has no descriptor limit to run into
 def test_fault_out_of_file_descriptors(scenario: ScenarioFactory, backend: str) -> None:
     """A server process runs out of descriptors (RLIMIT_NOFILE lowered, the
     rest filled) while a peer connects: accepts fail with EMFILE; the

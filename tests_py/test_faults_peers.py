@@ -15,6 +15,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import pyiocp
+from iocp_helpers import RESETS_LOST
 from test_faults_harness import (
     LOOPBACK, STALL_BOUND, Closes, ControlClient, ScenarioFactory, connect, mib, ms, payload, pick,
     recv_exactly, recv_until_eof, reset_close, run_all, sha, stat, wait_until,
@@ -117,12 +118,21 @@ def test_fault_peer_reset_mid_transfer(scenario: ScenarioFactory) -> None:
             reset_close(s)
 
     run_all(client, 2 * each, 16)
-    h.closes.wait(2 * each)
+    # An upload can be reset before the server accepts it: with more
+    # connections at once than the listen backlog, the kernel lets a client
+    # connect and send while the server's side still waits in the SYN queue
+    # (on Windows, AcceptEx fails for a connection reset before it
+    # completed), and the reset drops it unseen. Every connection the
+    # server did open must end, once, with a reset.
+    h.closes.wait_opened_closed(but=1)  # the control client's
     n, worst, mean = ctl.stop()
-    h.closes.wait(2 * each + 1)
+    h.closes.wait_opened_closed()
     h.closes.check_once()
-    for mode in "DU":
-        bad = [e for e in h.errors_of(mode) if not is_reset(e)]
+    unseen = 2 * each + 1 - len(h.closes.opened)
+    for mode, seen in (("D", each), ("U", each - unseen)):
+        errors = h.errors_of(mode)
+        assert len(errors) == seen, f"{mode}: {len(errors)} connections, {seen} expected"
+        bad = [e for e in errors if not (is_reset(e) or (RESETS_LOST and e is None))]
         assert not bad, f"{mode}: reset connections closed with {bad[:5]}"
     assert stat(mgr, "listeners") == 1
     with connect(addr) as s:

@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, List
 
+import pytest
+
 import pyiocp
 from example_procs import running
 from iocp_helpers import PYTHON, REPO
@@ -34,6 +36,7 @@ def shell_lines(text: str, prefix: str) -> List[str]:
     return [line for line in lines if line.startswith(prefix)]
 
 
+@pytest.mark.linux  # runs the README's shell commands and stops its server with SIGINT
 def test_quick_start(tmp_path: Path) -> None:
     """The two files of the quick start, in a directory of their own: the
     server runs (on a free port given as its argument rather than 7000),
