@@ -103,8 +103,11 @@ func (m *Manager) Drain(i int) {
 // Poll runs one round of worker i on the calling thread and returns its
 // events (at most max; 0: no limit), valid until the worker's next Poll.
 // quit reports that the worker has finished after Shutdown. It blocks up to
-// timeout (negative: no limit) when nothing happens. One thread at a time
-// polls a worker; the Python binding's worker threads and Go's Run call it.
+// timeout (negative: no limit) when nothing happens, but a round that was
+// woken for the worker's own work (a Listen or Connect to apply, a log
+// line for the binding to take) returns before it with no events: a caller
+// that wants the whole timeout polls again. One thread at a time polls a
+// worker; the Python binding's worker threads and Go's Run call it.
 func (m *Manager) Poll(i, max int, timeout time.Duration) (evs []Event, quit bool) {
 	w := m.workers[i]
 	w.drive.Lock()
