@@ -3,7 +3,6 @@ package poller
 import (
 	"net"
 	"net/netip"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -102,16 +101,6 @@ func PeerAddr(s Sock) (netip.AddrPort, error) {
 		return netip.AddrPort{}, err
 	}
 	return fromSockaddr(sa), nil
-}
-
-// IsTemporary reports accept errors that say nothing about the listener:
-// the peer went away first, or the process is short of descriptors/memory.
-func IsTemporary(err error) bool {
-	switch err {
-	case syscall.ECONNABORTED, syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EPROTO, syscall.EPERM:
-		return true
-	}
-	return false
 }
 
 func toSockaddr(a netip.AddrPort) unix.Sockaddr {
