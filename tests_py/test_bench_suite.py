@@ -89,6 +89,7 @@ def test_medians_leave_out_failed_repetitions() -> None:
 def test_quick_mode_shrinks_bulk_and_idle() -> None:
     quick = {sc.name: sc for sc in chosen(parse(["--quick"]))}
     assert quick["bulk-1GiB"].nbytes == 128 << 20 and quick["idle-10k"].conns == 2000
+    assert quick["idle-10k"].hold == 1.0
     assert "echo-1x64" not in quick
     full = {sc.name: sc for sc in chosen(parse([]))}
     assert full["bulk-1GiB"].nbytes == 1 << 30 and full["idle-10k"].conns == 10_000

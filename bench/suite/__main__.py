@@ -20,7 +20,7 @@ from . import __doc__ as USAGE
 from .machine import describe
 from .measure import Knobs, count_syscalls, measure
 from .report import markdown, plot
-from .scenarios import QUICK_BULK_BYTES, QUICK_IDLE_CONNS, SCENARIOS, Scenario
+from .scenarios import QUICK_BULK_BYTES, QUICK_IDLE_CONNS, QUICK_IDLE_HOLD, SCENARIOS, Scenario
 from .servers import GO, ROOT, build, servers
 
 RESULTS = ROOT / "bench/results"
@@ -33,7 +33,7 @@ def parse(argv: List[str]) -> argparse.Namespace:
                     help="fewer servers and scenarios, shorter and smaller (about 2 minutes); "
                          "writes bench/results/quick/, not bench/RESULTS.md")
     ap.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
-    ap.add_argument("--duration", type=float, help="measured seconds per run (default 5, quick 2)")
+    ap.add_argument("--duration", type=float, help="measured seconds per run (default 5, quick 1.5)")
     ap.add_argument("--warmup", type=float, help="seconds of traffic before measuring (default 1, quick 0.5)")
     ap.add_argument("--quiet-wait", type=float, default=20.0,
                     help="longest wait for a quiet machine before each run (seconds)")
@@ -46,7 +46,7 @@ def parse(argv: List[str]) -> argparse.Namespace:
                                              "(default bench/results, the report as bench/RESULTS.md)")
     args = ap.parse_args(argv)
     args.reps = args.reps or (1 if args.quick else 3)
-    args.duration = args.duration or (2.0 if args.quick else 5.0)
+    args.duration = args.duration or (1.5 if args.quick else 5.0)
     args.warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0)
     if args.reps < 1 or args.duration <= 0.8 or args.warmup < 0:
         ap.error("--reps must be >= 1, --duration > 0.8, --warmup >= 0")
@@ -67,7 +67,8 @@ def chosen(args: argparse.Namespace) -> List[Scenario]:
         if args.quick and sc.mode == "bulk":
             sc = dataclasses.replace(sc, nbytes=QUICK_BULK_BYTES, title=sc.title.replace("1 GiB", "128 MiB"))
         if args.quick and sc.mode == "idle":
-            sc = dataclasses.replace(sc, conns=QUICK_IDLE_CONNS, title=sc.title.replace("10,000", "2,000"))
+            sc = dataclasses.replace(sc, conns=QUICK_IDLE_CONNS, hold=QUICK_IDLE_HOLD,
+                                     title=sc.title.replace("10,000", "2,000"))
         out.append(sc)
     return out
 

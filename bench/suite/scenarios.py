@@ -49,3 +49,4 @@ SCENARIOS: List[Scenario] = [
 # --quick shrinks what takes long.
 QUICK_BULK_BYTES = 128 << 20
 QUICK_IDLE_CONNS = 2_000
+QUICK_IDLE_HOLD = 1.0  # seconds

@@ -45,7 +45,7 @@ def servers(bindir: Path) -> List[Server]:
     engine = str(bindir / "engineecho")
     return [
         Server("pyiocp io_uring", "echo", (PY, echo, "--port", "0", "--backend", "io_uring")),
-        Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll")),
+        Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll"), quick=False),
         Server("pyiocp io_uring w2", "echo", (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"),
                quick=False),
         Server("uvloop", "echo", (PY, aio_echo, "--loop", "uvloop")),
