@@ -32,6 +32,10 @@ def parse(argv: List[str]) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="fewer servers and scenarios, shorter and smaller (about 2 minutes); "
                          "writes bench/results/quick/, not bench/RESULTS.md")
+    ap.add_argument("--client", choices=["engine", "net"], default="engine",
+                    help="the load generator's client in the echo scenarios: engine (every connection on one "
+                         "worker of pyiocp's engine, batched system calls; default) or net (a goroutine per "
+                         "connection on Go's net package, which saturates first at hundreds of connections)")
     ap.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     ap.add_argument("--duration", type=float, help="measured seconds per run (default 5, quick 1.5)")
     ap.add_argument("--warmup", type=float, help="seconds of traffic before measuring (default 1, quick 0.5)")
@@ -96,7 +100,7 @@ def measure_all(args: argparse.Namespace, argv: List[str]) -> Dict[str, Any]:
     """Every chosen scenario against every chosen server: the JSON record."""
     raise_fd_limit()
     scenarios = chosen(args)
-    knobs = Knobs(args.duration, args.warmup, args.quiet_wait)
+    knobs = Knobs(args.duration, args.warmup, args.quiet_wait, args.client)
     started = time.monotonic()
     doc: Dict[str, Any] = {"command": "python -m bench.suite " + shlex.join(argv), "machine": describe(ROOT, GO),
                            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

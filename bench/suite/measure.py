@@ -37,6 +37,7 @@ class Knobs:
     duration: float
     warmup: float
     quiet_wait: float
+    client: str = "engine"  # pyiocp-loadgen -client of the echo scenarios
 
 
 def _children_cpu() -> float:
@@ -48,7 +49,8 @@ def _loadgen(bindir: Path, port: int, sc: Scenario, k: Knobs) -> List[str]:
     argv = ["taskset", "-c", CLIENT_CPU, str(bindir / "pyiocp-loadgen"), "-addr", f"127.0.0.1:{port}",
             "-conns", str(sc.conns), "-size", str(sc.size), "-json"]
     if sc.mode == "echo":
-        argv += ["-depth", str(sc.depth), "-duration", f"{k.duration}s", "-warmup", f"{k.warmup}s"]
+        argv += ["-depth", str(sc.depth), "-duration", f"{k.duration}s", "-warmup", f"{k.warmup}s",
+                 "-client", k.client]
     elif sc.mode == "churn":
         argv += ["-mode", "churn", "-duration", f"{k.duration}s", "-warmup", f"{k.warmup}s"]
     elif sc.mode == "bulk":
@@ -146,7 +148,7 @@ def _wrk_run(run: Running, sc: Scenario, k: Knobs) -> Fig:
     client = subprocess.Popen([*wrk, f"-d{max(1, round(k.duration))}s", "--latency", url],
                               stdout=subprocess.PIPE, text=True)
     try:
-        win = _windowed(run, client, Knobs(k.duration, 0.0, k.quiet_wait))
+        win = _windowed(run, client, Knobs(k.duration, 0.0, k.quiet_wait, k.client))
         out, _ = client.communicate(timeout=120)
     finally:
         if client.poll() is None:

@@ -112,6 +112,14 @@ def _scenario_table(res: Results, sc: Dict[str, Any]) -> List[str]:
     return out + [""]
 
 
+def _client_text(client: str) -> str:
+    """How the echo scenarios were driven (records before --client: net)."""
+    if client == "engine":
+        return ("The echo scenarios' client is `-client engine`: every connection on one worker of pyiocp's "
+                "engine, its system calls batched, so that the client is not what saturates first.")
+    return "The echo scenarios' client is `-client net`: a goroutine per connection on Go's net package."
+
+
 def markdown(res: Results, plot_name: Optional[str]) -> str:
     a = res["args"]
     lines = [
@@ -119,10 +127,10 @@ def markdown(res: Results, plot_name: Optional[str]) -> str:
         "",
         f"Written by `{res['command']}` (bench/suite) on {res['machine']['date']}; do not edit by hand. "
         f"Each server runs alone, pinned to CPU 0; the load generator (pyiocp-loadgen, Go, verifying every "
-        f"byte; wrk for HTTP) is pinned to CPU 1. Servers take turns within each repetition; figures are "
+        f"byte; wrk for HTTP) is pinned to CPU 1. {_client_text(a.get('client', 'net'))} Servers take turns within each repetition; figures are "
         f"medians of {a['reps']} ({a['duration']:g} s measured after {a['warmup']:g} s of warm-up). "
         f"Server CPU is read from /proc over the middle of the measured window. On two cores the load "
-        f"generator saturates first, so **units per server CPU-second** is the figure that compares "
+        f"generator may saturate first, so **units per server CPU-second** is the figure that compares "
         f"servers; a row marked (busy) had other processes using more than 0.15 of a core meanwhile.",
         "",
         "## Targets",
@@ -166,7 +174,7 @@ def plot(res: Results, path: Path) -> bool:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     servers = list(dict.fromkeys(s for sc in points for s in res["results"].get(sc["name"], {})))
-    panels = (("rate", "msgs/s (median)", "Throughput (the load generator saturates first)"),
+    panels = (("rate", "msgs/s (median)", "Throughput"),
               ("per_cpu_s", "msgs per server CPU-second (median)", "Server efficiency"))
     for ax, (key, ylabel, title) in zip(axes, panels):
         for server in servers:

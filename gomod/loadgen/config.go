@@ -38,6 +38,9 @@ type Config struct {
 	// deadlocks with us; that ends as a ReplyTimeout error. Only ModeEcho
 	// pipelines: the other modes take 0 or 1.
 	Depth int
+	// Client is what drives ModeEcho's connections: ClientNet ("" means
+	// the same) or ClientEngine. The other modes take only ClientNet.
+	Client string
 	// Duration is the measured run length (>0); for ModeBulk it is a time
 	// limit (a transfer not done by then is an error), for ModeIdle how long
 	// the connections sit idle.
@@ -126,6 +129,9 @@ func (c Config) memory() (int64, string) {
 		return int64(min(c.Conns, idleParallel)) * int64(2*c.Size), fmt.Sprintf("min(Conns,%d)*2*Size", idleParallel)
 	}
 	d := max(c.Depth, 1)
+	if c.Client == ClientEngine { // the first Depth messages go out in one send
+		return int64(c.Conns) * (int64(c.Size)*int64(d+1) + 8*int64(d)), "Conns*(Size*(Depth+1)+8*Depth)"
+	}
 	per := int64(2*c.Size) + int64(readBufSize(c.Size, d)) + 8*int64(d)
 	return int64(c.Conns) * per, "Conns*(2*Size+read buffer+8*Depth)"
 }

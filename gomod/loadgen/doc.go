@@ -5,7 +5,9 @@
 //   - ModeEcho (the default): each connection runs in its own goroutine with
 //     Go's net package, keeps Config.Depth messages in flight, reads back
 //     exactly Config.Size bytes per message and compares them with what it
-//     sent.
+//     sent. With Config.Client = ClientEngine every connection runs on one
+//     worker of pyiocp's engine instead, whose rounds batch the system
+//     calls of all of them (engineclient.go).
 //   - ModeChurn: each of Config.Conns goroutines connects, echoes one
 //     message and closes, over and over; the figure is connections per
 //     second.
@@ -18,7 +20,7 @@
 //
 // Every payload is derived from (connection index, sequence number), so a
 // corrupted, reordered, duplicated or truncated echo shows up as a mismatch.
-// Round-trip latencies go into per-goroutine log-linear histograms that are
+// Round-trip latencies go into per-connection log-linear histograms that are
 // merged when the run ends.
 //
 // Run is what `python -m pyiocp bench` and the pyiocp-loadgen command call.

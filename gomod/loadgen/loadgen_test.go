@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -85,6 +86,13 @@ func echo(mutate func(off int, b []byte)) func(net.Conn) {
 	}
 }
 
+// forClients runs f with each client of ModeEcho, as a subtest.
+func forClients(t *testing.T, f func(t *testing.T, client string)) {
+	for _, client := range []string{ClientNet, ClientEngine} {
+		t.Run(client, func(t *testing.T) { f(t, client) })
+	}
+}
+
 func runFor(t *testing.T, cfg Config, limit time.Duration) Result {
 	t.Helper()
 	began := time.Now()
@@ -99,132 +107,147 @@ func runFor(t *testing.T, cfg Config, limit time.Duration) Result {
 }
 
 func TestCorrectEchoServer(t *testing.T) {
-	for _, depth := range []int{1, 8} {
-		t.Run("depth"+strconv.Itoa(depth), func(t *testing.T) {
-			s := startServer(t, echo(nil))
-			cfg := Config{Addr: s.addr(), Conns: 4, Size: 100, Depth: depth, Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond}
-			res := runFor(t, cfg, 2*time.Second)
-			if res.Messages == 0 || res.Errors != 0 || res.Mismatches != 0 || res.FirstError != "" {
-				t.Fatalf("got %+v", res)
-			}
-			if res.Connected != 4 || res.Depth != depth || res.Bytes != res.Messages*100 {
-				t.Fatalf("got %+v", res)
-			}
-			if res.Elapsed < 250*time.Millisecond || res.Elapsed > 300*time.Millisecond {
-				t.Fatalf("Elapsed %v, want the 300ms window", res.Elapsed)
-			}
-			if res.P50 <= 0 || res.P50 > res.P90 || res.P90 > res.P99 || res.P99 > res.Max {
-				t.Fatalf("latencies out of order: %+v", res)
-			}
-			if res.MsgsPerSec <= 0 || res.MBPerSec <= 0 {
-				t.Fatalf("rates: %+v", res)
-			}
-		})
-	}
+	forClients(t, func(t *testing.T, client string) {
+		for _, depth := range []int{1, 8} {
+			t.Run("depth"+strconv.Itoa(depth), func(t *testing.T) {
+				s := startServer(t, echo(nil))
+				cfg := Config{Client: client, Addr: s.addr(), Conns: 4, Size: 100, Depth: depth, Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond}
+				res := runFor(t, cfg, 2*time.Second)
+				if res.Messages == 0 || res.Errors != 0 || res.Mismatches != 0 || res.FirstError != "" {
+					t.Fatalf("got %+v", res)
+				}
+				if res.Connected != 4 || res.Depth != depth || res.Bytes != res.Messages*100 {
+					t.Fatalf("got %+v", res)
+				}
+				if res.Elapsed < 250*time.Millisecond || res.Elapsed > 300*time.Millisecond {
+					t.Fatalf("Elapsed %v, want the 300ms window", res.Elapsed)
+				}
+				if res.P50 <= 0 || res.P50 > res.P90 || res.P90 > res.P99 || res.P99 > res.Max {
+					t.Fatalf("latencies out of order: %+v", res)
+				}
+				if res.MsgsPerSec <= 0 || res.MBPerSec <= 0 {
+					t.Fatalf("rates: %+v", res)
+				}
+			})
+		}
+	})
 }
 
 func TestLargeMessagesAndSmallMessages(t *testing.T) {
-	for _, size := range []int{1, 7, 8, 9, 100_000} {
-		t.Run(strconv.Itoa(size), func(t *testing.T) {
-			s := startServer(t, echo(nil))
-			res := runFor(t, Config{Addr: s.addr(), Conns: 2, Size: size, Depth: 2, Duration: 150 * time.Millisecond}, 2*time.Second)
-			if res.Messages == 0 || res.Errors != 0 || res.Mismatches != 0 {
-				t.Fatalf("got %+v", res)
-			}
-		})
-	}
+	forClients(t, func(t *testing.T, client string) {
+		for _, size := range []int{1, 7, 8, 9, 100_000} {
+			t.Run(strconv.Itoa(size), func(t *testing.T) {
+				s := startServer(t, echo(nil))
+				res := runFor(t, Config{Client: client, Addr: s.addr(), Conns: 2, Size: size, Depth: 2, Duration: 150 * time.Millisecond}, 2*time.Second)
+				if res.Messages == 0 || res.Errors != 0 || res.Mismatches != 0 {
+					t.Fatalf("got %+v", res)
+				}
+			})
+		}
+	})
 }
 
 func TestCorruptByteIsMismatch(t *testing.T) {
-	const at = 1000 // stream offset flipped on every connection
-	s := startServer(t, echo(func(off int, b []byte) {
-		if at >= off && at < off+len(b) {
-			b[at-off] ^= 0x40
+	forClients(t, func(t *testing.T, client string) {
+		const at = 1000 // stream offset flipped on every connection
+		s := startServer(t, echo(func(off int, b []byte) {
+			if at >= off && at < off+len(b) {
+				b[at-off] ^= 0x40
+			}
+		}))
+		res := runFor(t, Config{Client: client, Addr: s.addr(), Conns: 3, Size: 64, Duration: 200 * time.Millisecond}, 2*time.Second)
+		if res.Mismatches != 3 || res.Errors != 0 {
+			t.Fatalf("want one mismatch per connection, got %+v", res)
 		}
-	}))
-	res := runFor(t, Config{Addr: s.addr(), Conns: 3, Size: 64, Duration: 200 * time.Millisecond}, 2*time.Second)
-	if res.Mismatches != 3 || res.Errors != 0 {
-		t.Fatalf("want one mismatch per connection, got %+v", res)
-	}
-	// Offset 1000 is byte 40 of message 15.
-	if !strings.Contains(res.FirstError, "message 15 byte 40") {
-		t.Fatalf("FirstError %q", res.FirstError)
-	}
-	if res.Messages == 0 {
-		t.Fatalf("the other echoes still count: %+v", res)
-	}
+		// Offset 1000 is byte 40 of message 15.
+		if !strings.Contains(res.FirstError, "message 15 byte 40") {
+			t.Fatalf("FirstError %q", res.FirstError)
+		}
+		if res.Messages == 0 {
+			t.Fatalf("the other echoes still count: %+v", res)
+		}
+	})
 }
 
 func TestReorderedEchoIsMismatch(t *testing.T) {
-	// Echo messages 0 and 1 swapped: both then compare unequal.
-	s := startServer(t, func(c net.Conn) {
-		a, b := make([]byte, 32), make([]byte, 32)
-		if _, err := io.ReadFull(c, a); err != nil {
-			return
+	forClients(t, func(t *testing.T, client string) {
+		// Echo messages 0 and 1 swapped: both then compare unequal.
+		s := startServer(t, func(c net.Conn) {
+			a, b := make([]byte, 32), make([]byte, 32)
+			if _, err := io.ReadFull(c, a); err != nil {
+				return
+			}
+			if _, err := io.ReadFull(c, b); err != nil {
+				return
+			}
+			c.Write(b)
+			c.Write(a)
+			echo(nil)(c)
+		})
+		res := runFor(t, Config{Client: client, Addr: s.addr(), Conns: 1, Size: 32, Depth: 2, Duration: 100 * time.Millisecond}, 2*time.Second)
+		if res.Mismatches != 2 || res.Messages == 0 {
+			t.Fatalf("got %+v", res)
 		}
-		if _, err := io.ReadFull(c, b); err != nil {
-			return
-		}
-		c.Write(b)
-		c.Write(a)
-		echo(nil)(c)
 	})
-	res := runFor(t, Config{Addr: s.addr(), Conns: 1, Size: 32, Depth: 2, Duration: 100 * time.Millisecond}, 2*time.Second)
-	if res.Mismatches != 2 || res.Messages == 0 {
-		t.Fatalf("got %+v", res)
-	}
 }
 
 func TestServerClosingConnectionsIsError(t *testing.T) {
-	// Echo 10 messages' worth, then close.
-	s := startServer(t, func(c net.Conn) { io.CopyN(c, c, 640) })
-	res := runFor(t, Config{Addr: s.addr(), Conns: 4, Size: 64, Duration: 3 * time.Second}, 2*time.Second)
-	if res.Errors != 4 || res.FirstError == "" || res.Mismatches != 0 || res.Messages != 40 {
-		t.Fatalf("got %+v", res)
-	}
-	// Every connection failed, so Run ended early with a short window.
-	if res.Elapsed >= 3*time.Second {
-		t.Fatalf("Elapsed %v", res.Elapsed)
-	}
+	forClients(t, func(t *testing.T, client string) {
+		// Echo 10 messages' worth, then close.
+		s := startServer(t, func(c net.Conn) { io.CopyN(c, c, 640) })
+		res := runFor(t, Config{Client: client, Addr: s.addr(), Conns: 4, Size: 64, Duration: 3 * time.Second}, 2*time.Second)
+		if res.Errors != 4 || res.FirstError == "" || res.Mismatches != 0 || res.Messages != 40 {
+			t.Fatalf("got %+v", res)
+		}
+		// Every connection failed, so Run ended early with a short window.
+		if res.Elapsed >= 3*time.Second {
+			t.Fatalf("Elapsed %v", res.Elapsed)
+		}
+	})
 }
 
 func TestSilentServerStopsAtDuration(t *testing.T) {
-	// Reads and never answers: Run must end on time and not count the
-	// in-flight message as an error, as ReplyTimeout has not passed.
-	s := startServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
-	res := runFor(t, Config{Addr: s.addr(), Conns: 2, Size: 64, Duration: 200 * time.Millisecond}, time.Second)
-	if res.Messages != 0 || res.Errors != 0 {
-		t.Fatalf("got %+v", res)
-	}
+	forClients(t, func(t *testing.T, client string) {
+		// Reads and never answers: Run must end on time and not count the
+		// in-flight message as an error, as ReplyTimeout has not passed.
+		s := startServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+		res := runFor(t, Config{Client: client, Addr: s.addr(), Conns: 2, Size: 64, Duration: 200 * time.Millisecond}, time.Second)
+		if res.Messages != 0 || res.Errors != 0 {
+			t.Fatalf("got %+v", res)
+		}
+	})
 }
 
 func TestReplyTimeoutIsError(t *testing.T) {
-	s := startServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
-	cfg := Config{Addr: s.addr(), Conns: 2, Size: 64, Duration: 3 * time.Second, ReplyTimeout: 100 * time.Millisecond}
-	res := runFor(t, cfg, time.Second)
-	if res.Errors != 2 || !strings.Contains(res.FirstError, "no echo within 100ms") {
-		t.Fatalf("got %+v", res)
-	}
+	forClients(t, func(t *testing.T, client string) {
+		s := startServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+		cfg := Config{Client: client, Addr: s.addr(), Conns: 2, Size: 64, Duration: 3 * time.Second, ReplyTimeout: 100 * time.Millisecond}
+		res := runFor(t, cfg, time.Second)
+		if res.Errors != 2 || !strings.Contains(res.FirstError, "no echo within 100ms") {
+			t.Fatalf("got %+v", res)
+		}
+	})
 }
 
 func TestNoServerIsError(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	res, err := Run(context.Background(), Config{Addr: addr, Conns: 3, Size: 8, Duration: time.Second})
-	if !errors.Is(err, ErrNoConnection) {
-		t.Fatalf("err = %v, want ErrNoConnection", err)
-	}
-	var op *net.OpError
-	if !errors.As(err, &op) {
-		t.Fatalf("err = %v, want the dial error wrapped", err)
-	}
-	if res.Errors != 3 || res.Connected != 0 || res.FirstError == "" {
-		t.Fatalf("got %+v", res)
-	}
+	forClients(t, func(t *testing.T, client string) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		res, err := Run(context.Background(), Config{Client: client, Addr: addr, Conns: 3, Size: 8, Duration: time.Second})
+		if !errors.Is(err, ErrNoConnection) {
+			t.Fatalf("err = %v, want ErrNoConnection", err)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("err = %v, want the connect error wrapped", err)
+		}
+		if res.Errors != 3 || res.Connected != 0 || res.FirstError == "" {
+			t.Fatalf("got %+v", res)
+		}
+	})
 }
 
 func TestValidateRejectsBadValues(t *testing.T) {
@@ -245,6 +268,8 @@ func TestValidateRejectsBadValues(t *testing.T) {
 		"ReplyTimeout":   func(c *Config) { c.ReplyTimeout = -1 },
 		"Size  ":         func(c *Config) { c.Size = MaxSize + 1 },
 		"Conns  ":        func(c *Config) { c.Conns, c.Size = MaxConns, MaxSize },
+		"Client":         func(c *Config) { c.Client = "uring" },
+		"Client ":        func(c *Config) { c.Mode, c.Client = ModeChurn, ClientEngine },
 	}
 	for name, mutate := range cases {
 		c := good
@@ -265,65 +290,73 @@ func TestValidateRejectsBadValues(t *testing.T) {
 }
 
 func TestCancelStopsRun(t *testing.T) {
-	s := startServer(t, echo(nil))
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-	defer cancel()
-	began := time.Now()
-	res, err := Run(ctx, Config{Addr: s.addr(), Conns: 2, Size: 32, Duration: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(began); took > time.Second {
-		t.Fatalf("took %v", took)
-	}
-	if res.Errors != 0 || res.Messages == 0 || res.Elapsed > time.Second {
-		t.Fatalf("got %+v", res)
-	}
+	forClients(t, func(t *testing.T, client string) {
+		s := startServer(t, echo(nil))
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		defer cancel()
+		began := time.Now()
+		res, err := Run(ctx, Config{Client: client, Addr: s.addr(), Conns: 2, Size: 32, Duration: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(began); took > time.Second {
+			t.Fatalf("took %v", took)
+		}
+		if res.Errors != 0 || res.Messages == 0 || res.Elapsed > time.Second {
+			t.Fatalf("got %+v", res)
+		}
+	})
 }
 
 func TestWarmupNotCounted(t *testing.T) {
-	s := startServer(t, echo(nil))
-	began := time.Now()
-	res := runFor(t, Config{Addr: s.addr(), Conns: 1, Size: 32, Warmup: 200 * time.Millisecond, Duration: 100 * time.Millisecond}, 2*time.Second)
-	if took := time.Since(began); took < 300*time.Millisecond {
-		t.Fatalf("took %v, want warmup+duration", took)
-	}
-	if res.Elapsed != 100*time.Millisecond {
-		t.Fatalf("Elapsed %v", res.Elapsed)
-	}
+	forClients(t, func(t *testing.T, client string) {
+		s := startServer(t, echo(nil))
+		began := time.Now()
+		res := runFor(t, Config{Client: client, Addr: s.addr(), Conns: 1, Size: 32, Warmup: 200 * time.Millisecond, Duration: 100 * time.Millisecond}, 2*time.Second)
+		if took := time.Since(began); took < 300*time.Millisecond {
+			t.Fatalf("took %v, want warmup+duration", took)
+		}
+		if res.Elapsed != 100*time.Millisecond {
+			t.Fatalf("Elapsed %v", res.Elapsed)
+		}
+	})
 }
 
 func TestProgressCalled(t *testing.T) {
-	defer func(d time.Duration) { progressInterval = d }(progressInterval)
-	progressInterval = 50 * time.Millisecond
-	s := startServer(t, echo(nil))
-	var got []Progress // Progress is never called concurrently, nor after Run returns
-	cfg := Config{Addr: s.addr(), Conns: 2, Size: 32, Warmup: 120 * time.Millisecond, Duration: 300 * time.Millisecond,
-		Progress: func(p Progress) { got = append(got, p) }}
-	runFor(t, cfg, 2*time.Second)
-	if len(got) < 4 {
-		t.Fatalf("%d calls: %+v", len(got), got)
-	}
-	if !got[0].Warmup || got[len(got)-1].Warmup {
-		t.Fatalf("warmup flags: %+v", got)
-	}
-	last := got[len(got)-1]
-	if last.Messages == 0 || last.MsgsPerSec <= 0 || last.Elapsed <= 0 || last.Elapsed > 350*time.Millisecond {
-		t.Fatalf("last: %+v", last)
-	}
+	forClients(t, func(t *testing.T, client string) {
+		defer func(d time.Duration) { progressInterval = d }(progressInterval)
+		progressInterval = 50 * time.Millisecond
+		s := startServer(t, echo(nil))
+		var got []Progress // Progress is never called concurrently, nor after Run returns
+		cfg := Config{Client: client, Addr: s.addr(), Conns: 2, Size: 32, Warmup: 120 * time.Millisecond, Duration: 300 * time.Millisecond,
+			Progress: func(p Progress) { got = append(got, p) }}
+		runFor(t, cfg, 2*time.Second)
+		if len(got) < 4 {
+			t.Fatalf("%d calls: %+v", len(got), got)
+		}
+		if !got[0].Warmup || got[len(got)-1].Warmup {
+			t.Fatalf("warmup flags: %+v", got)
+		}
+		last := got[len(got)-1]
+		if last.Messages == 0 || last.MsgsPerSec <= 0 || last.Elapsed <= 0 || last.Elapsed > 350*time.Millisecond {
+			t.Fatalf("last: %+v", last)
+		}
+	})
 }
 
 func TestNoGoroutineLeak(t *testing.T) {
-	before := runtime.NumGoroutine()
-	func() {
-		s := startServer(t, echo(nil))
-		defer s.stop()
-		runFor(t, Config{Addr: s.addr(), Conns: 8, Size: 64, Depth: 4, Duration: 100 * time.Millisecond}, 2*time.Second)
-		s2 := startServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
-		defer s2.stop()
-		runFor(t, Config{Addr: s2.addr(), Conns: 8, Size: 64, Duration: 100 * time.Millisecond}, 2*time.Second)
-	}()
-	goroutinesBackTo(t, before)
+	forClients(t, func(t *testing.T, client string) {
+		before := runtime.NumGoroutine()
+		func() {
+			s := startServer(t, echo(nil))
+			defer s.stop()
+			runFor(t, Config{Client: client, Addr: s.addr(), Conns: 8, Size: 64, Depth: 4, Duration: 100 * time.Millisecond}, 2*time.Second)
+			s2 := startServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+			defer s2.stop()
+			runFor(t, Config{Client: client, Addr: s2.addr(), Conns: 8, Size: 64, Duration: 100 * time.Millisecond}, 2*time.Second)
+		}()
+		goroutinesBackTo(t, before)
+	})
 }
 
 func TestTableAndJSON(t *testing.T) {
@@ -368,15 +401,17 @@ func TestTableAndJSON(t *testing.T) {
 }
 
 func TestNoAllocationPerMessage(t *testing.T) {
-	s := startServer(t, echo(nil))
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	res := runFor(t, Config{Addr: s.addr(), Conns: 2, Size: 64, Depth: 4, Duration: 300 * time.Millisecond}, 2*time.Second)
-	runtime.ReadMemStats(&after)
-	// Setup allocates a few hundred objects; the message loop nothing.
-	if perMsg := float64(after.Mallocs-before.Mallocs) / float64(res.Messages); res.Messages < 1000 || perMsg > 0.1 {
-		t.Fatalf("%d messages, %.3f allocations per message", res.Messages, perMsg)
-	}
+	forClients(t, func(t *testing.T, client string) {
+		s := startServer(t, echo(nil))
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		res := runFor(t, Config{Client: client, Addr: s.addr(), Conns: 2, Size: 64, Depth: 4, Duration: 300 * time.Millisecond}, 2*time.Second)
+		runtime.ReadMemStats(&after)
+		// Setup allocates a few hundred objects; the message loop nothing.
+		if perMsg := float64(after.Mallocs-before.Mallocs) / float64(res.Messages); res.Messages < 1000 || perMsg > 0.1 {
+			t.Fatalf("%d messages, %.3f allocations per message", res.Messages, perMsg)
+		}
+	})
 }
 
 // goroutinesBackTo fails t unless the goroutine count falls back to

@@ -56,6 +56,10 @@ func (c Config) validateMode() error {
 		return &ConfigError{"Bytes", c.Bytes, fmt.Sprintf("must be in 1..%d for Mode %s", int64(MaxBytes), ModeBulk)}
 	case m != ModeBulk && c.Bytes != 0:
 		return &ConfigError{"Bytes", c.Bytes, fmt.Sprintf("must be 0 unless Mode is %s", ModeBulk)}
+	case c.Client != "" && c.Client != ClientNet && c.Client != ClientEngine:
+		return &ConfigError{"Client", c.Client, fmt.Sprintf("must be %q or %q", ClientNet, ClientEngine)}
+	case m != ModeEcho && c.Client == ClientEngine:
+		return &ConfigError{"Client", c.Client, fmt.Sprintf("must be %q unless Mode is %s", ClientNet, ModeEcho)}
 	case m != ModeEcho && c.Depth > 1:
 		return &ConfigError{"Depth", c.Depth, fmt.Sprintf("must be 0 or 1 unless Mode is %s", ModeEcho)}
 	}

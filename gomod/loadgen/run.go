@@ -44,6 +44,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	case ModeIdle:
 		return runIdle(ctx, cfg)
 	}
+	if cfg.Client == ClientEngine {
+		return runEngineEcho(ctx, cfg)
+	}
 	res := Result{Mode: ModeEcho, Addr: cfg.Addr, Conns: cfg.Conns, Size: cfg.Size, Depth: cfg.Depth}
 
 	conns, dialErrs, firstDial := dialAll(ctx, cfg)

@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Conns, "conns", 50, "concurrent connections (churn: goroutines)")
 	fs.IntVar(&cfg.Size, "size", 64, "bytes per message (bulk: per write)")
 	fs.IntVar(&cfg.Depth, "depth", 1, "messages in flight per connection (echo only)")
+	fs.StringVar(&cfg.Client, "client", loadgen.ClientNet, "`client` of echo mode: net (a goroutine per connection) or engine (pyiocp's engine, batched)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured run length (bulk: time limit, default 5m; idle: idle time)")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "traffic before measuring starts (echo, churn)")
 	fs.Var((*byteCount)(&cfg.Bytes), "bytes", "`bytes` each connection streams in bulk mode, e.g. 1073741824 or 1GiB (default 1GiB)")
@@ -120,6 +121,9 @@ const usage = `Usage: pyiocp-loadgen -addr host:port [-mode echo|churn|bulk|idle
 
   echo   -conns connections keep -depth messages of -size bytes in flight for
          -warmup + -duration; reports msgs/s, MB/s and round-trip latency.
+         -client net (default) drives each connection from a goroutine on
+         Go's net package; -client engine drives them all from one worker
+         of pyiocp's engine, which batches their system calls.
   churn  -conns goroutines each connect, echo one -size message and close,
          over and over for -warmup + -duration; reports conns/s and the
          latency of a whole cycle (connect to verified echo).

@@ -62,6 +62,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"table", append([]string{"-addr", addr}, short...), 0, "msgs/s"},
 		{"json", append([]string{"-addr", addr, "-json", "-depth", "4"}, short...), 0, `"p99_s"`},
+		{"engine client", append([]string{"-addr", addr, "-json", "-client", "engine", "-depth", "4"}, short...), 0, `"p99_s"`},
 		{"no server", append([]string{"-addr", deadAddr}, short...), 1, ""},
 		{"bad flag", []string{"-nope"}, 2, ""},
 		{"no addr", short, 2, ""},
@@ -136,6 +137,8 @@ func TestBadModeFlags(t *testing.T) {
 		{"-mode", "bulk", "-bytes", "9999999999TiB"},
 		{"-bytes", "100"}, // echo mode streams nothing
 		{"-mode", "churn", "-depth", "2"},
+		{"-client", "uring"},
+		{"-mode", "churn", "-client", "engine"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), append([]string{"-addr", "127.0.0.1:1"}, args...), &out, &errOut); code != 2 {
