@@ -216,8 +216,11 @@ def test_the_fault_helpers_find_real_bugs(pytester: pytest.Pytester) -> None:
             assert RESETS_LOST, "no reset: the server answered after the FIN"
 
         def test_trickle(iocp_server):
+            # 20 ms between bytes: a server slow to take the connection
+            # (under Wine, on a loaded machine) must not find them all
+            # waiting in its first read.
             server = iocp_server(OneShot)
-            assert faults.trickle(server, b"PING\\n", expect=2) == b"?\\n"
+            assert faults.trickle(server, b"PING\\n", expect=2, delay=0.02) == b"?\\n"
     ''', "--log-level=CRITICAL")
     result.assert_outcomes(passed=3)
 
