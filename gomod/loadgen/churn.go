@@ -93,16 +93,6 @@ func (w *worker) cycle(r *runner, stop context.Context, c net.Conn, p payload, s
 		w.cycleFailed(r, stop, err)
 		return false
 	}
-	now := time.Now()
-	if err := p.check(rbuf, seq); err != nil {
-		w.mismatches++
-		w.note(err)
-		return true
-	}
-	w.completed.Add(1)
-	if !now.Before(r.measureStart) && now.Before(r.end) {
-		w.messages++
-		w.hist.record(now.Sub(began))
-	}
+	w.echoed(r, p, rbuf, seq, began.Sub(r.start), time.Now()) // a cycle's latency runs from its connect
 	return true
 }

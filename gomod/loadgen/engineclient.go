@@ -258,16 +258,7 @@ func (ec *engineConn) recv(r *runner, data []byte) {
 		}
 		ec.fill = 0
 		now := time.Now()
-		if err := ec.p.check(ec.rbuf, ec.seq); err != nil {
-			ec.mismatches++
-			ec.note(err)
-		} else {
-			ec.completed.Add(1)
-			if !now.Before(r.measureStart) && now.Before(r.end) {
-				ec.messages++
-				ec.hist.record(now.Sub(r.start) - ec.sent[ec.seq%depth])
-			}
-		}
+		ec.echoed(r, ec.p, ec.rbuf, ec.seq, ec.sent[ec.seq%depth], now)
 		ec.seq++
 		if !now.Before(r.end) || r.stopped.Load() {
 			continue // the run is over: read what is in flight, send no more

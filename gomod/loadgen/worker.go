@@ -106,16 +106,7 @@ func (w *worker) run(r *runner) {
 			return
 		}
 		now := time.Now()
-		if err := p.check(rbuf, seq); err != nil {
-			w.mismatches++
-			w.note(err)
-		} else {
-			w.completed.Add(1)
-			if !now.Before(r.measureStart) && now.Before(r.end) {
-				w.messages++
-				w.hist.record(now.Sub(r.start) - sent[seq%uint64(depth)])
-			}
-		}
+		w.echoed(r, p, rbuf, seq, sent[seq%uint64(depth)], now)
 		if !now.Before(r.end) || r.stopped.Load() {
 			return
 		}
@@ -123,5 +114,21 @@ func (w *worker) run(r *runner) {
 			return
 		}
 		next++
+	}
+}
+
+// echoed checks buf, the echo of message seq sent at sentAt (since
+// r.start), and counts it: a mismatch, or a verified echo, measured when
+// it came inside the window.
+func (w *worker) echoed(r *runner, p payload, buf []byte, seq uint64, sentAt time.Duration, now time.Time) {
+	if err := p.check(buf, seq); err != nil {
+		w.mismatches++
+		w.note(err)
+		return
+	}
+	w.completed.Add(1)
+	if !now.Before(r.measureStart) && now.Before(r.end) {
+		w.messages++
+		w.hist.record(now.Sub(r.start) - sentAt)
 	}
 }
