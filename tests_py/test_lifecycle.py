@@ -258,8 +258,8 @@ def test_ctrl_c_stops_serve_forever_within_half_a_second(backend: str, workers: 
     assert elapsed < 0.5, f"exited {elapsed:.3f} s after SIGINT"
     assert "KeyboardInterrupt" in err
     assert proc.returncode in (-signal.SIGINT, 130, 1), proc.returncode
-    assert "on_close None" in out
-    assert "closed True" in out
+    assert "on_close None" in out, (out, err)
+    assert "closed True" in out, (out, err)
 
 
 @pytest.mark.parametrize("how", ["start", "serve_forever"])
