@@ -39,6 +39,27 @@ MAX_SECONDS = 1e9
 # Waiting for workers after close(timeout): the grace period for handlers
 # still running their last batch.
 JOIN_GRACE = 2.0
+# How often the main thread looks whether a worker has ended (see _wait_set).
+MAIN_WAIT_SLICE = 0.01
+
+def _wait_set(ev: threading.Event, timeout: Optional[float]) -> bool:
+    """ev.wait(timeout), but safe from Ctrl-C on the main thread. A
+    KeyboardInterrupt can land inside Event.wait just after the event's
+    lock was taken and before the with statement that releases it is in
+    force (CPython runs signal handlers between bytecodes); the lock then
+    stays held and every later set() and wait() deadlocks. The main thread,
+    the only one signals interrupt, polls is_set(), which takes no lock,
+    between short sleeps instead."""
+    if threading.current_thread() is not threading.main_thread():
+        return ev.wait(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not ev.is_set():
+        left = MAIN_WAIT_SLICE if deadline is None else min(MAIN_WAIT_SLICE, deadline - time.monotonic())
+        if left <= 0:
+            return False
+        time.sleep(left)
+    return True
+
 
 Completion = namedtuple("Completion", "kind conn data error")
 Completion.__doc__ = """One completion from SocketManager.poll().
@@ -271,8 +292,8 @@ class SocketManager:
     def _wait_workers(self) -> None:
         """serve_forever() after start(): wait until the workers end, waking
         for signal handlers."""
-        while not all(ev.wait(0.1) for ev in list(self._driven.values())):
-            pass
+        for ev in list(self._driven.values()):
+            _wait_set(ev, None)
 
     def _claim(self, worker: int) -> threading.Event:
         done = threading.Event()
@@ -435,7 +456,7 @@ class SocketManager:
             self._drive(i, self._driven[i], False)
         deadline = time.monotonic() + seconds + JOIN_GRACE
         for ev in list(self._driven.values()):
-            if not ev.wait(None if math.isinf(seconds) else max(0.0, deadline - time.monotonic())):
+            if not _wait_set(ev, None if math.isinf(seconds) else max(0.0, deadline - time.monotonic())):
                 logger.warning("close(): a worker is still in a callback %.1f s after the timeout; not waiting",
                                JOIN_GRACE)
                 return
