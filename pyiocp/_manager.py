@@ -42,6 +42,7 @@ JOIN_GRACE = 2.0
 # How often the main thread looks whether a worker has ended (see _wait_set).
 MAIN_WAIT_SLICE = 0.01
 
+
 def _wait_set(ev: threading.Event, timeout: Optional[float]) -> bool:
     """ev.wait(timeout), but safe from Ctrl-C on the main thread. A
     KeyboardInterrupt can land inside Event.wait just after the event's

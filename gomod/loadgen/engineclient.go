@@ -98,8 +98,10 @@ func runEngineEcho(ctx context.Context, cfg Config) (Result, error) {
 		return res, fmt.Errorf("%w to %s: %w", ErrNoConnection, cfg.Addr, e.firstDial)
 	}
 	r := e.r
+	started := make([]*engineConn, 0, e.open)
 	for _, ec := range e.conns {
 		if ec.opened {
+			started = append(started, ec)
 			r.workers = append(r.workers, ec.worker)
 		}
 	}
@@ -107,12 +109,6 @@ func runEngineEcho(ctx context.Context, cfg Config) (Result, error) {
 	r.start = time.Now()
 	r.measureStart = r.start.Add(cfg.Warmup)
 	r.end = r.measureStart.Add(cfg.Duration)
-	started := make([]*engineConn, 0, e.open)
-	for _, ec := range e.conns {
-		if ec.opened {
-			started = append(started, ec)
-		}
-	}
 	e.mu.Unlock()
 
 	var progress sync.WaitGroup
