@@ -2,6 +2,7 @@ package poller
 
 import (
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,7 +22,7 @@ func setRecvBuffer(s Sock, n int) error {
 // readAhead is how many bytes io_uring read from s beyond what was delivered.
 func readAhead(p Poller, s Sock) (int, bool) {
 	if u, ok := p.(*uring); ok {
-		return len(u.fds[s].ahead), true
+		return u.fds[s].aheadLen(), true
 	}
 	return 0, false
 }
@@ -34,5 +35,39 @@ func ringStarved(p Poller) (uint64, bool) {
 	return 0, false
 }
 
-// checkSettled: the Linux backends keep no per-operation state to check.
-func checkSettled(*testing.T, Poller) {}
+// checkSettled: io_uring has every provided buffer accounted for (offered
+// to the kernel, returned, to be returned at the next Wait, or held as
+// read-ahead); epoll keeps no per-operation state to check.
+func checkSettled(t *testing.T, p Poller) {
+	t.Helper()
+	if u, ok := p.(*uring); ok && u.buf != nil {
+		if n := ringAccounted(u); n != recvBufCount {
+			t.Fatalf("%d of %d provided buffers accounted for", n, recvBufCount)
+		}
+	}
+}
+
+func ringAccounted(u *uring) int {
+	n := u.buf.offered + len(u.buf.returned) + len(u.recycle) + u.holding
+	for _, d := range u.done {
+		if d.bid >= 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// ringBuffer is the provided buffer data lies in, or -1 when it lies
+// elsewhere (epoll, or io_uring's delivery arena).
+func ringBuffer(p Poller, data []byte) int {
+	u, ok := p.(*uring)
+	if !ok || len(data) == 0 {
+		return -1
+	}
+	base := uintptr(unsafe.Pointer(&u.buf.bufs[0]))
+	at := uintptr(unsafe.Pointer(&data[0]))
+	if at < base || at >= base+uintptr(len(u.buf.bufs)) {
+		return -1
+	}
+	return int((at - base) / recvBufSize)
+}

@@ -63,10 +63,100 @@ func (p *uring) appendAhead(st *uringFD, data []byte) {
 	st.ahead = append(st.ahead, data...)
 }
 
-// dropAhead gives a socket's read-ahead memory back.
+// dropAhead gives a socket's read-ahead memory back: a held buffer to the
+// ring at the next Wait (bytes delivered from it this round stay valid).
 func (p *uring) dropAhead(st *uringFD) {
+	if st.held.bid >= 0 {
+		p.recycle = append(p.recycle, uint16(st.held.bid))
+		p.unhold(st)
+	}
 	if st.ahead != nil {
 		p.ahead.put(st.ahead)
 		st.ahead = nil
 	}
+}
+
+// heldBuf is a ring buffer a socket keeps as the front of its read-ahead:
+// bytes [off, off+n) of buffer bid are not delivered yet.
+type heldBuf struct {
+	bid int32 // -1: none
+	off int
+	n   int
+}
+
+// maxHeld bounds the ring buffers held as read-ahead by all sockets of a
+// port, so that most of the ring stays free for arrivals. A stream whose
+// consumer posts each receive after the next arrival (a bulk echo: the
+// receive re-armed at delivery reads on at once) then costs no copy:
+// copying out cost 11 % of the server's CPU on a 4 GiB echo.
+const maxHeld = recvBufCount / 4
+
+// aheadLen is how many bytes the socket read before its caller posted.
+func (st *uringFD) aheadLen() int { return st.held.n + len(st.ahead) }
+
+// keepAhead makes an arrival in buffer bid read-ahead: held in place if
+// the socket has no read-ahead yet and the port holds few buffers, copied
+// out otherwise (the buffer then goes back to the ring).
+func (p *uring) keepAhead(st *uringFD, bid uint16, n int) {
+	if st.aheadLen() == 0 && p.holding < maxHeld {
+		st.held = heldBuf{bid: int32(bid), n: n}
+		p.holding++
+		return
+	}
+	p.appendAhead(st, p.buf.data(bid, n))
+	p.recycle = append(p.recycle, bid)
+}
+
+// serveAhead completes the posted receives that the read-ahead can: from
+// a held buffer in place, else copying through the delivery arena (what
+// does not fit waits for the next Wait).
+func (p *uring) serveAhead() {
+	keep := p.waiting[:0]
+	for _, st := range p.waiting {
+		if !st.recvWanted {
+			continue
+		}
+		copied := st.held.n == 0 && len(st.ahead) > 0
+		if p.n == len(p.out) || (copied && p.off == len(p.arena)) {
+			keep = append(keep, st)
+			continue
+		}
+		c := Completion{Op: OpRecv, Token: st.token}
+		bid := int32(-1)
+		switch {
+		case st.held.n > 0:
+			h := &st.held
+			n := min(h.n, st.recvLimit)
+			c.Data = p.buf.data(uint16(h.bid), h.off+n)[h.off:]
+			h.off += n
+			h.n -= n
+			if h.n == 0 {
+				bid = h.bid // back to the ring at the next Wait, with the delivery
+				p.unhold(st)
+			}
+		case copied:
+			n := copy(p.arena[p.off:], st.ahead[:min(len(st.ahead), st.recvLimit)])
+			c.Data = p.arena[p.off : p.off+n : p.off+n]
+			p.off += n
+			st.ahead = st.ahead[:copy(st.ahead, st.ahead[n:])]
+			if len(st.ahead) == 0 {
+				p.ahead.put(st.ahead) // an idle connection keeps no read-ahead memory
+				st.ahead = nil
+			}
+		case st.ended && !st.endTold:
+			c.Err = st.endErr // end of stream: no data, no error
+			st.endTold = true
+		default:
+			continue
+		}
+		st.recvWanted = false
+		p.emit(c, bid)
+		p.keepReading(st)
+	}
+	p.waiting = keep
+}
+
+func (p *uring) unhold(st *uringFD) {
+	st.held = heldBuf{bid: -1}
+	p.holding--
 }

@@ -16,15 +16,17 @@ import (
 // Receives are multishot from a provided-buffer ring: one SQE keeps a
 // socket reading, each arrival a CQE with the buffer the kernel picked.
 // The caller still sees one completion per posted receive. An arrival for
-// a socket whose receive is posted is delivered from its buffer, no copy;
-// what arrives before the next post is copied out to the socket's
-// read-ahead, so that no socket holds the ring's buffers. Each multishot is
-// armed with a byte cap (sqe.optlen, Linux 6.17+): what it may read is the
-// posted max (at most maxAhead) less the read-ahead (the read that reaches the cap may fill
-// its buffer), so a socket whose consumer falls behind is not read further
-// and TCP pushes back on the peer (lesson 1, applied to multishot).
-// Kernels without the cap get single-shot receives, one per arming, which
-// read no more either. Buffers go back to the ring at the
+// a socket whose receive is posted is delivered from its buffer, no copy.
+// What arrives before the next post is the socket's read-ahead: the first
+// arrival stays in its ring buffer and is delivered from it, while few
+// sockets hold one (maxHeld); the rest is copied out, so that slow
+// consumers cannot take the ring's buffers. Each multishot is armed with a
+// byte cap (sqe.optlen, Linux 6.17+): what it may read is the posted max
+// (at most maxAhead) less the read-ahead (the read that reaches the cap
+// may fill its buffer), so a socket whose consumer falls behind is not
+// read further and TCP pushes back on the peer (lesson 1, applied to
+// multishot). Kernels without the cap get single-shot receives, one per
+// arming, which read no more either. Buffers go back to the ring at the
 // next Wait, once the caller has copied their bytes. Accepts are one
 // multishot SQE per listener.
 type uring struct {
@@ -41,6 +43,7 @@ type uring struct {
 	waiting []*uringFD // posted receives that the read-ahead can complete
 	arena   []byte     // delivery memory for read-ahead, reused every Wait
 	ahead   aheadPool  // read-ahead memory
+	holding int        // ring buffers held as read-ahead, at most maxHeld
 	off     int
 	out     []Completion // the running Wait's batch
 	n       int
@@ -66,8 +69,9 @@ type uringFD struct {
 	recvArmed  bool // the multishot receive is in the kernel
 	recvQueued bool // on nobufs
 	recvLimit  int
-	ahead      []byte // arrived before the caller posted for it, in order
-	ended      bool   // the end of the stream (endErr nil) or an error comes after ahead
+	held       heldBuf // arrived before the caller posted for it, first, in its ring buffer
+	ahead      []byte  // arrived before the caller posted for it, after held, copied out
+	ended      bool    // the end of the stream (endErr nil) or an error comes after ahead
 	endTold    bool
 	endErr     error
 
@@ -163,7 +167,8 @@ func (p *uring) add(s Sock, token uint64, listener bool) error {
 		st = new(uringFD)
 	}
 	p.gen++
-	*st = uringFD{fd: s, gen: p.gen, token: token, listener: listener, sendBufs: st.sendBufs[:0], iov: st.iov[:0]}
+	*st = uringFD{fd: s, gen: p.gen, token: token, listener: listener, held: heldBuf{bid: -1},
+		sendBufs: st.sendBufs[:0], iov: st.iov[:0]}
 	for len(p.fds) <= s {
 		p.fds = append(p.fds, nil)
 	}
@@ -303,7 +308,7 @@ func (p *uring) PostRecv(s Sock, max int) error {
 	st := p.state(s)
 	st.recvLimit = max
 	st.recvWanted = true
-	if len(st.ahead) > 0 || (st.ended && !st.endTold) {
+	if st.aheadLen() > 0 || (st.ended && !st.endTold) {
 		p.waiting = append(p.waiting, st)
 	}
 	p.keepReading(st)
@@ -311,15 +316,19 @@ func (p *uring) PostRecv(s Sock, max int) error {
 }
 
 // maxAhead bounds what a socket's receive reads before its consumer posts
-// again: read-ahead is memory per connection (1000 connections reading 64
-// KiB ahead each took 100 MiB). 64 KiB measured no faster than 32 KiB.
-const maxAhead = 32 << 10
+// again: read-ahead is memory per connection. It is one buffer, what epoll
+// reads at once: the multishot's cap is also the size of each read, and
+// 32 KiB reads cost a stream more rounds. Up to maxHeld sockets keep
+// theirs in the ring buffer it arrived in; copied out, 1000 connections
+// reading 64 KiB ahead each would take 64 MiB (a slab chunk holds 128
+// KiB, touched only as far as it is filled).
+const maxAhead = 64 << 10
 
 // keepReading arms a receive if the socket may be read: the stream goes on
 // and the read-ahead is under the caller's max (and maxAhead). The receive
 // may read at most what is left of that budget.
 func (p *uring) keepReading(st *uringFD) {
-	budget := min(st.recvLimit, maxAhead) - len(st.ahead)
+	budget := min(st.recvLimit, maxAhead) - st.aheadLen()
 	if st.recvArmed || st.recvQueued || st.ended || st.canceled || budget <= 0 {
 		return
 	}
@@ -336,40 +345,6 @@ func (p *uring) keepReading(st *uringFD) {
 		e.len = uint32(min(budget, recvBufSize))
 	}
 	st.recvArmed = true
-}
-
-// serveAhead completes the posted receives that the read-ahead can, copying
-// through the delivery arena (what does not fit waits for the next Wait).
-func (p *uring) serveAhead() {
-	keep := p.waiting[:0]
-	for _, st := range p.waiting {
-		if !st.recvWanted {
-			continue
-		}
-		if p.n == len(p.out) || (len(st.ahead) > 0 && p.off == len(p.arena)) {
-			keep = append(keep, st)
-			continue
-		}
-		c := Completion{Op: OpRecv, Token: st.token}
-		if len(st.ahead) > 0 {
-			n := copy(p.arena[p.off:], st.ahead[:min(len(st.ahead), st.recvLimit)])
-			c.Data = p.arena[p.off : p.off+n : p.off+n]
-			p.off += n
-			st.ahead = st.ahead[:copy(st.ahead, st.ahead[n:])]
-			if len(st.ahead) == 0 {
-				p.dropAhead(st) // an idle connection keeps no read-ahead memory
-			}
-		} else if st.ended && !st.endTold {
-			c.Err = st.endErr // end of stream: no data, no error
-			st.endTold = true
-		} else {
-			continue
-		}
-		st.recvWanted = false
-		p.emit(c, -1)
-		p.keepReading(st)
-	}
-	p.waiting = keep
 }
 
 func (p *uring) recvDone(st *uringFD, cqe *ioCQE) {
@@ -401,6 +376,9 @@ func (p *uring) recvDone(st *uringFD, cqe *ioCQE) {
 		p.starved++
 		return
 	case cqe.res <= 0: // end of stream, or an error
+		if bid >= 0 {
+			p.recycle = append(p.recycle, uint16(bid)) // should the kernel ever take a buffer for no bytes
+		}
 		st.ended = true
 		if cqe.res < 0 {
 			st.endErr = errno
@@ -410,13 +388,11 @@ func (p *uring) recvDone(st *uringFD, cqe *ioCQE) {
 		}
 		return
 	}
-	data := p.buf.data(uint16(bid), int(cqe.res))
-	if st.recvWanted && len(st.ahead) == 0 {
+	if st.recvWanted && st.aheadLen() == 0 {
 		st.recvWanted = false
-		p.emit(Completion{Op: OpRecv, Token: st.token, Data: data}, bid)
+		p.emit(Completion{Op: OpRecv, Token: st.token, Data: p.buf.data(uint16(bid), int(cqe.res))}, bid)
 	} else {
-		p.appendAhead(st, data)
-		p.recycle = append(p.recycle, uint16(bid))
+		p.keepAhead(st, uint16(bid), int(cqe.res))
 	}
 	p.keepReading(st) // a receive over (its cap reached, or single-shot): the next, if the budget allows
 }
@@ -523,13 +499,11 @@ func (p *uring) Wait(batch []Completion, timeout time.Duration) (int, error) {
 		return 0, err
 	}
 	// The caller has copied what the last round delivered.
-	if len(p.recycle) > 0 {
-		for _, bid := range p.recycle {
-			p.buf.put(bid)
-		}
-		p.buf.publish()
-		p.recycle = p.recycle[:0]
+	for _, bid := range p.recycle {
+		p.buf.put(bid)
 	}
+	p.recycle = p.recycle[:0]
+	p.buf.publish(len(p.nobufs) > 0)
 	for _, st := range p.nobufs {
 		st.recvQueued = false
 		p.keepReading(st)
@@ -591,6 +565,9 @@ func (p *uring) complete(cqe *ioCQE) {
 		return
 	case udCancel:
 		return // a cancel that found nothing: what it aimed at completed first
+	}
+	if cqe.flags&ioringCQEFBuffer != 0 {
+		p.buf.took()
 	}
 	fd := int(uint32(cqe.userData))
 	if fd >= len(p.fds) || p.fds[fd] == nil || p.fds[fd].gen&0xffffff != uint32(cqe.userData>>32)&0xffffff {

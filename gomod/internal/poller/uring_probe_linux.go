@@ -139,8 +139,9 @@ func probeMultishotRecv(r *ring, b *bufRing, cap uint32) error {
 	var res ioCQE
 	r.harvest(1, func(c *ioCQE) { res = *c; got = &res })
 	if got != nil && got.flags&ioringCQEFBuffer != 0 {
+		b.took()
 		b.put(uint16(got.flags >> ioringCQEBufferShift))
-		b.publish()
+		b.publish(false)
 	}
 	want, more := int32(1), uint32(ioringCQEFMore)
 	if cap > 0 {
@@ -164,8 +165,9 @@ func probeMultishotRecv(r *ring, b *bufRing, cap uint32) error {
 		r.enter(2, time.Second)
 		r.harvest(2, func(c *ioCQE) {
 			if c.flags&ioringCQEFBuffer != 0 {
+				b.took()
 				b.put(uint16(c.flags >> ioringCQEBufferShift))
-				b.publish()
+				b.publish(false)
 			}
 		})
 	}
