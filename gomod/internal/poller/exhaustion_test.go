@@ -2,8 +2,6 @@ package poller
 
 import (
 	"bytes"
-	"net"
-	"net/netip"
 	"testing"
 	"time"
 )
@@ -18,41 +16,7 @@ func TestMoreReadySocketsThanBuffers(t *testing.T) {
 			conns = recvBufCount + recvBufCount/8
 			size  = 2*recvBufSize + 100 // three buffers' worth each
 		)
-		l, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), conns, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer CloseSock(l)
-		if err := p.Listen(l, 1); err != nil {
-			t.Fatal(err)
-		}
-		defer p.Unregister(l)
-		clients := make([]net.Conn, conns)
-		for i := range clients {
-			if clients[i], err = net.Dial("tcp", addr.String()); err != nil {
-				t.Fatal(err)
-			}
-			defer clients[i].Close()
-		}
-		p.PostAccept(l, conns)
-		socks := make(map[Sock]int, conns) // socket -> client index, by the peer's port
-		byPort := make(map[uint16]int, conns)
-		for i, c := range clients {
-			byPort[uint16(c.LocalAddr().(*net.TCPAddr).Port)] = i
-		}
-		for _, c := range harvest(t, p, conns) {
-			if c.Op != OpAccept || c.Err != nil {
-				t.Fatalf("accept: %+v", c)
-			}
-			i, ok := byPort[c.Peer.Port()]
-			if !ok {
-				t.Fatalf("accepted an unknown peer %v", c.Peer)
-			}
-			socks[c.Sock] = i
-			if err := p.Register(c.Sock, uint64(c.Sock)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		socks, clients := acceptConns(t, p, conns)
 		// Every client's bytes wait in its socket before any receive is posted.
 		want := make([][]byte, conns)
 		for i, c := range clients {
@@ -63,7 +27,7 @@ func TestMoreReadySocketsThanBuffers(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 		got := make(map[Sock][]byte, conns)
-		for s := range socks {
+		for _, s := range socks {
 			p.PostRecv(s, 64<<10)
 		}
 		batch := make([]Completion, 128)
@@ -90,7 +54,7 @@ func TestMoreReadySocketsThanBuffers(t *testing.T) {
 				}
 			}
 		}
-		for s, i := range socks {
+		for i, s := range socks {
 			if !bytes.Equal(got[s], want[i]) {
 				t.Fatalf("socket of client %d: %d bytes, not what it sent", i, len(got[s]))
 			}

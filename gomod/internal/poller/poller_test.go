@@ -117,6 +117,45 @@ func release(p Poller, s Sock) {
 	CloseSock(s)
 }
 
+// acceptConns accepts n connections through p, each registered with its
+// socket as token, and returns them with their client ends, in the same
+// order.
+func acceptConns(t *testing.T, p Poller, n int) ([]Sock, []net.Conn) {
+	t.Helper()
+	l, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), n, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer CloseSock(l)
+	if err := p.Listen(l, 1); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Unregister(l)
+	clients := make([]net.Conn, n)
+	byPort := make(map[uint16]int, n)
+	for i := range clients {
+		if clients[i], err = net.Dial("tcp", addr.String()); err != nil {
+			t.Fatal(err)
+		}
+		c := clients[i]
+		t.Cleanup(func() { c.Close() })
+		byPort[uint16(c.LocalAddr().(*net.TCPAddr).Port)] = i
+	}
+	p.PostAccept(l, n)
+	socks := make([]Sock, n)
+	for _, c := range harvest(t, p, n) {
+		i, ok := byPort[c.Peer.Port()]
+		if c.Op != OpAccept || c.Err != nil || !ok {
+			t.Fatalf("accept: %+v", c)
+		}
+		socks[i] = c.Sock
+		if err := p.Register(c.Sock, uint64(c.Sock)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return socks, clients
+}
+
 // TestRecvSeesEOFBehindData: data and the peer's FIN that arrived together
 // come as the data, then the end of stream.
 func TestRecvSeesEOFBehindData(t *testing.T) {

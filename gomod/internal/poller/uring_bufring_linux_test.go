@@ -2,8 +2,6 @@ package poller
 
 import (
 	"bytes"
-	"net"
-	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -36,44 +34,6 @@ func forUring(t *testing.T, f func(t *testing.T, p *uring)) {
 			checkSettled(t, p)
 		})
 	}
-}
-
-// uringConns accepts n connections through p, each registered with its
-// socket as token, and returns them with their client ends.
-func uringConns(t *testing.T, p *uring, n int) ([]Sock, []net.Conn) {
-	t.Helper()
-	l, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), n, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer CloseSock(l)
-	if err := p.Listen(l, 1); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Unregister(l)
-	clients := make([]net.Conn, n)
-	byPort := make(map[uint16]int, n)
-	for i := range clients {
-		if clients[i], err = net.Dial("tcp", addr.String()); err != nil {
-			t.Fatal(err)
-		}
-		c := clients[i]
-		t.Cleanup(func() { c.Close() })
-		byPort[uint16(c.LocalAddr().(*net.TCPAddr).Port)] = i
-	}
-	p.PostAccept(l, n)
-	socks := make([]Sock, n)
-	for _, c := range harvest(t, p, n) {
-		i, ok := byPort[c.Peer.Port()]
-		if c.Op != OpAccept || c.Err != nil || !ok {
-			t.Fatalf("accept: %+v", c)
-		}
-		socks[i] = c.Sock
-		if err := p.Register(c.Sock, uint64(c.Sock)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return socks, clients
 }
 
 // waitRecv waits for the receive completion of s and checks it carries
@@ -124,7 +84,7 @@ func settle(t *testing.T, p *uring, socks []Sock) {
 // the ring offers about what is used, the most recently returned first.
 func TestRingReusesFewBuffers(t *testing.T) {
 	forUring(t, func(t *testing.T, p *uring) {
-		socks, clients := uringConns(t, p, 1)
+		socks, clients := acceptConns(t, p, 1)
 		s, cli := socks[0], clients[0]
 		used := map[int]bool{}
 		msg := bytes.Repeat([]byte("warm"), 256)
@@ -159,7 +119,7 @@ func TestRingReusesFewBuffers(t *testing.T) {
 // in pieces as small as the posted max.
 func TestReadAheadDeliveredInPlace(t *testing.T) {
 	forUring(t, func(t *testing.T, p *uring) {
-		socks, clients := uringConns(t, p, 1)
+		socks, clients := acceptConns(t, p, 1)
 		s, cli := socks[0], clients[0]
 		p.PostRecv(s, 64<<10)
 		cli.Write([]byte("x"))
@@ -203,7 +163,7 @@ func TestReadAheadDeliveredInPlace(t *testing.T) {
 func TestFewBuffersHeldAsReadAhead(t *testing.T) {
 	forUring(t, func(t *testing.T, p *uring) {
 		const n = maxHeld + 16
-		socks, clients := uringConns(t, p, n)
+		socks, clients := acceptConns(t, p, n)
 		for i, s := range socks {
 			p.PostRecv(s, 64<<10)
 			clients[i].Write([]byte("x"))
@@ -256,7 +216,7 @@ func TestFewBuffersHeldAsReadAhead(t *testing.T) {
 // buffers, give every buffer back.
 func TestBuffersComeBackFromForgottenSockets(t *testing.T) {
 	forUring(t, func(t *testing.T, p *uring) {
-		socks, clients := uringConns(t, p, 32)
+		socks, clients := acceptConns(t, p, 32)
 		for i, s := range socks {
 			p.PostRecv(s, 64<<10)
 			clients[i].Write([]byte("x"))
