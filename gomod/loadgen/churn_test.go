@@ -72,20 +72,3 @@ func TestChurnNoServerIsError(t *testing.T) {
 		t.Fatalf("got %+v", res)
 	}
 }
-
-func TestChurnCancelStopsRun(t *testing.T) {
-	s := startServer(t, echo(nil))
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-	defer cancel()
-	began := time.Now()
-	res, err := Run(ctx, Config{Mode: ModeChurn, Addr: s.addr(), Conns: 2, Size: 32, Duration: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(began); took > time.Second {
-		t.Fatalf("took %v", took)
-	}
-	if res.Errors != 0 || res.Messages == 0 {
-		t.Fatalf("got %+v", res)
-	}
-}
