@@ -97,13 +97,13 @@ func (w *worker) finalize(c *Conn) {
 	paused := c.paused
 	c.paused = false
 	c.mu.Unlock()
-	if c.registered {
-		w.p.Unregister(c.fd)
+	switch {
+	case c.registered:
+		w.p.Release(c.fd, c.rst)
 		c.registered = false
-	}
-	if c.rst {
+	case c.rst:
 		poller.AbortSock(c.fd)
-	} else {
+	default:
 		poller.CloseSock(c.fd)
 	}
 	w.m.pendingSend.Add(-int64(dropped))

@@ -233,6 +233,11 @@ func (p *epoll) Cancel(s Sock) {
 	}
 }
 
+func (p *epoll) Release(s Sock, abort bool) {
+	p.Unregister(s)
+	closeSock(s, abort)
+}
+
 func (p *epoll) Unregister(s Sock) {
 	st := p.state(s)
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, s, nil)

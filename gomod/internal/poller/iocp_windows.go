@@ -178,6 +178,11 @@ func (p *iocp) Cancel(s Sock) {
 	}
 }
 
+func (p *iocp) Release(s Sock, abort bool) {
+	p.Unregister(s)
+	closeSock(s, abort)
+}
+
 func (p *iocp) Unregister(s Sock) {
 	st := p.state(s)
 	if st.queued {

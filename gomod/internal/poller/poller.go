@@ -94,6 +94,12 @@ type Poller interface {
 	Cancel(s Sock)
 	// Unregister forgets s; the caller closes it afterwards.
 	Unregister(s Sock)
+	// Release forgets s and closes it (abort: with a reset, SO_LINGER 0).
+	// The close may be made in the next Wait, or by Close at the latest:
+	// io_uring submits it with the round's other work, no system call of
+	// its own. Closing a listener is left to the caller, whose next bind
+	// of the port must not find it still open.
+	Release(s Sock, abort bool)
 	// Wait harvests up to len(batch) completions. It blocks up to timeout
 	// (negative: no limit, zero: do not block) when none is ready, and returns
 	// early, possibly with none, after Wake.
@@ -139,6 +145,15 @@ func Open(name string, cfg Config) (p Poller, skipped error, err error) {
 		return p, skipped, err
 	}
 	return nil, nil, &UnknownBackendError{Name: name}
+}
+
+// closeSock closes s now, with a reset if abort.
+func closeSock(s Sock, abort bool) {
+	if abort {
+		AbortSock(s)
+	} else {
+		CloseSock(s)
+	}
 }
 
 type backend struct {

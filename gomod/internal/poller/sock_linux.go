@@ -78,8 +78,13 @@ func CloseSock(s Sock) error { return unix.Close(s) }
 
 // AbortSock closes s with a reset (SO_LINGER 0), dropping unsent data.
 func AbortSock(s Sock) error {
-	unix.SetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	lingerZero(s)
 	return unix.Close(s)
+}
+
+// lingerZero makes the close of s send a reset and drop unsent data.
+func lingerZero(s Sock) {
+	unix.SetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 }
 
 // ShutdownWrite sends FIN after the bytes already written: a half-close.

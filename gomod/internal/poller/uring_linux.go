@@ -40,6 +40,7 @@ type uring struct {
 	done    []pending  // completions made outside a Wait, delivered by the next
 	recycle []uint16   // buffers delivered last round, back to the kernel at the next Wait
 	nobufs  []*uringFD // receives that found the buffer ring empty, armed again next Wait
+	closing []queuedClose
 	waiting []*uringFD // posted receives that the read-ahead can complete
 	arena   []byte     // delivery memory for read-ahead, reused every Wait
 	ahead   aheadPool  // read-ahead memory
@@ -96,6 +97,7 @@ const (
 	udAccept
 	udWake
 	udCancel
+	udClose
 )
 
 func ud(kind uint64, st *uringFD) uint64 {
@@ -202,6 +204,38 @@ func (p *uring) Unregister(s Sock) {
 	p.dropAhead(st)
 	p.fds[s] = nil
 	p.spare = append(p.spare, st)
+}
+
+// queuedClose is a Release's close, queued at SQ position pos.
+type queuedClose struct {
+	fd  Sock
+	pos uint32
+}
+
+// Release forgets s and queues its close on the ring, submitted by the
+// next Wait: a connection's close costs no system call of its own.
+func (p *uring) Release(s Sock, abort bool) {
+	p.Unregister(s)
+	if abort {
+		lingerZero(s)
+	}
+	e := p.r.sqe()
+	e.opcode = ioringOpClose
+	e.fd = int32(s)
+	e.flags = iosqeCQESkipSuccess
+	e.userData = udClose << 56
+	p.closing = append(p.closing, queuedClose{fd: s, pos: p.r.tail - 1})
+}
+
+// forgetSubmittedCloses drops the queued closes the kernel has taken.
+func (p *uring) forgetSubmittedCloses() {
+	keep := p.closing[:0]
+	for _, c := range p.closing {
+		if !p.r.submitted(c.pos) {
+			keep = append(keep, c)
+		}
+	}
+	p.closing = keep
 }
 
 func (p *uring) unqueue(st *uringFD) {
@@ -523,6 +557,9 @@ func (p *uring) Wait(batch []Completion, timeout time.Duration) (int, error) {
 		min = 1
 	}
 	err := p.r.enter(min, timeout)
+	if len(p.closing) > 0 {
+		p.forgetSubmittedCloses()
+	}
 	p.harvest()
 	p.serveAhead()
 	n := p.n
@@ -565,6 +602,8 @@ func (p *uring) complete(cqe *ioCQE) {
 		return
 	case udCancel:
 		return // a cancel that found nothing: what it aimed at completed first
+	case udClose:
+		return // a close that failed: the descriptor is gone either way
 	}
 	if cqe.flags&ioringCQEFBuffer != 0 {
 		p.buf.took()
@@ -615,6 +654,13 @@ func (p *uring) complete(cqe *ioCQE) {
 }
 
 func (p *uring) Close() error {
+	// Closes still queued are made here: the ring's end would drop them.
+	for _, c := range p.closing {
+		if !p.r.submitted(c.pos) {
+			CloseSock(c.fd)
+		}
+	}
+	p.closing = nil
 	p.r.close()
 	p.ahead.close()
 	if p.buf != nil {

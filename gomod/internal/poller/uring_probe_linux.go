@@ -91,7 +91,7 @@ func probeUring() (uint32, error) {
 		return 0, unavailable("IORING_REGISTER_PROBE: "+err.Error(), err)
 	}
 	for _, op := range []uint8{ioringOpSendmsg, ioringOpAccept, ioringOpAsyncCancel, ioringOpConnect,
-		ioringOpRead, ioringOpSend, ioringOpRecv} {
+		ioringOpClose, ioringOpRead, ioringOpSend, ioringOpRecv} {
 		if op > probe.lastOp || probe.ops[op].flags&ioOpSupported == 0 {
 			return 0, unavailable(fmt.Sprintf("opcode %d not supported", op), nil)
 		}

@@ -155,6 +155,10 @@ func (r *ring) harvest(max int, f func(*ioCQE)) int {
 	return n
 }
 
+// submitted reports whether the SQE queued at position pos (the tail
+// before it was taken) has been consumed by the kernel.
+func (r *ring) submitted(pos uint32) bool { return int32(pos-atomic.LoadUint32(r.sqHead)) < 0 }
+
 // ready reports completions waiting in the queue.
 func (r *ring) ready() bool { return atomic.LoadUint32(r.cqHead) != atomic.LoadUint32(r.cqTail) }
 

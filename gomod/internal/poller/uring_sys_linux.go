@@ -27,6 +27,7 @@ const (
 	ioringOpAccept      = 13
 	ioringOpAsyncCancel = 14
 	ioringOpConnect     = 16
+	ioringOpClose       = 19
 	ioringOpRead        = 22
 	ioringOpSend        = 26
 	ioringOpRecv        = 27
