@@ -156,6 +156,7 @@ func (p *uring) serveAhead() {
 	p.waiting = keep
 }
 
+// unhold forgets the socket's held buffer; the caller sends it back.
 func (p *uring) unhold(st *uringFD) {
 	st.held = heldBuf{bid: -1}
 	p.holding--

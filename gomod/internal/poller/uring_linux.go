@@ -37,14 +37,14 @@ type uring struct {
 	fds     []*uringFD // indexed by descriptor
 	gen     uint32
 	spare   []*uringFD
-	done    []pending  // completions made outside a Wait, delivered by the next
-	recycle []uint16   // buffers delivered last round, back to the kernel at the next Wait
-	nobufs  []*uringFD // receives that found the buffer ring empty, armed again next Wait
-	closing []queuedClose
-	waiting []*uringFD // posted receives that the read-ahead can complete
-	arena   []byte     // delivery memory for read-ahead, reused every Wait
-	ahead   aheadPool  // read-ahead memory
-	holding int        // ring buffers held as read-ahead, at most maxHeld
+	done    []pending     // completions made outside a Wait, delivered by the next
+	recycle []uint16      // buffers delivered last round, back to the kernel at the next Wait
+	nobufs  []*uringFD    // receives that found the buffer ring empty, armed again next Wait
+	closing []queuedClose // Release's closes the kernel has not taken yet
+	waiting []*uringFD    // posted receives that the read-ahead can complete
+	arena   []byte        // delivery memory for read-ahead, reused every Wait
+	ahead   aheadPool     // read-ahead memory
+	holding int           // ring buffers held as read-ahead, at most maxHeld
 	off     int
 	out     []Completion // the running Wait's batch
 	n       int
