@@ -14,30 +14,36 @@ import (
 
 func forBackends(t *testing.T, f func(t *testing.T, p Poller)) {
 	for _, name := range Backends() {
-		variants := []bool{false}
-		if hasSingleShot(name) {
-			variants = []bool{false, true} // capped multishot, then single-shot receives
+		forBackend(t, name, f)
+	}
+}
+
+// forBackend runs f on a port of the named backend, and for io_uring with
+// capped multishot receives, then again with single-shot ones.
+func forBackend(t *testing.T, name string, f func(t *testing.T, p Poller)) {
+	variants := []bool{false}
+	if hasSingleShot(name) {
+		variants = []bool{false, true} // capped multishot, then single-shot receives
+	}
+	for _, single := range variants {
+		label := name
+		if single {
+			label += "-singleshot"
 		}
-		for _, single := range variants {
-			label := name
-			if single {
-				label += "-singleshot"
+		t.Run(label, func(t *testing.T) {
+			setSingleShot(single)
+			defer setSingleShot(false)
+			// One OS thread drives a port, as in the engine.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			p, _, err := Open(name, Config{FixedThread: true})
+			if err != nil {
+				t.Fatal(err)
 			}
-			t.Run(label, func(t *testing.T) {
-				setSingleShot(single)
-				defer setSingleShot(false)
-				// One OS thread drives a port, as in the engine.
-				runtime.LockOSThread()
-				defer runtime.UnlockOSThread()
-				p, _, err := Open(name, Config{FixedThread: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer p.Close()
-				f(t, p)
-				checkSettled(t, p)
-			})
-		}
+			defer p.Close()
+			f(t, p)
+			checkSettled(t, p)
+		})
 	}
 }
 

@@ -2,7 +2,6 @@ package poller
 
 import (
 	"bytes"
-	"runtime"
 	"testing"
 	"time"
 )
@@ -10,35 +9,17 @@ import (
 // Tests of how io_uring uses its provided buffers: few and warm under light
 // load, read-ahead kept in place, every buffer back in the end.
 
-// forUring runs f on an io_uring port, with capped multishot receives and
-// again with single-shot ones where the kernel caps.
+// forUring runs f on an io_uring port, as forBackends does.
 func forUring(t *testing.T, f func(t *testing.T, p *uring)) {
 	if _, err := uringAvailable(); err != nil {
 		t.Skipf("io_uring unavailable here: %v", err) // the CI kernel has it: the fallback tests check the reason
 	}
-	for _, single := range []bool{false, true} {
-		if single && !uringProbe.capped {
-			continue
-		}
-		t.Run(map[bool]string{false: "multishot", true: "singleshot"}[single], func(t *testing.T) {
-			setSingleShot(single)
-			defer setSingleShot(false)
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			p, _, err := Open("io_uring", Config{FixedThread: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			f(t, p.(*uring))
-			checkSettled(t, p)
-		})
-	}
+	forBackend(t, "io_uring", func(t *testing.T, p Poller) { f(t, p.(*uring)) })
 }
 
-// waitRecv waits for the receive completion of s and checks it carries
-// want at its start; it returns the completion, its bytes still in the
-// port's memory (valid until the next Wait).
+// waitRecv waits for the receive completion of s and checks that it
+// carries data; it returns the completion, its bytes still in the port's
+// memory (valid until the next Wait).
 func waitRecv(t *testing.T, p *uring, s Sock) Completion {
 	t.Helper()
 	batch := make([]Completion, 1)
