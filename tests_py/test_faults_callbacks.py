@@ -14,6 +14,7 @@ import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pyiocp
+from pyiocp._pyiocp import go_allocations
 from test_faults_harness import (
     LOOPBACK, Closes, ControlClient, ScenarioFactory, connect, mib, pick, recv_exactly, recv_until_eof, rss,
     wait_until,
@@ -224,14 +225,15 @@ class PingPong(pyiocp.Handler):
 
 
 def flat_run(scen: Any, h: PingPong, pairs: int) -> Dict[str, Any]:
-    """Runs the ping-pong to its target, sampling sys.getallocatedblocks()
-    and RSS at every tenth of it once the warm-up is done."""
+    """Runs the ping-pong to its target, sampling sys.getallocatedblocks(),
+    RSS and the Go side's allocation count at every tenth of it once the
+    warm-up is done."""
     mgr = scen.manager(h, workers=2)
     h.mgr = mgr
     addr = mgr.listen(LOOPBACK, 0).address
     for _ in range(pairs):
         mgr.connect(*addr)
-    samples: List[Tuple[int, int, int]] = []
+    samples: List[Tuple[int, int, int, int]] = []
     t0 = time.monotonic()
     # The warm-up: caches fill, and the Go heap (a post allocates) grows to
     # its collector's first goal, a few MiB, which takes some 200,000
@@ -239,11 +241,11 @@ def flat_run(scen: Any, h: PingPong, pairs: int) -> Dict[str, Any]:
     mark = min(h.target // 5, 200_000)
     while not h.done.wait(0.005):
         if h.last >= mark:
-            samples.append((h.last, sys.getallocatedblocks(), rss()))
+            samples.append((h.last, sys.getallocatedblocks(), rss(), go_allocations()))
             mark += h.target // 10
         assert time.monotonic() - t0 < pick(120, 600), f"{h.last} of {h.target} messages"
     took = time.monotonic() - t0
-    samples.append((h.last, sys.getallocatedblocks(), rss()))
+    samples.append((h.last, sys.getallocatedblocks(), rss(), go_allocations()))
     mgr.close()
     return {"samples": samples, "seconds": took}
 
@@ -265,12 +267,18 @@ def test_fault_reference_counts_stay_flat(scenario: ScenarioFactory) -> None:
     measured = samples[-1][0] - samples[0][0]
     scen.set("blocks", [s[1] for s in samples])
     scen.set("rss_mib", [round(s[2] / (1 << 20), 1) for s in samples])
+    go_allocs = samples[-1][3] - samples[0][3]
     assert blocks_growth < 1000, f"allocated blocks grew by {blocks_growth} over {measured} messages"
+    # Go allocates for a post (its payload boxed), never per message: an
+    # allocation per message would also grow RSS by the garbage collector's
+    # goal, which depends on what the process did before.
+    assert go_allocs < measured // 100, f"the Go side allocated {go_allocs} objects over {measured} messages"
     assert rss_growth < (4 << 20), f"RSS grew {mib(rss_growth)} over {measured} messages"
     assert next(h.posts) >= target // 1000 - 1
     scen.sized(f"{target:,} messages (on_recv + on_send each, a post per 1000) over 50 connection pairs")
     scen.note(f"after the warm-up ({samples[0][0]:,} messages): allocated blocks {base_blocks} +{blocks_growth} at most, "
-              f"RSS {mib(base_rss)} +{mib(rss_growth)} at most; {target / out['seconds']:,.0f} messages/s")
+              f"RSS {mib(base_rss)} +{mib(rss_growth)} at most, Go allocations {go_allocs}; "
+              f"{target / out['seconds']:,.0f} messages/s")
 
 
 def test_fault_reference_count_check_catches_a_leak(scenario: ScenarioFactory) -> None:

@@ -41,12 +41,20 @@ func setErr(e *C.pyiocp_error, err error) C.int {
 	return C.int(code)
 }
 
+// classify maps err to its error code (and errno for OS errors).
 func classify(err error) (code int32, errno int32) {
+	if err == nil {
+		return C.PYIOCP_OK, 0 // every send: no allocation on this path
+	}
+	return classifyFailure(err)
+}
+
+// classifyFailure is classify for a non-nil error: errors.As makes its
+// targets escape, so they are declared only here.
+func classifyFailure(err error) (code int32, errno int32) {
 	var oe *engine.OptionError
 	var en syscall.Errno
 	switch {
-	case err == nil:
-		return C.PYIOCP_OK, 0
 	case errors.Is(err, engine.ErrClosed):
 		return C.PYIOCP_E_CLOSED, 0
 	case errors.Is(err, engine.ErrBufferFull):

@@ -982,8 +982,16 @@ static PyObject *mod_backends(PyObject *mod, PyObject *unused)
     return list;
 }
 
+/* go_allocations() -> int: objects the Go side has allocated so far, for
+ * the leak checks (messages must allocate none). */
+static PyObject *mod_go_allocations(PyObject *mod, PyObject *unused)
+{
+    return PyLong_FromLongLong((long long)pyiocpGoAllocations());
+}
+
 static PyMethodDef module_methods[] = {
     {"_init", mod_init, METH_O, "_init(errors_module): the exception classes to raise"},
+    {"go_allocations", mod_go_allocations, METH_NOARGS, "go_allocations() -> objects the Go side has allocated"},
     {"backends", mod_backends, METH_NOARGS, "backends() -> the backends that work here, preferred first"},
     {"bench_start", bench_start, METH_VARARGS, "bench_start(addr, conns, size, depth, duration_ns, warmup_ns) -> handle"},
     {"bench_progress", bench_progress, METH_O, "bench_progress(handle) -> (elapsed_s, messages, msgs_per_sec)"},
