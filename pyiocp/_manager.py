@@ -201,6 +201,7 @@ class SocketManager:
         self._worker_idents: Set[int] = set()
         self._final_stats: Optional[Dict[str, Any]] = None
         self._polling = 0  # poll() calls under way
+        self._pollers = threading.local()  # a _PollerExit in each thread that polled
         self._listeners: List[Listener] = []
 
     # ------------------------------------------------------------ sockets
@@ -372,7 +373,14 @@ class SocketManager:
 
     def poll(self, timeout: Optional[float] = None, max: int = 64) -> List[Completion]:
         """Harvest completions (handler=None only): blocks up to timeout
-        seconds (None: until there is one) and returns [] when it passes."""
+        seconds (None: until there is one) and returns [] when it passes.
+
+        Any number of threads may poll at once. Each completion goes to one
+        of them, and a connection's completions to one thread at a time, in
+        order: once a poll() returned some, that connection's next
+        completions (and its next receive) wait until the same thread
+        calls poll() again, as a GetQueuedCompletionStatus thread posts
+        the next receive only once it has handled the last one."""
         if self._handler is not None:
             raise ValueError("this manager has a handler: its workers deliver the events")
         max = _int_arg("max", max, 1, 1 << 16)
@@ -383,6 +391,8 @@ class SocketManager:
         with self._lock:
             self._check_open()
             self._polling += 1
+        if getattr(self._pollers, "exit", None) is None:
+            self._pollers.exit = _PollerExit(self._engine, threading.get_ident())
         try:
             return self._engine.poll(timeout_ns, max, threading.current_thread() is threading.main_thread())
         finally:
@@ -473,6 +483,22 @@ class SocketManager:
 
     def __repr__(self) -> str:
         return f"<pyiocp.SocketManager workers={self._workers} {self._state}>"
+
+
+class _PollerExit:
+    """Kept in the thread-local data of each thread that called poll():
+    when the thread ends, the connections whose completions it took last go
+    to the other polling threads (a connection is handed to one poll() at a
+    time and is that thread's until it polls again)."""
+
+    __slots__ = ("_engine", "_ident")
+
+    def __init__(self, engine: _pyiocp.Engine, ident: int) -> None:
+        self._engine = engine
+        self._ident = ident
+
+    def __del__(self) -> None:
+        self._engine.release_poller(self._ident)
 
 
 class _StartGate:

@@ -89,5 +89,7 @@ func (w *worker) adopt(c *Conn) {
 	w.stats.accepted.Add(1)
 	w.emit(Event{Kind: EventAccept, Conn: c})
 	w.schedule(c)
-	w.postRecv(c)
+	// The first receive is posted next round, once whoever took this
+	// event has let the connection go (pollers.go).
+	w.rearm = append(w.rearm, c)
 }

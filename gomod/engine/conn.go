@@ -75,6 +75,8 @@ type Conn struct {
 	heapIdx     int
 	prev, next  *Conn // the worker's list of its connections
 	connectAddr netip.AddrPort
+	holder      uint64  // the poller that took its last events, 0: none (pollers.go)
+	deferred    []Event // its events that wait while a poller holds it
 }
 
 // ID is the connection's id: unique in its manager for the process's life.

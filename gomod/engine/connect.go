@@ -90,7 +90,9 @@ func (w *worker) connected(c *Conn) {
 	w.stats.connected.Add(1)
 	w.emit(Event{Kind: EventConnect, Conn: c})
 	w.schedule(c)
-	w.postRecv(c)
+	// The first receive is posted next round, once whoever took this
+	// event has let the connection go (pollers.go).
+	w.rearm = append(w.rearm, c)
 	c.mu.Lock()
 	req := c.req
 	c.mu.Unlock()

@@ -22,6 +22,7 @@ const (
 	reqCloseListener                    // Listener.Close
 	reqPost                             // Manager.Post
 	reqShutdown                         // Manager.Shutdown
+	reqRelease                          // Manager.ReleasePoller
 )
 
 type request struct {

@@ -36,13 +36,19 @@ func (w *worker) recvDone(c *Conn, cpl *poller.Completion) {
 
 // rearmAll posts the next receive of every connection that received last
 // round. Deciding now, after the handlers ran, lets a pause_reading() made
-// in on_recv stop the very next read.
+// in on_recv stop the very next read. A connection a poller holds waits
+// until it polls again (pollers.go).
 func (w *worker) rearmAll() {
+	keep := w.rearm[:0]
 	for _, c := range w.rearm {
+		if c.blocked() {
+			keep = append(keep, c)
+			continue
+		}
 		w.postRecv(c)
 	}
-	clear(w.rearm)
-	w.rearm = w.rearm[:0]
+	clear(w.rearm[len(keep):])
+	w.rearm = keep
 }
 
 // postRecv posts a receive unless one is outstanding, the stream ended,
@@ -68,6 +74,10 @@ func (w *worker) deliverHeld() {
 	keep := w.resume[:0]
 	for _, c := range w.resume {
 		if c.state != stateOpen || c.isPaused() {
+			continue
+		}
+		if c.blocked() {
+			keep = append(keep, c) // a poller holds it: after it polls again
 			continue
 		}
 		if c.held.len() > 0 {

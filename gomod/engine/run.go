@@ -50,15 +50,22 @@ func (m *Manager) runWorker(w *worker) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer m.runWG.Done()
-	for {
-		evs, quit := m.Poll(w.idx, pollBatch, -1)
-		for i := range evs {
-			dispatch(m.h, &evs[i])
-		}
-		if quit {
-			return
+	for m.dispatchRound(w.idx) {
+	}
+}
+
+// dispatchRound polls worker i as its one driver and hands the events to
+// the handler, if any, holding the worker until they are handled; false
+// once the worker has quit.
+func (m *Manager) dispatchRound(i int) bool {
+	evs, quit, _ := m.PollShared(i, 0, pollBatch, -1)
+	if m.h != nil {
+		for j := range evs {
+			dispatch(m.h, &evs[j])
 		}
 	}
+	m.EndPoll(i)
+	return !quit
 }
 
 // Close shuts the manager down gracefully (see Shutdown) and returns once
@@ -87,42 +94,71 @@ func (m *Manager) Close(timeout time.Duration) error {
 func (m *Manager) Drain(i int) {
 	runtime.LockOSThread() // a worker is driven from one thread (WithFixedThreads)
 	defer runtime.UnlockOSThread()
-	for {
-		evs, quit := m.Poll(i, pollBatch, -1)
-		if m.h != nil {
-			for j := range evs {
-				dispatch(m.h, &evs[j])
-			}
-		}
-		if quit {
-			return
-		}
+	for m.dispatchRound(i) {
 	}
 }
 
 // Poll runs one round of worker i on the calling thread and returns its
-// events (at most max; 0: no limit), valid until the worker's next Poll.
+// events (at most max; 0: no limit), valid until the worker's next round.
 // quit reports that the worker has finished after Shutdown. It blocks up to
 // timeout (negative: no limit) when nothing happens, but a round that was
 // woken for the worker's own work (a Listen or Connect to apply, a log
 // line for the binding to take) returns before it with no events: a caller
-// that wants the whole timeout polls again. One thread at a time polls a
-// worker; the Python binding's worker threads and Go's Run call it.
+// that wants the whole timeout polls again. Poll is for the one thread that
+// drives a worker (Run does); several threads polling one worker use
+// PollShared. Poll takes over from them: it releases their connections.
 func (m *Manager) Poll(i, max int, timeout time.Duration) (evs []Event, quit bool) {
+	evs, quit, _ = m.PollShared(i, 0, max, timeout)
+	m.EndPoll(i)
+	return evs, quit
+}
+
+// PollShared is Poll for a thread among several polling worker i at once,
+// as threads of a pool call GetQueuedCompletionStatus on one port. poller
+// names the calling thread: any value but 0, the same on each of its calls
+// (0 is Poll's single driver). Each event goes to one caller; a
+// connection's events go to one poller at a time, in order: once poller P
+// took some, the connection's next events (and its next receive) wait until
+// P polls again, or ReleasePoller(P).
+//
+// If held is true, the caller holds the worker: its events, Data included,
+// stay valid, and no other thread polls worker i, until the caller calls
+// EndPoll(i), which it must, and soon. held is false when timeout passed
+// while another thread held the worker (then evs is empty and there is
+// nothing to end).
+func (m *Manager) PollShared(i int, poller uint64, max int, timeout time.Duration) (evs []Event, quit, held bool) {
 	w := m.workers[i]
-	w.drive.Lock()
-	defer w.drive.Unlock()
-	if w.released {
-		return nil, true
+	start := time.Now()
+	if !w.lock(timeout) {
+		return nil, false, false
 	}
-	return w.poll(max, timeout)
+	if w.released {
+		return nil, true, true
+	}
+	if waited := time.Since(start); timeout > 0 {
+		timeout -= min(waited, timeout)
+	}
+	evs, quit = w.poll(max, timeout, poller)
+	return evs, quit, true
+}
+
+// EndPoll ends the hold PollShared gave on worker i.
+func (m *Manager) EndPoll(i int) { m.workers[i].unlock() }
+
+// ReleasePoller lets go of the connections poller holds on worker i, for a
+// thread that stops polling: their waiting events go to the other pollers.
+// Safe from any thread; it takes effect at the worker's next round.
+func (m *Manager) ReleasePoller(i int, poller uint64) {
+	if poller != 0 {
+		m.workers[i].enqueue(request{kind: reqRelease, v: poller})
+	}
 }
 
 // Release frees the ports once every worker has quit; it reports whether
 // they all had. Close calls it; bindings call it after joining their threads.
 func (m *Manager) Release() bool {
 	for _, w := range m.workers {
-		if !w.release() {
+		if !w.releasePort() {
 			return false
 		}
 	}

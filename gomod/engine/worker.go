@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,23 +16,28 @@ const (
 
 // worker is one completion port and the connections assigned to it. One
 // thread at a time drives it through poll: a Python worker thread, a Go
-// goroutine locked to its thread, or the thread closing the manager. That
-// thread harvests the completions and runs the handlers: no thread hop.
+// goroutine locked to its thread, the thread closing the manager, or one
+// of several threads polling it (pollers.go). That thread harvests the
+// completions and runs the handlers: no thread hop.
 type worker struct {
 	m   *Manager
 	idx int
 	p   poller.Poller
 
 	inbox    inbox
-	sleeping atomic.Bool // in (or about to enter) a blocking Wait
-	drive    sync.Mutex  // held by the thread polling
+	sleeping atomic.Bool   // in (or about to enter) a blocking Wait
+	drive    chan struct{} // full while a thread holds the worker (a lock that can time out)
 
 	batch       []poller.Completion
-	out         []Event // this round's events
-	pos         int     // out[pos:] not yet returned
-	rearm       []*Conn // received last round: post the next receive
-	resume      []*Conn // held data to deliver
-	freeing     []*Conn // closed last round: free their slots now
+	out         []Event  // this round's events
+	pos         int      // out[pos:] not yet returned
+	rearm       []*Conn  // received last round: post the next receive
+	resume      []*Conn  // held data to deliver
+	freeing     []*Conn  // closed last round: free their slots now
+	holds       []*Conn  // connections a poller holds (pollers.go)
+	undefer     []*Conn  // no longer held, with deferred events to deliver
+	ndeferred   int      // events deferred and not yet delivered
+	spent       [][]byte // the memory of deferred bytes handed out this round
 	iov         [][]byte
 	now         int64
 	timers      timerHeap
@@ -54,6 +58,7 @@ func newWorker(m *Manager, idx int, p poller.Poller) (*worker, error) {
 		m:     m,
 		idx:   idx,
 		p:     p,
+		drive: make(chan struct{}, 1),
 		batch: make([]poller.Completion, completionsPerWait),
 		iov:   make([][]byte, 0, maxSendViews),
 	}
@@ -63,13 +68,18 @@ func newWorker(m *Manager, idx int, p poller.Poller) (*worker, error) {
 	return w, nil
 }
 
-// poll runs one round and returns at most max events, valid until the next
-// poll. A round first does what the last round's handlers asked for (sends,
-// closes, the next receives), then harvests completions, blocking up to
-// timeout (negative: no limit) when there is nothing to report.
-func (w *worker) poll(max int, timeout time.Duration) ([]Event, bool) {
+// poll runs one round for poller pid and returns at most max events, valid
+// until the next round. A round first does what the last round's handlers
+// asked for (sends, closes, the next receives), then harvests completions,
+// blocking up to timeout (negative: no limit) when there is nothing to
+// report. Events left from the last round are handed out first.
+func (w *worker) poll(max int, timeout time.Duration, pid uint64) ([]Event, bool) {
+	w.release(pid)
 	if w.pos < len(w.out) {
-		return w.next(max)
+		if evs, quit := w.next(max, pid); len(evs) > 0 || quit {
+			return evs, quit
+		}
+		// What was left belonged to connections other pollers hold.
 	}
 	clear(w.out) // hold no closed connection or payload past its round
 	w.out = w.out[:0]
@@ -79,17 +89,15 @@ func (w *worker) poll(max int, timeout time.Duration) ([]Event, bool) {
 	}
 	w.now = w.m.clock()
 	w.spill.reset()
-	for _, c := range w.freeing {
-		w.m.table.remove(c)
-	}
-	clear(w.freeing)
-	w.freeing = w.freeing[:0]
+	w.freeSpent()
+	w.freeSlots()
 	w.applyInbox()
+	w.undeferAll()
 	w.rearmAll()
 	w.deliverHeld()
 	w.expire()
 	if w.checkQuit() {
-		return w.next(max)
+		return w.next(max, pid)
 	}
 
 	wait := w.waitTime(timeout)
@@ -117,19 +125,37 @@ func (w *worker) poll(max int, timeout time.Duration) ([]Event, bool) {
 	w.stats.completions.Add(uint64(n))
 	w.expire()
 	w.checkQuit()
-	return w.next(max)
+	return w.next(max, pid)
 }
 
-func (w *worker) next(max int) ([]Event, bool) {
-	evs := w.out[w.pos:]
-	if max > 0 && len(evs) > max {
-		evs = evs[:max]
-	}
-	w.pos += len(evs)
+func (w *worker) next(max int, pid uint64) ([]Event, bool) {
+	evs := w.take(max, pid)
 	return evs, w.quit && w.pos == len(w.out)
 }
 
-func (w *worker) emit(ev Event) { w.out = append(w.out, ev) }
+// emit reports ev, or defers it while its connection is held by a poller.
+func (w *worker) emit(ev Event) {
+	if c := ev.Conn; c != nil && c.blocked() {
+		w.deferEvent(c, ev)
+		return
+	}
+	w.out = append(w.out, ev)
+}
+
+// freeSlots frees the slots of the connections whose close was handed out
+// last round (a deferred close keeps its slot until it is).
+func (w *worker) freeSlots() {
+	keep := w.freeing[:0]
+	for _, c := range w.freeing {
+		if len(c.deferred) > 0 {
+			keep = append(keep, c)
+			continue
+		}
+		w.m.table.remove(c)
+	}
+	clear(w.freeing[len(keep):])
+	w.freeing = keep
+}
 
 func (w *worker) applyInbox() {
 	reqs := w.inbox.take()
@@ -161,6 +187,8 @@ func (w *worker) apply(r *request) {
 		w.emit(Event{Kind: EventPost, Value: r.v})
 	case reqShutdown:
 		w.beginShutdown(r.t)
+	case reqRelease:
+		w.release(r.v.(uint64))
 	}
 }
 
@@ -235,13 +263,13 @@ func (w *worker) expire() {
 // Requests that arrive after that find the inbox closed (enqueue fails);
 // those already queued are settled here.
 func (w *worker) checkQuit() bool {
-	if !w.shutdown || w.quit || w.conns.n > 0 || w.nlisteners > 0 {
+	if !w.shutdown || w.quit || w.conns.n > 0 || w.nlisteners > 0 || w.ndeferred > 0 {
 		return w.quit
 	}
 	for _, r := range w.inbox.close() {
 		w.apply(&r)
 	}
-	w.quit = w.conns.n == 0
+	w.quit = w.conns.n == 0 && w.ndeferred == 0
 	return w.quit
 }
 
@@ -267,13 +295,41 @@ func (w *worker) beginShutdown(deadline int64) {
 	}
 }
 
-// release frees the port once the worker has quit. It never waits for a
-// thread still polling (a binding may call it holding its interpreter lock).
-func (w *worker) release() bool {
-	if !w.drive.TryLock() {
+// lock takes the worker for the calling thread, waiting up to timeout
+// (negative: no limit); false if it passed first.
+func (w *worker) lock(timeout time.Duration) bool {
+	select {
+	case w.drive <- struct{}{}:
+		return true
+	default:
+	}
+	if timeout == 0 {
 		return false
 	}
-	defer w.drive.Unlock()
+	if timeout < 0 {
+		w.drive <- struct{}{}
+		return true
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case w.drive <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func (w *worker) unlock() { <-w.drive }
+
+// releasePort frees the port once the worker has quit. It never waits for
+// a thread still polling (a binding may call it holding its interpreter
+// lock).
+func (w *worker) releasePort() bool {
+	if !w.lock(0) {
+		return false
+	}
+	defer w.unlock()
 	if !w.quit {
 		return false
 	}
@@ -283,6 +339,8 @@ func (w *worker) release() bool {
 			w.m.table.remove(c)
 		}
 		w.freeing = nil
+		w.holds = nil
+		w.freeSpent()
 		w.p.Close()
 		w.spill.free()
 	}

@@ -204,18 +204,25 @@ func pyiocpConnect(h C.int64_t, ip *C.char, port C.int, timeoutNs C.int64_t,
 }
 
 // pyiocpPoll runs one round of a worker (the caller has released the GIL)
-// and writes its events into evs. *quit is set once the worker has finished
-// after shutdown; *logs tells how many log lines wait for pyiocpTakeLog.
+// for poller (0: the worker's one driving thread; else the calling
+// thread's id, several of which may poll one worker) and writes its events
+// into evs. With *held set the caller holds the worker, and the events'
+// data stays valid, until it calls pyiocpPollDone; *held is 0 when the
+// timeout passed while another thread held it. *quit is set once the
+// worker has finished after shutdown; *logs tells how many log lines wait
+// for pyiocpTakeLog.
 //
 //export pyiocpPoll
-func pyiocpPoll(h C.int64_t, worker C.int, evs *C.pyiocp_event, max C.int, timeoutNs C.int64_t,
-	quit *C.int, logs *C.int) C.int {
+func pyiocpPoll(h C.int64_t, worker C.int, poller C.uint64_t, evs *C.pyiocp_event, max C.int, timeoutNs C.int64_t,
+	quit, logs, held *C.int) C.int {
+	*held = 0
+	*logs = 0
 	ent := lookup(int64(h))
 	if ent == nil || worker < 0 || int(worker) >= ent.m.Workers() {
 		*quit = 1
 		return 0
 	}
-	events, q := ent.m.Poll(int(worker), int(max), duration(timeoutNs))
+	events, q, ok := ent.m.PollShared(int(worker), uint64(poller), int(max), duration(timeoutNs))
 	out := unsafe.Slice(evs, int(max))
 	for i := range events {
 		fill(&out[i], &events[i])
@@ -224,8 +231,30 @@ func pyiocpPoll(h C.int64_t, worker C.int, evs *C.pyiocp_event, max C.int, timeo
 	if q {
 		*quit = 1
 	}
+	if ok {
+		*held = 1
+	}
 	*logs = C.int(ent.nlogs.Load())
 	return C.int(len(events))
+}
+
+// pyiocpPollDone ends the hold a pyiocpPoll gave (*held set).
+//
+//export pyiocpPollDone
+func pyiocpPollDone(h C.int64_t, worker C.int) {
+	if ent := lookup(int64(h)); ent != nil {
+		ent.m.EndPoll(int(worker))
+	}
+}
+
+// pyiocpReleasePoller lets go of the connections a polling thread that
+// stops polling still holds.
+//
+//export pyiocpReleasePoller
+func pyiocpReleasePoller(h C.int64_t, worker C.int, poller C.uint64_t) {
+	if ent := lookup(int64(h)); ent != nil && worker >= 0 && int(worker) < ent.m.Workers() {
+		ent.m.ReleasePoller(int(worker), uint64(poller))
+	}
 }
 
 func fill(out *C.pyiocp_event, ev *engine.Event) {
@@ -252,7 +281,7 @@ func fill(out *C.pyiocp_event, ev *engine.Event) {
 		out.port = C.uint16_t(peer.Port())
 	case engine.EventRecv:
 		// Data is outside the Go heap (the poller's arena or the worker's
-		// spill memory) and stays valid until this worker's next poll.
+		// spill memory) and stays valid while the caller holds the worker.
 		out.data = (*C.char)(unsafe.Pointer(unsafe.SliceData(ev.Data)))
 		out.n = C.int64_t(len(ev.Data))
 	case engine.EventSend:

@@ -10,7 +10,8 @@
  *   - A posted payload's reference travels through Go as an integer and is
  *     released right after on_post (or the poll() Completion) took it.
  *   - Go memory is never kept here: event data lives outside the Go heap and
- *     is copied into bytes before the worker's next poll.
+ *     is copied into bytes while this thread holds the worker: from
+ *     pyiocpPoll (held set) to pyiocpPollDone, no other thread polls it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -345,11 +346,13 @@ static PyObject *run_loop(EngineObject *e, int worker, int is_main)
         return PyErr_NoMemory();
     Py_INCREF(e);
     while (!quit) {
-        int n, logs = 0;
+        int n, logs = 0, held = 0;
         Py_BEGIN_ALLOW_THREADS
-        n = pyiocpPoll(e->h, worker, evs, BATCH, is_main ? MAIN_SLICE_NS : -1, &quit, &logs);
+        n = pyiocpPoll(e->h, worker, 0, evs, BATCH, is_main ? MAIN_SLICE_NS : -1, &quit, &logs, &held);
         Py_END_ALLOW_THREADS
         dispatch(e, evs, n, &ls);
+        if (held)
+            pyiocpPollDone(e->h, worker);
         if (logs)
             flush_logs(e);
         if (ls.stop)
@@ -457,13 +460,15 @@ static void engine_abandon(EngineObject *self)
     for (int w = 0; w < self->workers; w++) {
         int quit = 0, logs = 0;
         while (!quit) {
-            int n;
+            int n, held = 0;
             Py_BEGIN_ALLOW_THREADS
-            n = pyiocpPoll(self->h, w, evs, BATCH, -1, &quit, &logs);
+            n = pyiocpPoll(self->h, w, 0, evs, BATCH, -1, &quit, &logs, &held);
             Py_END_ALLOW_THREADS
             for (int i = 0; i < n; i++)
                 if (evs[i].kind == PYIOCP_EV_POST)
                     Py_DECREF((PyObject *)(uintptr_t)evs[i].value);
+            if (held)
+                pyiocpPollDone(self->h, w);
         }
     }
     self->released = pyiocpRelease(self->h);
@@ -583,6 +588,13 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
     return r;
 }
 
+/* A polling thread's name for the engine: never 0, which is the one
+ * driving thread of run_loop. */
+static uint64_t poller_id(unsigned long ident)
+{
+    return ident ? (uint64_t)ident : 1;
+}
+
 static PyObject *Engine_poll(EngineObject *self, PyObject *args)
 {
     long long timeout_ns;
@@ -590,6 +602,8 @@ static PyObject *Engine_poll(EngineObject *self, PyObject *args)
     pyiocp_event *evs;
     PyObject *list = NULL;
     long long deadline = 0;
+    /* This thread's connections: theirs until it polls again (pollers.go). */
+    uint64_t poller = poller_id(PyThread_get_thread_ident());
     if (!PyArg_ParseTuple(args, "Lip", &timeout_ns, &max, &is_main))
         return NULL;
     if (max < 1)
@@ -601,13 +615,13 @@ static PyObject *Engine_poll(EngineObject *self, PyObject *args)
         return PyErr_NoMemory();
     for (;;) {
         long long slice = timeout_ns < 0 ? -1 : deadline - pyiocpMonotonicNs();
-        int n, quit = 0, logs = 0;
+        int n, quit = 0, logs = 0, held = 0;
         if (timeout_ns >= 0 && slice < 0)
             slice = 0;
         if (is_main && (slice < 0 || slice > MAIN_SLICE_NS))
             slice = MAIN_SLICE_NS;
         Py_BEGIN_ALLOW_THREADS
-        n = pyiocpPoll(self->h, 0, evs, max, slice, &quit, &logs);
+        n = pyiocpPoll(self->h, 0, poller, evs, max, slice, &quit, &logs, &held);
         Py_END_ALLOW_THREADS
         if (logs)
             flush_logs(self);
@@ -632,8 +646,12 @@ static PyObject *Engine_poll(EngineObject *self, PyObject *args)
                 }
                 Py_DECREF(item);
             }
-            break;
         }
+        /* The batch is bytes and Completions now: other threads may poll. */
+        if (held)
+            pyiocpPollDone(self->h, 0);
+        if (n > 0 || quit)
+            break;
         if (is_main && PyErr_CheckSignals() < 0)
             break;
         if (timeout_ns >= 0 && pyiocpMonotonicNs() >= deadline) {
@@ -643,6 +661,17 @@ static PyObject *Engine_poll(EngineObject *self, PyObject *args)
     }
     PyMem_Free(evs);
     return list;
+}
+
+/* release_poller(ident): the thread ident (threading.get_ident()) has
+ * stopped polling; its connections go to the other pollers. */
+static PyObject *Engine_release_poller(EngineObject *self, PyObject *arg)
+{
+    unsigned long ident = PyLong_AsUnsignedLong(arg);
+    if (ident == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    pyiocpReleasePoller(self->h, 0, poller_id(ident));
+    Py_RETURN_NONE;
 }
 
 static PyObject *Engine_shutdown(EngineObject *self, PyObject *arg)
@@ -715,6 +744,7 @@ static PyMethodDef Engine_methods[] = {
     {"connect", (PyCFunction)Engine_connect, METH_VARARGS, "connect(ip, port, timeout_ns) -> Connection"},
     {"run_worker", (PyCFunction)Engine_run_worker, METH_VARARGS, "run_worker(index, is_main): dispatch until the worker quits"},
     {"poll", (PyCFunction)Engine_poll, METH_VARARGS, "poll(timeout_ns, max, is_main) -> list of Completion"},
+    {"release_poller", (PyCFunction)Engine_release_poller, METH_O, "release_poller(thread_ident)"},
     {"shutdown", (PyCFunction)Engine_shutdown, METH_O, "shutdown(timeout_ns): start a graceful close"},
     {"release", (PyCFunction)Engine_release, METH_NOARGS, "release() -> True once every worker has quit"},
     {"post", (PyCFunction)Engine_post, METH_O, "post(payload)"},
