@@ -25,6 +25,7 @@ logger = logging.getLogger("pyiocp")
 
 DEFAULT_RECV_BUFFER_LIMIT = 256 << 10
 DEFAULT_SEND_BUFFER_LIMIT = 4 << 20
+DEFAULT_CLOSE_TIMEOUT = 10.0
 DEFAULT_BACKLOG = 1024
 DEFAULT_ACCEPTS = 16
 MAX_WORKERS = 256
@@ -163,6 +164,7 @@ class SocketManager:
         send_low_watermark: Optional[int] = None,
         idle_timeout: Optional[float] = None,
         accept_timeout: Optional[float] = None,
+        close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
         max_connections: Optional[int] = None,
     ) -> None:
         if handler is not None and not isinstance(handler, Handler):
@@ -191,6 +193,7 @@ class SocketManager:
             low,
             _seconds_ns("idle_timeout", idle_timeout),
             _seconds_ns("accept_timeout", accept_timeout),
+            _seconds_ns("close_timeout", close_timeout),
             cap,
             _event_mask(handler),
         )

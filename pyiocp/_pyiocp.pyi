@@ -40,6 +40,7 @@ class Engine:
         send_low_watermark: int,
         idle_timeout_ns: int,
         accept_timeout_ns: int,
+        close_timeout_ns: int,
         max_connections: int,
         events: int,
     ) -> None: ...

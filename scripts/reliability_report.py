@@ -45,6 +45,12 @@ SCENARIOS: List[Tuple[str, str, str, str, Tuple[str, ...]]] = [
      "Every quiet peer is reset between the timeout and 1 s after its last byte, with `TimeoutError`, "
      "counted in `timed_out`; the talking client is never closed, its worst round trip under 250 ms "
      "(1 s under `-race`).", ALL),
+    ("close_timeout", "Limit: `close_timeout` (a flood while closing)",
+     "Peers flood the server and never read; the server closes each connection with 1 MiB of reply "
+     "they cannot take.",
+     "After `close()` the server reads at most a few MiB per peer (`recv_buffer_limit`, then TCP pushes "
+     "back), not the whole flood; every connection is reset by `close_timeout` (not before, less than "
+     "1 s late) with `TimeoutError`, counted in `timed_out`.", ALL),
     ("send_buffer_limit", "Limit: `send_buffer_limit`",
      "Peers with 4 KiB receive buffers that never read; the server sends to each until `BufferFull`, "
      "and again on every drain.",
@@ -138,6 +144,7 @@ The limits, each an option of `SocketManager` (Python, keyword-only) and of
 | `max_connections` / `WithMaxConnections` | none | a connection over the cap is accepted and reset at once, never announced (no `on_accept`), counted in `stats()["rejected"]` |
 | `accept_timeout` / `WithAcceptTimeout` | none | an accepted connection that sent nothing for that long is reset; `on_close(conn, TimeoutError)`; `timed_out` |
 | `idle_timeout` / `WithIdleTimeout` | none | a connection that moved no byte either way for that long is reset; `on_close(conn, TimeoutError)`; `timed_out` |
+| `close_timeout` / `WithCloseTimeout` | 10 s | a graceful close (`close()`, the default `on_eof`, the manager's close) still flushing after that long is reset; `on_close(conn, TimeoutError)`; `timed_out`. While it flushes, what the peer sends is read and dropped up to `recv_buffer_limit`, then not read (TCP pushes back) |
 | `send_buffer_limit` / `WithSendBufferLimit` | 4 MiB | `send` raises `BufferFull` and queues nothing; `on_drain` once pending falls to `send_low_watermark` (a quarter of the limit) |
 | `recv_buffer_limit` / `WithRecvBufferLimit` | 256 KiB | received bytes not yet delivered (reading paused) are held up to the limit; the socket is not read further, so the peer's TCP window closes |
 | `listen(..., accepts=)` / `WithAccepts` | 16 | accepts kept posted per listener; when accepts fail (EMFILE, ENFILE, ENOMEM) they are posted again every 100 ms, the listener never closes, each episode is logged once (logger `"pyiocp"`) and counted: `stats()["accept_errors"]`, `["accept_error_episodes"]` |

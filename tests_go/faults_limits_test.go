@@ -343,3 +343,75 @@ func TestFaultMaxConnectionsBurst(t *testing.T) {
 		f.note("accepted %d, rejected (reset at once) %d; at most %d open at once", s.Accepted, s.Rejected, peak.Load())
 	})
 }
+
+// TestFaultCloseFlood: peers that flood the server and never read, whose
+// connections the server closes with a reply it cannot write: after
+// Close the server reads and drops at most about recv_buffer_limit of
+// each flood, then TCP pushes back; every connection is reset by
+// close_timeout (not before it, less than a second late) with
+// ErrCloseTimeout, counted in timed_out.
+func TestFaultCloseFlood(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		f := fault(t, "close_timeout", backend)
+		peers := scale(f, "peers", 10, 100)
+		const timeout = 500 * time.Millisecond
+		h := &filler{newCountingEcho(), make(chan *engine.Conn, peers)}
+		m, addr := serve(t, h, backend, engine.WithWorkers(2), engine.WithSendBufferLimit(1<<20),
+			engine.WithCloseTimeout(timeout))
+		var sent atomic.Int64
+		conns := make([]*engine.Conn, peers)
+		peerConns := make([]net.Conn, peers)
+		for i := range conns {
+			peerConns[i] = tinyReceiver(t, addr)
+			conns[i] = <-h.conns
+		}
+		// The kernel's buffers take what they can of the replies first;
+		// then every connection's own buffer is topped up to the limit.
+		settle(t, "the writes to peers that never read to stop", func() bool {
+			before := m.Stats().BytesOut
+			time.Sleep(200 * time.Millisecond)
+			return m.Stats().BytesOut == before
+		})
+		for _, c := range conns {
+			h.fill(c)
+		}
+		for _, pc := range peerConns {
+			go flood(pc, &sent)
+		}
+		settle(t, "the floods under way", func() bool { return m.Stats().BytesIn > uint64(peers)*(64<<10) })
+		before := m.Stats()
+		start := time.Now()
+		for _, c := range conns {
+			c.Close()
+		}
+		settle(t, "every connection closed", func() bool { n, _, _ := h.closed(); return n == peers })
+		took := time.Since(start)
+		s := m.Stats()
+		read := s.BytesIn - before.BytesIn
+		n, errs, twice := h.closed()
+		if n != peers || twice != 0 {
+			t.Errorf("closed %d of %d (%d twice)", n, peers, twice)
+		}
+		for _, err := range errs {
+			if !errors.Is(err, engine.ErrCloseTimeout) {
+				t.Errorf("closed with %s, want the close timeout", describe(err))
+			}
+		}
+		if took < timeout || took > timeout+time.Second*slowdown {
+			t.Errorf("the last connection closed %v after Close, want %v to %v later", took, timeout, timeout+time.Second)
+		}
+		if s.TimedOut-before.TimedOut != uint64(peers) {
+			t.Errorf("timed_out %d, want %d", s.TimedOut-before.TimedOut, peers)
+		}
+		// recv_buffer_limit (256 KiB) each, plus what the worker read
+		// before it took the Close (the floods go on meanwhile), and what
+		// a receive posted before the limit or read ahead may still take:
+		// megabytes, where reading everything would be gigabytes.
+		if bound := uint64(peers) * (4 << 20); read > bound {
+			t.Errorf("read %s after Close, bound %s", mib(int64(read)), mib(int64(bound)))
+		}
+		f.sized("%d peers flooding, never reading; closed with 1 MiB they cannot take; close_timeout %v", peers, timeout)
+		f.note("%s read after Close in all (%s per peer), then none; every connection reset %v after Close at the latest",
+			mib(int64(read)), mib(int64(read)/int64(peers)), took.Round(time.Millisecond))
+	})
+}

@@ -49,6 +49,7 @@ CTOR_TYPE_ERRORS: List[Tuple[Dict[str, Any], str]] = [
     ({"idle_timeout": "1"}, "idle_timeout str"),
     ({"idle_timeout": True}, "idle_timeout bool"),
     ({"accept_timeout": [1]}, "accept_timeout list"),
+    ({"close_timeout": "10"}, "close_timeout str"),
     ({"max_connections": 1.0}, "max_connections float"),
     ({"max_connections": "10"}, "max_connections str"),
 ]
@@ -69,6 +70,8 @@ CTOR_VALUE_ERRORS: List[Tuple[Dict[str, Any], str]] = [
     ({"idle_timeout": -0.001}, "negative idle_timeout float"),
     ({"idle_timeout": math.nan}, "nan idle_timeout"),
     ({"accept_timeout": -5}, "negative accept_timeout"),
+    ({"close_timeout": -1}, "negative close_timeout"),
+    ({"close_timeout": math.nan}, "nan close_timeout"),
     ({"max_connections": -1}, "negative max_connections"),
 ]
 
@@ -299,6 +302,7 @@ def _still_works(mgr: pyiocp.SocketManager) -> None:
 HUGE: List[Tuple[str, Callable[[pyiocp.SocketManager], Any]]] = [
     ("SocketManager(idle_timeout=1e10)", lambda mgr: pyiocp.SocketManager(Echo(), idle_timeout=1e10).close()),
     ("SocketManager(accept_timeout=1e12)", lambda mgr: pyiocp.SocketManager(Echo(), accept_timeout=1e12).close()),
+    ("SocketManager(close_timeout=1e12)", lambda mgr: pyiocp.SocketManager(Echo(), close_timeout=1e12).close()),
     ("SocketManager(recv_buffer_limit=2**63)",
      lambda mgr: pyiocp.SocketManager(Echo(), recv_buffer_limit=2**63).close()),
     ("SocketManager(max_connections=2**70)", lambda mgr: pyiocp.SocketManager(Echo(), max_connections=2**70).close()),

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 import pyiocp
+from iocp_helpers import SLOWDOWN
 from test_faults_harness import (
     LOOPBACK, Address, Closes, ScenarioFactory, connect, mib, payload, recv_exactly, rss, run_all, stat,
     wait_until,
@@ -116,6 +117,69 @@ def test_fault_send_buffer_limit_against_peers_that_never_read(scenario: Scenari
     scen.sized(f"{peers} peers that never read (4 KiB receive buffers); send_buffer_limit {mib(limit)}")
     scen.note(f"pending {mib(st['pending_send_bytes'])} in all (bound {mib(peers * limit)}); "
               f"RSS +{mib(grown)} while full; close(0.2) reset each with TimeoutError")
+
+
+def flood(sock: socket.socket, stop: threading.Event) -> None:
+    """Sends until the connection fails or stop is set; never reads."""
+    chunk = bytes(64 << 10)
+    sock.settimeout(0.05)
+    while not stop.is_set():
+        try:
+            sock.send(chunk)
+        except socket.timeout:
+            continue  # TCP pushes back: the server stopped reading
+        except OSError:
+            return
+
+
+def test_fault_close_timeout_against_peers_that_flood(scenario: ScenarioFactory) -> None:
+    """Peers that flood and never read, whose connections the server closes
+    with a reply they cannot take: after close() the server reads and drops
+    at most about recv_buffer_limit of each flood, then TCP pushes back;
+    every connection is reset by close_timeout (not before, less than a
+    second late) with TimeoutError, counted in timed_out."""
+    scen = scenario("close_timeout")
+    peers, timeout = scen.scale("peers", 10, 100), 0.5
+    h = Filler()
+    mgr = scen.manager(h, workers=2, send_buffer_limit=1 << 20, close_timeout=timeout)
+    addr = mgr.listen(LOOPBACK, 0).address
+    socks = [tiny_receiver(addr) for _ in range(peers)]
+    stop = threading.Event()
+    floods = [threading.Thread(target=flood, args=(s, stop)) for s in socks]
+    try:
+        wait_until(lambda: len(h.conns) == peers)
+        wait_until(lambda: bytes_out_settled(mgr), what="the writes to peers that never read to stop")
+        for c in h.conns:
+            h.fill(c)
+        for t in floods:
+            t.start()
+        wait_until(lambda: stat(mgr, "bytes_in") > peers * (64 << 10), what="the floods under way")
+        before, timed_out = stat(mgr, "bytes_in"), stat(mgr, "timed_out")
+        t0 = time.monotonic()
+        for c in h.conns:
+            c.close()
+        h.closes.wait(peers)
+        took = time.monotonic() - t0
+        read = stat(mgr, "bytes_in") - before
+    finally:
+        stop.set()
+        for t in floods:
+            if t.is_alive():
+                t.join(5)
+        for s in socks:
+            s.close()
+    h.closes.check_once()
+    assert all(isinstance(e, TimeoutError) for e in h.closes.errors.values()), h.closes.errors
+    assert stat(mgr, "timed_out") - timed_out == peers
+    assert timeout <= took < timeout + 1.0 * SLOWDOWN, took
+    # recv_buffer_limit (256 KiB) each, plus what the worker read before it
+    # took the close and what a posted receive may still take: megabytes,
+    # where reading all of it would be gigabytes.
+    assert read <= peers * (4 << 20), f"read {mib(read)} after close()"
+    scen.sized(f"{peers} peers flooding, never reading; closed with 1 MiB they cannot take; "
+               f"close_timeout {timeout} s")
+    scen.note(f"{mib(read)} read after close() in all ({mib(read // peers)} per peer), then none; "
+              f"every connection reset {took * 1000:.0f} ms after close() at the latest")
 
 
 class Hasher(pyiocp.Handler):

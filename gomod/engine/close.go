@@ -21,14 +21,19 @@ func (w *worker) closeGracefully(c *Conn) {
 		return
 	}
 	c.markClosing(closeGraceful)
+	if c.closingAt == 0 {
+		c.closingAt = max(w.now, 1)
+	}
 	if c.state == stateConnecting {
 		c.mu.Lock()
 		pending := c.sendq.len() > 0
 		c.mu.Unlock()
 		if !pending {
 			w.abort(c, nil, false) // nothing to deliver: stop connecting now
+			return
 		}
-		return // with bytes queued: closes once connected and flushed
+		w.schedule(c) // with bytes queued: closes once connected and flushed
+		return
 	}
 	c.state = stateClosing
 	w.schedule(c)
@@ -74,9 +79,17 @@ func (w *worker) settle(c *Conn) {
 		c.mu.Lock()
 		busy := c.sending || c.sendq.len() > 0
 		c.mu.Unlock()
-		if !busy {
-			w.cancel(c)
+		if busy {
+			return
 		}
+		if c.dropped >= w.m.opts.recvLimit && !c.shutDone {
+			// Reading stopped with the peer still sending: closing with
+			// unread bytes resets the connection. A FIN first lets the
+			// peer read everything up to it; only its writes then fail.
+			c.shutDone = true
+			poller.ShutdownWrite(c.fd)
+		}
+		w.cancel(c)
 	case stateCanceling:
 		c.mu.Lock()
 		sending := c.sending

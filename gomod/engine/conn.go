@@ -71,6 +71,8 @@ type Conn struct {
 	openedAt    int64
 	lastActive  int64
 	connectBy   int64 // connect deadline, 0: none
+	closingAt   int64 // when a graceful close began, 0: none (close_timeout runs from it)
+	dropped     int   // bytes read and dropped since the close began
 	deadline    int64 // the timer heap's key, 0: not in the heap
 	heapIdx     int
 	prev, next  *Conn // the worker's list of its connections

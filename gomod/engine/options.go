@@ -14,6 +14,7 @@ const (
 	DefaultSendBufferLimit = 4 << 20
 	DefaultBacklog         = 1024
 	DefaultAccepts         = 16
+	DefaultCloseTimeout    = 10 * time.Second
 	MaxAccepts             = 1024
 	MaxWorkers             = 256
 )
@@ -29,6 +30,7 @@ type options struct {
 	sendLow       int // -1: a quarter of sendLimit
 	idleTimeout   time.Duration
 	acceptTimeout time.Duration
+	closeTimeout  time.Duration
 	maxConns      int
 	events        EventMask
 	eventsSet     bool
@@ -38,11 +40,12 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		workers:   DefaultWorkers,
-		backend:   DefaultBackend,
-		recvLimit: DefaultRecvBufferLimit,
-		sendLimit: DefaultSendBufferLimit,
-		sendLow:   -1,
+		workers:      DefaultWorkers,
+		backend:      DefaultBackend,
+		recvLimit:    DefaultRecvBufferLimit,
+		sendLimit:    DefaultSendBufferLimit,
+		sendLow:      -1,
+		closeTimeout: DefaultCloseTimeout,
 	}
 }
 
@@ -120,6 +123,21 @@ func WithAcceptTimeout(d time.Duration) Option {
 			return &OptionError{"accept_timeout", d.Seconds(), "must not be negative"}
 		}
 		o.acceptTimeout = d
+		return nil
+	}
+}
+
+// WithCloseTimeout bounds a graceful close (Close, a peer's EOF without an
+// EOF handler, Shutdown): a connection still flushing d after its close
+// began is reset and closes with ErrCloseTimeout. While it flushes, it
+// reads and drops what the peer sends, up to the receive buffer limit,
+// then stops reading. Zero: no limit (DefaultCloseTimeout otherwise).
+func WithCloseTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return &OptionError{"close_timeout", d.Seconds(), "must not be negative"}
+		}
+		o.closeTimeout = d
 		return nil
 	}
 }

@@ -21,8 +21,14 @@ func (w *worker) recvDone(c *Conn, cpl *poller.Completion) {
 	c.gotData = true
 	if c.state == stateClosing {
 		// The application closed: what still arrives is read and dropped,
-		// so the peer is not blocked while the last bytes go out.
-		w.rearm = append(w.rearm, c)
+		// so a peer that writes before it reads is not blocked while the
+		// last bytes go out; but only up to the receive buffer limit, then
+		// reading stops and TCP pushes back (a peer that never reads must
+		// not keep a core busy until close_timeout).
+		c.dropped += n
+		if c.dropped < w.m.opts.recvLimit {
+			w.rearm = append(w.rearm, c)
+		}
 		return
 	}
 	if c.held.len() > 0 || c.isPaused() {

@@ -121,6 +121,7 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 		engine.WithSendBufferLimit(int(o.send_buffer_limit)),
 		engine.WithIdleTimeout(time.Duration(o.idle_timeout_ns)),
 		engine.WithAcceptTimeout(time.Duration(o.accept_timeout_ns)),
+		engine.WithCloseTimeout(time.Duration(o.close_timeout_ns)),
 		engine.WithMaxConnections(int(o.max_connections)),
 		engine.WithEvents(engine.EventMask(o.events)),
 		engine.WithFixedThreads(o.fixed_threads != 0),

@@ -69,6 +69,7 @@ typedef struct pyiocp_options {
     long long send_low_watermark;   /* -1: a quarter of the limit */
     long long idle_timeout_ns;      /* 0: none */
     long long accept_timeout_ns;    /* 0: none */
+    long long close_timeout_ns;     /* 0: none */
     long long max_connections;      /* 0: no cap */
     long long events;               /* PYIOCP_MASK_* */
     long long fixed_threads;        /* 1: each worker is polled by one thread */

@@ -381,17 +381,18 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"handler", "report", "completion", "workers", "backend",
                              "recv_buffer_limit", "send_buffer_limit", "send_low_watermark",
-                             "idle_timeout_ns", "accept_timeout_ns", "max_connections", "events", NULL};
+                             "idle_timeout_ns", "accept_timeout_ns", "close_timeout_ns", "max_connections",
+                             "events", NULL};
     PyObject *handler, *rep, *completion;
     const char *backend;
     pyiocp_options o;
     pyiocp_error err;
     if (self->h)
         return PyErr_SetString(PyExc_RuntimeError, "Engine already initialised"), -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOLsLLLLLLL", kwlist, &handler, &rep, &completion,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOLsLLLLLLLL", kwlist, &handler, &rep, &completion,
                                      &o.workers, &backend, &o.recv_buffer_limit, &o.send_buffer_limit,
                                      &o.send_low_watermark, &o.idle_timeout_ns, &o.accept_timeout_ns,
-                                     &o.max_connections, &o.events))
+                                     &o.close_timeout_ns, &o.max_connections, &o.events))
         return -1;
     /* With a handler each worker is run by one Python thread; in poll()
      * mode any thread may poll. */

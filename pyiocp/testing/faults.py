@@ -48,8 +48,10 @@ def slow_reader(
     reads the reply slowly: ``chunk`` bytes at a time with ``pause``
     seconds between reads, through a ``rcvbuf``-byte receive buffer, so the
     server's sends back up. Returns ``expect`` bytes of reply (``EOFError``
-    if the server closes first), or with ``expect=None`` everything until
-    the server closes (the peer half-closes once ``data`` is written)."""
+    if the server closes first, with a FIN or a reset: a server closing
+    while such a peer still sends stops reading after a while, and closing
+    with bytes unread resets), or with ``expect=None`` everything until the
+    server closes (the peer half-closes once ``data`` is written)."""
     sent_error: List[BaseException] = []
     with Client(target, timeout=timeout, rcvbuf=rcvbuf) as client:
 
@@ -66,7 +68,13 @@ def slow_reader(
         got = bytearray()
         try:
             while expect is None or len(got) < expect:
-                piece = client.recv(chunk if expect is None else min(chunk, expect - len(got)))
+                try:
+                    piece = client.recv(chunk if expect is None else min(chunk, expect - len(got)))
+                except ConnectionResetError as exc:
+                    if expect is None:
+                        raise
+                    raise EOFError(f"the server closed the connection after {len(got)} of {expect} bytes "
+                                   f"(with a reset)") from exc
                 if not piece:
                     if expect is not None:
                         why = f" (writing failed: {sent_error[0]!r})" if sent_error else ""
