@@ -159,6 +159,14 @@ func (w *worker) freeSlots() {
 
 func (w *worker) applyInbox() {
 	reqs := w.inbox.take()
+	if len(reqs) > 0 {
+		// The round's clock was read before the take, and these requests
+		// may have been made since: long since, if this thread was
+		// preempted or waited for a lock in between. What they start (an
+		// adopted connection's accept_timeout, a connect's timeout, a
+		// write's idle time) must count from after they were made.
+		w.now = w.m.clock()
+	}
 	for i := range reqs {
 		w.apply(&reqs[i])
 	}
