@@ -3,9 +3,12 @@ package engine_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,12 +151,15 @@ func trickle(addr string, seed uint64, n int) error {
 // TestFaultSlowloris: waves of connected-but-silent peers against
 // accept_timeout, while an echo client is served without stalls. Every
 // silent peer is reset after the timeout (not before), counted timed_out.
+// A peer closed early is reported with what it saw and the server's view
+// of its connection (when the engine opened it, relative to the peer's
+// start before its dial, and how it closed).
 func TestFaultSlowloris(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		f := fault(t, "slowloris", backend)
 		silent, waves := 500, scale(f, "waves of 500", 1, 8)
 		timeout := 300 * time.Millisecond * slowdown
-		h := newModal()
+		h := newSlowlorisServer()
 		m, addr := serve(t, h, backend, engine.WithWorkers(2), engine.WithAcceptTimeout(timeout))
 		// One timer heap per worker: a wave of silent connections, dialed
 		// from this goroutine, adds no goroutine to the process.
@@ -180,6 +186,7 @@ func TestFaultSlowloris(t *testing.T) {
 		ctl.Add(1)
 		go func() { defer ctl.Done(); controlClient(t, addr, stop, &lat) }()
 		var closes timeoutCloses
+		var margin openMargin
 		for range waves {
 			var wg sync.WaitGroup
 			for range silent {
@@ -203,6 +210,15 @@ func TestFaultSlowloris(t *testing.T) {
 					case !errors.Is(err, io.EOF) && !errors.Is(err, errReset):
 						t.Errorf("silent peer: %v", err)
 					}
+					local, _ := netip.ParseAddrPort(c.LocalAddr().String())
+					sv, known := h.view(local.Port())
+					if known {
+						margin.add(sv.opened.Sub(start))
+					}
+					if took < timeout {
+						closes.explain(fmt.Sprintf("took %s, %v; %s -> %s; server: %s",
+							ms(took), err, c.LocalAddr(), c.RemoteAddr(), sv.describe(known, start)))
+					}
 					closes.record(took, timeout)
 				}()
 			}
@@ -214,7 +230,14 @@ func TestFaultSlowloris(t *testing.T) {
 		ctl.Wait()
 		n, worst, mean := lat.get()
 		if closes.early.Load() != 0 || closes.late.Load() != 0 {
-			t.Errorf("%d silent peers closed before the timeout, %d over a second late", closes.early.Load(), closes.late.Load())
+			t.Errorf("%d silent peers closed before the timeout, %d over a second late (accept_timeout %s; "+
+				"the engine opened a connection at worst %s after its peer's start)%s",
+				closes.early.Load(), closes.late.Load(), timeout, ms(margin.least()), closes.explained())
+		}
+		if least := margin.least(); least < 0 {
+			// Early or not (the reset may have come late enough to hide
+			// it): accept_timeout counted from before the peer dialed.
+			t.Errorf("the engine opened a silent peer's connection %s before the peer started dialing", ms(-least))
 		}
 		if worst > stallBound {
 			t.Errorf("the served client stalled: worst round trip %s", ms(worst))
@@ -229,8 +252,89 @@ func TestFaultSlowloris(t *testing.T) {
 		f.note("the first wave, dialed without a goroutine each, added none: goroutines %d before and with it open", g0)
 		f.note("silent peers reset after at most %s; echo client: %d round trips, mean %s, worst %s",
 			ms(time.Duration(closes.slowest.Load())), n, ms(mean), ms(worst))
+		f.note("the engine opened each silent connection at least %s after its peer started dialing", ms(margin.least()))
 		f.set("worst_round_trip_ms", round(float64(worst)/1e6, 1))
 	})
+}
+
+// slowlorisServer is modal, noting by peer port when the engine opened
+// each connection and how it closed: the server's side of an early close.
+type slowlorisServer struct {
+	*modal
+	mu     sync.Mutex
+	byPort map[uint16]serverView
+}
+
+type serverView struct {
+	id     uint64
+	opened time.Time // Conn.OpenedAt: accept_timeout counts from it
+	closed time.Time // OnClose
+	err    error
+}
+
+func newSlowlorisServer() *slowlorisServer {
+	return &slowlorisServer{modal: newModal(), byPort: map[uint16]serverView{}}
+}
+
+func (h *slowlorisServer) OnOpen(c *engine.Conn) {
+	h.modal.OnOpen(c)
+	h.mu.Lock()
+	h.byPort[c.Peer().Port()] = serverView{id: c.ID(), opened: c.OpenedAt()}
+	h.mu.Unlock()
+}
+
+func (h *slowlorisServer) OnClose(c *engine.Conn, err error) {
+	h.modal.OnClose(c, err)
+	h.mu.Lock()
+	if v := h.byPort[c.Peer().Port()]; v.id == c.ID() {
+		v.closed, v.err = time.Now(), err
+		h.byPort[c.Peer().Port()] = v
+	}
+	h.mu.Unlock()
+}
+
+// view is the server's last connection from a peer port.
+func (h *slowlorisServer) view(port uint16) (serverView, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.byPort[port]
+	return v, ok
+}
+
+// describe tells the server's view relative to the peer's start.
+func (v serverView) describe(known bool, start time.Time) string {
+	if !known {
+		return "no connection from this port was opened"
+	}
+	s := fmt.Sprintf("connection %d opened at start%+.3fms", v.id, float64(v.opened.Sub(start))/1e6)
+	if v.closed.IsZero() {
+		return s + ", not closed yet"
+	}
+	return s + fmt.Sprintf(", closed at start%+.3fms with %s", float64(v.closed.Sub(start))/1e6, describe(v.err))
+}
+
+// openMargin is the least time, over many peers, from a peer's start to
+// the engine's opening of its connection: never negative, or a timeout
+// counted from it may close the peer early.
+type openMargin struct {
+	mu  sync.Mutex
+	min time.Duration
+	n   int
+}
+
+func (o *openMargin) add(d time.Duration) {
+	o.mu.Lock()
+	if o.n == 0 || d < o.min {
+		o.min = d
+	}
+	o.n++
+	o.mu.Unlock()
+}
+
+func (o *openMargin) least() time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.min
 }
 
 // TestFaultIdleTimeout: peers talk once and go quiet while an echo client
@@ -304,9 +408,11 @@ func TestFaultIdleTimeout(t *testing.T) {
 
 // timeoutCloses tallies when peers were closed by a timeout, from many
 // goroutines: before it (early), over a second after it (late), and the
-// slowest.
+// slowest; explain keeps a line on the first early ones.
 type timeoutCloses struct {
 	early, late, slowest atomic.Int64
+	mu                   sync.Mutex
+	why                  []string
 }
 
 func (c *timeoutCloses) record(took, timeout time.Duration) {
@@ -322,4 +428,21 @@ func (c *timeoutCloses) record(took, timeout time.Duration) {
 			return
 		}
 	}
+}
+
+func (c *timeoutCloses) explain(line string) {
+	c.mu.Lock()
+	if len(c.why) < 20 {
+		c.why = append(c.why, line)
+	}
+	c.mu.Unlock()
+}
+
+func (c *timeoutCloses) explained() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.why) == 0 {
+		return ""
+	}
+	return ":\n\t" + strings.Join(c.why, "\n\t")
 }

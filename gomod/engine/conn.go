@@ -3,6 +3,7 @@ package engine
 import (
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/pyiocp/pyiocp/gomod/internal/poller"
 )
@@ -93,6 +94,11 @@ func (c *Conn) Manager() *Manager { return c.m }
 
 // Outbound reports whether the connection came from Connect.
 func (c *Conn) Outbound() bool { return c.outbound }
+
+// OpenedAt is when the engine took the connection on: accepted (the
+// accept_timeout counts from here) or, outbound, when its connect was
+// started. Set before OnOpen or OnConnect; it never changes after.
+func (c *Conn) OpenedAt() time.Time { return c.m.epoch.Add(time.Duration(c.openedAt)) }
 
 // Peer is the address of the other end.
 func (c *Conn) Peer() netip.AddrPort { return c.peer }
