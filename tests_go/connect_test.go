@@ -104,3 +104,53 @@ func TestConnectCloseBeforeConnected(t *testing.T) {
 		wantNil(t, r.waitClosed(t, c.ID()))
 	})
 }
+
+// TestConnectCountsTowardMaxConnections: outbound connections count toward
+// max_connections like accepted ones; Connect over the cap fails at the
+// call with ErrTooManyConnections, and an inbound one over it is rejected.
+func TestConnectCountsTowardMaxConnections(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		srv := newRecorder()
+		srv.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		_, srvAddr := serve(t, srv, backend)
+		target := netip.MustParseAddrPort(srvAddr)
+		r := newRecorder()
+		m, addr := serve(t, r, backend, engine.WithMaxConnections(2))
+		in := dial(t, addr)
+		r.nextConn(t)
+		out, err := m.Connect(target, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.nextConn(t)
+		if _, err := m.Connect(target, 5*time.Second); !errors.Is(err, engine.ErrTooManyConnections) {
+			t.Fatalf("Connect over the cap: %s, want ErrTooManyConnections", describe(err))
+		}
+		if n := m.Connections(); n != 2 {
+			t.Fatalf("%d connections after a refused Connect, want 2", n)
+		}
+		// The outbound one holds a place: an inbound one is rejected.
+		if c, err := dialErr(addr); err == nil {
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if n, err := c.Read(make([]byte, 1)); err == nil {
+				t.Fatalf("inbound over the cap: read %d bytes", n)
+			}
+			c.Close()
+		}
+		eventually(t, "rejected count", func() bool { return m.Stats().Rejected == 1 })
+		in.Close()
+		eventually(t, "a place frees", func() bool { return m.Connections() == 1 })
+		again, err := m.Connect(target, 5*time.Second)
+		if err != nil {
+			t.Fatalf("Connect under the cap again: %v", err)
+		}
+		r.nextConn(t)
+		again.Close()
+		out.Close()
+		wantNil(t, r.waitClosed(t, again.ID()))
+		wantNil(t, r.waitClosed(t, out.ID()))
+		if s := m.Stats(); s.Connected != 2 || s.Accepted != 1 {
+			t.Errorf("stats %+v", s)
+		}
+	})
+}

@@ -11,7 +11,8 @@ import (
 // Connect starts an outbound connection to addr and returns it at once;
 // EventConnect follows, or EventClose with the error (ErrConnectTimeout
 // after timeout; zero means no timeout). Bytes sent before the connect
-// completes are written once it does.
+// completes are written once it does. With max_connections open (accepted
+// and outbound together) it fails with ErrTooManyConnections.
 func (m *Manager) Connect(addr netip.AddrPort, timeout time.Duration) (*Conn, error) {
 	if !addr.IsValid() || addr.Port() == 0 {
 		return nil, &OptionError{"address", addr, "must be an IP address and a port 1-65535"}
@@ -24,11 +25,16 @@ func (m *Manager) Connect(addr netip.AddrPort, timeout time.Duration) (*Conn, er
 	if m.closing.Load() {
 		return nil, ErrManagerClosed
 	}
+	// Outbound connections count toward max_connections like accepted ones;
+	// over the cap the caller hears it now, nothing is opened.
+	if !m.reserveConn() {
+		return nil, ErrTooManyConnections
+	}
 	fd, err := poller.NewConnectSocket(addr)
 	if err != nil {
+		m.nconns.Add(-1)
 		return nil, err
 	}
-	m.nconns.Add(1)
 	c := m.newConn(fd, addr, true)
 	c.announced = true
 	if !m.table.add(c) {

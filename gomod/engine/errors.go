@@ -19,6 +19,10 @@ var (
 	// ErrTimeout is wrapped by every timeout a connection can end with.
 	// Python: the builtin TimeoutError.
 	ErrTimeout = errors.New("timed out")
+	// ErrTooManyConnections: Connect would take the open connections
+	// (accepted and outbound) over max_connections; nothing was started.
+	// Python: TooManyConnections, an OSError with errno EMFILE.
+	ErrTooManyConnections = errors.New("max_connections reached")
 )
 
 // Timeouts a connection can end with; each wraps ErrTimeout.

@@ -142,8 +142,10 @@ func WithCloseTimeout(d time.Duration) Option {
 	}
 }
 
-// WithMaxConnections caps open connections; one accepted over the cap is
-// closed at once, never announced, and counted as rejected. Zero: no cap.
+// WithMaxConnections caps open connections, accepted and outbound together;
+// one accepted over the cap is closed at once, never announced, and counted
+// as rejected; Connect over it fails with ErrTooManyConnections. Zero: no
+// cap.
 func WithMaxConnections(n int) Option {
 	return func(o *options) error {
 		if n < 0 {
