@@ -18,7 +18,7 @@ from . import _pyiocp, errors
 from ._handler import Handler
 from ._manager import Completion, Listener, SocketManager
 from ._pyiocp import Connection, backends
-from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError
+from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError, TooManyConnections
 
 _pyiocp._init(errors)
 
@@ -35,6 +35,7 @@ __all__ = [
     "ManagerClosed",
     "ProtocolError",
     "SocketManager",
+    "TooManyConnections",
     "backends",
     "errors",
 ]

@@ -233,7 +233,9 @@ class SocketManager:
     def connect(self, host: str, port: int, *, timeout: Optional[float] = None) -> Connection:
         """Start connecting to host:port and return the Connection at once;
         on_connect follows, or on_close with the error (TimeoutError after
-        timeout seconds). Bytes sent before it connects go out once it does."""
+        timeout seconds). Bytes sent before it connects go out once it does.
+        Outbound connections count toward max_connections: over it this
+        raises TooManyConnections (an OSError, errno EMFILE)."""
         timeout_ns = _seconds_ns("timeout", timeout)
         self._check_open()
         ip, port = _resolve(host, port, passive=False)

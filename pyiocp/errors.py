@@ -31,4 +31,14 @@ class ManagerClosed(Error, RuntimeError):
     """The SocketManager is closing or closed."""
 
 
-__all__ = ["Error", "ConnectionClosed", "BufferFull", "ProtocolError", "ManagerClosed"]
+class TooManyConnections(Error, OSError):
+    """connect() would take the open connections (accepted and outbound
+    together) over max_connections; nothing was opened.
+
+    An OSError with errno EMFILE, like the connect() that finds the process
+    out of file descriptors, so code that handles running out of sockets
+    handles both; catch this class to tell the cap from the OS limit.
+    """
+
+
+__all__ = ["Error", "ConnectionClosed", "BufferFull", "ProtocolError", "ManagerClosed", "TooManyConnections"]

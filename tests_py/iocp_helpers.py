@@ -199,6 +199,16 @@ def wait_until(pred: Callable[[], object], timeout: float = WAIT, interval: floa
         time.sleep(interval)
 
 
+def peer_sees_the_end(s: socket.socket) -> None:
+    """The server closed (FIN) or reset this client's connection."""
+    s.settimeout(3)
+    try:
+        while s.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+
+
 def expect_reset(sock: socket.socket) -> None:
     """Reads sock until the peer's reset. Under Wine a reset reads as the
     end of the stream (RESETS_LOST), which is taken for one there."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import threading
 import time
@@ -11,7 +12,7 @@ from typing import Iterator, List, Optional, Tuple
 import pytest
 
 import pyiocp
-from iocp_helpers import Recorder, wait_until
+from iocp_helpers import Recorder, client, peer_sees_the_end, wait_until
 from pyiocp.testing import ManagerFactory
 
 
@@ -150,6 +151,42 @@ def test_connect_through_a_pyiocp_server(iocp_manager: ManagerFactory, backend: 
     wait_until(lambda: server.connections == 0)
     assert server.stats()["accepted"] == 10
     assert mgr.stats()["connected"] == 10
+
+
+def test_connect_counts_toward_max_connections(iocp_manager: ManagerFactory, backend: str) -> None:
+    """Outbound connections count toward max_connections with accepted ones;
+    connect() over the cap raises TooManyConnections (an OSError, errno
+    EMFILE) and opens nothing; an inbound one over the cap is rejected."""
+    server = iocp_manager(Recorder(echo=True), backend=backend)
+    target = server.listen("127.0.0.1", 0).address
+    rec = Client()
+    mgr = iocp_manager(rec, backend=backend, max_connections=2)
+    lst = mgr.listen("127.0.0.1", 0)
+    inbound = client(lst.address)
+    out = mgr.connect(*target)
+    rec.wait(lambda: rec.count("accept") == 1 and "connect" in rec.kinds(out.id))
+    with pytest.raises(pyiocp.TooManyConnections) as info:
+        mgr.connect(*target)
+    assert isinstance(info.value, OSError) and isinstance(info.value, pyiocp.Error)
+    assert info.value.errno == errno.EMFILE
+    assert "max_connections" in str(info.value)
+    assert mgr.connections == 2
+    try:  # the outbound one holds a place: an inbound one is rejected
+        with client(lst.address) as extra:
+            peer_sees_the_end(extra)
+    except ConnectionResetError:
+        pass  # the reset beat connect() back
+    wait_until(lambda: mgr.stats()["rejected"] == 1)
+    inbound.close()
+    wait_until(lambda: mgr.connections == 1)
+    again = mgr.connect(*target)
+    rec.wait(lambda: "connect" in rec.kinds(again.id))
+    for c in (again, out):
+        c.close()
+        assert rec.wait_closed(c.id) is None
+    st = mgr.stats()
+    assert st["connected"] == 2 and st["accepted"] == 1
+    wait_until(lambda: server.connections == 0)
 
 
 def test_sends_queued_before_the_connect_completes_arrive(iocp_manager: ManagerFactory, backend: str) -> None:

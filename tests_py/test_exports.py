@@ -17,6 +17,7 @@ def test_public_names() -> None:
         "ManagerClosed",
         "ProtocolError",
         "SocketManager",
+        "TooManyConnections",
         "backends",
         "errors",
     ]
@@ -30,7 +31,10 @@ def test_error_hierarchy() -> None:
     assert issubclass(e.BufferFull, e.Error) and issubclass(e.BufferFull, BlockingIOError)
     assert issubclass(e.ManagerClosed, e.Error) and issubclass(e.ManagerClosed, RuntimeError)
     assert issubclass(e.ProtocolError, e.Error)
-    assert sorted(e.__all__) == ["BufferFull", "ConnectionClosed", "Error", "ManagerClosed", "ProtocolError"]
+    assert issubclass(e.TooManyConnections, e.Error) and issubclass(e.TooManyConnections, OSError)
+    assert sorted(e.__all__) == [
+        "BufferFull", "ConnectionClosed", "Error", "ManagerClosed", "ProtocolError", "TooManyConnections",
+    ]
 
 
 def test_completion_fields() -> None:

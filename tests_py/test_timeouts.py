@@ -10,18 +10,8 @@ from typing import Any, Dict, List
 
 import pytest
 
-from iocp_helpers import Recorder, client, recv_exactly, wait_until
+from iocp_helpers import Recorder, client, peer_sees_the_end, recv_exactly, wait_until
 from pyiocp.testing import ManagerFactory
-
-
-def peer_sees_the_end(s: socket.socket) -> None:
-    """The server closed (FIN) or reset this client's connection."""
-    s.settimeout(3)
-    try:
-        while s.recv(65536):
-            pass
-    except ConnectionResetError:
-        pass
 
 
 def keep_talking(s: socket.socket, stop: threading.Event, every: float, errors: List[str]) -> None:

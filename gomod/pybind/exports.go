@@ -63,6 +63,8 @@ func classifyFailure(err error) (code int32, errno int32) {
 		return C.PYIOCP_E_MANAGER_CLOSED, 0
 	case errors.Is(err, engine.ErrTimeout):
 		return C.PYIOCP_E_TIMEOUT, 0
+	case errors.Is(err, engine.ErrTooManyConnections):
+		return C.PYIOCP_E_TOO_MANY_CONNS, 0
 	case errors.As(err, &oe):
 		return C.PYIOCP_E_VALUE, 0
 	case errors.As(err, &en):

@@ -31,6 +31,7 @@ enum {
     PYIOCP_E_OS = 5,              /* OSError (err_errno) */
     PYIOCP_E_TIMEOUT = 6,         /* TimeoutError (msg) */
     PYIOCP_E_OTHER = 7,           /* pyiocp.Error (msg) */
+    PYIOCP_E_TOO_MANY_CONNS = 8,  /* TooManyConnections: OSError(EMFILE, msg) */
 };
 
 /* Optional events a handler asks for (engine.EventMask). */

@@ -31,7 +31,7 @@
  * handlers: Ctrl-C is seen within it. */
 #define MAIN_SLICE_NS 100000000LL
 
-static PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed;
+static PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed, *ErrTooManyConnections;
 static PyObject *kind_names[NKINDS];
 
 typedef struct EngineObject EngineObject;
@@ -99,6 +99,15 @@ static PyObject *raise_code(int code, const pyiocp_error *e)
     case PYIOCP_E_TIMEOUT:
         PyErr_SetString(PyExc_TimeoutError, msg);
         break;
+    case PYIOCP_E_TOO_MANY_CONNS: {
+        /* This C runtime's EMFILE: 24 on Linux and in Windows' CRTs alike. */
+        PyObject *args = Py_BuildValue("(is)", EMFILE, msg);
+        if (args) {
+            PyErr_SetObject(ErrTooManyConnections, args);
+            Py_DECREF(args);
+        }
+        break;
+    }
     default:
         PyErr_SetString(ErrBase, msg[0] ? msg : "internal error");
     }
@@ -987,9 +996,9 @@ static PyObject *bench_wait(PyObject *mod, PyObject *args)
 
 static PyObject *mod_init(PyObject *mod, PyObject *errors)
 {
-    PyObject **slots[] = {&ErrBase, &ErrConnectionClosed, &ErrBufferFull, &ErrManagerClosed};
-    const char *names[] = {"Error", "ConnectionClosed", "BufferFull", "ManagerClosed"};
-    for (int i = 0; i < 4; i++) {
+    PyObject **slots[] = {&ErrBase, &ErrConnectionClosed, &ErrBufferFull, &ErrManagerClosed, &ErrTooManyConnections};
+    const char *names[] = {"Error", "ConnectionClosed", "BufferFull", "ManagerClosed", "TooManyConnections"};
+    for (int i = 0; i < 5; i++) {
         PyObject *cls = PyObject_GetAttrString(errors, names[i]);
         if (!cls)
             return NULL;
@@ -1048,10 +1057,12 @@ PyMODINIT_FUNC PyInit__pyiocp(void)
     ErrConnectionClosed = PyExc_ConnectionError;
     ErrBufferFull = PyExc_BlockingIOError;
     ErrManagerClosed = PyExc_RuntimeError;
+    ErrTooManyConnections = PyExc_OSError;
     Py_INCREF(ErrBase);
     Py_INCREF(ErrConnectionClosed);
     Py_INCREF(ErrBufferFull);
     Py_INCREF(ErrManagerClosed);
+    Py_INCREF(ErrTooManyConnections);
     m = PyModule_Create(&moduledef);
     if (!m)
         return NULL;
