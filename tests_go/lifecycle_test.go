@@ -196,3 +196,41 @@ func TestListenerClose(t *testing.T) {
 		}
 	})
 }
+
+// TestListenerWaitingUntilAWorkerRuns: before any worker runs, the kernel
+// completes connections into the listener's backlog and nobody takes them;
+// Waiting says so, and stops saying so once a worker has the listener.
+func TestListenerWaitingUntilAWorkerRuns(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		checkLeaks(t)
+		r := newRecorder()
+		m, err := engine.New(r, engine.WithBackend(backend))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeManager(t, m)
+		l, err := m.Listen(loopback)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Waiting() {
+			t.Fatal("waiting before anyone connected")
+		}
+		c := dial(t, l.Addr().String())
+		defer c.Close()
+		eventually(t, "a connection waiting", l.Waiting)
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r.nextConn(t)
+		if l.Waiting() {
+			t.Error("waiting after a worker took the connection")
+		}
+		c2 := dial(t, l.Addr().String())
+		defer c2.Close()
+		r.nextConn(t)
+		if l.Waiting() {
+			t.Error("waiting while a worker runs the listener")
+		}
+	})
+}

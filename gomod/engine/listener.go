@@ -24,6 +24,7 @@ type Listener struct {
 	addr       netip.AddrPort
 	accepts    int
 	closeAsked atomic.Bool
+	taken      atomic.Bool   // its worker has run startListen
 	done       chan struct{} // closed once the socket is closed
 
 	// Owned by the worker.
@@ -54,7 +55,22 @@ func (l *Listener) Close() error {
 // Done is closed once the listening socket is closed.
 func (l *Listener) Done() <-chan struct{} { return l.done }
 
+// Waiting reports whether connections wait in the listening socket's accept
+// queue while no worker has taken the listener up yet: its manager was
+// never started nor polled, so the kernel completes their handshakes and
+// nobody serves them. False once a worker has the listener, and once it is
+// closed. Bindings use it to warn about a listener nobody serves.
+func (l *Listener) Waiting() bool {
+	// Only the worker closes the socket, after taking the listener up: a
+	// worker starting during the check can at worst make the answer stale.
+	if l.taken.Load() || l.closeAsked.Load() {
+		return false
+	}
+	return poller.AcceptReady(l.fd)
+}
+
 func (w *worker) startListen(l *Listener) {
+	l.taken.Store(true)
 	idx := -1
 	for i, x := range w.listeners {
 		if x == nil {

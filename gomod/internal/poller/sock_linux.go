@@ -73,6 +73,14 @@ func newTCPSocket(ip netip.Addr) (Sock, error) {
 	return unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 }
 
+// AcceptReady reports, without waiting, whether listening socket s has a
+// connection to accept.
+func AcceptReady(s Sock) bool {
+	fds := []unix.PollFd{{Fd: int32(s), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
+}
+
 // CloseSock closes s; an orderly close (FIN) when the kernel has sent all.
 func CloseSock(s Sock) error { return unix.Close(s) }
 

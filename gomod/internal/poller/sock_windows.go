@@ -112,6 +112,14 @@ func setNonblock(s Sock) error {
 	return winapi.Ioctlsocket(s, winapi.FIONBIO, &on)
 }
 
+// AcceptReady reports, without waiting, whether listening socket s has a
+// connection to accept (one no posted AcceptEx has taken).
+func AcceptReady(s Sock) bool {
+	fds := []winapi.WSAPollFD{{Fd: s, Events: winapi.POLLRDNORM}}
+	n, err := winapi.WSAPoll(&fds[0], 1, 0)
+	return err == nil && n > 0 && fds[0].Revents&winapi.POLLRDNORM != 0
+}
+
 // CloseSock closes s; an orderly close (FIN) when the kernel has sent all.
 func CloseSock(s Sock) error { return windows.Closesocket(s) }
 

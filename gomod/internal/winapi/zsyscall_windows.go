@@ -42,6 +42,7 @@ var (
 	modws2_32   = windows.NewLazySystemDLL("ws2_32.dll")
 
 	procGetQueuedCompletionStatusEx = modkernel32.NewProc("GetQueuedCompletionStatusEx")
+	procWSAPoll                     = modws2_32.NewProc("WSAPoll")
 	procioctlsocket                 = modws2_32.NewProc("ioctlsocket")
 )
 
@@ -52,6 +53,15 @@ func GetQueuedCompletionStatusEx(port windows.Handle, entries *OverlappedEntry, 
 	}
 	r1, _, e1 := syscall.SyscallN(procGetQueuedCompletionStatusEx.Addr(), uintptr(port), uintptr(unsafe.Pointer(entries)), uintptr(count), uintptr(unsafe.Pointer(removed)), uintptr(timeout), uintptr(_p0))
 	if r1 == 0 {
+		err = errnoErr(e1)
+	}
+	return
+}
+
+func WSAPoll(fds *WSAPollFD, nfds uint32, timeout int32) (n int32, err error) {
+	r0, _, e1 := syscall.SyscallN(procWSAPoll.Addr(), uintptr(unsafe.Pointer(fds)), uintptr(nfds), uintptr(timeout))
+	n = int32(r0)
+	if n == -1 {
 		err = errnoErr(e1)
 	}
 	return
