@@ -13,6 +13,7 @@ import math
 import socket
 import threading
 import time
+import weakref
 from collections import namedtuple
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -42,6 +43,9 @@ MAX_SECONDS = 1e9
 JOIN_GRACE = 2.0
 # How often the main thread looks whether a worker has ended (see _wait_set).
 MAIN_WAIT_SLICE = 0.01
+# A listener whose connections have waited this long (seconds) with no
+# worker run since listen() is reported, once (see _UnservedWatch).
+UNSERVED_WARNING_DELAY = 1.0
 
 
 def _wait_set(ev: threading.Event, timeout: Optional[float]) -> bool:
@@ -206,6 +210,8 @@ class SocketManager:
         self._polling = 0  # poll() calls under way
         self._pollers = threading.local()  # a _PollerExit in each thread that polled
         self._listeners: List[Listener] = []
+        self._served = False  # start(), serve_forever() or poll() was called
+        self._watch: Optional[_UnservedWatch] = None
 
     # ------------------------------------------------------------ sockets
 
@@ -228,6 +234,9 @@ class SocketManager:
         handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port)
         lst = Listener(self, handle, (ip, bound))
         self._listeners.append(lst)
+        with self._lock:
+            if not self._served and self._watch is None and self._state == "open":
+                self._watch = _UnservedWatch(self)
         return lst
 
     def connect(self, host: str, port: int, *, timeout: Optional[float] = None) -> Connection:
@@ -245,6 +254,29 @@ class SocketManager:
         if self._state != "closed":
             self._engine.close_listener(handle)
 
+    def _warn_if_unserved(self) -> bool:
+        """Called by the watch every UNSERVED_WARNING_DELAY seconds until a
+        worker runs: warns, once, of listeners with connections waiting.
+        True: the watch is over."""
+        with self._lock:
+            if self._served or self._state != "open":
+                return True
+            waiting = [lst.address for lst in self._listeners
+                       if not lst._closed and self._engine.listener_waiting(lst._handle)]
+        if not waiting:
+            return False
+        where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in waiting)
+        logger.warning("connections wait on %s, but no worker has run for %g s: nothing accepts them until "
+                       "start() or serve_forever() (or poll(), without a handler) is called",
+                       where, UNSERVED_WARNING_DELAY)
+        return True
+
+    def _stop_watch(self) -> None:
+        with self._lock:
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()
+
     # ------------------------------------------------------------ running
 
     def start(self) -> None:
@@ -252,6 +284,8 @@ class SocketManager:
         with self._lock:
             self._check_can_run()
             self._state = "running"
+            self._served = True
+        self._stop_watch()
         try:
             with self._lock:
                 for i in range(self._workers):
@@ -269,6 +303,8 @@ class SocketManager:
             if not started:
                 self._check_can_run()
                 self._state = "running"
+                self._served = True
+        self._stop_watch()
         done: Optional[threading.Event] = None
         try:
             if started:
@@ -396,6 +432,9 @@ class SocketManager:
         with self._lock:
             self._check_open()
             self._polling += 1
+            self._served = True
+        if self._watch is not None:
+            self._stop_watch()
         if getattr(self._pollers, "exit", None) is None:
             self._pollers.exit = _PollerExit(self._engine, threading.get_ident())
         try:
@@ -457,6 +496,7 @@ class SocketManager:
         poll() mode) are run to their end by the calling thread, so pending
         callbacks run there."""
         seconds = _seconds("timeout", timeout)
+        self._stop_watch()
         with self._lock:
             if self._state == "closed":
                 return
@@ -504,6 +544,35 @@ class _PollerExit:
 
     def __del__(self) -> None:
         self._engine.release_poller(self._ident)
+
+
+class _UnservedWatch:
+    """Until a worker first runs, a thread looks every
+    UNSERVED_WARNING_DELAY seconds whether connections wait on the manager's
+    listeners: the kernel completes their handshakes into the backlog and,
+    with no worker, nothing ever accepts them. The engine's own log lines
+    reach Python only through a worker, so the look is taken from here. The
+    thread holds the manager weakly, and ends once start(), serve_forever(),
+    poll() or close() is called, the manager is collected, or it has warned."""
+
+    def __init__(self, manager: SocketManager) -> None:
+        self._stopped = threading.Event()
+        self._stop_soon = weakref.finalize(manager, self._stopped.set)
+        self._thread = threading.Thread(target=self._run, args=(weakref.ref(manager),),
+                                        name="pyiocp-unserved-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self, ref: "weakref.ref[SocketManager]") -> None:
+        while not self._stopped.wait(UNSERVED_WARNING_DELAY):
+            manager = ref()
+            if manager is None or manager._warn_if_unserved():
+                return
+            del manager
+
+    def stop(self) -> None:
+        """Ends the thread and waits for it."""
+        self._stop_soon()
+        self._thread.join()
 
 
 class _StartGate:

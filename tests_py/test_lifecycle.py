@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import signal
 import subprocess
 import textwrap
@@ -411,3 +412,88 @@ def test_a_manager_dropped_without_close_releases_its_fds(backend: str) -> None:
     del mgr
     gc.collect()
     wait_until(lambda: fd_count() == fds, what="fds released by the collected manager")
+
+
+# ------------------------------------------------------------ a listener nobody serves
+
+WATCH_DELAY = 0.2  # UNSERVED_WARNING_DELAY in these tests (1 s by default)
+
+
+@pytest.fixture
+def quick_watch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pyiocp._manager, "UNSERVED_WARNING_DELAY", WATCH_DELAY)
+
+
+def unserved_warnings(caplog: pytest.LogCaptureFixture) -> List[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "pyiocp" and r.levelname == "WARNING" and "no worker has run" in r.getMessage()]
+
+
+def watch_threads() -> List[str]:
+    return [t.name for t in threading.enumerate() if t.name == "pyiocp-unserved-watch" and t.is_alive()]
+
+
+def test_a_listener_nobody_serves_is_reported_once(backend: str, caplog: pytest.LogCaptureFixture,
+                                                   quick_watch: None) -> None:
+    """listen() on a manager never started: the kernel completes a client's
+    connect into the backlog, where it hangs; one warning says so."""
+    caplog.set_level(logging.WARNING, logger="pyiocp")
+    mgr = pyiocp.SocketManager(Echo(), backend=backend)
+    try:
+        lst = mgr.listen("127.0.0.1", 0)
+        with client(lst.address):
+            wait_until(lambda: unserved_warnings(caplog), what="the warning")
+            time.sleep(3 * WATCH_DELAY)
+    finally:
+        mgr.close()
+    [msg] = unserved_warnings(caplog)
+    assert f"127.0.0.1:{lst.address[1]}" in msg and "start()" in msg, msg
+    assert watch_threads() == []
+
+
+def test_no_warning_when_started_after_listen(backend: str, caplog: pytest.LogCaptureFixture,
+                                              quick_watch: None) -> None:
+    caplog.set_level(logging.WARNING, logger="pyiocp")
+    with pyiocp.SocketManager(Echo(), backend=backend) as mgr:
+        lst = mgr.listen("127.0.0.1", 0)
+        with client(lst.address) as s:
+            time.sleep(WATCH_DELAY / 4)
+            mgr.start()
+            assert watch_threads() == []  # start() ends the watch
+            s.sendall(b"hi")
+            assert recv_exactly(s, 2) == b"hi"
+            time.sleep(3 * WATCH_DELAY)
+    assert unserved_warnings(caplog) == []
+
+
+def test_no_warning_in_poll_mode_while_polled(backend: str, caplog: pytest.LogCaptureFixture,
+                                              quick_watch: None) -> None:
+    caplog.set_level(logging.WARNING, logger="pyiocp")
+    with pyiocp.SocketManager(backend=backend) as mgr:
+        lst = mgr.listen("127.0.0.1", 0)
+        with client(lst.address):
+            kinds: List[str] = []
+            deadline = time.monotonic() + 3 * WATCH_DELAY
+            while time.monotonic() < deadline:
+                kinds += [c.kind for c in mgr.poll(0.05)]
+            assert "accept" in kinds
+        assert watch_threads() == []
+    assert unserved_warnings(caplog) == []
+
+
+def test_no_warning_while_no_one_connects(backend: str, caplog: pytest.LogCaptureFixture, quick_watch: None) -> None:
+    caplog.set_level(logging.WARNING, logger="pyiocp")
+    with pyiocp.SocketManager(Echo(), backend=backend) as mgr:
+        mgr.listen("127.0.0.1", 0)
+        time.sleep(3 * WATCH_DELAY)
+        assert watch_threads() != []  # still watching
+    assert watch_threads() == []  # close() ended it
+    assert unserved_warnings(caplog) == []
+
+
+def test_the_watch_ends_with_a_manager_dropped_without_close(backend: str, quick_watch: None) -> None:
+    mgr = pyiocp.SocketManager(Echo(), backend=backend)
+    mgr.listen("127.0.0.1", 0)
+    del mgr
+    gc.collect()
+    wait_until(lambda: watch_threads() == [], timeout=WATCH_DELAY, what="the watch thread to end")

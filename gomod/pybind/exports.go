@@ -186,6 +186,24 @@ func pyiocpListenerClose(h, lh C.int64_t) {
 	}
 }
 
+// pyiocpListenerWaiting is 1 while connections wait in listener lh's
+// backlog and no worker has taken the listener up (engine.Listener.Waiting).
+//
+//export pyiocpListenerWaiting
+func pyiocpListenerWaiting(h, lh C.int64_t) C.int {
+	ent := lookup(int64(h))
+	if ent == nil {
+		return 0
+	}
+	ent.lmu.Lock()
+	l := ent.listeners[int64(lh)]
+	ent.lmu.Unlock()
+	if l != nil && l.Waiting() {
+		return 1
+	}
+	return 0
+}
+
 //export pyiocpConnect
 func pyiocpConnect(h C.int64_t, ip *C.char, port C.int, timeoutNs C.int64_t,
 	slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {

@@ -515,6 +515,16 @@ static PyObject *Engine_close_listener(EngineObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* listener_waiting(handle) -> bool: connections wait in the listener's
+ * backlog and no worker has taken it up yet. */
+static PyObject *Engine_listener_waiting(EngineObject *self, PyObject *arg)
+{
+    long long lh = PyLong_AsLongLong(arg);
+    if (lh == -1 && PyErr_Occurred())
+        return NULL;
+    return PyBool_FromLong(pyiocpListenerWaiting(self->h, lh));
+}
+
 /* connect() returns the Connection at once. The GIL is held from the Go
  * call until the object is in the table, so no worker can deliver the
  * connect's outcome before the object exists. */
@@ -751,6 +761,7 @@ static PyObject *Engine_get(EngineObject *self, PyObject *arg)
 static PyMethodDef Engine_methods[] = {
     {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port) -> (handle, port)"},
     {"close_listener", (PyCFunction)Engine_close_listener, METH_O, "close_listener(handle)"},
+    {"listener_waiting", (PyCFunction)Engine_listener_waiting, METH_O, "listener_waiting(handle) -> bool: connections wait, no worker has the listener"},
     {"connect", (PyCFunction)Engine_connect, METH_VARARGS, "connect(ip, port, timeout_ns) -> Connection"},
     {"run_worker", (PyCFunction)Engine_run_worker, METH_VARARGS, "run_worker(index, is_main): dispatch until the worker quits"},
     {"poll", (PyCFunction)Engine_poll, METH_VARARGS, "poll(timeout_ns, max, is_main) -> list of Completion"},
