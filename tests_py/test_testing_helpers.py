@@ -11,6 +11,7 @@ import pytest
 
 import pyiocp
 import pyiocp.testing
+from iocp_helpers import RESETS_LOST
 from pyiocp.testing import (ANY, Client, ClientFactory, EventsFactory, ManagerFactory, ServerFactory, faults,
                             record_events, start_server)
 
@@ -204,7 +205,10 @@ def test_reset_mid_stream(iocp_server: ServerFactory, expect_events: EventsFacto
     server = iocp_server(events, backend=backend)
     assert faults.reset_mid_stream(server, b"abcdef", read=3) == b"abc"
     assert faults.reset_mid_stream(server) == b""
-    events.assert_events([("accept",), ("recv", b"abcdef"), ("close", ConnectionResetError)])
+    events.assert_events([("accept",), ("recv", b"abcdef"), ("close", ANY)])
+    error = events.events(0)[-1][1]
+    # Under Wine the peer's reset may read as the end of the stream.
+    assert isinstance(error, ConnectionResetError) or (RESETS_LOST and error is None), repr(error)
     events.assert_events([("accept",), ("close", ANY)], conn=1)
 
 
