@@ -272,10 +272,12 @@ class SocketManager:
         return True
 
     def _stop_watch(self) -> None:
-        with self._lock:
-            watch, self._watch = self._watch, None
+        """Ends the watch, if any (kept until its thread has ended, so that
+        close() after a Ctrl-C in here still waits for it)."""
+        watch = self._watch
         if watch is not None:
             watch.stop()
+            self._watch = None
 
     # ------------------------------------------------------------ running
 
@@ -285,8 +287,8 @@ class SocketManager:
             self._check_can_run()
             self._state = "running"
             self._served = True
-        self._stop_watch()
         try:
+            self._stop_watch()
             with self._lock:
                 for i in range(self._workers):
                     self._spawn(i)
@@ -304,9 +306,9 @@ class SocketManager:
                 self._check_can_run()
                 self._state = "running"
                 self._served = True
-        self._stop_watch()
         done: Optional[threading.Event] = None
         try:
+            self._stop_watch()
             if started:
                 self._wait_workers()
                 return
@@ -433,11 +435,11 @@ class SocketManager:
             self._check_open()
             self._polling += 1
             self._served = True
-        if self._watch is not None:
-            self._stop_watch()
         if getattr(self._pollers, "exit", None) is None:
             self._pollers.exit = _PollerExit(self._engine, threading.get_ident())
         try:
+            if self._watch is not None:
+                self._stop_watch()
             return self._engine.poll(timeout_ns, max, threading.current_thread() is threading.main_thread())
         finally:
             with self._lock:
