@@ -238,3 +238,83 @@ def test_burst_against_a_connection_cap(pytester: pytest.Pytester) -> None:
             assert server.manager.stats()["rejected"] == 40
     ''')
     result.assert_outcomes(passed=1)
+
+
+def test_iocp_client_returns_once_the_server_accepted(pytester: pytest.Pytester) -> None:
+    """The test a user writes first: connect clients, then assert what the
+    server's on_accept did. A slow on_accept makes the race certain: the
+    client must not return before the server's on_accept has."""
+    result = run(pytester, '''
+        import time
+        import pytest
+
+        class Counts(Echo):
+            def __init__(self):
+                self.accepted = []
+
+            def on_accept(self, conn):
+                time.sleep(0.05)
+                self.accepted.append(conn)
+
+        @pytest.mark.parametrize("workers", [1, 2])
+        def test_three_clients(iocp_server, iocp_client, workers):
+            server = iocp_server(Counts(), workers=workers)
+            clients = [iocp_client(server.address) for _ in range(3)]
+            assert len(server.handler.accepted) == 3
+            assert sorted(c.peer for c in server.handler.accepted) == sorted(c.local for c in clients)
+
+        def test_ipv6_and_a_server_object(iocp_server, iocp_client):
+            server = iocp_server(Counts(), host="::1")
+            iocp_client(server)
+            assert len(server.handler.accepted) == 1
+    ''')
+    result.assert_outcomes(passed=3)
+
+
+def test_iocp_client_does_not_wait_for_an_accept_that_will_not_come(pytester: pytest.Pytester) -> None:
+    """A connection over max_connections gets no on_accept; one that the
+    server closes in on_accept is announced all the same; a blocked
+    on_accept is a TimeoutError, and wait_accepted=False does not wait."""
+    result = run(pytester, '''
+        import time
+        import pytest
+
+        class Banner(Echo):
+            def on_accept(self, conn):
+                conn.send(b"bye\\\\n")
+                conn.close()
+                time.sleep(0.05)
+                self.done = True
+
+        def test_over_the_cap(iocp_server, iocp_client):
+            server = iocp_server(Echo, max_connections=1)
+            iocp_client(server)
+            t0 = time.monotonic()
+            # Accepted and closed at once, without on_accept (a reset may
+            # even reach the client before its connect returns).
+            with pytest.raises((EOFError, ConnectionResetError)):
+                iocp_client(server).recv_exactly(1)
+            assert time.monotonic() - t0 < 2
+
+        def test_closed_in_on_accept(iocp_server, iocp_client):
+            server = iocp_server(Banner)
+            client = iocp_client(server)
+            assert server.handler.done
+            assert client.recv_until_eof() == b"bye\\\\n"
+
+        def test_blocked_on_accept(iocp_server, iocp_client):
+            go = threading.Event()
+
+            class Blocks(Echo):
+                def on_accept(self, conn):
+                    go.wait(5)
+
+            server = iocp_server(Blocks)
+            with pytest.raises(TimeoutError, match="on_accept for .* has not returned after 0.2 s"):
+                iocp_client(server, timeout=0.2)
+            client = iocp_client(server, wait_accepted=False)
+            go.set()
+            client.send(b"x")
+            assert client.recv_exactly(1) == b"x"
+    ''')
+    result.assert_outcomes(passed=3)

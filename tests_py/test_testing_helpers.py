@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import pytest
 
@@ -152,8 +152,12 @@ def test_the_recorder_changes_no_event_mask() -> None:
     """Wrapping a handler leaves the optional events exactly as they were."""
     from pyiocp._manager import _event_mask
 
+    from pyiocp.testing._server import _announcing
+
     for handler in (Echo(), Replies(), pyiocp.Handler()):
         assert _event_mask(record_events(handler)) == _event_mask(handler)
+        assert _event_mask(_announcing(handler, {})) == _event_mask(handler)
+        assert _event_mask(_announcing(record_events(handler), {})) == _event_mask(handler)
     with pytest.raises(TypeError):
         record_events(object)  # type: ignore[arg-type]
 
@@ -188,6 +192,27 @@ def test_start_server_without_pytest(backend: str) -> None:
     assert server.connections == 0 and server.manager.closed
     with pytest.raises(OSError):
         start_server(Echo, host="192.0.2.1", backend=backend)  # not this host's
+    with pytest.raises(TypeError):
+        start_server(object())  # type: ignore[arg-type]
+
+
+def test_wait_accepted_without_pytest(backend: str) -> None:
+    class Slow(Echo):
+        def __init__(self) -> None:
+            self.accepted: List[Optional[Tuple[str, int]]] = []
+
+        def on_accept(self, conn: pyiocp.Connection) -> None:
+            time.sleep(0.05)
+            self.accepted.append(conn.peer)
+
+    handler = Slow()
+    server = start_server(handler, backend=backend)
+    try:
+        with Client(server) as c:
+            server.wait_accepted(c)
+            assert handler.accepted == [c.local]
+    finally:
+        server.close()
 
 
 # ---------------------------------------------------------------- faults

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
+import time
 from typing import Any, Optional, Protocol, Tuple, Union
 
 __all__ = ["Address", "Client", "address_of"]
@@ -65,6 +67,8 @@ class Client:
             if nodelay:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.settimeout(timeout)
+            # Before the connect: the server may accept before it returns.
+            self._connect_started = time.monotonic()
             sock.connect(info[4])
         except BaseException:
             sock.close()
@@ -85,6 +89,19 @@ class Client:
 
     def settimeout(self, timeout: Optional[float]) -> None:
         self.sock.settimeout(timeout)
+
+    def _closed_by_server(self) -> bool:
+        """Whether the server has closed or reset the connection, as far
+        as can be seen without reading: nothing it sent is waiting to be
+        read, and the next read would give the end of the stream or an
+        error."""
+        if self.closed:
+            return False
+        try:
+            ready, _, _ = select.select([self.sock], [], [], 0)
+            return bool(ready) and self.sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     # ------------------------------------------------------------ I/O
 

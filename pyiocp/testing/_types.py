@@ -37,7 +37,7 @@ class ClientFactory(Protocol):
     """The ``iocp_client`` fixture."""
 
     def __call__(self, address: Address, *, timeout: float = ..., rcvbuf: Optional[int] = None,
-                 sndbuf: Optional[int] = None, nodelay: bool = True) -> Client: ...
+                 sndbuf: Optional[int] = None, nodelay: bool = True, wait_accepted: bool = True) -> Client: ...
 
 
 class EventsFactory(Protocol):

@@ -8,7 +8,9 @@ Fixtures, each a factory:
   **options)``: a handler (instance or class) running on an ephemeral
   loopback port: a :class:`~pyiocp.testing.Server` with ``.address``.
 - ``iocp_client(address, *, timeout=5.0, rcvbuf=None, sndbuf=None,
-  nodelay=True)``: a blocking :class:`~pyiocp.testing.Client`.
+  nodelay=True, wait_accepted=True)``: a blocking
+  :class:`~pyiocp.testing.Client`, returned once an ``iocp_server``'s
+  ``on_accept`` for it has returned.
 - ``expect_events(handler, expected=None, *, conn=0, timeout=5.0)``: the
   handler wrapped in an :class:`~pyiocp.testing.EventRecorder`, whose
   ``assert_events([...])`` asserts the callback sequence; an ``expected``
@@ -36,7 +38,7 @@ import pytest
 from .._handler import Handler
 from .._manager import DEFAULT_ACCEPTS, DEFAULT_BACKLOG, SocketManager
 from .._pyiocp import Connection
-from ._client import DEFAULT_TIMEOUT, Address, Client
+from ._client import DEFAULT_TIMEOUT, Address, Client, address_of
 from ._events import Event, EventRecorder, record_events
 from ._leaks import Snapshot, leaks_since, snapshot, warm_up
 from ._server import Server, start_server
@@ -202,18 +204,34 @@ def iocp_server(_iocp_state: _TestState) -> ServerFactory:
 @pytest.fixture
 def iocp_client(_iocp_state: _TestState) -> ClientFactory:
     """``iocp_client(address, *, timeout=5.0, rcvbuf=None, sndbuf=None,
-    nodelay=True)``: a connected blocking Client (``send``,
-    ``recv_exactly``, ``recv_until``, ``recv_until_eof``,
+    nodelay=True, wait_accepted=True)``: a connected blocking Client
+    (``send``, ``recv_exactly``, ``recv_until``, ``recv_until_eof``,
     ``shutdown_write``, ``close``, ``reset``), closed at the end of the
-    test. ``address``: a ``(host, port)`` or a Server."""
+    test. ``address``: a ``(host, port)`` or a Server. Connected to a
+    Server (``iocp_server``'s, or its address), it is returned once the
+    server's ``on_accept`` for it has returned (``Server.wait_accepted``),
+    so that what on_accept did is there to assert;
+    ``wait_accepted=False`` returns as soon as the connection is made."""
 
     def make(address: Address, *, timeout: float = DEFAULT_TIMEOUT, rcvbuf: Optional[int] = None,
-             sndbuf: Optional[int] = None, nodelay: bool = True) -> Client:
+             sndbuf: Optional[int] = None, nodelay: bool = True, wait_accepted: bool = True) -> Client:
         client = Client(address, timeout=timeout, rcvbuf=rcvbuf, sndbuf=sndbuf, nodelay=nodelay)
         _iocp_state.clients.append(client)
+        if wait_accepted:
+            server = _server_at(address, _iocp_state.servers)
+            if server is not None:
+                server.wait_accepted(client)
         return client
 
     return make
+
+
+def _server_at(address: Address, servers: List[Server]) -> Optional[Server]:
+    """The Server address is, or the one of this test's that listens there."""
+    if isinstance(address, Server):
+        return address
+    where = address_of(address)
+    return next((s for s in servers if s.address == where), None)
 
 
 @pytest.fixture
