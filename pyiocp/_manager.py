@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import socket
 import threading
 import time
 import weakref
 from collections import namedtuple
+from types import FrameType
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from . import _pyiocp
@@ -38,6 +40,8 @@ MAX_CONN_ID = (1 << 64) - 1
 # Timeouts longer than this (about 31 years) are typos; None or math.inf
 # mean no timeout.
 MAX_SECONDS = 1e9
+# close()'s timeout when none is given (and a SIGTERM's, see serve_forever).
+DEFAULT_MANAGER_CLOSE_TIMEOUT = 5.0
 # Waiting for workers after close(timeout): the grace period for handlers
 # still running their last batch.
 JOIN_GRACE = 2.0
@@ -298,14 +302,27 @@ class SocketManager:
 
     def serve_forever(self) -> None:
         """Run the workers, the calling thread being one of them, until
-        close() (from any thread) or Ctrl-C, which closes the manager and
-        re-raises KeyboardInterrupt."""
+        close() (from any thread), Ctrl-C, which closes the manager and
+        re-raises KeyboardInterrupt, or SIGTERM, which closes the manager
+        gracefully and returns. SIGTERM is caught so only on the main
+        thread, and only when its handler is the default one: a handler
+        the application installed is left alone. The default is back
+        once serve_forever returns."""
         with self._lock:
             started = self._state == "running"
             if not started:
                 self._check_can_run()
                 self._state = "running"
                 self._served = True
+        sigterm = _SigtermCatcher(self._engine)
+        try:
+            self._serve(started)
+            if sigterm.caught:
+                self.close()
+        finally:
+            sigterm.restore()
+
+    def _serve(self, started: bool) -> None:
         done: Optional[threading.Event] = None
         try:
             self._stop_watch()
@@ -489,7 +506,7 @@ class SocketManager:
     def workers(self) -> int:
         return self._workers
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = DEFAULT_MANAGER_CLOSE_TIMEOUT) -> None:
         """Close gracefully: stop accepting, flush pending bytes (resetting
         connections still flushing after timeout seconds; math.inf: no
         limit), deliver every on_close, stop the workers. Idempotent. From
@@ -575,6 +592,41 @@ class _UnservedWatch:
         """Ends the thread and waits for it."""
         self._stop_soon()
         self._thread.join()
+
+
+class _SigtermCatcher:
+    """SIGTERM, the signal process managers stop a service with, as a
+    request to close, for the time serve_forever runs on the main thread.
+
+    The handler runs on the main thread between any two bytecodes: maybe
+    while serve_forever holds the manager's lock, or in the middle of a
+    callback. So it takes no lock and raises nothing. It only starts the
+    engine's shutdown (the workers flush, deliver every on_close and quit;
+    idempotent, and a no-op once the engine is released) and notes it, and
+    serve_forever, once its worker has quit, finishes with close()."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.caught = False
+        self._installed = False
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return  # the application's own handler, or SIGTERM ignored
+        signal.signal(signal.SIGTERM, self._handle)
+        self._installed = True
+
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        self.caught = True
+        self._engine.shutdown(int(DEFAULT_MANAGER_CLOSE_TIMEOUT * 1e9))
+
+    def restore(self) -> None:
+        """Back to the default, unless a callback has put a handler of its
+        own in the meantime."""
+        if self._installed:
+            self._installed = False
+            if signal.getsignal(signal.SIGTERM) == self._handle:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class _StartGate:

@@ -16,7 +16,7 @@ import pytest
 import pyiocp
 from iocp_helpers import (PYTHON, Echo, Recorder, client, fd_count, fds_settled, recv_exactly, recv_until_eof, wait_until,
                           worker_threads)
-from pyiocp.testing import ManagerFactory
+from pyiocp.testing import Client, ManagerFactory
 
 
 # ------------------------------------------------------------ serve_forever and close
@@ -297,6 +297,133 @@ def test_ctrl_c_while_the_workers_spawn_closes_at_once(backend: str, how: str,
     with pytest.raises(pyiocp.ManagerClosed):
         mgr.listen("127.0.0.1", 0)
     del lst
+
+
+# ------------------------------------------------------------ SIGTERM
+
+SIGTERM_SCRIPT = textwrap.dedent("""
+    import pyiocp
+    class H(pyiocp.Handler):
+        def on_recv(self, conn, data):
+            conn.send(data * {repeat})  # far more than the socket buffers hold
+        def on_close(self, conn, error):
+            print("on_close", error, flush=True)
+    mgr = pyiocp.SocketManager(H(), workers={workers}, backend={backend!r}, send_buffer_limit=64 << 20)
+    lst = mgr.listen("127.0.0.1", 0)
+    if {start}:
+        mgr.start()
+    print("ready", lst.address[1], flush=True)
+    mgr.serve_forever()
+    print("returned, closed:", mgr.closed, flush=True)
+""")
+
+
+@pytest.mark.linux  # Windows cannot send a child SIGTERM (os.kill terminates it at once)
+@pytest.mark.parametrize("workers, start", [(1, False), (2, False), (2, True)])
+def test_sigterm_closes_serve_forever_gracefully(backend: str, workers: int, start: bool) -> None:
+    """SIGTERM, what systemd, docker and Kubernetes stop a service with:
+    the pending reply of an open connection is flushed and ends with a
+    clean EOF, on_close(None) runs, serve_forever returns, exit code 0."""
+    request, repeat = b"0123456789" * 8, 100_000  # an 8 MB reply
+    script = SIGTERM_SCRIPT.format(workers=workers, backend=backend, start=start, repeat=repeat)
+    proc = subprocess.Popen([PYTHON, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("ready"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        with Client(("127.0.0.1", int(line.split()[1])), rcvbuf=4096) as c:
+            c.send(request)
+            got = len(c.recv_exactly(1000))  # the reply has begun: most of it is still pending
+            if start:
+                time.sleep(0.3)  # into serve_forever (see test_ctrl_c_stops_serve_forever_within_half_a_second)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            got += len(c.recv_until_eof())  # a reset would raise
+            proc.wait(10)
+            elapsed = time.monotonic() - t0
+        out, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert got == len(request) * repeat
+    assert proc.returncode == 0, (proc.returncode, err)
+    assert err == ""
+    assert out.splitlines() == ["on_close None", "returned, closed: True"], out
+    assert elapsed < 5, f"exited {elapsed:.3f} s after SIGTERM"
+
+
+def test_serve_forever_catches_sigterm_only_while_it_runs(backend: str) -> None:
+    """Caught on the main thread when the handler is the default one, and
+    the default is back afterwards; an application's own handler and a
+    serve_forever on another thread are left alone."""
+    seen: List[Any] = []
+
+    class H(pyiocp.Handler):
+        def on_post(self, payload: pyiocp.SocketManager) -> None:
+            seen.append(signal.getsignal(signal.SIGTERM))
+            payload.close()
+
+    def serve() -> None:
+        mgr = pyiocp.SocketManager(H(), backend=backend)
+        mgr.post(mgr)
+        mgr.serve_forever()
+        assert mgr.closed
+
+    def mine(signum: int, frame: Any) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        serve()
+        assert callable(seen[-1])
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        t = threading.Thread(target=serve)
+        t.start()
+        t.join(5)
+        assert seen[-1] is signal.SIG_DFL
+        signal.signal(signal.SIGTERM, mine)
+        serve()
+        assert seen[-1] is mine and signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_handler_takes_no_lock(backend: str) -> None:
+    """The SIGTERM handler runs between any two bytecodes of the main
+    thread, maybe while serve_forever holds the manager's lock or in the
+    middle of a callback: it must neither block nor raise there. Called
+    so, it starts a graceful close that serve_forever finishes."""
+    class H(Recorder):
+        def on_post(self, payload: Any) -> None:
+            handler = signal.getsignal(signal.SIGTERM)
+            if not callable(handler):
+                mgr.close()  # serve_forever caught no SIGTERM: end it (the test fails below)
+                return
+            with mgr._lock:
+                handler(signal.SIGTERM, None)
+            rec.record("handled", None)
+
+    rec = H(echo=True)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    mgr = pyiocp.SocketManager(rec, backend=backend)
+    try:
+        lst = mgr.listen("127.0.0.1", 0)
+        with client(lst.address) as s:
+            s.sendall(b"ping")
+            threading.Timer(0.1, mgr.post, args=(None,)).start()
+            mgr.serve_forever()
+            assert recv_exactly(s, 4) == b"ping"
+            assert recv_until_eof(s) == b""
+        assert mgr.closed
+        assert rec.kinds().count("handled") == 1
+        assert [v for c in rec.closes.values() for v in c] == [None]
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        mgr.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 POLL_SCRIPT = textwrap.dedent("""

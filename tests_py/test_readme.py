@@ -41,7 +41,8 @@ def test_quick_start(tmp_path: Path) -> None:
     """The two files of the quick start, in a directory of their own: the
     server runs (on a free port given as its argument rather than 7000),
     the bench command of the README passes against it, Ctrl-C stops it
-    with exit code 0, and the test file passes under pytest."""
+    with exit code 0, so does SIGTERM (closing an open connection
+    cleanly), and the test file passes under pytest."""
     text = README.read_text()
     blocks = code_blocks(text)
     assert set(blocks) == {"echo_server.py", "test_echo_server.py"}
@@ -61,6 +62,13 @@ def test_quick_start(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stdout + r.stderr
         assert re.search(r"mismatches\s+0", r.stdout), r.stdout
         assert server.stop(signal.SIGINT) == 0
+        assert server.stderr() == ""
+    with running([str(tmp_path / "echo_server.py"), "0"]) as server:
+        with Client(server.address) as c:
+            c.send(b"systemd")
+            assert c.recv_exactly(7) == b"systemd"
+            assert server.stop(signal.SIGTERM) == 0
+            assert c.recv_until_eof() == b""
         assert server.stderr() == ""
 
     argv = run_tests.replace(".venv/bin/python", PYTHON).split() + ["-p", "no:cacheprovider"]
