@@ -40,6 +40,8 @@ MAX_CONN_ID = (1 << 64) - 1
 # Timeouts longer than this (about 31 years) are typos; None or math.inf
 # mean no timeout.
 MAX_SECONDS = 1e9
+# A batch of callbacks that holds its worker longer than this is logged.
+DEFAULT_SLOW_CALLBACK_WARNING = 0.1
 # close()'s timeout when none is given (and a SIGTERM's, see serve_forever).
 DEFAULT_MANAGER_CLOSE_TIMEOUT = 5.0
 # Waiting for workers after close(timeout): the grace period for handlers
@@ -174,6 +176,7 @@ class SocketManager:
         accept_timeout: Optional[float] = None,
         close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
         max_connections: Optional[int] = None,
+        slow_callback_warning: Optional[float] = DEFAULT_SLOW_CALLBACK_WARNING,
     ) -> None:
         if handler is not None and not isinstance(handler, Handler):
             raise TypeError(f"handler must be a pyiocp.Handler or None, not {type(handler).__name__}")
@@ -188,6 +191,9 @@ class SocketManager:
         if send_low_watermark is not None:
             low = _int_arg("send_low_watermark", send_low_watermark, 0, send_buffer_limit - 1)
         cap = 0 if max_connections is None else _int_arg("max_connections", max_connections, 1, MAX_CONNECTIONS)
+        slow_ns = _seconds_ns("slow_callback_warning", slow_callback_warning)
+        if slow_callback_warning == 0:
+            slow_ns = 0  # off, like None
         self._handler = handler
         self._workers = workers
         self._engine = _pyiocp.Engine(
@@ -204,6 +210,7 @@ class SocketManager:
             _seconds_ns("close_timeout", close_timeout),
             cap,
             _event_mask(handler),
+            slow_ns,
         )
         self._lock = threading.Lock()
         self._state = "open"  # open, running, closing, closed

@@ -52,6 +52,8 @@ CTOR_TYPE_ERRORS: List[Tuple[Dict[str, Any], str]] = [
     ({"close_timeout": "10"}, "close_timeout str"),
     ({"max_connections": 1.0}, "max_connections float"),
     ({"max_connections": "10"}, "max_connections str"),
+    ({"slow_callback_warning": "0.1"}, "slow_callback_warning str"),
+    ({"slow_callback_warning": True}, "slow_callback_warning bool"),
 ]
 
 CTOR_VALUE_ERRORS: List[Tuple[Dict[str, Any], str]] = [
@@ -73,6 +75,8 @@ CTOR_VALUE_ERRORS: List[Tuple[Dict[str, Any], str]] = [
     ({"close_timeout": -1}, "negative close_timeout"),
     ({"close_timeout": math.nan}, "nan close_timeout"),
     ({"max_connections": -1}, "negative max_connections"),
+    ({"slow_callback_warning": -0.1}, "negative slow_callback_warning"),
+    ({"slow_callback_warning": math.nan}, "nan slow_callback_warning"),
 ]
 
 

@@ -215,6 +215,22 @@ def test_wait_accepted_without_pytest(backend: str) -> None:
         server.close()
 
 
+def test_a_slow_callback_is_named_after_the_servers_handler(backend: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The wrapper that follows the accepts does not hide the handler from
+    the slow callback warning."""
+    class SlowToAccept(Echo):
+        def on_accept(self, conn: pyiocp.Connection) -> None:
+            time.sleep(0.15)
+
+    server = start_server(SlowToAccept, backend=backend)
+    try:
+        with Client(server) as c:
+            server.wait_accepted(c)
+    finally:
+        server.close()
+    assert "SlowToAccept.on_accept took 0." in caplog.text
+
+
 # ---------------------------------------------------------------- faults
 
 

@@ -5,9 +5,13 @@ contiguous, a blocking handler stalls only its own worker."""
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import random
+import re
 import struct
 import threading
+import time
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -197,3 +201,78 @@ def test_start_twice_raises(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(Recorder(), backend=backend)
     with pytest.raises(RuntimeError):
         mgr.start()
+
+
+def _slow_warnings(caplog: pytest.LogCaptureFixture) -> List[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "pyiocp" and r.levelno == logging.WARNING and "slow_callback_warning" in r.getMessage()]
+
+
+@pytest.mark.parametrize("setting, sleep", [(None, 0.3), (0.02, 0.06)])
+def test_a_slow_callback_is_logged_once_with_its_name(iocp_manager: ManagerFactory, backend: str,
+                                                      caplog: pytest.LogCaptureFixture, setting: Optional[float],
+                                                      sleep: float) -> None:
+    """A callback that holds its worker past slow_callback_warning (0.1 s
+    by default) is named in one warning, with the time of its batch. (A
+    threshold under 40 ms is timed with the fine clock, not the coarse.)"""
+    caplog.set_level(logging.WARNING, logger="pyiocp")
+
+    class Slow(pyiocp.Handler):
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
+            time.sleep(sleep)
+            conn.send(data)
+
+    options: Dict[str, Any] = {} if setting is None else {"slow_callback_warning": setting}
+    mgr = iocp_manager(Slow(), backend=backend, **options)
+    lst = mgr.listen("127.0.0.1", 0)
+    with client(lst.address) as s:
+        s.sendall(b"x")
+        assert recv_exactly(s, 1) == b"x"
+    mgr.close()
+    (message,) = _slow_warnings(caplog)
+    m = re.fullmatch(r"Slow\.on_recv took (\d+\.\d{3}) s \(one batch of callbacks: (\d+\.\d{3}) s; "
+                     r"slow_callback_warning=(\S+)\)", message)
+    assert m, message
+    took, batch = float(m.group(1)), float(m.group(2))
+    assert m.group(3) == ("0.1" if setting is None else repr(setting))
+    assert sleep - 0.005 <= took <= batch < 5, message
+
+
+@pytest.mark.parametrize("setting", [None, 0, 0.5])
+def test_slow_callback_warning_off_or_above(iocp_manager: ManagerFactory, backend: str,
+                                            caplog: pytest.LogCaptureFixture, setting: Optional[float]) -> None:
+    caplog.set_level(logging.WARNING, logger="pyiocp")
+
+    class Slowish(pyiocp.Handler):
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
+            time.sleep(0.2)
+            conn.send(data)
+
+    mgr = iocp_manager(Slowish(), backend=backend, slow_callback_warning=setting)
+    lst = mgr.listen("127.0.0.1", 0)
+    with client(lst.address) as s:
+        s.sendall(b"x")
+        assert recv_exactly(s, 1) == b"x"
+    mgr.close()
+    assert _slow_warnings(caplog) == []
+
+
+def test_fast_callbacks_log_nothing(iocp_manager: ManagerFactory, backend: str,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="pyiocp")
+    rec = Recorder(echo=True)
+    mgr = iocp_manager(rec, backend=backend, workers=2)
+    lst = mgr.listen("127.0.0.1", 0)
+    socks = [client(lst.address) for _ in range(4)]
+    try:
+        for i in range(200):
+            for s in socks:
+                s.sendall(b"%03d" % i)
+            for s in socks:
+                assert recv_exactly(s, 3) == b"%03d" % i
+    finally:
+        for s in socks:
+            s.close()
+    rec.wait_all_closed(4)
+    mgr.close()
+    assert _slow_warnings(caplog) == []

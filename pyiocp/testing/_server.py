@@ -92,8 +92,9 @@ class _Announcing(Handler):
     time) for Server.wait_accepted. The engine calls the handler's own
     bound methods, kept as attributes of this instance, for every other
     callback; the class overrides on_send, on_drain and on_eof exactly when
-    the handler's does (see _announcing), so the engine produces the same
-    events."""
+    the handler's does, so the engine produces the same events, and has the
+    name of the handler's class, which the engine's slow_callback_warning
+    names (see _announcing)."""
 
     def __init__(self, handler: Handler, accepted: Dict[Tuple[str, int], float]) -> None:
         self._accept = handler.on_accept
@@ -116,15 +117,15 @@ class _Announcing(Handler):
         raise AssertionError("unreachable: shadowed by the handler's own method")
 
 
-_classes: Dict[Tuple[bool, ...], Type[_Announcing]] = {}
+_classes: Dict[type, Type[_Announcing]] = {}
 
 
 def _announcing(handler: Handler, accepted: Dict[Tuple[str, int], float]) -> _Announcing:
-    overrides = tuple(getattr(type(handler), name) is not getattr(Handler, name) for name in _OPTIONAL)
-    cls = _classes.get(overrides)
+    cls = _classes.get(type(handler))
     if cls is None:
-        methods = {name: _Announcing._shadowed for name, on in zip(_OPTIONAL, overrides) if on}
-        cls = _classes[overrides] = type("Announcing", (_Announcing,), methods)
+        methods: Dict[str, Any] = {name: _Announcing._shadowed for name in _OPTIONAL
+                                   if getattr(type(handler), name) is not getattr(Handler, name)}
+        cls = _classes[type(handler)] = type(type(handler).__name__, (_Announcing,), methods)
     return cls(handler, accepted)
 
 
