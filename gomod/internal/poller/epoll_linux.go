@@ -38,6 +38,12 @@ type fdState struct {
 	connecting bool
 }
 
+// dropSend forgets the posted send's buffers, keeping the room for the next.
+func (st *fdState) dropSend() {
+	clear(st.send)
+	st.send = st.send[:0]
+}
+
 func (st *fdState) canProceed() bool {
 	return (st.readable && (st.recvMax > 0 || st.accepts > 0)) ||
 		(st.writable && (st.sending || st.connecting))
@@ -94,7 +100,7 @@ func (p *epoll) Name() string { return "epoll" }
 func (p *epoll) add(s Sock, token uint64, listener bool) error {
 	st := p.newState()
 	p.gen++
-	*st = fdState{fd: s, gen: p.gen, token: token, listener: listener, writable: !listener}
+	*st = fdState{fd: s, gen: p.gen, token: token, listener: listener, writable: !listener, send: st.send[:0]}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(s), Pad: st.gen}
 	if !listener {
 		ev.Events |= unix.EPOLLOUT
@@ -169,7 +175,9 @@ func (p *epoll) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
 			return 0, false, err
 		}
 	}
-	st.send = bufs
+	// The caller may reuse bufs once this returns: keep a copy of the
+	// slice headers (the bytes themselves stay put until the completion).
+	st.send = append(st.send[:0], bufs...)
 	st.sending = true
 	return 0, false, nil
 }
@@ -221,7 +229,7 @@ func (p *epoll) Cancel(s Sock) {
 	}
 	if st.sending {
 		st.sending = false
-		st.send = nil
+		st.dropSend()
 		p.done = append(p.done, Completion{Op: OpSend, Token: st.token, Err: ErrCanceled})
 	}
 	if st.connecting {
@@ -250,7 +258,8 @@ func (p *epoll) Unregister(s Sock) {
 		}
 	}
 	p.fds[s] = nil
-	*st = fdState{}
+	st.dropSend()
+	*st = fdState{send: st.send} // its room for send views is kept for reuse
 	p.spare = append(p.spare, st)
 }
 
@@ -370,7 +379,7 @@ func (p *epoll) progress(st *fdState, batch []Completion, n int) int {
 		w, err := p.writev(st, st.send)
 		if err != syscall.EAGAIN {
 			st.sending = false
-			st.send = nil
+			st.dropSend()
 			c := Completion{Op: OpSend, Token: st.token, N: w}
 			if err != 0 {
 				c.Err = err

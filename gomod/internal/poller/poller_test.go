@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 )
@@ -319,6 +320,71 @@ func TestSendPartialThenCompletes(t *testing.T) {
 		release(p, s)
 		if n := <-read; n != len(data) {
 			t.Errorf("peer got %d bytes of %d", n, len(data))
+		}
+	})
+}
+
+// TestSendSliceReusable: the slice of slices given to PostSend may be
+// reused as soon as the call returns (the bytes may not): one slice is
+// overwritten after every post, its headers cleared and pointed at other
+// bytes, and still each peer gets its own bytes, in order, and each send
+// completes with what it wrote.
+func TestSendSliceReusable(t *testing.T) {
+	forBackends(t, func(t *testing.T, p Poller) {
+		socks, clis := acceptConns(t, p, 2)
+		data := [2][]byte{make([]byte, 16<<20), make([]byte, 16<<20)}
+		for i := range data[0] {
+			data[0][i], data[1][i] = byte(i), byte(i*7+1)
+		}
+		var read [2]chan []byte
+		for i, cli := range clis {
+			read[i] = make(chan []byte, 1)
+			go func() {
+				got, _ := io.ReadAll(cli)
+				read[i] <- got
+			}()
+		}
+		iov := make([][]byte, 2)
+		rest := [2][]byte{data[0], data[1]}
+		posted := [2]bool{}
+		for len(rest[0])+len(rest[1]) > 0 || posted[0] || posted[1] {
+			for i, s := range socks {
+				if posted[i] || len(rest[i]) == 0 {
+					continue
+				}
+				half := len(rest[i]) / 2
+				iov[0], iov[1] = rest[i][:half], rest[i][half:]
+				n, done, err := p.PostSend(s, iov)
+				clear(iov) // the caller's to reuse at once
+				iov[0] = data[1-i][:1]
+				if err != nil {
+					t.Fatal(err)
+				}
+				if done {
+					rest[i] = rest[i][n:]
+				} else {
+					posted[i] = true
+				}
+			}
+			if !posted[0] && !posted[1] {
+				continue
+			}
+			for _, c := range harvest(t, p, 1) {
+				i := slices.Index(socks, Sock(c.Token)) // acceptConns: the socket is the token
+				if c.Op != OpSend || c.Err != nil || c.N <= 0 || i < 0 || !posted[i] {
+					t.Fatalf("send completion %+v", c)
+				}
+				posted[i] = false
+				rest[i] = rest[i][c.N:]
+			}
+		}
+		for _, s := range socks {
+			release(p, s)
+		}
+		for i := range clis {
+			if got := <-read[i]; string(got) != string(data[i]) {
+				t.Errorf("peer %d got %d bytes, not its %d in order", i, len(got), len(data[i]))
+			}
 		}
 	})
 }
