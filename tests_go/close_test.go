@@ -3,7 +3,9 @@ package engine_test
 import (
 	"errors"
 	"io"
+	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,4 +204,80 @@ func pattern(n int) []byte {
 		b[i] = byte(i*7 + i>>8)
 	}
 	return b
+}
+
+// TestCloseAfterTheDrivingThreadIsGone: the thread that drove a worker
+// (WithFixedThreads: io_uring's single issuer) exits, and another closes
+// the manager. Where the port refuses any other thread (io_uring), the
+// worker is given up: Close returns promptly, every connection is closed
+// once with poller.ErrPortLost (its peer sees the end), nothing leaks.
+// Elsewhere the closing thread drives the worker to a clean close.
+func TestCloseAfterTheDrivingThreadIsGone(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		checkLeaks(t)
+		r := newRecorder()
+		m, err := engine.New(r, engine.WithBackend(backend), engine.WithFixedThreads(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := m.Listen(loopback)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli := dial(t, l.Addr().String())
+		cli.Write([]byte("x"))
+		accepted := make(chan *engine.Conn, 1)
+		go func() {
+			// Locked and never unlocked: the OS thread ends with the goroutine.
+			runtime.LockOSThread()
+			defer close(accepted)
+			var c *engine.Conn
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+				evs, _ := m.Poll(0, 64, 10*time.Millisecond)
+				for i := range evs {
+					switch evs[i].Kind {
+					case engine.EventAccept:
+						c = evs[i].Conn
+						r.OnOpen(c)
+					case engine.EventRecv:
+						// One more round posts the next receive, which
+						// then stays outstanding on the port.
+						m.Poll(0, 64, 0)
+						accepted <- c
+						return
+					}
+				}
+			}
+		}()
+		srv := <-accepted
+		if srv == nil {
+			t.Fatal("no accept")
+		}
+		closed := make(chan struct{})
+		go func() {
+			m.Close(time.Second)
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second * slowdown):
+			t.Fatal("Close still running 10 s after the driving thread was gone")
+		}
+		err = r.closeErrOf(srv.ID())
+		if backend == "io_uring" {
+			if !errors.Is(err, engine.ErrPortLost) {
+				t.Errorf("closed with %s, want ErrPortLost", describe(err))
+			}
+		} else {
+			wantNil(t, err)
+		}
+		r.checkExactlyOnce(t)
+		cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(cli); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("the peer did not see the end: %v", err)
+		}
+		if s := m.Stats(); s.Connections != 0 || s.Listeners != 0 {
+			t.Errorf("after close: %+v", s)
+		}
+	})
 }

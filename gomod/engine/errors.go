@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+
+	"github.com/pyiocp/pyiocp/gomod/internal/poller"
 )
 
 // Errors are values the caller tests with errors.Is / errors.As; the Python
@@ -16,6 +18,11 @@ var (
 	ErrBufferFull = errors.New("send buffer full")
 	// ErrManagerClosed: the manager is closing or closed. Python: ManagerClosed.
 	ErrManagerClosed = errors.New("manager closed")
+	// ErrPortLost ends the connections of a worker whose completion port
+	// cannot be driven any more: with WithFixedThreads, io_uring takes only
+	// the thread that drove it first, and that thread is gone. Python:
+	// pyiocp.Error.
+	ErrPortLost = poller.ErrPortLost
 	// ErrTimeout is wrapped by every timeout a connection can end with.
 	// Python: the builtin TimeoutError.
 	ErrTimeout = errors.New("timed out")

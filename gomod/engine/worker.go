@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,7 @@ type worker struct {
 	shutdownAt  int64
 	deadlineHit bool
 	quit        bool
+	lost        bool // the port is lost and closed (lost.go)
 	released    bool
 	spill       spillArena
 	stats       workerStats
@@ -100,6 +102,9 @@ func (w *worker) poll(max int, timeout time.Duration, pid uint64) ([]Event, bool
 		return w.next(max, pid)
 	}
 
+	if w.lost {
+		return w.next(max, pid) // nothing to wait on: what is left is handed out
+	}
 	wait := w.waitTime(timeout)
 	if len(w.out) > 0 {
 		wait = 0
@@ -112,7 +117,8 @@ func (w *worker) poll(max int, timeout time.Duration, pid uint64) ([]Event, bool
 	}
 	n, err := w.p.Wait(w.batch, wait)
 	w.sleeping.Store(false)
-	if err != nil {
+	lost := errors.Is(err, poller.ErrPortLost)
+	if err != nil && !lost {
 		w.stats.waitErrors.Add(1)
 		w.m.logf("worker %d: wait: %v", w.idx, err)
 		time.Sleep(10 * time.Millisecond)
@@ -123,6 +129,10 @@ func (w *worker) poll(max int, timeout time.Duration, pid uint64) ([]Event, bool
 	}
 	clear(w.batch[:n])
 	w.stats.completions.Add(uint64(n))
+	if lost {
+		w.abandon(err)
+		return w.next(max, pid)
+	}
 	w.expire()
 	w.checkQuit()
 	return w.next(max, pid)
@@ -349,7 +359,9 @@ func (w *worker) releasePort() bool {
 		w.freeing = nil
 		w.holds = nil
 		w.freeSpent()
-		w.p.Close()
+		if !w.lost {
+			w.p.Close()
+		}
 		w.spill.free()
 	}
 	return true

@@ -48,6 +48,13 @@ const (
 // ErrCanceled ends an operation that Cancel stopped before it finished.
 var ErrCanceled = errors.New("poller: operation canceled")
 
+// ErrPortLost: a port set up for one driving thread (Config.FixedThread)
+// was driven from another, as when that thread is gone: io_uring's single
+// issuer accepts no other. Nothing more can be posted on the port or
+// harvested from it; Wait returns this from then on, and the caller closes
+// the port and its sockets without waiting for their completions.
+var ErrPortLost = errors.New("poller: the port cannot be driven from this thread (it belongs to another)")
+
 // Completion is one finished operation, harvested by Wait.
 type Completion struct {
 	Op    Op

@@ -529,6 +529,9 @@ func (p *uring) Wake() { rawWriteEventfd(p.wakefd) }
 // ---------------------------------------------------------------- wait
 
 func (p *uring) Wait(batch []Completion, timeout time.Duration) (int, error) {
+	if p.r.lost {
+		return 0, ErrPortLost
+	}
 	if err := p.start(); err != nil {
 		return 0, err
 	}

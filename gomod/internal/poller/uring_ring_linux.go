@@ -28,6 +28,8 @@ type ring struct {
 	cqMask    uint32
 	cqes      []ioCQE
 	tail      uint32 // next free SQE; published to the kernel at enter
+	lost      bool   // the kernel refuses this thread (single issuer): see ErrPortLost
+	scratch   ioSQE  // what sqe hands out once lost: the entry goes nowhere
 
 	// The wait's timeout, passed by address: kept here, off the stack.
 	ts  unix.Timespec
@@ -101,7 +103,10 @@ func newRing(flags uint32) (*ring, error) {
 // if the queue is full.
 func (r *ring) sqe() *ioSQE {
 	for r.tail-atomic.LoadUint32(r.sqHead) >= r.sqEntries {
-		r.enter(0, -1)
+		if r.enter(0, -1) != nil && r.lost {
+			r.scratch = ioSQE{} // never submitted: the port is given up
+			return &r.scratch
+		}
 	}
 	e := &r.sqes[r.tail&r.sqMask]
 	*e = ioSQE{}
@@ -137,6 +142,12 @@ func (r *ring) enter(min uint32, timeout time.Duration) error {
 			// Completions wait in the kernel's overflow list: the caller
 			// harvests, and the next enter submits.
 			return nil
+		case syscall.EEXIST:
+			// A single-issuer ring entered from another thread than the
+			// one that set it going (which may be gone): it never will be
+			// from this one.
+			r.lost = true
+			return ErrPortLost
 		}
 		return e
 	}
