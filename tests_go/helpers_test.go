@@ -25,6 +25,11 @@ func forBackends(t *testing.T, f func(t *testing.T, backend string)) {
 
 var loopback = netip.MustParseAddrPort("127.0.0.1:0")
 
+// waitBound bounds the waits for what must happen soon (an accept, a
+// close): generous, as a loaded machine under the race detector is slow,
+// and never reached when the engine works.
+const waitBound = 15 * time.Second
+
 var leakChecked sync.Map // *testing.T -> true: one check per test, from its first manager
 
 // checkLeaks records descriptors and goroutines now and, at cleanup, fails
@@ -227,6 +232,17 @@ func (r *recorder) received(id uint64) []byte {
 	return bytes.Clone(r.got[id].Bytes())
 }
 
+// closedCount is how many OnClose calls have run.
+func (r *recorder) closedCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, k := range r.closed {
+		n += k
+	}
+	return n
+}
+
 // counts is how often connection id was opened and closed.
 func (r *recorder) counts(id uint64) (opened, closed int) {
 	r.mu.Lock()
@@ -252,7 +268,7 @@ func (r *recorder) nextConn(t *testing.T) *engine.Conn {
 	select {
 	case c := <-r.conns:
 		return c
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitBound):
 		t.Fatal("no connection opened")
 	}
 	return nil
@@ -261,7 +277,7 @@ func (r *recorder) nextConn(t *testing.T) *engine.Conn {
 // waitClosed waits for connection id's OnClose.
 func (r *recorder) waitClosed(t *testing.T, id uint64) error {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(waitBound)
 	for {
 		r.mu.Lock()
 		n, err := r.closed[id], r.closeErr[id]
@@ -321,10 +337,10 @@ func roundTrip(c net.Conn, msg []byte) error {
 	return nil
 }
 
-// eventually polls cond for up to 5 s.
+// eventually polls cond for up to waitBound.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitBound)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
