@@ -50,7 +50,7 @@ func TestChurnServerClosingIsError(t *testing.T) {
 	// Every connection is closed unanswered: each worker stops at its
 	// first error, and Run ends without waiting for Duration.
 	s := startServer(t, func(c net.Conn) {})
-	res := runFor(t, Config{Mode: ModeChurn, Addr: s.addr(), Conns: 3, Size: 64, Duration: 5 * time.Second}, 2*time.Second)
+	res := runFor(t, Config{Mode: ModeChurn, Addr: s.addr(), Conns: 3, Size: 64, Duration: time.Minute}, 2*time.Second)
 	if res.Errors != 3 || res.Messages != 0 || res.Connected < 3 || res.FirstError == "" {
 		t.Fatalf("got %+v", res)
 	}
