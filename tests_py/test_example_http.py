@@ -60,14 +60,14 @@ def test_curl_keep_alive_and_post(server: Server) -> None:
     r = subprocess.run(["curl", "-sS", "--data-binary", "some body", f"{url}/echo"],
                        capture_output=True, text=True, timeout=20)
     assert (r.returncode, r.stdout) == (0, "some body")
-    # curl waits up to a second for the 100 Continue it asks for.
+    # curl waits up to a second for the 100 Continue it asks for, then
+    # says so and sends the body anyway.
     body = "b" * 5000
-    t0 = time.monotonic()
     r = subprocess.run(["curl", "-sS", "-v", "-H", "Expect: 100-continue", "--data-binary", body, f"{url}/echo"],
                        capture_output=True, text=True, timeout=20)
     assert (r.returncode, r.stdout) == (0, body)
     assert "Expect: 100-continue" in r.stderr and "< HTTP/1.1 100 Continue" in r.stderr
-    assert time.monotonic() - t0 < 0.9
+    assert "Done waiting for 100-continue" not in r.stderr
     # HTTP/1.0: the server closes after the response.
     r = subprocess.run(["curl", "-sS", "-v", "--http1.0", f"{url}/"], capture_output=True, text=True, timeout=20)
     assert r.returncode == 0 and r.stdout == "hello, world\n"

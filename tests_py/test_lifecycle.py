@@ -14,7 +14,7 @@ from typing import Any, List, Optional
 import pytest
 
 import pyiocp
-from iocp_helpers import (PYTHON, Echo, Recorder, client, fd_count, fds_settled, recv_exactly, recv_until_eof, wait_until,
+from iocp_helpers import (LATE, PYTHON, Echo, Recorder, client, fd_count, fds_settled, recv_exactly, recv_until_eof, wait_until,
                           worker_threads)
 from pyiocp.testing import Client, ManagerFactory
 
@@ -87,7 +87,7 @@ def test_serve_forever_after_start_waits_for_close(backend: str) -> None:
         t0 = time.monotonic()
         mgr.close()
         assert returned.wait(2)
-        assert time.monotonic() - t0 < 0.5
+        assert time.monotonic() - t0 < LATE
     finally:
         mgr.close()
         t.join(5)
@@ -171,7 +171,7 @@ def test_close_from_a_callback_run_by_close(backend: str, caplog: pytest.LogCapt
     elapsed = time.monotonic() - t0
     assert mgr.closed
     assert "still in a callback" not in caplog.text
-    assert elapsed < 0.5, elapsed
+    assert elapsed < 1.5, elapsed  # not close()'s 2 s wait for a callback
 
 
 def test_context_manager_closes_on_exception(backend: str) -> None:
@@ -263,7 +263,7 @@ def test_ctrl_c_stops_serve_forever_within_half_a_second(backend: str, workers: 
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
-    assert elapsed < 0.5, f"exited {elapsed:.3f} s after SIGINT"
+    assert elapsed < LATE, f"exited {elapsed:.3f} s after SIGINT"
     assert "KeyboardInterrupt" in err
     assert proc.returncode in (-signal.SIGINT, 130, 1), proc.returncode
     assert "on_close None" in out, (out, err)
@@ -464,7 +464,7 @@ def test_ctrl_c_interrupts_a_blocked_poll_within_half_a_second(backend: str) -> 
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
-    assert elapsed < 0.5, f"exited {elapsed:.3f} s after SIGINT"
+    assert elapsed < LATE, f"exited {elapsed:.3f} s after SIGINT"
     assert "KeyboardInterrupt" in err
     assert "closed True" in out
 

@@ -11,7 +11,7 @@ from typing import Callable, List, Optional, Union
 import pytest
 
 import pyiocp
-from iocp_helpers import client, recv_exactly, recv_until_eof, small_rcvbuf_client
+from iocp_helpers import LATE, client, recv_exactly, recv_until_eof, small_rcvbuf_client
 from pyiocp.testing import ManagerFactory
 
 
@@ -101,7 +101,7 @@ def test_post_from_another_thread_wakes_poll(iocp_manager: ManagerFactory, backe
     elapsed = time.monotonic() - t0
     t.join()
     assert [c.data for c in cs] == [token]
-    assert elapsed < 1.0
+    assert elapsed < LATE
 
 
 @pytest.mark.parametrize("timeout", [0.05, 0.3])
@@ -111,7 +111,7 @@ def test_poll_timeout_returns_empty_list(iocp_manager: ManagerFactory, backend: 
     t0 = time.monotonic()
     assert mgr.poll(timeout) == []
     elapsed = time.monotonic() - t0
-    assert timeout - 0.005 <= elapsed < timeout + 0.2, elapsed
+    assert timeout - 0.005 <= elapsed < timeout + LATE, elapsed
 
 
 def test_poll_zero_does_not_block(iocp_manager: ManagerFactory, backend: str) -> None:
@@ -119,7 +119,7 @@ def test_poll_zero_does_not_block(iocp_manager: ManagerFactory, backend: str) ->
     t0 = time.monotonic()
     for _ in range(100):
         assert mgr.poll(0) == []
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < LATE
 
 
 def test_max_caps_the_batch(iocp_manager: ManagerFactory, backend: str) -> None:
@@ -220,7 +220,7 @@ def test_close_from_another_thread_ends_a_blocked_poll(backend: str) -> None:
         t.join(2)
         closer.join(5)
         assert not t.is_alive(), "poll() still blocked after close()"
-        assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 < LATE
         assert result and (result[0] == [] or isinstance(result[0], pyiocp.ManagerClosed)), result
     finally:
         mgr.close()
@@ -237,7 +237,7 @@ def test_send_from_another_thread_wakes_a_blocked_poll(iocp_manager: ManagerFact
         t0 = time.monotonic()
         cs = collect(mgr, has("send"))
         t.join()
-        assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 < LATE
         assert [(c.kind, c.data) for c in cs] == [("send", 5)]
         assert recv_exactly(s, 5) == b"woken"
         conn.close()

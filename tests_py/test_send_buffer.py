@@ -12,7 +12,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 import pyiocp
-from iocp_helpers import SLOWDOWN, Recorder, client, recv_exactly, recv_until_eof, small_rcvbuf_client, wait_until
+from iocp_helpers import LATE, SLOWDOWN, Recorder, client, recv_exactly, recv_until_eof, small_rcvbuf_client, wait_until
 from pyiocp.testing import ManagerFactory
 
 CHUNK = 4096
@@ -209,12 +209,12 @@ def test_send_from_another_thread_wakes_the_worker(iocp_manager: ManagerFactory,
     lst = mgr.listen("127.0.0.1", 0)
     with client(lst.address) as s:
         conn = rec.first_conn()
-        s.settimeout(1.0)  # must not wait for some unrelated wake-up
+        s.settimeout(LATE)  # must not wait for some unrelated wake-up
         for i in range(20):
             t0 = time.monotonic()
             threading.Thread(target=conn.send, args=(b"%03d" % i,)).start()
             assert recv_exactly(s, 3) == b"%03d" % i
-            assert time.monotonic() - t0 < 1.0
+            assert time.monotonic() - t0 < LATE
         conn.close()
         assert recv_until_eof(s) == b""
     rec.wait_closed(conn.id)
