@@ -128,15 +128,18 @@ func (m *Manager) Poll(i, max int, timeout time.Duration) (evs []Event, quit boo
 // nothing to end).
 func (m *Manager) PollShared(i int, poller uint64, max int, timeout time.Duration) (evs []Event, quit, held bool) {
 	w := m.workers[i]
-	start := time.Now()
+	var start time.Time
+	if timeout > 0 {
+		start = time.Now()
+	}
 	if !w.lock(timeout) {
 		return nil, false, false
 	}
 	if w.released {
 		return nil, true, true
 	}
-	if waited := time.Since(start); timeout > 0 {
-		timeout -= min(waited, timeout)
+	if timeout > 0 {
+		timeout -= min(time.Since(start), timeout) // the wait for the worker counts
 	}
 	evs, quit = w.poll(max, timeout, poller)
 	return evs, quit, true
