@@ -98,7 +98,8 @@ def test_a_reset_client(iocp_server: ServerFactory, iocp_client: ClientFactory, 
     c.recv_exactly(1)
     c.reset()
     c.reset()
-    events.assert_events([("accept",), ("recv", b"x"), ("close", ConnectionResetError)])
+    # Under Wine a reset may read as the end of the stream (RESETS_LOST).
+    events.assert_events([("accept",), ("recv", b"x"), ("close", ANY if RESETS_LOST else ConnectionResetError)])
 
 
 def test_ipv6_server(iocp_server: ServerFactory, iocp_client: ClientFactory, backend: str) -> None:
