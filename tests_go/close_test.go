@@ -5,7 +5,6 @@ import (
 	"io"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -273,7 +272,7 @@ func TestCloseAfterTheDrivingThreadIsGone(t *testing.T) {
 		}
 		r.checkExactlyOnce(t)
 		cli.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadAll(cli); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		if _, err := io.ReadAll(cli); err != nil && !errors.Is(err, errReset) {
 			t.Errorf("the peer did not see the end: %v", err)
 		}
 		if s := m.Stats(); s.Connections != 0 || s.Listeners != 0 {
