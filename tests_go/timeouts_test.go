@@ -121,3 +121,60 @@ func TestMaxConnections(t *testing.T) {
 		}
 	})
 }
+
+// TestTimeoutsAfterAStall: a worker whose thread did not run for longer
+// than the timeouts (a loaded machine) harvests what arrived meanwhile
+// before it judges a connection: a peer that sent in time is not reset
+// for silence it did not keep.
+func TestTimeoutsAfterAStall(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		checkLeaks(t)
+		const timeout = 200 * time.Millisecond
+		m, err := engine.New(nil, engine.WithBackend(backend), engine.WithAcceptTimeout(timeout),
+			engine.WithIdleTimeout(timeout))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close(time.Second)
+		l, err := m.Listen(loopback)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli := dial(t, l.Addr().String())
+		var c *engine.Conn
+		for deadline := time.Now().Add(waitBound); c == nil && time.Now().Before(deadline); {
+			evs, _ := m.Poll(0, 0, 10*time.Millisecond)
+			for _, ev := range evs {
+				if ev.Kind == engine.EventAccept {
+					c = ev.Conn
+				}
+			}
+		}
+		if c == nil {
+			t.Fatal("no accept")
+		}
+		// The stall: nobody polls for three timeouts, while the peer
+		// sends a byte every half timeout.
+		for i := 0; i < 6; i++ {
+			if _, err := cli.Write([]byte{'x'}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(timeout / 2)
+		}
+		got := 0
+		for deadline := time.Now().Add(waitBound); got < 6 && time.Now().Before(deadline); {
+			evs, _ := m.Poll(0, 0, 10*time.Millisecond)
+			for _, ev := range evs {
+				switch ev.Kind {
+				case engine.EventRecv:
+					got += len(ev.Data)
+				case engine.EventClose:
+					t.Fatalf("closed with %s after %d bytes: the bytes that came in time were not counted", describe(ev.Err), got)
+				}
+			}
+		}
+		if got != 6 {
+			t.Fatalf("got %d bytes of 6", got)
+		}
+	})
+}

@@ -97,7 +97,10 @@ func (w *worker) poll(max int, timeout time.Duration, pid uint64) ([]Event, bool
 	w.undeferAll()
 	w.rearmAll()
 	w.deliverHeld()
-	w.expire()
+	// Timers fire only after this round's completions are harvested (the
+	// Wait does not block while one is due): after a stall of the thread,
+	// bytes that came meanwhile count as activity before idle_timeout or
+	// accept_timeout judges a connection.
 	if w.checkQuit() {
 		return w.next(max, pid)
 	}
