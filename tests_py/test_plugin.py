@@ -49,12 +49,23 @@ def test_the_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytes
     result.stdout.fnmatch_lines(["*iocp_server(handler, *"])
 
 
+# The docs' tests that expect a peer's reset: under Wine a reset may read
+# as the end of the stream (RESETS_LOST), so there they can fail for Wine.
+DOCS_RESET_TESTS = ("test_a_peer_that_resets_mid_stream", "test_a_client_that_resets")
+
+
 def test_the_example_test_file_of_the_docs_passes(pytester: pytest.Pytester) -> None:
     """docs/test_my_server.py, copied into a project of its own (under
     another module name: this session may have imported the original)."""
     pytester.makepyfile(test_copied_from_the_docs=(REPO / "docs" / "test_my_server.py").read_text())
-    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
-    result.assert_outcomes(passed=13)
+    args = ["-p", "no:cacheprovider", "-v"]
+    if RESETS_LOST:
+        args += ["-k", " and ".join(f"not {name}" for name in DOCS_RESET_TESTS)]
+    result = pytester.runpytest(*args)
+    if RESETS_LOST:
+        result.assert_outcomes(passed=13 - len(DOCS_RESET_TESTS), deselected=len(DOCS_RESET_TESTS))
+    else:
+        result.assert_outcomes(passed=13)
 
 
 def test_a_server_that_keeps_connections_fails_the_test(pytester: pytest.Pytester) -> None:
