@@ -46,7 +46,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set,
 import pytest
 
 import pyiocp
-from iocp_helpers import client
+from iocp_helpers import SLOWDOWN, client
 from pyiocp.testing import fd_table
 from iocp_helpers import recv_exactly as recv_exactly  # the fault tests take them from here
 from iocp_helpers import recv_until_eof as recv_until_eof
@@ -57,7 +57,7 @@ Address = Tuple[str, int]
 SOAK = os.environ.get("PYIOCP_SOAK") == "1"
 SETTLE_SECONDS = 5.0
 RSS_SLACK = 64 << 20
-STALL_BOUND = 0.25  # the longest round trip a served client may see, seconds
+STALL_BOUND = 0.25 * SLOWDOWN  # the longest round trip a served client may see, seconds
 LOOPBACK = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
 

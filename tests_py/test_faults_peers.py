@@ -345,7 +345,7 @@ def test_fault_slowloris(scenario: ScenarioFactory) -> None:
         took = wait_closed_by_server(sel, socks, deadline, "silent")
         assert not socks, f"{len(socks)} silent peers never closed"
         assert min(took) >= timeout, f"a silent peer closed after {min(took):.3f} s"
-        assert max(took) < timeout + 1.0, f"a silent peer closed after {max(took):.3f} s"
+        assert max(took) < timeout + 1.0 * SLOWDOWN, f"a silent peer closed after {max(took):.3f} s"
         slowest = max(slowest, max(took))
     wait_until(lambda: stat(mgr, "timed_out") == silent * waves, what="every silent peer timed out")
     h.closes.wait(silent * waves)  # timed_out counts before on_close runs
@@ -395,8 +395,8 @@ def test_fault_idle_timeout(scenario: ScenarioFactory) -> None:
         timeouts = sum(isinstance(e, TimeoutError) for e in h.closes.errors.values())
     assert timeouts == quiet == stat(mgr, "timed_out")
     assert min(took) >= timeout, f"a quiet peer closed after {min(took):.3f} s"
-    assert max(took) < timeout + 1.0, f"a quiet peer closed after {max(took):.3f} s"
-    assert worst < STALL_BOUND and n >= 50, (n, worst)
+    assert max(took) < timeout + 1.0 * SLOWDOWN, f"a quiet peer closed after {max(took):.3f} s"
+    assert worst < STALL_BOUND and n >= 50 // SLOWDOWN, (n, worst)
     scen.sized(f"{quiet} peers, 100 at a time, quiet after one round trip (idle_timeout {timeout} s) "
                f"+ 1 echo client")
     scen.note(f"quiet peers reset after at most {ms(max(took))} of their last activity; echo client: {n} round trips, "
@@ -475,7 +475,7 @@ def test_fault_blocking_callback(scenario: ScenarioFactory) -> None:
         assert errors == []
         assert waited >= hold / 2, f"the peer sharing the blocked worker was answered in {waited:.3f} s"
         worst = max(lat)
-        assert worst < STALL_BOUND and len(lat) >= 100, (len(lat), worst)
+        assert worst < STALL_BOUND and len(lat) >= 100 // SLOWDOWN, (len(lat), worst)
     finally:
         for s in peers:
             s.close()
