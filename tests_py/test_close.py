@@ -505,7 +505,7 @@ def test_listener_close_under_connection_storm(iocp_manager: ManagerFactory, bac
         for s in opened:
             s.close()
         # every announced connection gets its on_close; none is half-made
-        rec.wait_all_closed(timeout=5)
+        rec.wait_all_closed()
         _assert_once(rec, rec.conns)
     finally:
         stop.set()

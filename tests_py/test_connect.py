@@ -245,7 +245,7 @@ def test_abort_while_connecting(iocp_manager: ManagerFactory, backend: str) -> N
         assert conn.closed
         with pytest.raises(pyiocp.ConnectionClosed):
             conn.send(b"x")
-        rec.wait_closed(conn.id, timeout=2)
+        rec.wait_closed(conn.id)
     mgr.close()
     assert len(rec.closes[conn.id]) == 1
     assert "connect" not in rec.kinds(conn.id)
@@ -259,10 +259,10 @@ def test_close_while_connecting_with_nothing_queued(iocp_manager: ManagerFactory
         conn.close()
         assert conn.closed
         try:
-            rec.wait_closed(conn.id, timeout=2)
+            rec.wait_closed(conn.id)
         finally:
             conn.abort()  # so that the manager closes cleanly either way
-            rec.wait_closed(conn.id, timeout=2)
+            rec.wait_closed(conn.id)
 
 
 def test_close_while_connecting_flushes_once_connected(iocp_manager: ManagerFactory, backend: str) -> None:
