@@ -29,10 +29,10 @@ func TestRecvBackpressureSlowHandler(t *testing.T) {
 		srv := r.nextConn(t)
 		payload := pattern(16 << 20)
 		cli.(*net.TCPConn).SetWriteBuffer(64 << 10)
-		cli.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
-		n, err := cli.Write(payload)
-		if err == nil {
-			t.Fatalf("the peer wrote all %d bytes to a server that reads slowly", n)
+		written, werr := writeCounting(cli, payload)
+		time.Sleep(500 * time.Millisecond)
+		if written.Load() == int64(len(payload)) {
+			t.Fatalf("the peer wrote all %d bytes to a server that reads slowly", len(payload))
 		}
 		// The worker reads only what it delivers: at most one read is
 		// between the socket and the (sleeping) handler.
@@ -40,9 +40,13 @@ func TestRecvBackpressureSlowHandler(t *testing.T) {
 			t.Errorf("read %d bytes but delivered %d: reading did not stop", read, got)
 		}
 		slow.Store(false)
-		cli.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if _, err := cli.Write(payload[n:]); err != nil {
-			t.Fatal(err)
+		select {
+		case err := <-werr:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(waitBound):
+			t.Fatalf("the peer's writes stayed blocked: %d of %d bytes written", written.Load(), len(payload))
 		}
 		eventually(t, "all bytes delivered", func() bool { return r.receivedLen(srv.ID()) == len(payload) })
 		if !bytes.Equal(r.received(srv.ID()), payload) {
@@ -126,4 +130,26 @@ func TestPauseFromOtherGoroutine(t *testing.T) {
 		wantNil(t, r.waitClosed(t, srv.ID())) // EOF after the data closes it
 		io.ReadAll(cli)
 	})
+}
+
+// writeCounting writes payload to c in 16 KiB chunks from a goroutine,
+// counting the bytes the kernel took, and reports the first error (or nil
+// once all is written). Tests that need a peer's writes to block count
+// rather than rely on a write deadline: Wine does not always cancel a
+// blocked overlapped send when its deadline passes.
+func writeCounting(c net.Conn, payload []byte) (*atomic.Int64, <-chan error) {
+	var written atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for off := 0; off < len(payload); off += 16 << 10 {
+			n, err := c.Write(payload[off:min(off+16<<10, len(payload))])
+			written.Add(int64(n))
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	return &written, done
 }
