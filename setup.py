@@ -95,6 +95,11 @@ def cgo_env(environ=os.environ):
         # No VCS stamping: builds from an sdist, a copy or a checkout owned by
         # another user would fail on `git status` otherwise.
         goflags = (goflags + " -buildvcs=false").strip()
+    if "-tags" not in goflags:
+        # These flags are the ones: gomod/pybind/pyflags.go, which asks
+        # pkg-config for some Python's headers when they are absent (a plain
+        # `go vet ./...`), stays out.
+        goflags = (goflags + " -tags=pyiocp_setup").strip()
     return {
         "CGO_ENABLED": "1",
         "CGO_CFLAGS": _add(environ.get("CGO_CFLAGS", "-O2 -g"), cflags),
