@@ -24,7 +24,9 @@ class BufferFull(Error, BlockingIOError):
 
 
 class ProtocolError(Error):
-    """A peer broke the connection's framing rules."""
+    """A peer broke the connection's framing rules. Nothing raises it yet:
+    it is the error of the framing the engine is about to get (Lines,
+    LengthPrefixed), named now so that code can catch it already."""
 
 
 class ManagerClosed(Error, RuntimeError):

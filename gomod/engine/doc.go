@@ -1,9 +1,10 @@
 // Package engine is pyiocp's networking engine: the I/O completion port
 // model for Go programs, and the core the Python package binds to.
 //
-// A Manager owns N workers; each worker is one completion port (an epoll
-// instance on Linux) and the connections assigned to it, round-robin, for
-// their whole life. Posting and harvesting follow the rules the design is
+// A Manager owns N workers; each worker is one completion port (an
+// io_uring, else an epoll instance, on Linux; an I/O completion port on
+// Windows) and the connections assigned to it, round-robin, for their
+// whole life. Posting and harvesting follow the rules the design is
 // built on: one outstanding receive and one outstanding send per socket; a
 // send is posted only when there are bytes to send and a receive only when
 // the receive buffer is not full; a failed post produces no completion;
@@ -17,5 +18,6 @@
 //	m.Run()
 //
 // Bindings and handler-less programs drive the workers themselves with
-// Poll, the GetQueuedCompletionStatus of this package.
+// Poll, the GetQueuedCompletionStatus of this package (PollShared for
+// several threads on one worker).
 package engine

@@ -17,8 +17,8 @@
 //   - A post that returns an error produces no completion: the caller treats
 //     the operation as already over.
 //   - A post that returns done=true completed at once and produces no
-//     completion (IOCP's FILE_SKIP_COMPLETION_PORT_ON_SUCCESS; epoll's direct
-//     write).
+//     completion (epoll's direct write). io_uring and IOCP always complete
+//     through the port.
 //   - Cancel makes every outstanding operation of a socket complete exactly
 //     once (with ErrCanceled unless it had already finished). Only after the
 //     last of those completions may the socket be Unregistered and closed.
