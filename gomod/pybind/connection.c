@@ -1,0 +1,159 @@
+/* connection.c: the Connection type, one engine.Conn by slot and id. */
+#include "pyiocp.h"
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h> /* inet_ntop */
+#else
+#include <arpa/inet.h>
+#endif
+
+static PyObject *conn_op(ConnObject *self, int op)
+{
+    int rc = pyiocpConnOp(self->engine->h, self->slot, self->id, op);
+    if (rc != PYIOCP_OK)
+        return raise_code(rc, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Conn_send(ConnObject *self, PyObject *data)
+{
+    Py_buffer view;
+    int rc;
+    if (PyBytes_CheckExact(data)) {
+        rc = pyiocpSend(self->engine->h, self->slot, self->id, PyBytes_AS_STRING(data),
+                        (size_t)PyBytes_GET_SIZE(data));
+    } else {
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        rc = pyiocpSend(self->engine->h, self->slot, self->id, view.buf, (size_t)view.len);
+        PyBuffer_Release(&view);
+    }
+    if (rc != PYIOCP_OK)
+        return raise_code(rc, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Conn_close(ConnObject *self, PyObject *unused) { return conn_op(self, 0); }
+static PyObject *Conn_abort(ConnObject *self, PyObject *unused) { return conn_op(self, 1); }
+static PyObject *Conn_shutdown_write(ConnObject *self, PyObject *unused) { return conn_op(self, 2); }
+static PyObject *Conn_pause_reading(ConnObject *self, PyObject *unused) { return conn_op(self, 3); }
+static PyObject *Conn_resume_reading(ConnObject *self, PyObject *unused) { return conn_op(self, 4); }
+
+static PyObject *address(int family, const uint8_t *ip, uint16_t port)
+{
+    char text[INET6_ADDRSTRLEN];
+    if (family == 4 && inet_ntop(AF_INET, ip + 12, text, sizeof(text)))
+        return Py_BuildValue("(si)", text, port);
+    if (family == 6 && inet_ntop(AF_INET6, ip, text, sizeof(text)))
+        return Py_BuildValue("(si)", text, port);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Conn_get_peer(ConnObject *self, void *unused)
+{
+    return address(self->family, self->ip, self->port);
+}
+
+static PyObject *Conn_get_local(ConnObject *self, void *unused)
+{
+    uint8_t ip[16];
+    uint16_t port = 0;
+    int family = pyiocpConnLocal(self->engine->h, self->slot, self->id, ip, &port);
+    return address(family, ip, port);
+}
+
+static PyObject *Conn_get_id(ConnObject *self, void *unused)
+{
+    return PyLong_FromUnsignedLongLong(self->id);
+}
+
+static PyObject *Conn_get_pending(ConnObject *self, void *unused)
+{
+    int closed;
+    long long n = pyiocpConnState(self->engine->h, self->slot, self->id, &closed);
+    return PyLong_FromLongLong(n < 0 ? 0 : n);
+}
+
+static PyObject *Conn_get_closed(ConnObject *self, void *unused)
+{
+    int closed = 1;
+    if (!self->gone)
+        pyiocpConnState(self->engine->h, self->slot, self->id, &closed);
+    return PyBool_FromLong(closed);
+}
+
+static PyObject *Conn_repr(ConnObject *self)
+{
+    PyObject *peer = Conn_get_peer(self, NULL), *closed = Conn_get_closed(self, NULL), *r;
+    if (!peer || !closed) {
+        Py_XDECREF(peer);
+        Py_XDECREF(closed);
+        return NULL;
+    }
+    r = PyUnicode_FromFormat("<pyiocp.Connection id=%llu peer=%R%s>", (unsigned long long)self->id, peer,
+                             closed == Py_True ? " closed" : "");
+    Py_DECREF(peer);
+    Py_DECREF(closed);
+    return r;
+}
+
+static int Conn_traverse(ConnObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->engine);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int Conn_clear(ConnObject *self)
+{
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void Conn_dealloc(ConnObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weaklist)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    Conn_clear(self);
+    Py_CLEAR(self->engine);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Conn_methods[] = {
+    {"send", (PyCFunction)Conn_send, METH_O,
+     "send(data): queue bytes to write; raises BufferFull (nothing queued) over send_buffer_limit, "
+     "ConnectionClosed once closing. Safe from any thread."},
+    {"close", (PyCFunction)Conn_close, METH_NOARGS, "close(): flush pending bytes, then close. Idempotent."},
+    {"abort", (PyCFunction)Conn_abort, METH_NOARGS, "abort(): reset now, dropping pending bytes. Idempotent."},
+    {"shutdown_write", (PyCFunction)Conn_shutdown_write, METH_NOARGS, "shutdown_write(): send FIN after pending bytes."},
+    {"pause_reading", (PyCFunction)Conn_pause_reading, METH_NOARGS, "pause_reading(): stop on_recv and reading."},
+    {"resume_reading", (PyCFunction)Conn_resume_reading, METH_NOARGS, "resume_reading(): undo pause_reading()."},
+    {NULL},
+};
+
+static PyGetSetDef Conn_getset[] = {
+    {"id", (getter)Conn_get_id, NULL, "unique id (never reused)", NULL},
+    {"peer", (getter)Conn_get_peer, NULL, "(host, port) of the other end", NULL},
+    {"local", (getter)Conn_get_local, NULL, "(host, port) of this end, None once closed", NULL},
+    {"pending", (getter)Conn_get_pending, NULL, "bytes queued and not yet written", NULL},
+    {"closed", (getter)Conn_get_closed, NULL, "True once closing or closed", NULL},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL},
+};
+
+PyTypeObject ConnType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pyiocp.Connection",
+    .tp_doc = "One TCP connection; the same object for every callback of it.",
+    .tp_basicsize = sizeof(ConnObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)Conn_dealloc,
+    .tp_traverse = (traverseproc)Conn_traverse,
+    .tp_clear = (inquiry)Conn_clear,
+    .tp_repr = (reprfunc)Conn_repr,
+    .tp_methods = Conn_methods,
+    .tp_getset = Conn_getset,
+    .tp_dictoffset = offsetof(ConnObject, dict),
+    .tp_weaklistoffset = offsetof(ConnObject, weaklist),
+};

@@ -1,0 +1,248 @@
+/* dispatch.c: a worker's loop with a handler: release the GIL, harvest a
+ * batch in Go, take the GIL once, call the handler for the whole batch. */
+#include "pyiocp.h"
+#include <string.h>
+
+const char *const cb_names[NKINDS] = {
+    NULL, "on_accept", "on_connect", "on_recv", "on_send", "on_drain", "on_eof", "on_close", "on_post",
+};
+
+void report(EngineObject *e, const char *msg, PyObject *exc)
+{
+    PyObject *r = PyObject_CallFunction(e->report, "sO", msg, exc ? exc : Py_None);
+    if (!r)
+        PyErr_WriteUnraisable(e->report);
+    Py_XDECREF(r);
+}
+
+/* A callback raised: KeyboardInterrupt/SystemExit on the main thread stop
+ * the loop once the batch is done; anything else goes to on_error(conn, exc)
+ * and, if that raises too, to the log. The worker never dies. */
+static void callback_failed(EngineObject *e, PyObject *conn, loop_state *ls)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb && value)
+        PyException_SetTraceback(value, tb);
+    if (ls->is_main && !PyErr_GivenExceptionMatches(type, PyExc_Exception)) {
+        if (!ls->stop) {
+            ls->stop = value;
+            ls->stop_type = type;
+            ls->stop_tb = tb;
+            return;
+        }
+    } else if (e->on_error) {
+        PyObject *r = PyObject_CallFunctionObjArgs(e->on_error, conn ? conn : Py_None, value, NULL);
+        if (r) {
+            Py_DECREF(r);
+        } else {
+            PyObject *t2, *v2, *tb2;
+            PyErr_Fetch(&t2, &v2, &tb2);
+            PyErr_NormalizeException(&t2, &v2, &tb2);
+            if (tb2 && v2)
+                PyException_SetTraceback(v2, tb2);
+            report(e, "on_error raised", v2);
+            Py_XDECREF(t2);
+            Py_XDECREF(v2);
+            Py_XDECREF(tb2);
+        }
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
+static void call(EngineObject *e, int kind, PyObject *conn, PyObject *a, PyObject *b, loop_state *ls)
+{
+    PyObject *fn = e->cb[kind];
+    PyObject *args[3];
+    size_t n = 0;
+    PyObject *r;
+    if (!fn)
+        return;
+    if (a)
+        args[n++] = a;
+    if (b)
+        args[n++] = b;
+    r = PyObject_Vectorcall(fn, args, n, NULL);
+    if (r)
+        Py_DECREF(r);
+    else
+        callback_failed(e, conn, ls);
+}
+
+void flush_logs(EngineObject *e)
+{
+    char buf[512];
+    while (pyiocpTakeLog(e->h, buf, sizeof(buf)))
+        report(e, buf, NULL);
+}
+
+/* Turns an accept event into the connection object, in the table. */
+ConnObject *accepted(EngineObject *e, const pyiocp_event *ev)
+{
+    ConnObject *c = conn_new(e, ev->slot, ev->id);
+    if (!c || table_put(e, c) < 0) {
+        Py_XDECREF(c);
+        /* Without an object the application can never close it: reset it. */
+        pyiocpConnOp(e->h, ev->slot, ev->id, 1);
+        return NULL;
+    }
+    c->family = ev->family;
+    c->port = ev->port;
+    memcpy(c->ip, ev->ip, 16);
+    Py_DECREF(c); /* the table's reference keeps it */
+    return c;
+}
+
+static void dispatch_one(EngineObject *e, pyiocp_event *ev, loop_state *ls)
+{
+    ConnObject *c = NULL;
+    PyObject *arg;
+    if (ev->kind == PYIOCP_EV_POST) {
+        PyObject *payload = (PyObject *)(uintptr_t)ev->value;
+        call(e, ev->kind, NULL, payload, NULL, ls);
+        Py_DECREF(payload);
+        return;
+    }
+    if (ev->kind == PYIOCP_EV_ACCEPT)
+        c = accepted(e, ev);
+    else
+        c = table_get(e, ev->slot, ev->id);
+    if (!c) {
+        if (PyErr_Occurred())
+            callback_failed(e, NULL, ls);
+        return;
+    }
+    switch (ev->kind) {
+    case PYIOCP_EV_RECV:
+        arg = PyBytes_FromStringAndSize(ev->data, (Py_ssize_t)ev->n);
+        if (!arg) {
+            callback_failed(e, (PyObject *)c, ls);
+            break;
+        }
+        call(e, ev->kind, (PyObject *)c, (PyObject *)c, arg, ls);
+        Py_DECREF(arg);
+        break;
+    case PYIOCP_EV_SEND:
+        arg = PyLong_FromLongLong(ev->n);
+        if (!arg) {
+            callback_failed(e, (PyObject *)c, ls);
+            break;
+        }
+        call(e, ev->kind, (PyObject *)c, (PyObject *)c, arg, ls);
+        Py_DECREF(arg);
+        break;
+    case PYIOCP_EV_CLOSE:
+        /* Exactly once: the object leaves the table before on_close. */
+        Py_INCREF(c);
+        c->gone = 1;
+        table_del(e, c);
+        arg = close_error(&ev->err);
+        if (arg) {
+            call(e, ev->kind, (PyObject *)c, (PyObject *)c, arg, ls);
+            Py_DECREF(arg);
+        } else {
+            callback_failed(e, (PyObject *)c, ls);
+        }
+        Py_DECREF(c);
+        break;
+    default:
+        call(e, ev->kind, (PyObject *)c, (PyObject *)c, NULL, ls);
+    }
+}
+
+/* "Echo.on_recv": the handler's class and the method of an event kind. */
+static PyObject *callback_name(EngineObject *e, int kind)
+{
+    PyObject *fn = e->cb[kind], *name;
+    if (fn && PyMethod_Check(fn))
+        return PyUnicode_FromFormat("%s.%s", Py_TYPE(PyMethod_GET_SELF(fn))->tp_name, cb_names[kind]);
+    name = fn ? PyObject_GetAttrString(fn, "__qualname__") : NULL;
+    if (name && PyUnicode_Check(name))
+        return name;
+    Py_XDECREF(name);
+    PyErr_Clear();
+    return PyUnicode_FromString(cb_names[kind]);
+}
+
+/* One warning for a batch that held its worker longer than
+ * slow_callback_warning, naming its slowest callback. */
+static void warn_slow(EngineObject *e, int kind, int64_t took, int64_t batch)
+{
+    char msg[512];
+    PyObject *name = callback_name(e, kind);
+    const char *text = name ? PyUnicode_AsUTF8(name) : NULL;
+    if (!text) {
+        PyErr_Clear();
+        text = cb_names[kind];
+    }
+    PyOS_snprintf(msg, sizeof(msg), "%s took %.3f s (one batch of callbacks: %.3f s; slow_callback_warning=%g)",
+                  text, took / 1e9, batch / 1e9, e->slow_ns / 1e9);
+    Py_XDECREF(name);
+    report(e, msg, NULL);
+}
+
+/* Delivers a batch. With slow_callback_warning on, one clock read per
+ * event times each callback (with the making of its arguments). */
+static void dispatch(EngineObject *e, pyiocp_event *evs, int n, loop_state *ls)
+{
+    int64_t start, last, worst = -1;
+    int worst_kind = 0;
+    if (!e->slow_ns) {
+        for (int i = 0; i < n; i++)
+            dispatch_one(e, &evs[i], ls);
+        return;
+    }
+    start = last = mono_ns(e->coarse);
+    for (int i = 0; i < n; i++) {
+        int64_t t;
+        dispatch_one(e, &evs[i], ls);
+        t = mono_ns(e->coarse);
+        if (t - last > worst) {
+            worst = t - last;
+            worst_kind = evs[i].kind;
+        }
+        last = t;
+    }
+    if (last - start > e->slow_ns)
+        warn_slow(e, worst_kind, worst, last - start);
+}
+
+/* One worker's loop: the GIL is released while Go harvests, taken once per
+ * batch. Returns when the worker quits after shutdown, or with the
+ * exception that stopped the main thread (Ctrl-C). */
+PyObject *run_loop(EngineObject *e, int worker, int is_main)
+{
+    pyiocp_event *evs = PyMem_Malloc(BATCH * sizeof(*evs));
+    loop_state ls = {is_main, NULL, NULL, NULL};
+    int quit = 0;
+    if (!evs)
+        return PyErr_NoMemory();
+    Py_INCREF(e);
+    while (!quit) {
+        int n, logs = 0, held = 0;
+        Py_BEGIN_ALLOW_THREADS
+        n = pyiocpPoll(e->h, worker, 0, evs, BATCH, is_main ? MAIN_SLICE_NS : -1, &quit, &logs, &held);
+        Py_END_ALLOW_THREADS
+        dispatch(e, evs, n, &ls);
+        if (held)
+            pyiocpPollDone(e->h, worker);
+        if (logs)
+            flush_logs(e);
+        if (ls.stop)
+            break;
+        if (is_main && PyErr_CheckSignals() < 0)
+            break;
+    }
+    PyMem_Free(evs);
+    Py_DECREF(e);
+    if (ls.stop) {
+        PyErr_Restore(ls.stop_type, ls.stop, ls.stop_tb);
+        return NULL;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}

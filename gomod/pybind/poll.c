@@ -1,0 +1,124 @@
+/* poll.c: poll mode, the GetQueuedCompletionStatus loop: a batch turned
+ * into Completions, any number of threads polling at once. */
+#include "pyiocp.h"
+
+/* A Completion for poll(): (kind, conn, data, error). */
+static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
+{
+    ConnObject *c = NULL;
+    PyObject *data = Py_None, *error = Py_None, *r;
+    if (ev->kind == PYIOCP_EV_POST) {
+        PyObject *payload = (PyObject *)(uintptr_t)ev->value;
+        r = PyObject_CallFunctionObjArgs(e->completion, kind_names[ev->kind], Py_None, payload, Py_None, NULL);
+        Py_DECREF(payload);
+        return r;
+    }
+    c = ev->kind == PYIOCP_EV_ACCEPT ? accepted(e, ev) : table_get(e, ev->slot, ev->id);
+    if (!c)
+        return PyErr_Occurred() ? NULL : (Py_INCREF(Py_None), Py_None);
+    Py_INCREF(c);
+    if (ev->kind == PYIOCP_EV_RECV)
+        data = PyBytes_FromStringAndSize(ev->data, (Py_ssize_t)ev->n);
+    else if (ev->kind == PYIOCP_EV_SEND)
+        data = PyLong_FromLongLong(ev->n);
+    else
+        Py_INCREF(data);
+    if (ev->kind == PYIOCP_EV_CLOSE) {
+        c->gone = 1;
+        table_del(e, c);
+        error = close_error(&ev->err);
+    } else {
+        Py_INCREF(error);
+    }
+    r = data && error ? PyObject_CallFunctionObjArgs(e->completion, kind_names[ev->kind], c, data, error, NULL) : NULL;
+    Py_XDECREF(data);
+    Py_XDECREF(error);
+    Py_DECREF(c);
+    return r;
+}
+
+/* A polling thread's name for the engine: never 0, which is the one
+ * driving thread of run_loop. */
+static uint64_t poller_id(unsigned long ident)
+{
+    return ident ? (uint64_t)ident : 1;
+}
+
+PyObject *Engine_poll(EngineObject *self, PyObject *args)
+{
+    long long timeout_ns;
+    int max, is_main;
+    pyiocp_event *evs;
+    PyObject *list = NULL;
+    long long deadline = 0;
+    /* This thread's connections: theirs until it polls again (pollers.go). */
+    uint64_t poller = poller_id(PyThread_get_thread_ident());
+    if (!PyArg_ParseTuple(args, "Lip", &timeout_ns, &max, &is_main))
+        return NULL;
+    if (max < 1)
+        return PyErr_Format(PyExc_ValueError, "max=%d: must be at least 1", max);
+    if (timeout_ns >= 0)
+        deadline = pyiocpMonotonicNs() + timeout_ns;
+    evs = PyMem_Malloc((size_t)max * sizeof(*evs));
+    if (!evs)
+        return PyErr_NoMemory();
+    for (;;) {
+        long long slice = timeout_ns < 0 ? -1 : deadline - pyiocpMonotonicNs();
+        int n, quit = 0, logs = 0, held = 0;
+        if (timeout_ns >= 0 && slice < 0)
+            slice = 0;
+        if (is_main && (slice < 0 || slice > MAIN_SLICE_NS))
+            slice = MAIN_SLICE_NS;
+        Py_BEGIN_ALLOW_THREADS
+        n = pyiocpPoll(self->h, 0, poller, evs, max, slice, &quit, &logs, &held);
+        Py_END_ALLOW_THREADS
+        if (logs)
+            flush_logs(self);
+        if (n > 0 || quit) {
+            list = PyList_New(0);
+            for (int i = 0; i < n; i++) {
+                int taken = list != NULL; /* completion() settled evs[i] */
+                PyObject *item = taken ? completion(self, &evs[i]) : NULL;
+                if (!item || (item != Py_None && PyList_Append(list, item) < 0)) {
+                    /* Settle the rest of the batch so no reference leaks,
+                     * then raise the first error. */
+                    PyObject *t, *v, *tb;
+                    Py_XDECREF(item);
+                    Py_CLEAR(list);
+                    PyErr_Fetch(&t, &v, &tb);
+                    for (int j = taken ? i + 1 : i; j < n; j++) {
+                        Py_XDECREF(completion(self, &evs[j]));
+                        PyErr_Clear();
+                    }
+                    PyErr_Restore(t, v, tb);
+                    break;
+                }
+                Py_DECREF(item);
+            }
+        }
+        /* The batch is bytes and Completions now: other threads may poll. */
+        if (held)
+            pyiocpPollDone(self->h, 0);
+        if (n > 0 || quit)
+            break;
+        if (is_main && PyErr_CheckSignals() < 0)
+            break;
+        if (timeout_ns >= 0 && pyiocpMonotonicNs() >= deadline) {
+            list = PyList_New(0);
+            break;
+        }
+    }
+    PyMem_Free(evs);
+    return list;
+}
+
+/* release_poller(ident): the thread ident (threading.get_ident()) has
+ * stopped polling; its connections go to the other pollers. */
+PyObject *Engine_release_poller(EngineObject *self, PyObject *arg)
+{
+    unsigned long ident = PyLong_AsUnsignedLong(arg);
+    if (ident == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    pyiocpReleasePoller(self->h, 0, poller_id(ident));
+    Py_RETURN_NONE;
+}

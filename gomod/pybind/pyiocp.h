@@ -1,0 +1,116 @@
+/* pyiocp.h: what the C files of the extension module share. The module
+ * (module.c) defines two types, Engine (engine.c: one engine.Manager) and
+ * Connection (connection.c), the worker loop (dispatch.c) and poll mode
+ * (poll.c); the Go half is exports.go, across glue.h.
+ *
+ * Ownership, in one place:
+ *   - Engine.conns[slot] (table.c) holds the one strong reference the
+ *     engine keeps to each Connection, from on_accept (or connect()) until
+ *     on_close has been delivered. All access is under the GIL.
+ *   - A posted payload's reference travels through Go as an integer and is
+ *     released right after on_post (or the poll() Completion) took it.
+ *   - Go memory is never kept here: event data lives outside the Go heap and
+ *     is copied into bytes while this thread holds the worker: from
+ *     pyiocpPoll (held set) to pyiocpPollDone, no other thread polls it.
+ */
+#ifndef PYIOCP_H
+#define PYIOCP_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include "glue.h"
+#include "_cgo_export.h"
+
+#define BATCH 64
+#define NKINDS 9
+/* The main thread (serve_forever, poll) wakes this often to run signal
+ * handlers: Ctrl-C is seen within it. */
+#define MAIN_SLICE_NS 100000000LL
+
+#ifndef _WIN32
+#pragma GCC visibility push(hidden) /* the module's own: only PyInit__pyiocp is exported */
+#endif
+
+typedef struct EngineObject EngineObject;
+
+typedef struct {
+    PyObject_HEAD
+    EngineObject *engine;
+    uint64_t id;
+    uint32_t slot;
+    uint16_t port;
+    uint8_t family; /* of the peer; 0: unknown */
+    uint8_t ip[16];
+    uint8_t gone;   /* on_close was delivered */
+    PyObject *dict;
+    PyObject *weaklist;
+} ConnObject;
+
+struct EngineObject {
+    PyObject_HEAD
+    int64_t h;
+    int workers;
+    int released;
+    PyObject *cb[NKINDS]; /* the handler's bound methods by event kind */
+    PyObject *on_error;
+    PyObject *report;     /* report(message, exc): logs through "pyiocp" */
+    PyObject *completion; /* the Completion class, for poll() */
+    ConnObject **conns;
+    uint32_t cap;
+    int64_t slow_ns;      /* slow_callback_warning; 0: off */
+    int coarse;           /* time it with the coarse clock (see mono_ns) */
+};
+
+typedef struct {
+    int is_main;         /* serve_forever's thread: BaseExceptions stop the loop */
+    PyObject *stop;      /* that exception, raised after the batch */
+    PyObject *stop_type, *stop_tb;
+} loop_state;
+
+/* module.c */
+extern PyObject *kind_names[NKINDS];
+
+/* engine.c, connection.c */
+extern PyTypeObject EngineType, ConnType;
+
+/* clock.c */
+void clock_init(void);
+int64_t mono_ns(int coarse);
+int coarse_enough(int64_t threshold_ns);
+
+/* errors.c */
+extern PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed, *ErrTooManyConnections;
+void errors_defaults(void);
+PyObject *mod_init(PyObject *mod, PyObject *errors);
+PyObject *raise_code(int code, const pyiocp_error *e);
+PyObject *close_error(const pyiocp_error *e);
+
+/* table.c */
+ConnObject *table_get(EngineObject *e, uint32_t slot, uint64_t id);
+int table_put(EngineObject *e, ConnObject *c);
+void table_del(EngineObject *e, ConnObject *c);
+ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id);
+
+/* dispatch.c */
+extern const char *const cb_names[NKINDS];
+void report(EngineObject *e, const char *msg, PyObject *exc);
+void flush_logs(EngineObject *e);
+ConnObject *accepted(EngineObject *e, const pyiocp_event *ev);
+PyObject *run_loop(EngineObject *e, int worker, int is_main);
+
+/* poll.c */
+PyObject *Engine_poll(EngineObject *self, PyObject *args);
+PyObject *Engine_release_poller(EngineObject *self, PyObject *arg);
+
+/* bench.c */
+PyObject *bench_start(PyObject *mod, PyObject *args);
+PyObject *bench_progress(PyObject *mod, PyObject *arg);
+PyObject *bench_cancel(PyObject *mod, PyObject *arg);
+PyObject *bench_wait(PyObject *mod, PyObject *args);
+
+#ifndef _WIN32
+#pragma GCC visibility pop
+#endif
+
+#endif
