@@ -16,7 +16,8 @@ handler, on Python threads::
 
 from . import _pyiocp, errors
 from ._handler import Handler
-from ._manager import Completion, Listener, SocketManager
+from ._listener import Listener
+from ._manager import Completion, SocketManager
 from ._pyiocp import Connection, backends
 from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError, TooManyConnections
 

@@ -1,7 +1,8 @@
 """SocketManager: the Python face of one Go engine.
 
-No I/O happens here: this module checks arguments, resolves host names,
-and runs the worker threads. Each worker thread calls into the extension,
+No I/O happens here: this module runs the worker threads and closes the
+manager; its arguments are checked in _args, its threads' and signals'
+helpers are in _threads. Each worker thread calls into the extension,
 which harvests completions in Go with the GIL released and calls the
 handler for the whole batch.
 """
@@ -10,67 +11,28 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
-import socket
 import threading
 import time
-import weakref
 from collections import namedtuple
-from types import FrameType
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set
 
-from . import _pyiocp
+from . import _pyiocp, _threads
+from ._args import (
+    DEFAULT_ACCEPTS, DEFAULT_BACKLOG, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MANAGER_CLOSE_TIMEOUT,
+    DEFAULT_RECV_BUFFER_LIMIT, DEFAULT_SEND_BUFFER_LIMIT, DEFAULT_SLOW_CALLBACK_WARNING, MAX_ACCEPTS, MAX_BACKLOG,
+    MAX_BUFFER, MAX_CONN_ID, MAX_CONNECTIONS, MAX_SECONDS, MAX_WORKERS, _int_arg, _resolve, _seconds, _seconds_ns,
+)
 from ._handler import Handler
+from ._listener import Listener
 from ._pyiocp import Connection
+from ._threads import _PollerExit, _SigtermCatcher, _StartGate, _UnservedWatch, _wait_set
 from .errors import ManagerClosed
 
 logger = logging.getLogger("pyiocp")
 
-DEFAULT_RECV_BUFFER_LIMIT = 256 << 10
-DEFAULT_SEND_BUFFER_LIMIT = 4 << 20
-DEFAULT_CLOSE_TIMEOUT = 10.0
-DEFAULT_BACKLOG = 1024
-DEFAULT_ACCEPTS = 16
-MAX_WORKERS = 256
-MAX_ACCEPTS = 1024
-MAX_BUFFER = 1 << 40  # a buffer limit past a TiB is a typo
-MAX_CONNECTIONS = 1 << 31
-MAX_BACKLOG = (1 << 31) - 1
-MAX_CONN_ID = (1 << 64) - 1
-# Timeouts longer than this (about 31 years) are typos; None or math.inf
-# mean no timeout.
-MAX_SECONDS = 1e9
-# A batch of callbacks that holds its worker longer than this is logged.
-DEFAULT_SLOW_CALLBACK_WARNING = 0.1
-# close()'s timeout when none is given (and a SIGTERM's, see serve_forever).
-DEFAULT_MANAGER_CLOSE_TIMEOUT = 5.0
 # Waiting for workers after close(timeout): the grace period for handlers
 # still running their last batch.
 JOIN_GRACE = 2.0
-# How often the main thread looks whether a worker has ended (see _wait_set).
-MAIN_WAIT_SLICE = 0.01
-# A listener whose connections have waited this long (seconds) with no
-# worker run since listen() is reported, once (see _UnservedWatch).
-UNSERVED_WARNING_DELAY = 1.0
-
-
-def _wait_set(ev: threading.Event, timeout: Optional[float]) -> bool:
-    """ev.wait(timeout), but safe from Ctrl-C on the main thread. A
-    KeyboardInterrupt can land inside Event.wait just after the event's
-    lock was taken and before the with statement that releases it is in
-    force (CPython runs signal handlers between bytecodes); the lock then
-    stays held and every later set() and wait() deadlocks. The main thread,
-    the only one signals interrupt, polls is_set(), which takes no lock,
-    between short sleeps instead."""
-    if threading.current_thread() is not threading.main_thread():
-        return ev.wait(timeout)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while not ev.is_set():
-        left = MAIN_WAIT_SLICE if deadline is None else min(MAIN_WAIT_SLICE, deadline - time.monotonic())
-        if left <= 0:
-            return False
-        time.sleep(left)
-    return True
 
 
 Completion = namedtuple("Completion", "kind conn data error")
@@ -86,73 +48,6 @@ def _report(message: str, exc: Optional[BaseException]) -> None:
         logger.warning("%s", message)
     else:
         logger.error("%s", message, exc_info=exc)
-
-
-def _int_arg(name: str, value: Any, lo: int, hi: Optional[int] = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < lo or (hi is not None and value > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise ValueError(f"{name}={value}: must be {bound}")
-    return value
-
-
-def _seconds(name: str, value: Any) -> float:
-    """A number of seconds, checked: math.inf is allowed (no limit)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name}={value}: must be a non-negative number of seconds")
-    if value > MAX_SECONDS and not math.isinf(value):
-        raise ValueError(f"{name}={value}: must be at most {MAX_SECONDS:g} seconds (None or math.inf: no limit)")
-    return float(value)
-
-
-def _seconds_ns(name: str, value: Any) -> int:
-    """A timeout in seconds (None or math.inf: none) as nanoseconds (0: none)."""
-    if value is None:
-        return 0
-    value = _seconds(name, value)
-    if math.isinf(value):
-        return 0
-    return max(1, int(value * 1e9))
-
-
-def _resolve(host: Any, port: Any, passive: bool) -> Tuple[str, int]:
-    """The numeric address of host, as the Go side takes it."""
-    if not isinstance(host, str):
-        raise TypeError(f"host must be a str, not {type(host).__name__}")
-    port = _int_arg("port", port, 0 if passive else 1, 65535)
-    if host == "" and passive:
-        return "0.0.0.0", port
-    flags = socket.AI_PASSIVE if passive else 0
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=flags)
-    return infos[0][4][0], port
-
-
-class Listener:
-    """A listening socket of a SocketManager."""
-
-    def __init__(self, manager: "SocketManager", handle: int, address: Tuple[str, int]) -> None:
-        self._manager = manager
-        self._handle = handle
-        self.address = address
-        self._closed = False
-
-    def close(self) -> None:
-        """Stop accepting; the socket closes once its posted accepts are
-        cancelled. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            self._manager._close_listener(self._handle)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed or self._manager.closed
-
-    def __repr__(self) -> str:
-        state = " closed" if self.closed else ""
-        return f"<pyiocp.Listener address={self.address!r}{state}>"
 
 
 class SocketManager:
@@ -279,7 +174,7 @@ class SocketManager:
         where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in waiting)
         logger.warning("connections wait on %s, but no worker has run for %g s: nothing accepts them until "
                        "start() or serve_forever() (or poll(), without a handler) is called",
-                       where, UNSERVED_WARNING_DELAY)
+                       where, _threads.UNSERVED_WARNING_DELAY)
         return True
 
     def _stop_watch(self) -> None:
@@ -554,107 +449,6 @@ class SocketManager:
 
     def __repr__(self) -> str:
         return f"<pyiocp.SocketManager workers={self._workers} {self._state}>"
-
-
-class _PollerExit:
-    """Kept in the thread-local data of each thread that called poll():
-    when the thread ends, the connections whose completions it took last go
-    to the other polling threads (a connection is handed to one poll() at a
-    time and is that thread's until it polls again)."""
-
-    __slots__ = ("_engine", "_ident")
-
-    def __init__(self, engine: _pyiocp.Engine, ident: int) -> None:
-        self._engine = engine
-        self._ident = ident
-
-    def __del__(self) -> None:
-        self._engine.release_poller(self._ident)
-
-
-class _UnservedWatch:
-    """Until a worker first runs, a thread looks every
-    UNSERVED_WARNING_DELAY seconds whether connections wait on the manager's
-    listeners: the kernel completes their handshakes into the backlog and,
-    with no worker, nothing ever accepts them. The engine's own log lines
-    reach Python only through a worker, so the look is taken from here. The
-    thread holds the manager weakly, and ends once start(), serve_forever(),
-    poll() or close() is called, the manager is collected, or it has warned."""
-
-    def __init__(self, manager: SocketManager) -> None:
-        self._stopped = threading.Event()
-        self._stop_soon = weakref.finalize(manager, self._stopped.set)
-        self._thread = threading.Thread(target=self._run, args=(weakref.ref(manager),),
-                                        name="pyiocp-unserved-watch", daemon=True)
-        self._thread.start()
-
-    def _run(self, ref: "weakref.ref[SocketManager]") -> None:
-        while not self._stopped.wait(UNSERVED_WARNING_DELAY):
-            manager = ref()
-            if manager is None or manager._warn_if_unserved():
-                return
-            del manager
-
-    def stop(self) -> None:
-        """Ends the thread and waits for it."""
-        self._stop_soon()
-        self._thread.join()
-
-
-class _SigtermCatcher:
-    """SIGTERM, the signal process managers stop a service with, as a
-    request to close, for the time serve_forever runs on the main thread.
-
-    The handler runs on the main thread between any two bytecodes: maybe
-    while serve_forever holds the manager's lock, or in the middle of a
-    callback. So it takes no lock and raises nothing. It only starts the
-    engine's shutdown (the workers flush, deliver every on_close and quit;
-    idempotent, and a no-op once the engine is released) and notes it, and
-    serve_forever, once its worker has quit, finishes with close()."""
-
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-        self.caught = False
-        self._installed = False
-        if threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return  # the application's own handler, or SIGTERM ignored
-        signal.signal(signal.SIGTERM, self._handle)
-        self._installed = True
-
-    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
-        self.caught = True
-        self._engine.shutdown(int(DEFAULT_MANAGER_CLOSE_TIMEOUT * 1e9))
-
-    def restore(self) -> None:
-        """Back to the default, unless a callback has put a handler of its
-        own in the meantime."""
-        if self._installed:
-            self._installed = False
-            if signal.getsignal(signal.SIGTERM) == self._handle:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-class _StartGate:
-    """Decides, once, between a worker thread that begins and a spawn that
-    was interrupted and gives the worker up: never both."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state = ""
-
-    def enter(self) -> bool:
-        with self._lock:
-            if self._state == "":
-                self._state = "entered"
-            return self._state == "entered"
-
-    def abandon(self) -> bool:
-        with self._lock:
-            if self._state == "":
-                self._state = "abandoned"
-            return self._state == "abandoned"
 
 
 def _event_mask(handler: Optional[Handler]) -> int:

@@ -548,7 +548,7 @@ WATCH_DELAY = 0.2  # UNSERVED_WARNING_DELAY in these tests (1 s by default)
 
 @pytest.fixture
 def quick_watch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pyiocp._manager, "UNSERVED_WARNING_DELAY", WATCH_DELAY)
+    monkeypatch.setattr(pyiocp._threads, "UNSERVED_WARNING_DELAY", WATCH_DELAY)
 
 
 def unserved_warnings(caplog: pytest.LogCaptureFixture) -> List[str]:

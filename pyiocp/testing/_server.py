@@ -6,7 +6,9 @@ import time
 from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from .._handler import Handler
-from .._manager import DEFAULT_ACCEPTS, DEFAULT_BACKLOG, Listener, SocketManager
+from .._args import DEFAULT_ACCEPTS, DEFAULT_BACKLOG
+from .._listener import Listener
+from .._manager import SocketManager
 from .._pyiocp import Connection
 from ._client import DEFAULT_TIMEOUT, Client
 from ._events import _OPTIONAL

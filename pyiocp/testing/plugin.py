@@ -36,7 +36,8 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Type, Type
 import pytest
 
 from .._handler import Handler
-from .._manager import DEFAULT_ACCEPTS, DEFAULT_BACKLOG, SocketManager
+from .._args import DEFAULT_ACCEPTS, DEFAULT_BACKLOG
+from .._manager import SocketManager
 from .._pyiocp import Connection
 from ._client import DEFAULT_TIMEOUT, Address, Client, address_of
 from ._events import Event, EventRecorder, record_events
