@@ -1,9 +1,7 @@
 package poller
 
 import (
-	"net"
 	"net/netip"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -97,60 +95,3 @@ func lingerZero(s Sock) {
 
 // ShutdownWrite sends FIN after the bytes already written: a half-close.
 func ShutdownWrite(s Sock) error { return unix.Shutdown(s, unix.SHUT_WR) }
-
-// LocalAddr is the address s is bound to.
-func LocalAddr(s Sock) (netip.AddrPort, error) {
-	sa, err := unix.Getsockname(s)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	return fromSockaddr(sa), nil
-}
-
-// PeerAddr is the address s is connected to.
-func PeerAddr(s Sock) (netip.AddrPort, error) {
-	sa, err := unix.Getpeername(s)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	return fromSockaddr(sa), nil
-}
-
-func toSockaddr(a netip.AddrPort) unix.Sockaddr {
-	ip := a.Addr()
-	if ip.Is4() || ip.Is4In6() {
-		return &unix.SockaddrInet4{Port: int(a.Port()), Addr: ip.Unmap().As4()}
-	}
-	sa := &unix.SockaddrInet6{Port: int(a.Port()), Addr: ip.As16()}
-	if z := ip.Zone(); z != "" {
-		if ifi, err := net.InterfaceByName(z); err == nil {
-			sa.ZoneId = uint32(ifi.Index)
-		}
-	}
-	return sa
-}
-
-func fromSockaddr(sa unix.Sockaddr) netip.AddrPort {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
-	}
-	return netip.AddrPort{}
-}
-
-// fromRaw decodes the address accept4 filled in, without allocating.
-func fromRaw(rsa *unix.RawSockaddrAny) netip.AddrPort {
-	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		port := uint16(p.Port>>8) | uint16(p.Port<<8)
-		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), port)
-	case unix.AF_INET6:
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		port := uint16(p.Port>>8) | uint16(p.Port<<8)
-		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr), port)
-	}
-	return netip.AddrPort{}
-}

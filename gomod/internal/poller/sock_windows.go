@@ -1,10 +1,8 @@
 package poller
 
 import (
-	"net"
 	"net/netip"
 	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/windows"
 
@@ -131,61 +129,3 @@ func AbortSock(s Sock) error {
 
 // ShutdownWrite sends FIN after the bytes already written: a half-close.
 func ShutdownWrite(s Sock) error { return windows.Shutdown(s, windows.SHUT_WR) }
-
-// LocalAddr is the address s is bound to.
-func LocalAddr(s Sock) (netip.AddrPort, error) {
-	sa, err := windows.Getsockname(s)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	return fromSockaddr(sa), nil
-}
-
-// PeerAddr is the address s is connected to.
-func PeerAddr(s Sock) (netip.AddrPort, error) {
-	sa, err := windows.Getpeername(s)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	return fromSockaddr(sa), nil
-}
-
-func toSockaddr(a netip.AddrPort) windows.Sockaddr {
-	ip := a.Addr()
-	if ip.Is4() || ip.Is4In6() {
-		return &windows.SockaddrInet4{Port: int(a.Port()), Addr: ip.Unmap().As4()}
-	}
-	sa := &windows.SockaddrInet6{Port: int(a.Port()), Addr: ip.As16()}
-	if z := ip.Zone(); z != "" {
-		if ifi, err := net.InterfaceByName(z); err == nil {
-			sa.ZoneId = uint32(ifi.Index)
-		}
-	}
-	return sa
-}
-
-func fromSockaddr(sa windows.Sockaddr) netip.AddrPort {
-	switch sa := sa.(type) {
-	case *windows.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *windows.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
-	}
-	return netip.AddrPort{}
-}
-
-// fromRaw decodes an address GetAcceptExSockaddrs points to, without
-// allocating.
-func fromRaw(rsa *windows.RawSockaddrAny) netip.AddrPort {
-	switch rsa.Addr.Family {
-	case windows.AF_INET:
-		p := (*windows.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		port := uint16(p.Port>>8) | uint16(p.Port<<8)
-		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), port)
-	case windows.AF_INET6:
-		p := (*windows.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		port := uint16(p.Port>>8) | uint16(p.Port<<8)
-		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr), port)
-	}
-	return netip.AddrPort{}
-}
