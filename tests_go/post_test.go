@@ -55,3 +55,41 @@ func TestPost(t *testing.T) {
 		}
 	})
 }
+
+// TestPostsBoundedPerRound: a flood of posts is applied a bounded number
+// per round (the rest the next rounds, in order, without blocking), so
+// other threads cannot starve the worker's own completions.
+func TestPostsBoundedPerRound(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		checkLeaks(t)
+		m, err := engine.New(nil, engine.WithBackend(backend))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close(time.Second)
+		const posts = 3000
+		for i := 0; i < posts; i++ {
+			m.Post(i)
+		}
+		var got []any
+		rounds := 0
+		for deadline := time.Now().Add(5 * time.Second); len(got) < posts && time.Now().Before(deadline); {
+			evs, _ := m.Poll(0, 0, time.Second)
+			if len(evs) > 1024 {
+				t.Fatalf("one round applied %d posts", len(evs))
+			}
+			for _, ev := range evs {
+				got = append(got, ev.Value)
+			}
+			rounds++
+		}
+		if len(got) != posts || rounds < 3 {
+			t.Fatalf("%d posts in %d rounds", len(got), rounds)
+		}
+		for i, v := range got {
+			if v != i {
+				t.Fatalf("post %d came as %v: out of order", i, v)
+			}
+		}
+	})
+}

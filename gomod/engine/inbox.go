@@ -66,17 +66,31 @@ func (w *worker) enqueue(r request) bool {
 	return true
 }
 
-// take returns the queued requests; the slice is valid until the next take.
-func (in *inbox) take() []request {
+// inboxRound bounds the requests one round applies: a flood of posts or
+// sends from other threads cannot starve the worker's own I/O. What is
+// left waits for the next round, which then does not block.
+const inboxRound = 1024
+
+// take returns the oldest queued requests, at most max; the slice is
+// valid until the next take.
+func (in *inbox) take(max int) []request {
 	if in.pending.Load() == 0 {
 		return nil
 	}
 	in.mu.Lock()
+	defer in.mu.Unlock()
 	reqs := in.reqs
+	if len(reqs) > max {
+		out := append(in.spare[:0], reqs[:max]...)
+		n := copy(reqs, reqs[max:])
+		clear(reqs[n:])
+		in.reqs, in.spare = reqs[:n], out
+		in.pending.Store(int32(n))
+		return out
+	}
 	in.reqs = in.spare[:0]
 	in.spare = reqs
 	in.pending.Store(0)
-	in.mu.Unlock()
 	return reqs
 }
 

@@ -171,7 +171,7 @@ func (w *worker) freeSlots() {
 }
 
 func (w *worker) applyInbox() {
-	reqs := w.inbox.take()
+	reqs := w.inbox.take(inboxRound)
 	if len(reqs) > 0 {
 		// The round's clock was read before the take, and these requests
 		// may have been made since: long since, if this thread was
