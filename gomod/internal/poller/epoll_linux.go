@@ -9,12 +9,6 @@ import (
 )
 
 const (
-	// arenaSize is the receive memory of one port, reused by every Wait:
-	// reads land here, so an idle socket holds no receive buffer.
-	arenaSize = 256 << 10
-	// minRecvSpace: with less arena left, a receive waits for the next Wait
-	// rather than read a sliver.
-	minRecvSpace  = 4 << 10
 	eventsPerWait = 256
 	maxIovecs     = 64
 )
@@ -57,8 +51,7 @@ type epoll struct {
 	gen    int32
 	ready  []*fdState // sockets with a posted operation that can proceed
 	done   []Completion
-	arena  []byte
-	off    int
+	arena  recvArena
 	iov    []unix.Iovec
 	rsa    unix.RawSockaddrAny
 	spare  []*fdState
@@ -80,7 +73,7 @@ func newEpoll(Config) (Poller, error) {
 		unix.Close(epfd)
 		return nil, err
 	}
-	arena, err := AllocMemory(arenaSize)
+	arena, err := newRecvArena()
 	if err != nil {
 		unix.Close(wakefd)
 		unix.Close(epfd)
@@ -241,10 +234,7 @@ func (p *epoll) Cancel(s Sock) {
 	}
 }
 
-func (p *epoll) Release(s Sock, abort bool) {
-	p.Unregister(s)
-	closeSock(s, abort)
-}
+func (p *epoll) Release(s Sock, abort bool) { releaseNow(p, s, abort) }
 
 func (p *epoll) Unregister(s Sock) {
 	st := p.state(s)
@@ -274,7 +264,7 @@ func (p *epoll) consider(st *fdState) {
 func (p *epoll) Wake() { rawWriteEventfd(p.wakefd) }
 
 func (p *epoll) Wait(batch []Completion, timeout time.Duration) (int, error) {
-	p.off = 0
+	p.arena.reset()
 	n := copy(batch, p.done)
 	p.done = p.done[:copy(p.done, p.done[n:])]
 	n = p.runReady(batch, n)
@@ -396,11 +386,11 @@ func (p *epoll) progress(st *fdState, batch []Completion, n int) int {
 }
 
 func (p *epoll) recv(st *fdState, batch []Completion, n int) int {
-	space := min(st.recvMax, len(p.arena)-p.off)
-	if space < min(st.recvMax, minRecvSpace) {
+	buf := p.arena.room(st.recvMax)
+	if buf == nil {
 		return n // the arena is used up: this receive waits for the next Wait
 	}
-	buf := p.arena[p.off : p.off+space]
+	space := len(buf)
 	for {
 		r, err := rawRead(st.fd, buf)
 		switch err {
@@ -423,14 +413,13 @@ func (p *epoll) recv(st *fdState, batch []Completion, n int) int {
 			st.readable = false
 		}
 		batch[n] = Completion{Op: OpRecv, Token: st.token, Data: buf[:r:r]}
-		p.off += r
+		p.arena.used(r)
 		return n + 1
 	}
 }
 
 func (p *epoll) Close() error {
-	FreeMemory(p.arena)
-	p.arena = nil
+	p.arena.free()
 	unix.Close(p.wakefd)
 	return unix.Close(p.epfd)
 }

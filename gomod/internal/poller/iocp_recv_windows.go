@@ -97,11 +97,11 @@ func (p *iocp) runReady(batch []Completion, n int) int {
 // read reads what st's socket holds, up to its receive's max, into the
 // arena. ok=false: the arena is used up for this Wait; nothing was done.
 func (p *iocp) read(st *sockState, batch []Completion, n int) (int, bool) {
-	space := min(st.recvMax, len(p.arena)-p.off)
-	if space < min(st.recvMax, iocpMinRecvSpace) {
+	buf := p.arena.room(st.recvMax)
+	if buf == nil {
 		return n, false
 	}
-	buf := p.arena[p.off : p.off+space]
+	space := len(buf)
 	wb := windows.WSABuf{Len: uint32(space), Buf: &buf[0]}
 	var got, flags uint32
 	err := windows.WSARecv(st.s, &wb, 1, &got, &flags, nil, nil)
@@ -123,6 +123,6 @@ func (p *iocp) read(st *sockState, batch []Completion, n int) (int, bool) {
 	st.recvMax = 0
 	st.readable = int(got) == space
 	batch[n] = Completion{Op: OpRecv, Token: st.token, Data: buf[:got:got]}
-	p.off += int(got)
+	p.arena.used(int(got))
 	return n + 1, true
 }

@@ -11,15 +11,9 @@ import (
 )
 
 const (
-	// iocpArenaSize is the receive memory of one port, reused by every
-	// Wait: reads land here, so an idle socket holds no receive buffer.
-	iocpArenaSize = 256 << 10
-	// iocpMinRecvSpace: with less arena left, a read waits for the next
-	// Wait rather than read a sliver.
-	iocpMinRecvSpace = 4 << 10
-	entriesPerWait   = 256
-	maxSendBufs      = 64
-	maxSendBuf       = 1 << 30 // a WSABUF's length is 32 bits
+	entriesPerWait = 256
+	maxSendBufs    = 64
+	maxSendBuf     = 1 << 30 // a WSABUF's length is 32 bits
 )
 
 // sockState is what the port knows of one associated socket.
@@ -58,8 +52,7 @@ type iocp struct {
 	entries []winapi.OverlappedEntry
 	ready   []*sockState // receives whose read waits for the next Wait
 	done    []Completion // completions that did not come from the port
-	arena   []byte
-	off     int
+	arena   recvArena
 	wsabufs []windows.WSABuf
 }
 
@@ -71,7 +64,7 @@ func newIOCP(Config) (Poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	arena, err := AllocMemory(iocpArenaSize)
+	arena, err := newRecvArena()
 	if err != nil {
 		windows.CloseHandle(port)
 		return nil, err
@@ -178,10 +171,7 @@ func (p *iocp) Cancel(s Sock) {
 	}
 }
 
-func (p *iocp) Release(s Sock, abort bool) {
-	p.Unregister(s)
-	closeSock(s, abort)
-}
+func (p *iocp) Release(s Sock, abort bool) { releaseNow(p, s, abort) }
 
 func (p *iocp) Unregister(s Sock) {
 	st := p.state(s)
@@ -200,7 +190,7 @@ func (p *iocp) Unregister(s Sock) {
 func (p *iocp) Wake() { windows.PostQueuedCompletionStatus(p.port, 0, 0, nil) }
 
 func (p *iocp) Wait(batch []Completion, timeout time.Duration) (int, error) {
-	p.off = 0
+	p.arena.reset()
 	n := copy(batch, p.done)
 	p.done = p.done[:copy(p.done, p.done[n:])]
 	n = p.runReady(batch, n)
@@ -280,7 +270,6 @@ func opError(s Sock, ctx *ioCtx) error {
 
 func (p *iocp) Close() error {
 	p.ctxs.release()
-	FreeMemory(p.arena)
-	p.arena = nil
+	p.arena.free()
 	return windows.CloseHandle(p.port)
 }

@@ -154,6 +154,13 @@ func Open(name string, cfg Config) (p Poller, skipped error, err error) {
 	return nil, nil, &UnknownBackendError{Name: name}
 }
 
+// releaseNow is Release for the backends that close at once: forget s,
+// then close it.
+func releaseNow(p Poller, s Sock, abort bool) {
+	p.Unregister(s)
+	closeSock(s, abort)
+}
+
 // closeSock closes s now, with a reset if abort.
 func closeSock(s Sock, abort bool) {
 	if abort {
