@@ -10,7 +10,6 @@ import (
 
 const (
 	eventsPerWait = 256
-	maxIovecs     = 64
 )
 
 // fdState is what the port knows of one registered socket. Readiness is
@@ -84,7 +83,7 @@ func newEpoll(Config) (Poller, error) {
 		wakefd: wakefd,
 		events: make([]unix.EpollEvent, eventsPerWait),
 		arena:  arena,
-		iov:    make([]unix.Iovec, 0, maxIovecs),
+		iov:    make([]unix.Iovec, 0, maxGather),
 	}, nil
 }
 
@@ -178,20 +177,7 @@ func (p *epoll) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
 // writev writes what the socket takes of bufs; a short write means the
 // socket's buffer is full, so the next write waits for an EPOLLOUT edge.
 func (p *epoll) writev(st *fdState, bufs [][]byte) (int, syscall.Errno) {
-	iov := p.iov[:0]
-	total := 0
-	for _, b := range bufs {
-		if len(b) == 0 {
-			continue
-		}
-		if len(iov) == maxIovecs {
-			break
-		}
-		v := unix.Iovec{Base: &b[0]}
-		v.SetLen(len(b))
-		iov = append(iov, v)
-		total += len(b)
-	}
+	iov, total := gather(p.iov[:0], bufs, iovec)
 	if total == 0 {
 		return 0, 0
 	}

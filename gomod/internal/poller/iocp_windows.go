@@ -12,7 +12,6 @@ import (
 
 const (
 	entriesPerWait = 256
-	maxSendBufs    = 64
 	maxSendBuf     = 1 << 30 // a WSABUF's length is 32 bits
 )
 
@@ -74,7 +73,7 @@ func newIOCP(Config) (Poller, error) {
 		socks:   make(map[Sock]*sockState),
 		entries: make([]winapi.OverlappedEntry, entriesPerWait),
 		arena:   arena,
-		wsabufs: make([]windows.WSABuf, 0, maxSendBufs),
+		wsabufs: make([]windows.WSABuf, 0, maxGather),
 	}, nil
 }
 
@@ -120,18 +119,15 @@ func (p *iocp) Register(s Sock, token uint64) error {
 	return err
 }
 
+// wsaBuf describes b (not empty) for WSASend: at most maxSendBuf bytes of
+// it (the rest is for the next post).
+func wsaBuf(b []byte) windows.WSABuf {
+	return windows.WSABuf{Len: uint32(min(len(b), maxSendBuf)), Buf: &b[0]}
+}
+
 func (p *iocp) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
 	st := p.state(s)
-	wb := p.wsabufs[:0]
-	for _, b := range bufs {
-		if len(b) == 0 {
-			continue
-		}
-		if len(wb) == maxSendBufs {
-			break
-		}
-		wb = append(wb, windows.WSABuf{Len: uint32(min(len(b), maxSendBuf)), Buf: &b[0]})
-	}
+	wb, _ := gather(p.wsabufs[:0], bufs, wsaBuf)
 	if len(wb) == 0 {
 		return 0, true, nil
 	}

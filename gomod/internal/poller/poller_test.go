@@ -397,6 +397,36 @@ func TestSendSliceReusable(t *testing.T) {
 	})
 }
 
+// TestSendSkipsEmptySlices: every backend keeps one rule for empty
+// slices: they are skipped, and a send of nothing completes at once.
+func TestSendSkipsEmptySlices(t *testing.T) {
+	forBackends(t, func(t *testing.T, p Poller) {
+		s, cli := pair(t, p)
+		if n, done, err := p.PostSend(s, [][]byte{{}, nil, {}}); n != 0 || !done || err != nil {
+			t.Fatalf("a send of nothing: %d, %v, %v", n, done, err)
+		}
+		n, done, err := p.PostSend(s, [][]byte{{}, []byte("ab"), nil, []byte("c"), {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !done {
+			c := harvest(t, p, 1)[0]
+			if c.Op != OpSend || c.Err != nil {
+				t.Fatalf("send completion %+v", c)
+			}
+			n = c.N
+		}
+		if n != 3 {
+			t.Fatalf("wrote %d bytes of 3", n)
+		}
+		got := make([]byte, 3)
+		if _, err := io.ReadFull(cli, got); err != nil || string(got) != "abc" {
+			t.Fatalf("peer read %q, %v", got, err)
+		}
+		release(p, s)
+	})
+}
+
 // TestFailedPostProducesNoCompletion: a post that fails returns the error
 // and nothing completes for it later; a backend that reports the failure
 // as a completion instead does so exactly once.

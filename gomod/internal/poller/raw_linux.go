@@ -56,3 +56,10 @@ func rawReadEventfd(fd int) {
 	var v uint64
 	unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&v)), 8)
 }
+
+// iovec describes b (not empty) for writev and sendmsg.
+func iovec(b []byte) unix.Iovec {
+	v := unix.Iovec{Base: &b[0]}
+	v.SetLen(len(b))
+	return v
+}

@@ -253,22 +253,21 @@ func (p *uring) unqueue(st *uringFD) {
 // completes at once.
 func (p *uring) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
 	st := p.state(s)
+	var total int
+	st.iov, total = gather(st.iov[:0], bufs, iovec)
+	if total == 0 {
+		return 0, true, nil // nothing to send: done at once
+	}
 	st.sendBufs = append(st.sendBufs[:0], bufs...)
 	e := p.r.sqe()
 	e.fd = int32(s)
 	e.opFlags = unix.MSG_NOSIGNAL | unix.MSG_WAITALL
 	e.userData = ud(udSend, st)
-	if len(bufs) == 1 {
+	if len(st.iov) == 1 {
 		e.opcode = ioringOpSend
-		e.addr = uint64(uintptr(unsafe.Pointer(&bufs[0][0])))
-		e.len = uint32(len(bufs[0]))
+		e.addr = uint64(uintptr(unsafe.Pointer(st.iov[0].Base)))
+		e.len = uint32(st.iov[0].Len)
 	} else {
-		st.iov = st.iov[:0]
-		for _, b := range bufs {
-			v := unix.Iovec{Base: &b[0]}
-			v.SetLen(len(b))
-			st.iov = append(st.iov, v)
-		}
 		st.msg = unix.Msghdr{Iov: &st.iov[0]}
 		st.msg.SetIovlen(len(st.iov))
 		e.opcode = ioringOpSendmsg
