@@ -158,6 +158,9 @@ func (p *epoll) PostRecv(s Sock, max int) error {
 
 func (p *epoll) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
 	st := p.state(s)
+	if empty(bufs) {
+		return 0, true, nil
+	}
 	if st.writable {
 		n, err := p.writev(st, bufs)
 		switch {

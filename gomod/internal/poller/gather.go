@@ -23,3 +23,13 @@ func gather[T any](dst []T, bufs [][]byte, mk func(b []byte) T) ([]T, int) {
 	}
 	return dst, total
 }
+
+// empty reports whether bufs hold no byte: a send of them completes at once.
+func empty(bufs [][]byte) bool {
+	for _, b := range bufs {
+		if len(b) > 0 {
+			return false
+		}
+	}
+	return true
+}
