@@ -236,6 +236,19 @@ def set_linger_reset(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
+def flood(sock: socket.socket, stop: threading.Event) -> None:
+    """Sends until the connection fails or stop is set; never reads."""
+    chunk = bytes(64 << 10)
+    sock.settimeout(0.05)
+    while not stop.is_set():
+        try:
+            sock.send(chunk)
+        except socket.timeout:
+            continue  # TCP pushes back: the server stopped reading
+        except OSError:
+            return
+
+
 def small_rcvbuf_client(address: Tuple[str, int], rcvbuf: int = 4096, timeout: float = WAIT) -> socket.socket:
     """A client whose receive buffer is small, so that a server sending to
     it fills up quickly."""

@@ -13,7 +13,7 @@ from typing import List, Optional
 import pytest
 
 import pyiocp
-from iocp_helpers import SLOWDOWN, WAIT, Recorder, recv_until_eof, small_rcvbuf_client
+from iocp_helpers import SLOWDOWN, WAIT, Recorder, flood, recv_until_eof, small_rcvbuf_client
 
 MIB = 1 << 20
 
@@ -26,19 +26,6 @@ def fill_send_buffer(conn: pyiocp.Connection) -> None:
         except pyiocp.BufferFull:
             return
     pytest.fail("the send buffer never filled up")
-
-
-def flood(sock: socket.socket, stop: threading.Event) -> None:
-    """Sends until the connection fails or the test ends; never reads."""
-    chunk = b"f" * (64 << 10)
-    sock.settimeout(0.2)
-    while not stop.is_set():
-        try:
-            sock.send(chunk)
-        except socket.timeout:
-            continue  # TCP pushes back: the server stopped reading
-        except OSError:
-            return
 
 
 def test_close_to_a_flooding_peer_that_never_reads(backend: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 import pyiocp
-from iocp_helpers import SLOWDOWN
+from iocp_helpers import SLOWDOWN, flood
 from test_faults_harness import (
     LOOPBACK, Address, Closes, ScenarioFactory, connect, mib, payload, recv_exactly, rss, run_all, stat,
     wait_until,
@@ -117,19 +117,6 @@ def test_fault_send_buffer_limit_against_peers_that_never_read(scenario: Scenari
     scen.sized(f"{peers} peers that never read (4 KiB receive buffers); send_buffer_limit {mib(limit)}")
     scen.note(f"pending {mib(st['pending_send_bytes'])} in all (bound {mib(peers * limit)}); "
               f"RSS +{mib(grown)} while full; close(0.2) reset each with TimeoutError")
-
-
-def flood(sock: socket.socket, stop: threading.Event) -> None:
-    """Sends until the connection fails or stop is set; never reads."""
-    chunk = bytes(64 << 10)
-    sock.settimeout(0.05)
-    while not stop.is_set():
-        try:
-            sock.send(chunk)
-        except socket.timeout:
-            continue  # TCP pushes back: the server stopped reading
-        except OSError:
-            return
 
 
 def test_fault_close_timeout_against_peers_that_flood(scenario: ScenarioFactory) -> None:
