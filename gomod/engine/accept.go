@@ -75,11 +75,13 @@ func (w *worker) adopt(c *Conn) {
 		w.m.drop(c)
 		return
 	}
-	if err := w.p.Register(c.fd, c.token()); err != nil {
+	ref, err := w.p.Register(c.fd, c.token())
+	if err != nil {
 		w.m.logf("register accepted socket: %v", err)
 		w.m.drop(c)
 		return
 	}
+	c.ref = ref
 	c.registered = true
 	c.state = stateOpen
 	c.announced = true

@@ -66,7 +66,7 @@ func (c *Conn) markClosing(r closeReq) {
 func (w *worker) cancel(c *Conn) {
 	c.state = stateCanceling
 	if c.registered {
-		w.p.Cancel(c.fd)
+		w.p.Cancel(c.ref)
 	}
 	w.settle(c)
 }
@@ -112,7 +112,7 @@ func (w *worker) finalize(c *Conn) {
 	c.mu.Unlock()
 	switch {
 	case c.registered:
-		w.p.Release(c.fd, c.rst)
+		w.p.Release(c.ref, c.rst)
 		c.registered = false
 	case c.rst:
 		poller.AbortSock(c.fd)

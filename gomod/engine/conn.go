@@ -38,6 +38,7 @@ type Conn struct {
 	id       uint64
 	slot     uint32
 	fd       poller.Sock
+	ref      poller.Ref // fd as its worker's port names it, once registered
 	peer     netip.AddrPort
 	listener *Listener // nil for outbound connections
 	outbound bool

@@ -57,12 +57,13 @@ func (w *worker) startConnect(c *Conn, timeout int64) {
 		w.abort(c, ErrManagerClosed, true)
 		return
 	}
-	if err := w.p.Register(c.fd, c.token()); err != nil {
+	ref, err := w.p.Register(c.fd, c.token())
+	if err != nil {
 		w.abort(c, err, false)
 		return
 	}
-	c.registered = true
-	done, err := w.p.PostConnect(c.fd, c.peer)
+	c.ref, c.registered = ref, true
+	done, err := w.p.PostConnect(c.ref, c.peer)
 	switch {
 	case err != nil:
 		w.abort(c, err, false)

@@ -21,6 +21,7 @@ type Listener struct {
 	m          *Manager
 	w          *worker
 	fd         poller.Sock
+	ref        poller.Ref // fd as its worker's port names it, once listening
 	addr       netip.AddrPort
 	accepts    int
 	closeAsked atomic.Bool
@@ -87,14 +88,16 @@ func (w *worker) startListen(l *Listener) {
 		w.closeListenSock(l)
 		return
 	}
-	if err := w.p.Listen(l.fd, l.token); err != nil {
+	ref, err := w.p.Listen(l.fd, l.token)
+	if err != nil {
 		w.m.logf("listener %v: %v", l.addr, err)
 		w.closeListenSock(l)
 		return
 	}
+	l.ref = ref
 	w.listeners[idx] = l
 	w.nlisteners++
-	w.p.PostAccept(l.fd, l.accepts)
+	w.p.PostAccept(l.ref, l.accepts)
 	l.outstanding = l.accepts
 }
 
@@ -134,7 +137,7 @@ func (w *worker) acceptDone(cpl *poller.Completion) {
 		return
 	}
 	l.failing = false
-	w.p.PostAccept(l.fd, 1)
+	w.p.PostAccept(l.ref, 1)
 	l.outstanding++
 	w.m.accept(w, l, cpl.Sock, cpl.Peer)
 }
@@ -143,7 +146,7 @@ func (w *worker) acceptDone(cpl *poller.Completion) {
 func (w *worker) retryAccepts() {
 	for _, l := range w.listeners {
 		if l != nil && l.retrying > 0 && !l.closing && w.now >= l.retryAt {
-			w.p.PostAccept(l.fd, l.retrying)
+			w.p.PostAccept(l.ref, l.retrying)
 			l.outstanding += l.retrying
 			l.retrying = 0
 		}
@@ -156,7 +159,7 @@ func (w *worker) closeListener(l *Listener) {
 	}
 	l.closing = true
 	l.retrying = 0
-	w.p.Cancel(l.fd)
+	w.p.Cancel(l.ref)
 	w.settleListener(l)
 }
 
@@ -166,7 +169,7 @@ func (w *worker) settleListener(l *Listener) {
 	if !l.closing || l.outstanding > 0 {
 		return
 	}
-	w.p.Unregister(l.fd)
+	w.p.Unregister(l.ref)
 	w.listeners[l.token&^listenerBit] = nil
 	w.nlisteners--
 	w.closeListenSock(l)

@@ -67,7 +67,7 @@ func (w *worker) postRecv(c *Conn) {
 	if c.state == stateOpen && (c.held.len() > 0 || c.isPaused()) {
 		return
 	}
-	if err := w.p.PostRecv(c.fd, min(maxRead, w.m.opts.recvLimit-c.held.len())); err != nil {
+	if err := w.p.PostRecv(c.ref, min(maxRead, w.m.opts.recvLimit-c.held.len())); err != nil {
 		w.abort(c, err, false)
 		return
 	}

@@ -17,7 +17,7 @@ func (w *worker) flush(c *Conn) {
 	var err error
 	for c.sendq.len() > 0 {
 		bufs := c.sendq.views(w.iov[:0], maxSendViews)
-		n, done, perr := w.p.PostSend(c.fd, bufs)
+		n, done, perr := w.p.PostSend(c.ref, bufs)
 		clear(bufs)
 		if perr != nil {
 			err = perr

@@ -17,7 +17,6 @@ const (
 // operation on a socket already known to be ready costs no system call.
 type fdState struct {
 	fd         int
-	gen        int32 // in epoll_event data: guards against a reused descriptor
 	token      uint64
 	listener   bool
 	readable   bool
@@ -46,14 +45,12 @@ type epoll struct {
 	epfd   int
 	wakefd int
 	events []unix.EpollEvent
-	fds    []*fdState // indexed by descriptor
-	gen    int32
-	ready  []*fdState // sockets with a posted operation that can proceed
-	done   []Completion
+	fds    table[fdState] // by descriptor
+	ready  []*fdState     // sockets with a posted operation that can proceed
+	done   doneQueue[Completion]
 	arena  recvArena
 	iov    []unix.Iovec
 	rsa    unix.RawSockaddrAny
-	spare  []*fdState
 }
 
 func newEpoll(Config) (Poller, error) {
@@ -89,59 +86,40 @@ func newEpoll(Config) (Poller, error) {
 
 func (p *epoll) Name() string { return "epoll" }
 
-func (p *epoll) add(s Sock, token uint64, listener bool) error {
-	st := p.newState()
-	p.gen++
-	*st = fdState{fd: s, gen: p.gen, token: token, listener: listener, writable: !listener, send: st.send[:0]}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(s), Pad: st.gen}
+// add registers s; the event data carries the generation, which tells
+// an event of a closed descriptor from one of its reuse.
+func (p *epoll) add(s Sock, token uint64, listener bool) (Ref, error) {
+	st, r := p.fds.add(s, s)
+	*st = fdState{fd: s, token: token, listener: listener, writable: !listener, send: st.send[:0]}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(s), Pad: int32(r.gen)}
 	if !listener {
 		ev.Events |= unix.EPOLLOUT
 	}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, s, &ev); err != nil {
-		p.spare = append(p.spare, st)
-		return err
+		p.fds.remove(r)
+		return Ref{}, err
 	}
-	for len(p.fds) <= s {
-		p.fds = append(p.fds, nil)
-	}
-	p.fds[s] = st
-	return nil
+	return r, nil
 }
 
-func (p *epoll) newState() *fdState {
-	if n := len(p.spare); n > 0 {
-		st := p.spare[n-1]
-		p.spare = p.spare[:n-1]
-		return st
-	}
-	return new(fdState)
-}
+func (p *epoll) Register(s Sock, token uint64) (Ref, error) { return p.add(s, token, false) }
 
-func (p *epoll) state(s Sock) *fdState {
-	if s < 0 || s >= len(p.fds) || p.fds[s] == nil {
-		panic("poller: socket not registered")
-	}
-	return p.fds[s]
-}
+func (p *epoll) Listen(s Sock, token uint64) (Ref, error) { return p.add(s, token, true) }
 
-func (p *epoll) Register(s Sock, token uint64) error { return p.add(s, token, false) }
-
-func (p *epoll) Listen(s Sock, token uint64) error { return p.add(s, token, true) }
-
-func (p *epoll) PostAccept(s Sock, n int) error {
-	st := p.state(s)
+func (p *epoll) PostAccept(r Ref, n int) error {
+	st := p.fds.get(r)
 	st.accepts += n
 	p.consider(st)
 	return nil
 }
 
-func (p *epoll) PostConnect(s Sock, addr netip.AddrPort) (bool, error) {
-	err := unix.Connect(s, toSockaddr(addr))
+func (p *epoll) PostConnect(r Ref, addr netip.AddrPort) (bool, error) {
+	st := p.fds.get(r)
+	err := unix.Connect(st.fd, toSockaddr(addr))
 	switch err {
 	case nil:
 		return true, nil
 	case unix.EINPROGRESS:
-		st := p.state(s)
 		st.writable = false
 		st.connecting = true
 		return false, nil
@@ -149,15 +127,15 @@ func (p *epoll) PostConnect(s Sock, addr netip.AddrPort) (bool, error) {
 	return false, err
 }
 
-func (p *epoll) PostRecv(s Sock, max int) error {
-	st := p.state(s)
+func (p *epoll) PostRecv(r Ref, max int) error {
+	st := p.fds.get(r)
 	st.recvMax = max
 	p.consider(st)
 	return nil
 }
 
-func (p *epoll) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
-	st := p.state(s)
+func (p *epoll) PostSend(r Ref, bufs [][]byte) (int, bool, error) {
+	st := p.fds.get(r)
 	if empty(bufs) {
 		return 0, true, nil
 	}
@@ -203,31 +181,31 @@ func (p *epoll) writev(st *fdState, bufs [][]byte) (int, syscall.Errno) {
 	}
 }
 
-func (p *epoll) Cancel(s Sock) {
-	st := p.state(s)
+func (p *epoll) Cancel(r Ref) {
+	st := p.fds.get(r)
 	if st.recvMax > 0 {
 		st.recvMax = 0
-		p.done = append(p.done, Completion{Op: OpRecv, Token: st.token, Err: ErrCanceled})
+		p.done.push(Completion{Op: OpRecv, Token: st.token, Err: ErrCanceled})
 	}
 	if st.sending {
 		st.sending = false
 		st.dropSend()
-		p.done = append(p.done, Completion{Op: OpSend, Token: st.token, Err: ErrCanceled})
+		p.done.push(Completion{Op: OpSend, Token: st.token, Err: ErrCanceled})
 	}
 	if st.connecting {
 		st.connecting = false
-		p.done = append(p.done, Completion{Op: OpConnect, Token: st.token, Err: ErrCanceled})
+		p.done.push(Completion{Op: OpConnect, Token: st.token, Err: ErrCanceled})
 	}
 	for ; st.accepts > 0; st.accepts-- {
-		p.done = append(p.done, Completion{Op: OpAccept, Token: st.token, Sock: NoSock, Err: ErrCanceled})
+		p.done.push(Completion{Op: OpAccept, Token: st.token, Sock: NoSock, Err: ErrCanceled})
 	}
 }
 
-func (p *epoll) Release(s Sock, abort bool) { releaseNow(p, s, abort) }
+func (p *epoll) Release(r Ref, abort bool) { releaseNow(p, r, abort) }
 
-func (p *epoll) Unregister(s Sock) {
-	st := p.state(s)
-	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, s, nil)
+func (p *epoll) Unregister(r Ref) {
+	st := p.fds.get(r)
+	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, st.fd, nil)
 	if st.queued {
 		for i, q := range p.ready {
 			if q == st {
@@ -236,10 +214,9 @@ func (p *epoll) Unregister(s Sock) {
 			}
 		}
 	}
-	p.fds[s] = nil
 	st.dropSend()
 	*st = fdState{send: st.send} // its room for send views is kept for reuse
-	p.spare = append(p.spare, st)
+	p.fds.remove(r)
 }
 
 // consider puts st on the ready list when a posted operation can proceed.
@@ -254,8 +231,7 @@ func (p *epoll) Wake() { rawWriteEventfd(p.wakefd) }
 
 func (p *epoll) Wait(batch []Completion, timeout time.Duration) (int, error) {
 	p.arena.reset()
-	n := copy(batch, p.done)
-	p.done = p.done[:copy(p.done, p.done[n:])]
+	n := copy(batch, p.done.take(len(batch)))
 	n = p.runReady(batch, n)
 	if n == len(batch) {
 		return n, nil
@@ -277,10 +253,10 @@ func (p *epoll) Wait(batch []Completion, timeout time.Duration) (int, error) {
 			rawReadEventfd(p.wakefd)
 			continue
 		}
-		if fd >= len(p.fds) || p.fds[fd] == nil || p.fds[fd].gen != ev.Pad {
+		st := p.fds.match(fd, uint32(ev.Pad), ^uint32(0))
+		if st == nil {
 			continue // unregistered since the kernel queued the event
 		}
-		st := p.fds[fd]
 		if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			st.readable = true
 		}

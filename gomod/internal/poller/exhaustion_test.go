@@ -27,7 +27,9 @@ func TestMoreReadySocketsThanBuffers(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 		got := make(map[Sock][]byte, conns)
+		refs := make(map[Sock]Ref, conns) // acceptConns: the socket is the token
 		for _, s := range socks {
+			refs[s.Sock()] = s
 			p.PostRecv(s, 64<<10)
 		}
 		batch := make([]Completion, 128)
@@ -48,15 +50,15 @@ func TestMoreReadySocketsThanBuffers(t *testing.T) {
 				}
 				got[s] = append(got[s], c.Data...)
 				if len(got[s]) < size {
-					p.PostRecv(s, 64<<10)
+					p.PostRecv(refs[s], 64<<10)
 				} else {
 					done++
 				}
 			}
 		}
 		for i, s := range socks {
-			if !bytes.Equal(got[s], want[i]) {
-				t.Fatalf("socket of client %d: %d bytes, not what it sent", i, len(got[s]))
+			if !bytes.Equal(got[s.Sock()], want[i]) {
+				t.Fatalf("socket of client %d: %d bytes, not what it sent", i, len(got[s.Sock()]))
 			}
 			release(p, s)
 		}

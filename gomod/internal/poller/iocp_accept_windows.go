@@ -7,35 +7,35 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-func (p *iocp) Listen(s Sock, token uint64) error {
+func (p *iocp) Listen(s Sock, token uint64) (Ref, error) {
 	local, err := LocalAddr(s)
 	if err != nil {
-		return err
+		return Ref{}, err
 	}
-	st, err := p.add(s, token)
+	st, r, err := p.add(s, token)
 	if err != nil {
-		return err
+		return Ref{}, err
 	}
 	st.family = windows.AF_INET
 	if local.Addr().Is6() {
 		st.family = windows.AF_INET6
 	}
-	return nil
+	return r, nil
 }
 
 // PostAccept posts n AcceptEx calls. One that cannot be posted (no socket
 // to accept into, say) completes with its error through the next Wait
 // instead, so every accept completes exactly once and the listener stays
 // open: the engine retries failed accepts after a pause.
-func (p *iocp) PostAccept(s Sock, n int) error {
-	st := p.state(s)
+func (p *iocp) PostAccept(r Ref, n int) error {
+	st := p.socks.get(r)
 	for range n {
 		ctx, err := p.ctxs.get(ctxAccept, st)
 		if err == nil {
 			err = p.postAccept(st, ctx)
 		}
 		if err != nil {
-			p.done = append(p.done, Completion{Op: OpAccept, Token: st.token, Sock: NoSock, Err: err})
+			p.done.push(Completion{Op: OpAccept, Token: st.token, Sock: NoSock, Err: err})
 		}
 	}
 	return nil
@@ -105,13 +105,13 @@ func (p *iocp) acceptDone(st *sockState, ctx *ioCtx, err error, batch []Completi
 }
 
 // PostConnect starts a ConnectEx; it always completes through the port.
-func (p *iocp) PostConnect(s Sock, addr netip.AddrPort) (bool, error) {
-	st := p.state(s)
+func (p *iocp) PostConnect(r Ref, addr netip.AddrPort) (bool, error) {
+	st := p.socks.get(r)
 	ctx, err := p.ctxs.get(ctxConnect, st)
 	if err != nil {
 		return false, err
 	}
-	err = windows.ConnectEx(s, toSockaddr(addr), nil, 0, nil, &ctx.ov)
+	err = windows.ConnectEx(st.s, toSockaddr(addr), nil, 0, nil, &ctx.ov)
 	if err != nil && err != windows.ERROR_IO_PENDING {
 		p.ctxs.put(ctx)
 		return false, err

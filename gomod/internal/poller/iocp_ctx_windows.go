@@ -16,7 +16,7 @@ import (
 type ioCtx struct {
 	ov       windows.Overlapped
 	op       ctxOp
-	slot     uint32 // the socket's state in iocp.states
+	slot     uint32 // the socket's state in iocp.socks
 	gen      uint32 // ... while it has this generation
 	flags    uint32 // WSARecv's flags, in place until the completion
 	bytes    uint32 // AcceptEx's byte count, likewise

@@ -13,8 +13,8 @@ import "golang.org/x/sys/windows"
 // receives the same way on Windows (zero-byte overlapped WSARecv, then a
 // non-blocking WSARecv on a FIONBIO socket).
 
-func (p *iocp) PostRecv(s Sock, max int) error {
-	st := p.state(s)
+func (p *iocp) PostRecv(r Ref, max int) error {
+	st := p.socks.get(r)
 	st.recvMax = max
 	if st.readable {
 		p.queue(st)

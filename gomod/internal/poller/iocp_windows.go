@@ -19,7 +19,7 @@ const (
 type sockState struct {
 	s          Sock
 	token      uint64
-	slot       uint32
+	slot       uint32 // in iocp.socks, with gen: what a context names it by
 	gen        uint32
 	family     int  // listener: AcceptEx accepts into sockets of this family
 	recvMax    int  // > 0: a receive of at most this many bytes is posted
@@ -42,15 +42,11 @@ type sockState struct {
 // runs these tests under Wine).
 type iocp struct {
 	port    windows.Handle
-	socks   map[Sock]*sockState
-	states  []*sockState // by slot; nil: free
-	free    []uint32     // free slots
-	gen     uint32
-	spare   []*sockState
+	socks   table[sockState] // by a slot of its own: a SOCKET is a handle
 	ctxs    ctxPool
 	entries []winapi.OverlappedEntry
 	ready   []*sockState // receives whose read waits for the next Wait
-	done    []Completion // completions that did not come from the port
+	done    doneQueue[Completion]
 	arena   recvArena
 	wsabufs []windows.WSABuf
 }
@@ -70,7 +66,6 @@ func newIOCP(Config) (Poller, error) {
 	}
 	return &iocp{
 		port:    port,
-		socks:   make(map[Sock]*sockState),
 		entries: make([]winapi.OverlappedEntry, entriesPerWait),
 		arena:   arena,
 		wsabufs: make([]windows.WSABuf, 0, maxGather),
@@ -79,44 +74,22 @@ func newIOCP(Config) (Poller, error) {
 
 func (p *iocp) Name() string { return "iocp" }
 
-// add associates s with the port for the socket's life.
-func (p *iocp) add(s Sock, token uint64) (*sockState, error) {
+// add associates s with the port for the socket's life. A context names
+// the socket by slot and generation (it lives outside the Go heap and may
+// hold no pointer), so a completion finds its state without a lookup, as
+// every post does by the Ref.
+func (p *iocp) add(s Sock, token uint64) (*sockState, Ref, error) {
 	if _, err := windows.CreateIoCompletionPort(s, p.port, 0, 0); err != nil {
-		return nil, err
+		return nil, Ref{}, err
 	}
-	var st *sockState
-	if n := len(p.spare); n > 0 {
-		st = p.spare[n-1]
-		p.spare = p.spare[:n-1]
-	} else {
-		st = new(sockState)
-	}
-	var slot uint32
-	if n := len(p.free); n > 0 {
-		slot = p.free[n-1]
-		p.free = p.free[:n-1]
-	} else {
-		slot = uint32(len(p.states))
-		p.states = append(p.states, nil)
-	}
-	p.gen++
-	*st = sockState{s: s, token: token, slot: slot, gen: p.gen}
-	p.states[slot] = st
-	p.socks[s] = st
-	return st, nil
+	st, r := p.socks.add(s, -1)
+	*st = sockState{s: s, token: token, slot: uint32(r.slot), gen: r.gen}
+	return st, r, nil
 }
 
-func (p *iocp) state(s Sock) *sockState {
-	st := p.socks[s]
-	if st == nil {
-		panic("poller: socket not registered")
-	}
-	return st
-}
-
-func (p *iocp) Register(s Sock, token uint64) error {
-	_, err := p.add(s, token)
-	return err
+func (p *iocp) Register(s Sock, token uint64) (Ref, error) {
+	_, r, err := p.add(s, token)
+	return r, err
 }
 
 // wsaBuf describes b (not empty) for WSASend: at most maxSendBuf bytes of
@@ -125,8 +98,8 @@ func wsaBuf(b []byte) windows.WSABuf {
 	return windows.WSABuf{Len: uint32(min(len(b), maxSendBuf)), Buf: &b[0]}
 }
 
-func (p *iocp) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
-	st := p.state(s)
+func (p *iocp) PostSend(r Ref, bufs [][]byte) (int, bool, error) {
+	st := p.socks.get(r)
 	wb, _ := gather(p.wsabufs[:0], bufs, wsaBuf)
 	if len(wb) == 0 {
 		return 0, true, nil
@@ -140,7 +113,7 @@ func (p *iocp) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
 		st.pin.Pin(b.Buf)
 	}
 	// WSASend captures the WSABUF array itself; the array may be reused.
-	err = windows.WSASend(s, &wb[0], uint32(len(wb)), nil, 0, &ctx.ov, nil)
+	err = windows.WSASend(st.s, &wb[0], uint32(len(wb)), nil, 0, &ctx.ov, nil)
 	clear(wb)
 	if err != nil && err != windows.ERROR_IO_PENDING {
 		st.pin.Unpin()
@@ -154,32 +127,29 @@ func (p *iocp) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
 // Cancel: CancelIoEx makes every operation of s in the kernel complete
 // through the port (with ERROR_OPERATION_ABORTED unless it had finished); a
 // read waiting on the ready list is not in the kernel and completes here.
-func (p *iocp) Cancel(s Sock) {
-	st := p.state(s)
+func (p *iocp) Cancel(r Ref) {
+	st := p.socks.get(r)
 	st.canceled = true
 	if st.queued {
 		p.unqueue(st)
 		st.recvMax = 0
-		p.done = append(p.done, Completion{Op: OpRecv, Token: st.token, Err: ErrCanceled})
+		p.done.push(Completion{Op: OpRecv, Token: st.token, Err: ErrCanceled})
 	}
 	if st.probing || st.sending || st.connecting || st.accepts > 0 {
-		windows.CancelIoEx(s, nil)
+		windows.CancelIoEx(st.s, nil)
 	}
 }
 
-func (p *iocp) Release(s Sock, abort bool) { releaseNow(p, s, abort) }
+func (p *iocp) Release(r Ref, abort bool) { releaseNow(p, r, abort) }
 
-func (p *iocp) Unregister(s Sock) {
-	st := p.state(s)
+func (p *iocp) Unregister(r Ref) {
+	st := p.socks.get(r)
 	if st.queued {
 		p.unqueue(st)
 	}
 	st.pin.Unpin()
-	delete(p.socks, s)
-	p.states[st.slot] = nil
-	p.free = append(p.free, st.slot)
 	*st = sockState{}
-	p.spare = append(p.spare, st)
+	p.socks.remove(r)
 }
 
 // Wake posts an empty packet; Wait takes it for a wake-up.
@@ -187,8 +157,7 @@ func (p *iocp) Wake() { windows.PostQueuedCompletionStatus(p.port, 0, 0, nil) }
 
 func (p *iocp) Wait(batch []Completion, timeout time.Duration) (int, error) {
 	p.arena.reset()
-	n := copy(batch, p.done)
-	p.done = p.done[:copy(p.done, p.done[n:])]
+	n := copy(batch, p.done.take(len(batch)))
 	n = p.runReady(batch, n)
 	if n == len(batch) {
 		return n, nil
@@ -224,8 +193,8 @@ func (p *iocp) Wait(batch []Completion, timeout time.Duration) (int, error) {
 // finish turns one packet into at most one completion and returns the
 // context to the pool.
 func (p *iocp) finish(ctx *ioCtx, nbytes uint32, batch []Completion, n int) int {
-	st := p.states[ctx.slot]
-	if st == nil || st.gen != ctx.gen {
+	st := p.socks.match(int(ctx.slot), ctx.gen, ^uint32(0))
+	if st == nil {
 		// Unregistered with the operation outstanding: a broken rule, but
 		// the accepted socket at least is not leaked.
 		if ctx.op == ctxAccept {

@@ -19,7 +19,7 @@ func TestIdleReceiveWaitsInTheKernel(t *testing.T) {
 		if err := p.PostRecv(s, 1<<16); err != nil {
 			t.Fatal(err)
 		}
-		if st := ip.socks[s]; !st.probing || st.queued {
+		if st := ip.socks.get(s); !st.probing || st.queued {
 			t.Fatalf("posted receive: probing %v queued %v, want a probe in the kernel", st.probing, st.queued)
 		}
 		start := time.Now()
@@ -42,14 +42,12 @@ func TestIdleReceiveWaitsInTheKernel(t *testing.T) {
 // the next peer is accepted by that same accept.
 func TestAcceptOfResetPeerKeepsListening(t *testing.T) {
 	forBackends(t, func(t *testing.T, p Poller) {
-		l, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), 16, false)
+		ls, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), 16, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer CloseSock(l)
-		if err := p.Listen(l, 1); err != nil {
-			t.Fatal(err)
-		}
+		defer CloseSock(ls)
+		l := listen(t, p, ls, 1)
 		gone, err := net.Dial("tcp", addr.String())
 		if err != nil {
 			t.Fatal(err)
@@ -85,22 +83,18 @@ func TestAcceptOfResetPeerKeepsListening(t *testing.T) {
 // (AcceptEx needs the listener's family), and ConnectEx connects one.
 func TestIPv6AcceptAndConnect(t *testing.T) {
 	forBackends(t, func(t *testing.T, p Poller) {
-		l, addr, err := ListenTCP(netip.MustParseAddrPort("[::1]:0"), 16, false)
+		ls, addr, err := ListenTCP(netip.MustParseAddrPort("[::1]:0"), 16, false)
 		if err != nil {
 			t.Skipf("no IPv6 loopback: %v", err)
 		}
-		defer CloseSock(l)
-		if err := p.Listen(l, 1); err != nil {
-			t.Fatal(err)
-		}
+		defer CloseSock(ls)
+		l := listen(t, p, ls, 1)
 		p.PostAccept(l, 1)
-		s, err := NewConnectSocket(addr)
+		cs, err := NewConnectSocket(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Register(s, 2); err != nil {
-			t.Fatal(err)
-		}
+		s := register(t, p, cs, 2)
 		if done, err := p.PostConnect(s, addr); done || err != nil {
 			t.Fatalf("PostConnect: %v %v", done, err)
 		}
@@ -111,14 +105,14 @@ func TestIPv6AcceptAndConnect(t *testing.T) {
 				t.Fatalf("%+v", c)
 			case c.Op == OpAccept:
 				accepted = c.Sock
-				if local, _ := LocalAddr(s); c.Peer != local {
+				if local, _ := LocalAddr(cs); c.Peer != local {
 					t.Errorf("accepted peer %v, connecting socket is %v", c.Peer, local)
 				}
 			case c.Op != OpConnect:
 				t.Fatalf("%+v", c)
 			}
 		}
-		if peer, err := PeerAddr(s); err != nil || peer != addr {
+		if peer, err := PeerAddr(cs); err != nil || peer != addr {
 			t.Errorf("connected socket's peer %v %v, want %v", peer, err, addr)
 		}
 		CloseSock(accepted)

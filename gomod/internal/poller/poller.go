@@ -77,36 +77,40 @@ type Config struct {
 // Poller is one completion port. See the package comment for the rules.
 type Poller interface {
 	// Register associates a connected (or connecting) socket with this port
-	// for life; token comes back in every completion of the socket.
-	Register(s Sock, token uint64) error
+	// for life; token comes back in every completion of the socket, and
+	// every later call on it takes the Ref.
+	Register(s Sock, token uint64) (Ref, error)
 	// Listen associates a listening socket; accepts are posted with PostAccept.
-	Listen(s Sock, token uint64) error
+	Listen(s Sock, token uint64) (Ref, error)
 	// PostAccept posts n more accepts on a listening socket; each completes
 	// once with an accepted socket or an error.
-	PostAccept(s Sock, n int) error
-	// PostConnect starts connecting s to addr. done=true: connected at once.
-	PostConnect(s Sock, addr netip.AddrPort) (done bool, err error)
+	PostAccept(r Ref, n int) error
+	// PostConnect starts connecting the socket to addr. done=true:
+	// connected at once.
+	PostConnect(r Ref, addr netip.AddrPort) (done bool, err error)
 	// PostRecv posts one receive. max bounds what the backend reads from
 	// the socket beyond what was delivered: one read of at most max bytes
 	// (epoll), or read-ahead of about max bytes in provided buffers, a
 	// completion carrying at most one buffer (io_uring). Past that the
 	// socket is not read, and TCP pushes back on the peer.
-	PostRecv(s Sock, max int) error
+	PostRecv(r Ref, max int) error
 	// PostSend posts one send of bufs (gathered in order). done=true: n bytes
 	// were written at once (n may be less than the total; post the rest).
 	// The bytes must stay unchanged until the completion; the slice of
 	// slices itself may be reused as soon as the call returns.
-	PostSend(s Sock, bufs [][]byte) (n int, done bool, err error)
-	// Cancel completes every outstanding operation of s (see ErrCanceled).
-	Cancel(s Sock)
-	// Unregister forgets s; the caller closes it afterwards.
-	Unregister(s Sock)
-	// Release forgets s and closes it (abort: with a reset, SO_LINGER 0).
+	PostSend(r Ref, bufs [][]byte) (n int, done bool, err error)
+	// Cancel completes every outstanding operation of the socket (see
+	// ErrCanceled).
+	Cancel(r Ref)
+	// Unregister forgets the socket; the caller closes it afterwards.
+	Unregister(r Ref)
+	// Release forgets the socket and closes it (abort: with a reset,
+	// SO_LINGER 0).
 	// The close may be made in the next Wait, or by Close at the latest:
 	// io_uring submits it with the round's other work, no system call of
 	// its own. Closing a listener is left to the caller, whose next bind
 	// of the port must not find it still open.
-	Release(s Sock, abort bool)
+	Release(r Ref, abort bool)
 	// Wait harvests up to len(batch) completions. It blocks up to timeout
 	// (negative: no limit, zero: do not block) when none is ready, and returns
 	// early, possibly with none, after Wake.
@@ -154,11 +158,11 @@ func Open(name string, cfg Config) (p Poller, skipped error, err error) {
 	return nil, nil, &UnknownBackendError{Name: name}
 }
 
-// releaseNow is Release for the backends that close at once: forget s,
-// then close it.
-func releaseNow(p Poller, s Sock, abort bool) {
-	p.Unregister(s)
-	closeSock(s, abort)
+// releaseNow is Release for the backends that close at once: forget the
+// socket, then close it.
+func releaseNow(p Poller, r Ref, abort bool) {
+	p.Unregister(r)
+	closeSock(r.s, abort)
 }
 
 // closeSock closes s now, with a reset if abort.

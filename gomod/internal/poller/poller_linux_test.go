@@ -20,9 +20,9 @@ func setRecvBuffer(s Sock, n int) error {
 }
 
 // readAhead is how many bytes io_uring read from s beyond what was delivered.
-func readAhead(p Poller, s Sock) (int, bool) {
+func readAhead(p Poller, s Ref) (int, bool) {
 	if u, ok := p.(*uring); ok {
-		return u.fds[s].aheadLen(), true
+		return u.fds.get(s).aheadLen(), true
 	}
 	return 0, false
 }
@@ -49,7 +49,7 @@ func checkSettled(t *testing.T, p Poller) {
 
 func ringAccounted(u *uring) int {
 	n := u.buf.offered + len(u.buf.returned) + len(u.recycle) + u.holding
-	for _, d := range u.done {
+	for _, d := range u.done.q[u.done.head:] {
 		if d.bid >= 0 {
 			n++
 		}

@@ -90,19 +90,17 @@ func quiet(t *testing.T, p Poller) {
 
 // pair returns a socket accepted through p (registered, token 7) and the
 // client end.
-func pair(t *testing.T, p Poller) (Sock, net.Conn) {
+func pair(t *testing.T, p Poller) (Ref, net.Conn) {
 	t.Helper()
-	l, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), 16, false)
+	ls, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), 16, false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	l := listen(t, p, ls, 1)
 	defer func() {
 		p.Unregister(l) // its one posted accept has completed
-		CloseSock(l)
+		CloseSock(ls)
 	}()
-	if err := p.Listen(l, 1); err != nil {
-		t.Fatal(err)
-	}
 	cli, err := net.Dial("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -113,31 +111,46 @@ func pair(t *testing.T, p Poller) (Sock, net.Conn) {
 	if c.Op != OpAccept || c.Err != nil || c.Token != 1 || c.Peer.String() != cli.LocalAddr().String() {
 		t.Fatalf("accept completion %+v", c)
 	}
-	if err := p.Register(c.Sock, 7); err != nil {
+	return register(t, p, c.Sock, 7), cli
+}
+
+// listen registers the listening socket l with p.
+func listen(t *testing.T, p Poller, l Sock, token uint64) Ref {
+	t.Helper()
+	r, err := p.Listen(l, token)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Sock, cli
+	return r
+}
+
+// register registers the socket s with p.
+func register(t *testing.T, p Poller, s Sock, token uint64) Ref {
+	t.Helper()
+	r, err := p.Register(s, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // release forgets and closes a socket with no operation outstanding.
-func release(p Poller, s Sock) {
-	p.Unregister(s)
-	CloseSock(s)
+func release(p Poller, r Ref) {
+	p.Unregister(r)
+	CloseSock(r.Sock())
 }
 
 // acceptConns accepts n connections through p, each registered with its
 // socket as token, and returns them with their client ends, in the same
 // order.
-func acceptConns(t *testing.T, p Poller, n int) ([]Sock, []net.Conn) {
+func acceptConns(t *testing.T, p Poller, n int) ([]Ref, []net.Conn) {
 	t.Helper()
-	l, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), n, false)
+	ls, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), n, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer CloseSock(l)
-	if err := p.Listen(l, 1); err != nil {
-		t.Fatal(err)
-	}
+	defer CloseSock(ls)
+	l := listen(t, p, ls, 1)
 	defer p.Unregister(l)
 	clients := make([]net.Conn, n)
 	byPort := make(map[uint16]int, n)
@@ -150,16 +163,13 @@ func acceptConns(t *testing.T, p Poller, n int) ([]Sock, []net.Conn) {
 		byPort[uint16(c.LocalAddr().(*net.TCPAddr).Port)] = i
 	}
 	p.PostAccept(l, n)
-	socks := make([]Sock, n)
+	socks := make([]Ref, n)
 	for _, c := range harvest(t, p, n) {
 		i, ok := byPort[c.Peer.Port()]
 		if c.Op != OpAccept || c.Err != nil || !ok {
 			t.Fatalf("accept: %+v", c)
 		}
-		socks[i] = c.Sock
-		if err := p.Register(c.Sock, uint64(c.Sock)); err != nil {
-			t.Fatal(err)
-		}
+		socks[i] = register(t, p, c.Sock, uint64(c.Sock))
 	}
 	return socks, clients
 }
@@ -214,7 +224,7 @@ func TestRecvRespectsMax(t *testing.T) {
 func TestUnpostedSocketIsNotRead(t *testing.T) {
 	forBackends(t, func(t *testing.T, p Poller) {
 		s, cli := pair(t, p)
-		setRecvBuffer(s, 128<<10)
+		setRecvBuffer(s.Sock(), 128<<10)
 		const max = 64 << 10
 		p.PostRecv(s, max)
 		payload := make([]byte, 8<<20)
@@ -378,7 +388,8 @@ func TestSendSliceReusable(t *testing.T) {
 				continue
 			}
 			for _, c := range harvest(t, p, 1) {
-				i := slices.Index(socks, Sock(c.Token)) // acceptConns: the socket is the token
+				// acceptConns: the socket is the token
+				i := slices.IndexFunc(socks, func(r Ref) bool { return r.Sock() == Sock(c.Token) })
 				if c.Op != OpSend || c.Err != nil || c.N <= 0 || i < 0 || !posted[i] {
 					t.Fatalf("send completion %+v", c)
 				}
@@ -433,11 +444,11 @@ func TestSendSkipsEmptySlices(t *testing.T) {
 func TestFailedPostProducesNoCompletion(t *testing.T) {
 	forBackends(t, func(t *testing.T, p Poller) {
 		addr := netip.MustParseAddrPort("127.0.0.1:9")
-		s, err := NewConnectSocket(addr)
+		cs, err := NewConnectSocket(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.Register(s, 9)
+		s := register(t, p, cs, 9)
 		// An IPv6 address on an IPv4 socket: the connect fails.
 		done, err := p.PostConnect(s, netip.AddrPortFrom(netip.IPv6Loopback(), addr.Port()))
 		switch {
@@ -459,12 +470,12 @@ func TestFailedPostProducesNoCompletion(t *testing.T) {
 // rest wait for the next post.
 func TestAcceptBatch(t *testing.T) {
 	forBackends(t, func(t *testing.T, p Poller) {
-		l, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), 64, false)
+		ls, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), 64, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer CloseSock(l)
-		p.Listen(l, 3)
+		defer CloseSock(ls)
+		l := listen(t, p, ls, 3)
 		for i := 0; i < 5; i++ {
 			c, err := net.Dial("tcp", addr.String())
 			if err != nil {

@@ -15,8 +15,8 @@ func TestReleaseAborts(t *testing.T) {
 		s, cli := pair(t, p)
 		p.Release(s, true)
 		p.Wait(make([]Completion, 4), 0)
-		if _, err := unix.FcntlInt(uintptr(s), unix.F_GETFD, 0); err != unix.EBADF {
-			t.Fatalf("descriptor %d after the Wait: %v, want EBADF", s, err)
+		if _, err := unix.FcntlInt(uintptr(s.Sock()), unix.F_GETFD, 0); err != unix.EBADF {
+			t.Fatalf("descriptor %d after the Wait: %v, want EBADF", s.Sock(), err)
 		}
 		if err := readEnd(t, cli); !errors.Is(err, syscall.ECONNRESET) {
 			t.Fatalf("the peer read %v, want a reset", err)

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func (p *uring) PostAccept(s Sock, n int) error {
-	st := p.state(s)
+func (p *uring) PostAccept(r Ref, n int) error {
+	st := p.fds.get(r)
 	st.accepts += n
 	for st.accepts > 0 && len(st.stash) > 0 {
 		fd := st.stash[0]
@@ -79,12 +79,12 @@ func (p *uring) finishAccepts(st *uringFD) {
 	st.stash = nil
 }
 
-func (p *uring) PostConnect(s Sock, addr netip.AddrPort) (bool, error) {
-	st := p.state(s)
+func (p *uring) PostConnect(r Ref, addr netip.AddrPort) (bool, error) {
+	st := p.fds.get(r)
 	n := rawSockaddr(addr, &st.sa)
 	e := p.r.sqe()
 	e.opcode = ioringOpConnect
-	e.fd = int32(s)
+	e.fd = int32(st.fd)
 	e.addr = uint64(uintptr(unsafe.Pointer(&st.sa)))
 	e.off = uint64(n)
 	e.userData = ud(udConnect, st)

@@ -20,7 +20,8 @@ func forUring(t *testing.T, f func(t *testing.T, p *uring)) {
 // waitRecv waits for the receive completion of s and checks that it
 // carries data; it returns the completion, its bytes still in the port's
 // memory (valid until the next Wait).
-func waitRecv(t *testing.T, p *uring, s Sock) Completion {
+func waitRecv(t *testing.T, p *uring, r Ref) Completion {
+	s := r.Sock()
 	t.Helper()
 	batch := make([]Completion, 1)
 	deadline := time.Now().Add(5 * time.Second)
@@ -41,13 +42,13 @@ func waitRecv(t *testing.T, p *uring, s Sock) Completion {
 }
 
 // settle cancels every socket, drains the completions and releases them.
-func settle(t *testing.T, p *uring, socks []Sock) {
+func settle(t *testing.T, p *uring, socks []Ref) {
 	t.Helper()
 	for _, s := range socks {
 		p.Cancel(s)
 	}
 	for _, s := range socks {
-		for p.state(s).recvArmed || p.state(s).recvWanted {
+		for p.fds.get(s).recvArmed || p.fds.get(s).recvWanted {
 			if _, err := p.Wait(make([]Completion, 64), 10*time.Millisecond); err != nil {
 				t.Fatal(err)
 			}
@@ -110,9 +111,9 @@ func TestReadAheadDeliveredInPlace(t *testing.T) {
 			want[i] = byte(i % 251)
 		}
 		cli.Write(want)
-		for deadline := time.Now().Add(5 * time.Second); p.state(s).aheadLen() < len(want); {
+		for deadline := time.Now().Add(5 * time.Second); p.fds.get(s).aheadLen() < len(want); {
 			if time.Now().After(deadline) {
-				t.Fatalf("read ahead %d of %d bytes", p.state(s).aheadLen(), len(want))
+				t.Fatalf("read ahead %d of %d bytes", p.fds.get(s).aheadLen(), len(want))
 			}
 			p.Wait(make([]Completion, 1), 10*time.Millisecond)
 		}
@@ -157,7 +158,7 @@ func TestFewBuffersHeldAsReadAhead(t *testing.T) {
 		for deadline := time.Now().Add(5 * time.Second); ; {
 			ahead := 0
 			for _, s := range socks {
-				ahead += p.state(s).aheadLen()
+				ahead += p.fds.get(s).aheadLen()
 			}
 			if ahead == n*len(want(0)) {
 				break
@@ -224,7 +225,7 @@ func TestBuffersComeBackFromForgottenSockets(t *testing.T) {
 		for deadline := time.Now().Add(5 * time.Second); ; {
 			ahead := 0
 			for _, s := range socks {
-				if p.state(s).aheadLen() > 0 {
+				if p.fds.get(s).aheadLen() > 0 {
 					ahead++
 				}
 			}

@@ -33,10 +33,8 @@ type uring struct {
 	buf     *bufRing
 	wakefd  int
 	wakeBuf *uint64
-	fds     []*uringFD // indexed by descriptor
-	gen     uint32
-	spare   []*uringFD
-	done    []pending     // completions made outside a Wait, delivered by the next
+	fds     table[uringFD] // by descriptor
+	done    doneQueue[pending]
 	recycle []uint16      // buffers delivered last round, back to the kernel at the next Wait
 	nobufs  []*uringFD    // receives that found the buffer ring empty, armed again next Wait
 	closing []queuedClose // Release's closes the kernel has not taken yet
@@ -157,39 +155,22 @@ func (p *uring) start() error {
 	return nil
 }
 
-func (p *uring) add(s Sock, token uint64, listener bool) error {
+func (p *uring) add(s Sock, token uint64, listener bool) (Ref, error) {
 	if err := p.start(); err != nil {
-		return err
+		return Ref{}, err
 	}
-	var st *uringFD
-	if n := len(p.spare); n > 0 {
-		st, p.spare = p.spare[n-1], p.spare[:n-1]
-	} else {
-		st = new(uringFD)
-	}
-	p.gen++
-	*st = uringFD{fd: s, gen: p.gen, token: token, listener: listener, held: heldBuf{bid: -1},
+	st, r := p.fds.add(s, s)
+	*st = uringFD{fd: s, gen: r.gen, token: token, listener: listener, held: heldBuf{bid: -1},
 		sendBufs: st.sendBufs[:0], iov: st.iov[:0]}
-	for len(p.fds) <= s {
-		p.fds = append(p.fds, nil)
-	}
-	p.fds[s] = st
-	return nil
+	return r, nil
 }
 
-func (p *uring) state(s Sock) *uringFD {
-	if s < 0 || s >= len(p.fds) || p.fds[s] == nil {
-		panic("poller: socket not registered")
-	}
-	return p.fds[s]
-}
+func (p *uring) Register(s Sock, token uint64) (Ref, error) { return p.add(s, token, false) }
 
-func (p *uring) Register(s Sock, token uint64) error { return p.add(s, token, false) }
+func (p *uring) Listen(s Sock, token uint64) (Ref, error) { return p.add(s, token, true) }
 
-func (p *uring) Listen(s Sock, token uint64) error { return p.add(s, token, true) }
-
-func (p *uring) Unregister(s Sock) {
-	st := p.state(s)
+func (p *uring) Unregister(r Ref) {
+	st := p.fds.get(r)
 	if st.recvQueued {
 		p.unqueue(st)
 	}
@@ -201,8 +182,7 @@ func (p *uring) Unregister(s Sock) {
 	}
 	clear(st.sendBufs)
 	p.dropAhead(st)
-	p.fds[s] = nil
-	p.spare = append(p.spare, st)
+	p.fds.remove(r)
 }
 
 // queuedClose is a Release's close, queued at SQ position pos.
@@ -213,8 +193,9 @@ type queuedClose struct {
 
 // Release forgets s and queues its close on the ring, submitted by the
 // next Wait: a connection's close costs no system call of its own.
-func (p *uring) Release(s Sock, abort bool) {
-	p.Unregister(s)
+func (p *uring) Release(r Ref, abort bool) {
+	s := r.s
+	p.Unregister(r)
 	if abort {
 		lingerZero(s)
 	}
@@ -251,8 +232,8 @@ func (p *uring) unqueue(st *uringFD) {
 
 // PostSend queues the send for the round's io_uring_enter; it never
 // completes at once.
-func (p *uring) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
-	st := p.state(s)
+func (p *uring) PostSend(r Ref, bufs [][]byte) (int, bool, error) {
+	st := p.fds.get(r)
 	var total int
 	st.iov, total = gather(st.iov[:0], bufs, iovec)
 	if total == 0 {
@@ -260,7 +241,7 @@ func (p *uring) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
 	}
 	st.sendBufs = append(st.sendBufs[:0], bufs...)
 	e := p.r.sqe()
-	e.fd = int32(s)
+	e.fd = int32(st.fd)
 	e.opFlags = unix.MSG_NOSIGNAL | unix.MSG_WAITALL
 	e.userData = ud(udSend, st)
 	if len(st.iov) == 1 {
@@ -282,8 +263,8 @@ func (p *uring) PostSend(s Sock, bufs [][]byte) (int, bool, error) {
 
 // Cancel stops everything the socket has outstanding; each operation still
 // completes exactly once.
-func (p *uring) Cancel(s Sock) {
-	st := p.state(s)
+func (p *uring) Cancel(r Ref) {
+	st := p.fds.get(r)
 	if st.canceled {
 		return
 	}
@@ -363,15 +344,13 @@ func (p *uring) Wait(batch []Completion, timeout time.Duration) (int, error) {
 	p.nobufs = p.nobufs[:0]
 
 	p.out, p.n, p.off = batch, 0, 0
-	k := 0
-	for ; k < len(p.done) && p.n < len(batch); k++ {
-		p.emit(p.done[k].c, p.done[k].bid)
+	for _, d := range p.done.take(len(batch)) {
+		p.emit(d.c, d.bid)
 	}
-	p.done = p.done[:copy(p.done, p.done[k:])]
 	p.serveAhead()
 	p.harvest()
 	var min uint32
-	if p.n == 0 && len(p.done) == 0 && len(p.waiting) == 0 && timeout != 0 {
+	if p.n == 0 && p.done.len() == 0 && len(p.waiting) == 0 && timeout != 0 {
 		min = 1
 	}
 	err := p.r.enter(min, timeout)
@@ -410,7 +389,7 @@ func (p *uring) emit(c Completion, bid int32) {
 }
 
 // later keeps c for the next Wait.
-func (p *uring) later(c Completion, bid int32) { p.done = append(p.done, pending{c, bid}) }
+func (p *uring) later(c Completion, bid int32) { p.done.push(pending{c, bid}) }
 
 func (p *uring) complete(cqe *ioCQE) {
 	kind := cqe.userData >> 56
@@ -426,8 +405,8 @@ func (p *uring) complete(cqe *ioCQE) {
 	if cqe.flags&ioringCQEFBuffer != 0 {
 		p.buf.took()
 	}
-	fd := int(uint32(cqe.userData))
-	if fd >= len(p.fds) || p.fds[fd] == nil || p.fds[fd].gen&0xffffff != uint32(cqe.userData>>32)&0xffffff {
+	st := p.fds.match(int(uint32(cqe.userData)), uint32(cqe.userData>>32), 0xffffff)
+	if st == nil {
 		// A socket already forgotten: its receive's last arrivals, after
 		// the cancel. Their buffers still go back to the ring.
 		if cqe.flags&ioringCQEFBuffer != 0 {
@@ -435,7 +414,6 @@ func (p *uring) complete(cqe *ioCQE) {
 		}
 		return
 	}
-	st := p.fds[fd]
 	switch kind {
 	case udRecv:
 		p.recvDone(st, cqe)

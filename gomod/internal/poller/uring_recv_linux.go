@@ -8,8 +8,8 @@ import "syscall"
 
 // PostRecv asks for the socket's next data: what the read-ahead holds
 // completes it at the next Wait; else the next arrival does.
-func (p *uring) PostRecv(s Sock, max int) error {
-	st := p.state(s)
+func (p *uring) PostRecv(r Ref, max int) error {
+	st := p.fds.get(r)
 	st.recvLimit = max
 	st.recvWanted = true
 	if st.aheadLen() > 0 || (st.ended && !st.endTold) {
