@@ -51,28 +51,28 @@ func (a *aheadPool) close() {
 // appendAhead adds data to a socket's read-ahead, in a pooled chunk while
 // it fits (it always does when the receive caps hold).
 func (p *uring) appendAhead(st *uringFD, data []byte) {
-	if st.ahead == nil {
-		st.ahead = p.ahead.get()
+	if st.rx.ahead == nil {
+		st.rx.ahead = p.ahead.get()
 	}
-	if len(st.ahead)+len(data) > cap(st.ahead) {
-		grown := make([]byte, len(st.ahead), len(st.ahead)+len(data))
-		copy(grown, st.ahead)
-		p.ahead.put(st.ahead)
-		st.ahead = grown
+	if len(st.rx.ahead)+len(data) > cap(st.rx.ahead) {
+		grown := make([]byte, len(st.rx.ahead), len(st.rx.ahead)+len(data))
+		copy(grown, st.rx.ahead)
+		p.ahead.put(st.rx.ahead)
+		st.rx.ahead = grown
 	}
-	st.ahead = append(st.ahead, data...)
+	st.rx.ahead = append(st.rx.ahead, data...)
 }
 
 // dropAhead gives a socket's read-ahead memory back: a held buffer to the
 // ring at the next Wait (bytes delivered from it this round stay valid).
 func (p *uring) dropAhead(st *uringFD) {
-	if st.held.bid >= 0 {
-		p.recycle = append(p.recycle, uint16(st.held.bid))
+	if st.rx.held.bid >= 0 {
+		p.recycle = append(p.recycle, uint16(st.rx.held.bid))
 		p.unhold(st)
 	}
-	if st.ahead != nil {
-		p.ahead.put(st.ahead)
-		st.ahead = nil
+	if st.rx.ahead != nil {
+		p.ahead.put(st.rx.ahead)
+		st.rx.ahead = nil
 	}
 }
 
@@ -92,14 +92,14 @@ type heldBuf struct {
 const maxHeld = recvBufCount / 4
 
 // aheadLen is how many bytes the socket read before its caller posted.
-func (st *uringFD) aheadLen() int { return st.held.n + len(st.ahead) }
+func (st *uringFD) aheadLen() int { return st.rx.held.n + len(st.rx.ahead) }
 
 // keepAhead makes an arrival in buffer bid read-ahead: held in place if
 // the socket has no read-ahead yet and the port holds few buffers, copied
 // out otherwise (the buffer then goes back to the ring).
 func (p *uring) keepAhead(st *uringFD, bid uint16, n int) {
 	if st.aheadLen() == 0 && p.holding < maxHeld {
-		st.held = heldBuf{bid: int32(bid), n: n}
+		st.rx.held = heldBuf{bid: int32(bid), n: n}
 		p.holding++
 		return
 	}
@@ -113,10 +113,10 @@ func (p *uring) keepAhead(st *uringFD, bid uint16, n int) {
 func (p *uring) serveAhead() {
 	keep := p.waiting[:0]
 	for _, st := range p.waiting {
-		if !st.recvWanted {
+		if !st.rx.wanted {
 			continue
 		}
-		copied := st.held.n == 0 && len(st.ahead) > 0
+		copied := st.rx.held.n == 0 && len(st.rx.ahead) > 0
 		if p.n == len(p.out) || (copied && p.off == len(p.arena)) {
 			keep = append(keep, st)
 			continue
@@ -124,9 +124,9 @@ func (p *uring) serveAhead() {
 		c := Completion{Op: OpRecv, Token: st.token}
 		bid := int32(-1)
 		switch {
-		case st.held.n > 0:
-			h := &st.held
-			n := min(h.n, st.recvLimit)
+		case st.rx.held.n > 0:
+			h := &st.rx.held
+			n := min(h.n, st.rx.limit)
 			c.Data = p.buf.data(uint16(h.bid), h.off+n)[h.off:]
 			h.off += n
 			h.n -= n
@@ -135,21 +135,21 @@ func (p *uring) serveAhead() {
 				p.unhold(st)
 			}
 		case copied:
-			n := copy(p.arena[p.off:], st.ahead[:min(len(st.ahead), st.recvLimit)])
+			n := copy(p.arena[p.off:], st.rx.ahead[:min(len(st.rx.ahead), st.rx.limit)])
 			c.Data = p.arena[p.off : p.off+n : p.off+n]
 			p.off += n
-			st.ahead = st.ahead[:copy(st.ahead, st.ahead[n:])]
-			if len(st.ahead) == 0 {
-				p.ahead.put(st.ahead) // an idle connection keeps no read-ahead memory
-				st.ahead = nil
+			st.rx.ahead = st.rx.ahead[:copy(st.rx.ahead, st.rx.ahead[n:])]
+			if len(st.rx.ahead) == 0 {
+				p.ahead.put(st.rx.ahead) // an idle connection keeps no read-ahead memory
+				st.rx.ahead = nil
 			}
-		case st.ended && !st.endTold:
-			c.Err = st.endErr // end of stream: no data, no error
-			st.endTold = true
+		case st.rx.end == rxEnded:
+			c.Err = st.rx.endErr // end of stream: no data, no error
+			st.rx.end = rxEndTold
 		default:
 			continue
 		}
-		st.recvWanted = false
+		st.rx.wanted = false
 		p.emit(c, bid)
 		p.keepReading(st)
 	}
@@ -158,6 +158,6 @@ func (p *uring) serveAhead() {
 
 // unhold forgets the socket's held buffer; the caller sends it back.
 func (p *uring) unhold(st *uringFD) {
-	st.held = heldBuf{bid: -1}
+	st.rx.held = heldBuf{bid: -1}
 	p.holding--
 }

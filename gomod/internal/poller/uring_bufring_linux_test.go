@@ -48,7 +48,7 @@ func settle(t *testing.T, p *uring, socks []Ref) {
 		p.Cancel(s)
 	}
 	for _, s := range socks {
-		for p.fds.get(s).recvArmed || p.fds.get(s).recvWanted {
+		for p.fds.get(s).rx.kernel == rxArmed || p.fds.get(s).rx.wanted {
 			if _, err := p.Wait(make([]Completion, 64), 10*time.Millisecond); err != nil {
 				t.Fatal(err)
 			}

@@ -63,15 +63,7 @@ type uringFD struct {
 	listener bool
 	canceled bool
 
-	recvWanted bool // the caller's receive is posted: the next arrival completes it
-	recvArmed  bool // the multishot receive is in the kernel
-	recvQueued bool // on nobufs
-	recvLimit  int
-	held       heldBuf // arrived before the caller posted for it, first, in its ring buffer
-	ahead      []byte  // arrived before the caller posted for it, after held, copied out
-	ended      bool    // the end of the stream (endErr nil) or an error comes after ahead
-	endTold    bool
-	endErr     error
+	rx uringRecv // the receive side
 
 	sendPosted bool
 	sendBufs   [][]byte // kept reachable while the kernel reads them
@@ -160,7 +152,7 @@ func (p *uring) add(s Sock, token uint64, listener bool) (Ref, error) {
 		return Ref{}, err
 	}
 	st, r := p.fds.add(s, s)
-	*st = uringFD{fd: s, gen: r.gen, token: token, listener: listener, held: heldBuf{bid: -1},
+	*st = uringFD{fd: s, gen: r.gen, token: token, listener: listener, rx: uringRecv{held: heldBuf{bid: -1}},
 		sendBufs: st.sendBufs[:0], iov: st.iov[:0]}
 	return r, nil
 }
@@ -171,7 +163,7 @@ func (p *uring) Listen(s Sock, token uint64) (Ref, error) { return p.add(s, toke
 
 func (p *uring) Unregister(r Ref) {
 	st := p.fds.get(r)
-	if st.recvQueued {
+	if st.rx.kernel == rxStarved {
 		p.unqueue(st)
 	}
 	for i, q := range p.waiting {
@@ -225,7 +217,7 @@ func (p *uring) unqueue(st *uringFD) {
 			break
 		}
 	}
-	st.recvQueued = false
+	st.rx.kernel = rxIdle
 }
 
 // ---------------------------------------------------------------- send
@@ -283,17 +275,17 @@ func (p *uring) Cancel(r Ref) {
 	for _, op := range []struct {
 		on   bool
 		kind uint64
-	}{{st.recvArmed, udRecv}, {st.sendPosted, udSend}, {st.connecting, udConnect}} {
+	}{{st.rx.kernel == rxArmed, udRecv}, {st.sendPosted, udSend}, {st.connecting, udConnect}} {
 		if op.on {
 			p.cancel(ud(op.kind, st))
 		}
 	}
-	if st.recvQueued {
+	if st.rx.kernel == rxStarved {
 		p.unqueue(st)
 	}
 	p.dropAhead(st)
-	if st.recvWanted && !st.recvArmed {
-		st.recvWanted = false
+	if st.rx.wanted && st.rx.kernel != rxArmed {
+		st.rx.wanted = false
 		p.later(Completion{Op: OpRecv, Token: st.token, Err: ErrCanceled}, -1)
 	}
 }
@@ -338,7 +330,7 @@ func (p *uring) Wait(batch []Completion, timeout time.Duration) (int, error) {
 	p.recycle = p.recycle[:0]
 	p.buf.publish(len(p.nobufs) > 0)
 	for _, st := range p.nobufs {
-		st.recvQueued = false
+		st.rx.kernel = rxIdle
 		p.keepReading(st)
 	}
 	p.nobufs = p.nobufs[:0]

@@ -6,13 +6,46 @@ package poller
 
 import "syscall"
 
+// uringRecv is one socket's receive side, in three parts that change
+// apart: whether the caller has a receive posted (wanted, at most limit
+// bytes), what the kernel has of it (kernel), and how far the stream has
+// come (end). Bytes that arrive while no receive is posted are read-ahead
+// (held, then ahead), delivered first by the next post.
+type uringRecv struct {
+	wanted bool // the caller's receive is posted: the next arrival completes it
+	limit  int  // ... and may read this much ahead of delivery
+	kernel rxKernel
+	end    rxEnd
+	endErr error   // rxEnded: nil for the peer's end of stream, else the error
+	held   heldBuf // read-ahead, first: in the ring buffer it arrived in
+	ahead  []byte  // read-ahead, after held: copied out
+}
+
+// rxKernel is where the socket's read stands with the kernel.
+type rxKernel uint8
+
+const (
+	rxIdle    rxKernel = iota // no receive SQE: keepReading arms one when the budget allows
+	rxArmed                   // a receive (multishot or single-shot) is in the kernel
+	rxStarved                 // it found the buffer ring empty: on nobufs, armed again next Wait
+)
+
+// rxEnd is how far the stream has come.
+type rxEnd uint8
+
+const (
+	rxOpen    rxEnd = iota // more may arrive
+	rxEnded                // the end (or an error) came, behind the read-ahead; not told yet
+	rxEndTold              // a receive completed with it: nothing more is read
+)
+
 // PostRecv asks for the socket's next data: what the read-ahead holds
 // completes it at the next Wait; else the next arrival does.
 func (p *uring) PostRecv(r Ref, max int) error {
 	st := p.fds.get(r)
-	st.recvLimit = max
-	st.recvWanted = true
-	if st.aheadLen() > 0 || (st.ended && !st.endTold) {
+	st.rx.limit = max
+	st.rx.wanted = true
+	if st.aheadLen() > 0 || st.rx.end == rxEnded {
 		p.waiting = append(p.waiting, st)
 	}
 	p.keepReading(st)
@@ -32,8 +65,8 @@ const maxAhead = 64 << 10
 // and the read-ahead is under the caller's max (and maxAhead). The receive
 // may read at most what is left of that budget.
 func (p *uring) keepReading(st *uringFD) {
-	budget := min(st.recvLimit, maxAhead) - st.aheadLen()
-	if st.recvArmed || st.recvQueued || st.ended || st.canceled || budget <= 0 {
+	budget := min(st.rx.limit, maxAhead) - st.aheadLen()
+	if st.rx.kernel != rxIdle || st.rx.end != rxOpen || st.canceled || budget <= 0 {
 		return
 	}
 	e := p.r.sqe()
@@ -48,12 +81,12 @@ func (p *uring) keepReading(st *uringFD) {
 	} else {
 		e.len = uint32(min(budget, recvBufSize))
 	}
-	st.recvArmed = true
+	st.rx.kernel = rxArmed
 }
 
 func (p *uring) recvDone(st *uringFD, cqe *ioCQE) {
 	if cqe.flags&ioringCQEFMore == 0 {
-		st.recvArmed = false
+		st.rx.kernel = rxIdle
 	}
 	bid := int32(-1)
 	if cqe.flags&ioringCQEFBuffer != 0 {
@@ -67,15 +100,15 @@ func (p *uring) recvDone(st *uringFD, cqe *ioCQE) {
 		if bid >= 0 {
 			p.recycle = append(p.recycle, uint16(bid))
 		}
-		if !st.recvArmed && st.recvWanted {
-			st.recvWanted = false
+		if st.rx.kernel != rxArmed && st.rx.wanted {
+			st.rx.wanted = false
 			p.emit(Completion{Op: OpRecv, Token: st.token, Err: ErrCanceled}, -1)
 		}
 		return
 	case errno == syscall.ENOBUFS:
 		// Every buffer is in use: the bytes wait in the socket, and the
 		// receive is armed again once the last round's buffers are back.
-		st.recvQueued = true
+		st.rx.kernel = rxStarved
 		p.nobufs = append(p.nobufs, st)
 		p.starved++
 		return
@@ -83,17 +116,17 @@ func (p *uring) recvDone(st *uringFD, cqe *ioCQE) {
 		if bid >= 0 {
 			p.recycle = append(p.recycle, uint16(bid)) // should the kernel ever take a buffer for no bytes
 		}
-		st.ended = true
+		st.rx.end = rxEnded
 		if cqe.res < 0 {
-			st.endErr = errno
+			st.rx.endErr = errno
 		}
-		if st.recvWanted {
+		if st.rx.wanted {
 			p.waiting = append(p.waiting, st)
 		}
 		return
 	}
-	if st.recvWanted && st.aheadLen() == 0 {
-		st.recvWanted = false
+	if st.rx.wanted && st.aheadLen() == 0 {
+		st.rx.wanted = false
 		p.emit(Completion{Op: OpRecv, Token: st.token, Data: p.buf.data(uint16(bid), int(cqe.res))}, bid)
 	} else {
 		p.keepAhead(st, uint16(bid), int(cqe.res))
