@@ -6,6 +6,10 @@
   the process's open file descriptors back to their count before the test
   (after a short settle loop; tolerance 0).
 
+- ``serve(handler, **options)``: what most socket tests start with, an
+  ``iocp_manager`` listening on an ephemeral loopback port; returns the
+  manager and its listener.
+
 The ``iocp_manager`` fixture comes from pyiocp's own pytest plugin
 (pyiocp.testing.plugin, registered through the pytest11 entry point).
 """
@@ -14,11 +18,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Iterator
+from typing import Any, Iterator, Tuple
 
 import pytest
 
-from iocp_helpers import fd_list, worker_threads
+import pyiocp
+from iocp_helpers import LOOPBACK, Serve, fd_list, worker_threads
+from pyiocp.testing import ManagerFactory
 from pyiocp.testing._leaks import warm_up
 
 # The backends every socket test runs on: Linux's two, or Windows's one (the
@@ -38,6 +44,15 @@ SETTLE_SECONDS = 3.0
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
+
+
+@pytest.fixture
+def serve(iocp_manager: ManagerFactory) -> Serve:
+    def make(handler: pyiocp.Handler, **options: Any) -> Tuple[pyiocp.SocketManager, pyiocp.Listener]:
+        mgr = iocp_manager(handler, **options)
+        return mgr, mgr.listen(LOOPBACK, 0)
+
+    return make
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
 
 import pyiocp
 from pyiocp.testing import fd_table
@@ -133,6 +133,14 @@ class Recorder(pyiocp.Handler):
         with self.cond:
             self.errors.append((conn, exc))
         self.record("error", conn, exc)
+
+
+class Serve(Protocol):
+    """The ``serve`` fixture (conftest.py): ``serve(handler, **options)``, a
+    manager of ``iocp_manager`` running handler and listening on an
+    ephemeral loopback port, with its listener."""
+
+    def __call__(self, handler: pyiocp.Handler, **options: Any) -> Tuple[pyiocp.SocketManager, pyiocp.Listener]: ...
 
 
 class Echo(pyiocp.Handler):

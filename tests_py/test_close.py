@@ -14,8 +14,8 @@ from typing import Callable, Iterable, List
 import pytest
 
 import pyiocp
-from iocp_helpers import (RESETS_LOST, Recorder, client, expect_reset, recv_exactly, recv_until_eof, set_linger_reset, small_rcvbuf_client,
-                          wait_until)
+from iocp_helpers import (RESETS_LOST, Recorder, Serve, client, expect_reset, recv_exactly, recv_until_eof,
+                          set_linger_reset, small_rcvbuf_client, wait_until)
 from pyiocp.testing import ManagerFactory
 
 
@@ -26,10 +26,9 @@ def _assert_once(rec: Recorder, ids: Iterable[int]) -> None:
     assert all(n == 1 for n in counts.values()), counts
 
 
-def test_client_close_gives_clean_on_close(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_client_close_gives_clean_on_close(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     s = client(lst.address)
     conn = rec.first_conn()
     s.sendall(b"bye")
@@ -42,10 +41,9 @@ def test_client_close_gives_clean_on_close(iocp_manager: ManagerFactory, backend
     _assert_once(rec, [conn.id])
 
 
-def test_client_reset_gives_connection_reset(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_client_reset_gives_connection_reset(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     s = client(lst.address)
     conn = rec.first_conn()
     set_linger_reset(s)
@@ -56,7 +54,7 @@ def test_client_reset_gives_connection_reset(iocp_manager: ManagerFactory, backe
     _assert_once(rec, [conn.id])
 
 
-def test_conn_close_flushes_then_fin(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_conn_close_flushes_then_fin(serve: Serve, backend: str) -> None:
     class H(Recorder):
         def on_accept(self, conn: pyiocp.Connection) -> None:
             super().on_accept(conn)
@@ -66,8 +64,7 @@ def test_conn_close_flushes_then_fin(iocp_manager: ManagerFactory, backend: str)
             conn.close()  # idempotent
 
     rec = H()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         assert recv_until_eof(s) == b"hello world"
         conn = rec.first_conn()
@@ -76,10 +73,9 @@ def test_conn_close_flushes_then_fin(iocp_manager: ManagerFactory, backend: str)
     _assert_once(rec, [conn.id])
 
 
-def test_conn_abort_resets_the_peer(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_conn_abort_resets_the_peer(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         conn = rec.first_conn()
         conn.abort()
@@ -92,10 +88,9 @@ def test_conn_abort_resets_the_peer(iocp_manager: ManagerFactory, backend: str) 
     _assert_once(rec, [conn.id])
 
 
-def test_close_and_abort_after_on_close_do_not_raise(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_close_and_abort_after_on_close_do_not_raise(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     s = client(lst.address)
     conn = rec.first_conn()
     s.close()
@@ -109,10 +104,9 @@ def test_close_and_abort_after_on_close_do_not_raise(iocp_manager: ManagerFactor
     assert conn.closed
 
 
-def test_send_after_close_raises_connection_closed(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_send_after_close_raises_connection_closed(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     s = client(lst.address)
     conn = rec.first_conn()
     conn.close()
@@ -132,10 +126,9 @@ def test_send_after_close_raises_connection_closed(iocp_manager: ManagerFactory,
         conn.send(b"much later")
 
 
-def test_send_after_peer_closed_raises_connection_closed(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_send_after_peer_closed_raises_connection_closed(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     s = client(lst.address)
     conn = rec.first_conn()
     s.close()
@@ -147,11 +140,10 @@ def test_send_after_peer_closed_raises_connection_closed(iocp_manager: ManagerFa
             op()
 
 
-def test_concurrent_close_from_two_threads(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_concurrent_close_from_two_threads(serve: Serve, backend: str) -> None:
     """close() and abort() raced from two threads, on 30 connections."""
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend, workers=2)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, workers=2)
     n = 30
     socks = [client(lst.address) for _ in range(n)]
     rec.wait_count("accept", n)
@@ -185,12 +177,11 @@ def test_concurrent_close_from_two_threads(iocp_manager: ManagerFactory, backend
     assert mgr.stats()["closed"] == n
 
 
-def test_on_close_exactly_once_mixed(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_on_close_exactly_once_mixed(serve: Serve, backend: str) -> None:
     """40 connections ended every way at once: client FIN, client RST,
     close(), abort(), with data in flight."""
     rec = Recorder(echo=True)
-    mgr = iocp_manager(rec, backend=backend, workers=2)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, workers=2)
     n = 40
     socks = [client(lst.address) for _ in range(n)]
     for s in socks:
@@ -247,7 +238,7 @@ def test_manager_close_with_open_connections(backend: str) -> None:
             s.close()
 
 
-def test_graceful_close_flushes_4_mib(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_graceful_close_flushes_4_mib(serve: Serve, backend: str) -> None:
     data = random.Random(5).randbytes(4 << 20)
 
     class H(Recorder):
@@ -257,8 +248,7 @@ def test_graceful_close_flushes_4_mib(iocp_manager: ManagerFactory, backend: str
             conn.close()
 
     rec = H()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address, timeout=10) as s:
         conn = rec.first_conn()
         got = recv_until_eof(s)
@@ -333,10 +323,9 @@ def test_close_is_idempotent(iocp_manager: ManagerFactory, backend: str) -> None
     assert mgr.closed
 
 
-def test_listener_close(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_listener_close(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         conn = rec.first_conn()
         lst.close()
@@ -352,12 +341,11 @@ def test_listener_close(iocp_manager: ManagerFactory, backend: str) -> None:
     rec.wait_closed(conn.id)
 
 
-def test_data_then_fin_is_noticed(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_data_then_fin_is_noticed(serve: Serve, backend: str) -> None:
     """Bytes and the FIN arriving together (one epoll edge): the FIN must
     not be lost behind the short read of the data (100 clients)."""
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     n = 100
     for _ in range(n):
         with client(lst.address) as s:
@@ -367,12 +355,11 @@ def test_data_then_fin_is_noticed(iocp_manager: ManagerFactory, backend: str) ->
     assert all(errs == [None] for errs in rec.closes.values())
 
 
-def test_a_stale_connection_never_reaches_a_new_one(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_a_stale_connection_never_reaches_a_new_one(serve: Serve, backend: str) -> None:
     """Lesson 4: ids are never reused; a Connection whose connection is gone
     fails cleanly even once its slot holds a new connection."""
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     for i in range(5):
         with client(lst.address):
             rec.wait_count("accept", i + 1)
@@ -400,10 +387,9 @@ def test_a_stale_connection_never_reaches_a_new_one(iocp_manager: ManagerFactory
     rec.wait_all_closed(6)
 
 
-def test_connection_object_basics(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_connection_object_basics(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         conn = rec.first_conn()
         assert isinstance(conn, pyiocp.Connection)
@@ -477,10 +463,9 @@ def test_manager_close_under_load(backend: str, workers: int) -> None:
     assert st["connections"] == 0
 
 
-def test_listener_close_under_connection_storm(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_listener_close_under_connection_storm(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend, workers=2)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, workers=2)
     stop = threading.Event()
     opened: List[socket.socket] = []
 
