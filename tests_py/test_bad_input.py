@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Tuple, Type, TypeVar
 import pytest
 
 import pyiocp
-from iocp_helpers import Echo, Recorder, client, fd_count, fds_settled, recv_exactly, wait_until
+from iocp_helpers import Echo, Recorder, Serve, client, fd_count, fds_settled, recv_exactly, wait_until
 from pyiocp.testing import ManagerFactory
 
 
@@ -241,10 +241,9 @@ def test_close_wrong_type_is_a_type_error(iocp_manager: ManagerFactory, backend:
     raises_cleanly(TypeError, mgr.close, "1")
 
 
-def test_send_wrong_types(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_send_wrong_types(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         conn = rec.first_conn()
         for bad in ("text", 123, None, [1, 2], object()):

@@ -10,7 +10,7 @@ from typing import Any, List, Optional
 import pytest
 
 import pyiocp
-from iocp_helpers import Recorder, client, recv_exactly, recv_until_eof
+from iocp_helpers import Recorder, Serve, client, recv_exactly, recv_until_eof
 from pyiocp.testing import ManagerFactory
 
 
@@ -35,12 +35,11 @@ def _error_records(caplog: pytest.LogCaptureFixture) -> List[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "pyiocp" and r.levelno >= logging.ERROR]
 
 
-def test_default_on_error_logs_with_traceback_and_closes(iocp_manager: ManagerFactory, backend: str,
+def test_default_on_error_logs_with_traceback_and_closes(serve: Serve, backend: str,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="pyiocp")
     rec = RaisesOnRecv()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as good, client(lst.address) as bad:
         good.sendall(b"before")
         assert recv_exactly(good, 6) == b"before"
@@ -63,7 +62,7 @@ def test_default_on_error_logs_with_traceback_and_closes(iocp_manager: ManagerFa
     assert "on_recv" in caplog.text  # the frame that raised is in the traceback
 
 
-def test_custom_on_error_gets_conn_and_exception(iocp_manager: ManagerFactory, backend: str,
+def test_custom_on_error_gets_conn_and_exception(serve: Serve, backend: str,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="pyiocp")
     got = []
@@ -74,8 +73,7 @@ def test_custom_on_error_gets_conn_and_exception(iocp_manager: ManagerFactory, b
             self.record("error", conn, exc)  # and does not close
 
     rec = H()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         conn = rec.first_conn()
         s.sendall(b"boom")
@@ -89,7 +87,7 @@ def test_custom_on_error_gets_conn_and_exception(iocp_manager: ManagerFactory, b
     assert _error_records(caplog) == []
 
 
-def test_on_error_that_raises_is_logged(iocp_manager: ManagerFactory, backend: str,
+def test_on_error_that_raises_is_logged(serve: Serve, backend: str,
                                         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="pyiocp")
 
@@ -99,8 +97,7 @@ def test_on_error_that_raises_is_logged(iocp_manager: ManagerFactory, backend: s
             raise RuntimeError("on_error itself failed")
 
     rec = H()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s, client(lst.address) as other:
         s.sendall(b"boom")
         rec.wait_count("error", 1)
@@ -119,7 +116,7 @@ def test_on_error_that_raises_is_logged(iocp_manager: ManagerFactory, backend: s
 
 
 @pytest.mark.parametrize("callback", ["on_accept", "on_close", "on_connect"])
-def test_errors_in_other_callbacks(iocp_manager: ManagerFactory, backend: str, callback: str,
+def test_errors_in_other_callbacks(serve: Serve, backend: str, callback: str,
                                    caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="pyiocp")
 
@@ -132,8 +129,7 @@ def test_errors_in_other_callbacks(iocp_manager: ManagerFactory, backend: str, c
 
     setattr(H, callback, raiser)
     rec = H()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     if callback == "on_connect":
         conn = mgr.connect(*lst.address)
     else:
@@ -173,12 +169,11 @@ def test_on_post_error_goes_to_on_error_without_conn(iocp_manager: ManagerFactor
     assert _error_records(caplog)
 
 
-def test_many_errors_do_not_stop_the_worker(iocp_manager: ManagerFactory, backend: str,
+def test_many_errors_do_not_stop_the_worker(serve: Serve, backend: str,
                                             caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.CRITICAL, logger="pyiocp")
     rec = RaisesOnRecv()
-    mgr = iocp_manager(rec, backend=backend, workers=2)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, workers=2)
     for _ in range(50):
         with client(lst.address) as s:
             s.sendall(b"boom")
@@ -191,10 +186,9 @@ def test_many_errors_do_not_stop_the_worker(iocp_manager: ManagerFactory, backen
     assert mgr.stats()["closed"] == 51
 
 
-def test_error_base_class_catches_all(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_error_base_class_catches_all(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend, send_buffer_limit=10)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, send_buffer_limit=10)
     with client(lst.address):
         conn = rec.first_conn()
         with pytest.raises(pyiocp.Error):

@@ -11,8 +11,7 @@ import threading
 import pytest
 
 import pyiocp
-from iocp_helpers import Recorder, client, recv_exactly, recv_until_eof
-from pyiocp.testing import ManagerFactory
+from iocp_helpers import Recorder, Serve, client, recv_exactly, recv_until_eof
 
 
 class EofRecorder(Recorder):
@@ -20,7 +19,7 @@ class EofRecorder(Recorder):
         self.record("eof", conn)
 
 
-def test_http10_style_request_then_fin(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_http10_style_request_then_fin(serve: Serve, backend: str) -> None:
     """The client sends its request and FIN, then reads the whole reply;
     the server answers in on_eof and closes."""
     body = random.Random(14).randbytes(3 << 20)
@@ -37,8 +36,7 @@ def test_http10_style_request_then_fin(iocp_manager: ManagerFactory, backend: st
             conn.close()
 
     rec = Http10()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     for _ in range(3):
         with client(lst.address, timeout=10) as s:
             req = b"GET / HTTP/1.0\r\nHost: x\r\n\r\n"
@@ -56,7 +54,7 @@ def test_http10_style_request_then_fin(iocp_manager: ManagerFactory, backend: st
         assert rec.closes[cid] == [None]
 
 
-def test_keep_sending_from_another_thread_after_eof(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_keep_sending_from_another_thread_after_eof(serve: Serve, backend: str) -> None:
     class Late(EofRecorder):
         def on_eof(self, conn: pyiocp.Connection) -> None:
             super().on_eof(conn)
@@ -71,19 +69,17 @@ def test_keep_sending_from_another_thread_after_eof(iocp_manager: ManagerFactory
 
     done = threading.Event()
     rec = Late()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         s.shutdown(socket.SHUT_WR)
         assert recv_until_eof(s) == b"".join(b"late%d;" % i for i in range(5))
     rec.wait_all_closed(1)
 
 
-def test_default_on_eof_closes_after_flushing(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_default_on_eof_closes_after_flushing(serve: Serve, backend: str) -> None:
     data = random.Random(15).randbytes(2 << 20)
     rec = Recorder(echo=True)  # no on_eof override: the default closes
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address, timeout=10) as s:
         def write() -> None:
             s.sendall(data)
@@ -98,11 +94,10 @@ def test_default_on_eof_closes_after_flushing(iocp_manager: ManagerFactory, back
     assert rec.wait_closed(conn_id) is None
 
 
-def test_shutdown_write_sends_fin_after_pending_data(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_shutdown_write_sends_fin_after_pending_data(serve: Serve, backend: str) -> None:
     data = random.Random(16).randbytes(3 << 20)
     rec = EofRecorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address, timeout=10) as s:
         conn = rec.first_conn()
         conn.send(data)
@@ -120,10 +115,9 @@ def test_shutdown_write_sends_fin_after_pending_data(iocp_manager: ManagerFactor
     assert rec.kinds(conn.id)[-2:] == ["eof", "close"]
 
 
-def test_shutdown_write_twice_is_harmless(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_shutdown_write_twice_is_harmless(serve: Serve, backend: str) -> None:
     rec = EofRecorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         conn = rec.first_conn()
         conn.send(b"x")
@@ -136,10 +130,9 @@ def test_shutdown_write_twice_is_harmless(iocp_manager: ManagerFactory, backend:
     rec.wait_all_closed(1)
 
 
-def test_no_recv_after_eof_and_eof_once(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_no_recv_after_eof_and_eof_once(serve: Serve, backend: str) -> None:
     rec = EofRecorder(echo=True)
-    mgr = iocp_manager(rec, backend=backend, workers=2)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, workers=2)
     for i in range(20):
         with client(lst.address) as s:
             s.sendall(b"data %d" % i)

@@ -11,8 +11,7 @@ import threading
 import pytest
 
 import pyiocp
-from iocp_helpers import SLOWDOWN, Recorder, client, wait_until
-from pyiocp.testing import ManagerFactory
+from iocp_helpers import SLOWDOWN, Recorder, Serve, client, wait_until
 
 LIMIT = 64 << 10
 
@@ -45,11 +44,10 @@ class Slow(Recorder):
             assert self.gate.wait(10)
 
 
-def test_slow_handler_blocks_the_peer(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_slow_handler_blocks_the_peer(serve: Serve, backend: str) -> None:
     data = random.Random(8).randbytes(16 << 20)
     rec = Slow()
-    mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=LIMIT)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, recv_buffer_limit=LIMIT)
     s = client(lst.address)
     try:
         s.sendall(data[:10])
@@ -86,11 +84,10 @@ class Pauser(Recorder):
             self.paused.set()
 
 
-def test_pause_reading_bounds_memory_and_resume_delivers_in_order(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_pause_reading_bounds_memory_and_resume_delivers_in_order(serve: Serve, backend: str) -> None:
     data = random.Random(9).randbytes(16 << 20)
     rec = Pauser()
-    mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=LIMIT)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, recv_buffer_limit=LIMIT)
     s = client(lst.address)
     try:
         s.sendall(data[:1000])
@@ -120,10 +117,9 @@ def test_pause_reading_bounds_memory_and_resume_delivers_in_order(iocp_manager: 
     rec.wait_all_closed(2)
 
 
-def test_pause_and_resume_are_idempotent(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_pause_and_resume_are_idempotent(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         conn = rec.first_conn()
         conn.pause_reading()
@@ -137,13 +133,12 @@ def test_pause_and_resume_are_idempotent(iocp_manager: ManagerFactory, backend: 
     rec.wait_all_closed(1)
 
 
-def test_eof_while_paused_comes_after_the_data(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_eof_while_paused_comes_after_the_data(serve: Serve, backend: str) -> None:
     """The peer sends and closes while reading is paused: on resume the
     handler gets every byte and then the close, in that order."""
     data = random.Random(10).randbytes(300_000)
     rec = Pauser()
-    mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=LIMIT)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, recv_buffer_limit=LIMIT)
     s = client(lst.address)
     s.sendall(data[:1])
     assert rec.paused.wait(5)
@@ -165,10 +160,9 @@ def test_eof_while_paused_comes_after_the_data(iocp_manager: ManagerFactory, bac
     assert kinds[0] == "accept" and kinds[-1] == "close" and set(kinds[1:-1]) == {"recv"}
 
 
-def test_pause_from_another_thread(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_pause_from_another_thread(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=LIMIT)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, recv_buffer_limit=LIMIT)
     data = random.Random(11).randbytes(16 << 20)
     s = client(lst.address)
     try:
@@ -189,15 +183,14 @@ def test_pause_from_another_thread(iocp_manager: ManagerFactory, backend: str) -
 
 
 @pytest.mark.parametrize("limit", [1, 1000])
-def test_tiny_recv_buffer_limit_still_delivers_everything(iocp_manager: ManagerFactory, backend: str,
+def test_tiny_recv_buffer_limit_still_delivers_everything(serve: Serve, backend: str,
                                                           limit: int) -> None:
     # A limit of 1 is a receive per byte: under Wine each is a round trip to
     # the wineserver, and 20,000 of them took 13 s of the 20 s wait beside
     # a CPU hog.
     data = random.Random(12).randbytes(20_000 // SLOWDOWN)
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend, recv_buffer_limit=limit)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, recv_buffer_limit=limit)
     with client(lst.address) as s:
         s.sendall(data)
         conn = rec.first_conn()

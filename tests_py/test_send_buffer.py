@@ -12,8 +12,8 @@ from typing import List, Optional, Tuple
 import pytest
 
 import pyiocp
-from iocp_helpers import LATE, SLOWDOWN, Recorder, client, recv_exactly, recv_until_eof, small_rcvbuf_client, wait_until
-from pyiocp.testing import ManagerFactory
+from iocp_helpers import (LATE, SLOWDOWN, Recorder, Serve, client, recv_exactly, recv_until_eof, small_rcvbuf_client,
+                          wait_until)
 
 CHUNK = 4096
 
@@ -53,13 +53,12 @@ class Drainer(Recorder):
 
 
 @pytest.mark.parametrize("low", [None, 1000])
-def test_buffer_full_then_drain_then_everything_in_order(iocp_manager: ManagerFactory, backend: str,
+def test_buffer_full_then_drain_then_everything_in_order(serve: Serve, backend: str,
                                                          low: Optional[int]) -> None:
     limit = 64 << 10
     low_mark = limit // 4 if low is None else low
     rec = Drainer()
-    mgr = iocp_manager(rec, backend=backend, send_buffer_limit=limit, send_low_watermark=low)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, send_buffer_limit=limit, send_low_watermark=low)
     s = small_rcvbuf_client(lst.address, timeout=10)
     try:
         conn = rec.first_conn()
@@ -114,10 +113,9 @@ def test_buffer_full_then_drain_then_everything_in_order(iocp_manager: ManagerFa
         s.close()
 
 
-def test_send_bigger_than_the_limit_raises_at_once(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_send_bigger_than_the_limit_raises_at_once(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend, send_buffer_limit=1000)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, send_buffer_limit=1000)
     with client(lst.address) as s:
         conn = rec.first_conn()
         with pytest.raises(pyiocp.BufferFull):
@@ -130,10 +128,9 @@ def test_send_bigger_than_the_limit_raises_at_once(iocp_manager: ManagerFactory,
     rec.wait_closed(conn.id)
 
 
-def test_send_accepts_bytes_like(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_send_accepts_bytes_like(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         conn = rec.first_conn()
         conn.send(b"ab")
@@ -159,11 +156,10 @@ class Counter(Recorder):
         self.record("send", conn, nbytes)
 
 
-def test_on_send_counts_add_up(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_on_send_counts_add_up(serve: Serve, backend: str) -> None:
     rng = random.Random(7)
     rec = Counter()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     s = small_rcvbuf_client(lst.address, rcvbuf=16384, timeout=10)
     try:
         conn = rec.first_conn()
@@ -186,15 +182,14 @@ def test_on_send_counts_add_up(iocp_manager: ManagerFactory, backend: str) -> No
         s.close()
 
 
-def test_on_send_counts_sends_from_a_callback(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_on_send_counts_sends_from_a_callback(serve: Serve, backend: str) -> None:
     class H(Counter):
         def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
             super().on_recv(conn, data)
             conn.send(data * 3)
 
     rec = H()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         for i in range(50):
             s.sendall(b"%04d" % i)
@@ -203,10 +198,9 @@ def test_on_send_counts_sends_from_a_callback(iocp_manager: ManagerFactory, back
     assert rec.sent == 50 * 12
 
 
-def test_send_from_another_thread_wakes_the_worker(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_send_from_another_thread_wakes_the_worker(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     with client(lst.address) as s:
         conn = rec.first_conn()
         s.settimeout(LATE)  # must not wait for some unrelated wake-up
@@ -220,7 +214,7 @@ def test_send_from_another_thread_wakes_the_worker(iocp_manager: ManagerFactory,
     rec.wait_closed(conn.id)
 
 
-def test_send_from_a_callback_to_another_connection(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_send_from_a_callback_to_another_connection(serve: Serve, backend: str) -> None:
     """A relay: bytes from connection A are sent on connection B from A's
     callback (with workers=2 B may belong to another worker)."""
     class Relay(Recorder):
@@ -231,8 +225,7 @@ def test_send_from_a_callback_to_another_connection(iocp_manager: ManagerFactory
                 other.send(data)
 
     rec = Relay()
-    mgr = iocp_manager(rec, backend=backend, workers=2)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, workers=2)
     with client(lst.address) as a, client(lst.address) as b:
         rec.wait_count("accept", 2)
         by_port = {c.peer[1]: c for c in rec.conns.values()}
@@ -247,10 +240,9 @@ def test_send_from_a_callback_to_another_connection(iocp_manager: ManagerFactory
     rec.wait_all_closed(2)
 
 
-def test_pending_counts_queued_bytes(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_pending_counts_queued_bytes(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend, send_buffer_limit=8 << 20)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, send_buffer_limit=8 << 20)
     s = small_rcvbuf_client(lst.address)
     try:
         conn = rec.first_conn()
@@ -266,14 +258,13 @@ def test_pending_counts_queued_bytes(iocp_manager: ManagerFactory, backend: str)
         s.close()
 
 
-def test_on_drain_after_pending_passed_the_watermark_without_buffer_full(iocp_manager: ManagerFactory,
+def test_on_drain_after_pending_passed_the_watermark_without_buffer_full(serve: Serve,
                                                                           backend: str) -> None:
     """on_drain also follows a send that took pending over the low
     watermark (no BufferFull), once it falls back to it."""
     rec = Drainer()
     limit = 8 << 20
-    mgr = iocp_manager(rec, backend=backend, send_buffer_limit=limit, send_low_watermark=64 << 10)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, send_buffer_limit=limit, send_low_watermark=64 << 10)
     s = small_rcvbuf_client(lst.address, timeout=10)
     try:
         conn = rec.first_conn()

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import pyiocp
-from iocp_helpers import Recorder, client, recv_exactly, wait_until
+from iocp_helpers import Recorder, Serve, client, recv_exactly, wait_until
 from pyiocp.testing import ManagerFactory
 
 REQUIRED = {
@@ -39,11 +39,10 @@ def test_auto_backend_names_the_real_one() -> None:
         assert mgr.stats()["backend"] in ("epoll", "io_uring", "iocp")
 
 
-def test_counters_match_the_traffic(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_counters_match_the_traffic(serve: Serve, backend: str) -> None:
     rng = random.Random(17)
     rec = Recorder(echo=True)
-    mgr = iocp_manager(rec, backend=backend, workers=2)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, workers=2)
     total = 0
     socks = [client(lst.address) for _ in range(5)]
     try:
@@ -87,10 +86,9 @@ def test_counters_match_the_traffic(iocp_manager: ManagerFactory, backend: str) 
         k: st[k] for k in ("accepted", "connected", "closed", "bytes_in", "bytes_out")}
 
 
-def test_rejected_and_timed_out(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_rejected_and_timed_out(serve: Serve, backend: str) -> None:
     rec = Recorder(echo=True)
-    mgr = iocp_manager(rec, backend=backend, max_connections=2, accept_timeout=0.2)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, max_connections=2, accept_timeout=0.2)
     a = client(lst.address)
     b = client(lst.address)
     rejected = []
@@ -114,10 +112,9 @@ def test_rejected_and_timed_out(iocp_manager: ManagerFactory, backend: str) -> N
     rec.wait_all_closed(2)
 
 
-def test_paused_reading_and_pending_send_bytes(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_paused_reading_and_pending_send_bytes(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend)
     socks = [client(lst.address) for _ in range(3)]
     try:
         rec.wait_count("accept", 3)

@@ -10,7 +10,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from iocp_helpers import LATE, Recorder, client, peer_sees_the_end, recv_exactly, wait_until
+from iocp_helpers import LATE, Recorder, Serve, client, peer_sees_the_end, recv_exactly, wait_until
 from pyiocp.testing import ManagerFactory
 
 
@@ -27,10 +27,9 @@ def keep_talking(s: socket.socket, stop: threading.Event, every: float, errors: 
         errors.append(repr(exc))
 
 
-def test_idle_timeout(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_idle_timeout(serve: Serve, backend: str) -> None:
     rec = Recorder(echo=True)
-    mgr = iocp_manager(rec, backend=backend, idle_timeout=0.3)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, idle_timeout=0.3)
     busy = client(lst.address)
     stop = threading.Event()
     errors: List[str] = []
@@ -60,11 +59,10 @@ def test_idle_timeout(iocp_manager: ManagerFactory, backend: str) -> None:
     assert errors == []
 
 
-def test_idle_timeout_counts_sends_as_activity(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_idle_timeout_counts_sends_as_activity(serve: Serve, backend: str) -> None:
     """A connection that only receives from the server is not idle."""
     rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend, idle_timeout=0.3)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, idle_timeout=0.3)
     with client(lst.address) as s:
         conn = rec.first_conn()
         for i in range(12):  # 0.6 s of server-side sends only
@@ -91,10 +89,9 @@ def test_idle_timeout_on_an_outbound_connection(iocp_manager: ManagerFactory, ba
             peer_sees_the_end(peer)
 
 
-def test_accept_timeout(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_accept_timeout(serve: Serve, backend: str) -> None:
     rec = Recorder(echo=True)
-    mgr = iocp_manager(rec, backend=backend, accept_timeout=0.3)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, accept_timeout=0.3)
     with client(lst.address) as talker:
         talker.sendall(b"hello")
         assert recv_exactly(talker, 5) == b"hello"
@@ -133,10 +130,9 @@ def test_accept_timeout_does_not_apply_to_outbound(iocp_manager: ManagerFactory,
             rec.wait_closed(conn.id)
 
 
-def test_max_connections(iocp_manager: ManagerFactory, backend: str) -> None:
+def test_max_connections(serve: Serve, backend: str) -> None:
     rec = Recorder(echo=True)
-    mgr = iocp_manager(rec, backend=backend, max_connections=3)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, max_connections=3)
     kept = [client(lst.address) for _ in range(3)]
     extra = []
     try:
@@ -171,13 +167,12 @@ def test_max_connections(iocp_manager: ManagerFactory, backend: str) -> None:
 
 
 @pytest.mark.parametrize("option", ["idle_timeout", "accept_timeout"])
-def test_timeouts_leave_other_connections_alone(iocp_manager: ManagerFactory, backend: str, option: str) -> None:
+def test_timeouts_leave_other_connections_alone(serve: Serve, backend: str, option: str) -> None:
     """Many silent connections time out together; a talking one is served
     all along."""
     rec = Recorder(echo=True)
     timeout: Dict[str, Any] = {option: 0.2}
-    mgr = iocp_manager(rec, backend=backend, workers=2, **timeout)
-    lst = mgr.listen("127.0.0.1", 0)
+    mgr, lst = serve(rec, backend=backend, workers=2, **timeout)
     busy = client(lst.address)
     busy.sendall(b"x")
     assert recv_exactly(busy, 1) == b"x"
