@@ -6,6 +6,7 @@ import collections
 import ctypes
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -152,6 +153,17 @@ def unexpected_stderr(text: str) -> str:
     """A server's stderr without the slow-callback warnings (logger "pyiocp"):
     on a loaded machine a batch preempted for 0.1 s logs one, rightly."""
     return "".join(line for line in text.splitlines(keepends=True) if "slow_callback_warning=" not in line)
+
+
+def reap(proc: "subprocess.Popen[str]") -> None:
+    """The end of a test's server process, however the test went: killed if
+    it still runs, its output pipes closed."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def fd_count() -> int:

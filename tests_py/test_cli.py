@@ -14,7 +14,7 @@ from typing import Iterator, List, Tuple
 
 import pytest
 
-from iocp_helpers import LATE, PYTHON, client, recv_exactly, unexpected_stderr
+from iocp_helpers import LATE, PYTHON, client, reap, recv_exactly, unexpected_stderr
 
 PYIOCP_SCRIPT = str(Path(PYTHON).parent / "pyiocp")
 
@@ -76,11 +76,7 @@ def echo_server(*extra: str) -> Iterator[Tuple["subprocess.Popen[str]", int]]:
         assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
         yield proc, int(m.group(1))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        reap(proc)
 
 
 def _stop(proc: "subprocess.Popen[str]", sig: int) -> Tuple[int, float]:

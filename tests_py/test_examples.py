@@ -12,7 +12,7 @@ from typing import List, Tuple
 
 import pytest
 
-from iocp_helpers import PYTHON, recv_exactly, small_rcvbuf_client
+from iocp_helpers import PYTHON, reap, recv_exactly, small_rcvbuf_client
 
 # Linux: the servers run as subprocesses stopped with SIGINT or SIGTERM,
 # which Windows cannot send to a child process.
@@ -39,11 +39,7 @@ def stop(proc: "subprocess.Popen[str]") -> None:
     try:
         assert proc.wait(10) == 0, proc.stderr.read()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        reap(proc)
 
 
 SERVERS = {

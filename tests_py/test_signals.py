@@ -4,17 +4,18 @@ callback on the main thread."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import textwrap
 import threading
 import time
-from typing import Any, List
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 
 import pyiocp
-from iocp_helpers import (LATE, PYTHON, Echo, Recorder, client, recv_exactly, recv_until_eof, unexpected_stderr,
+from iocp_helpers import (LATE, PYTHON, Echo, Recorder, client, reap, recv_exactly, recv_until_eof, unexpected_stderr,
                           wait_until, worker_threads)
 from pyiocp.testing import Client
 
@@ -47,6 +48,21 @@ def test_keyboard_interrupt_from_a_callback_stops_serve_forever(backend: str) ->
 
 # ------------------------------------------------------------ Ctrl-C in a real process
 
+@contextlib.contextmanager
+def ready_server(script: str) -> Iterator[Tuple["subprocess.Popen[str]", Tuple[str, int]]]:
+    """Runs a Python script that prints "ready PORT" once it listens on
+    127.0.0.1; yields the process and that address. Its output is left to
+    read with communicate()."""
+    proc = subprocess.Popen([PYTHON, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("ready"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        yield proc, ("127.0.0.1", int(line.split()[1]))
+    finally:
+        reap(proc)
+
+
 SERVER_SCRIPT = textwrap.dedent("""
     import sys, pyiocp
     class H(pyiocp.Handler):
@@ -70,13 +86,8 @@ SERVER_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("workers, start", [(1, False), (2, False), (2, True)])
 def test_ctrl_c_stops_serve_forever_within_half_a_second(backend: str, workers: int, start: bool) -> None:
     script = SERVER_SCRIPT.format(workers=workers, backend=backend, start=start)
-    proc = subprocess.Popen([PYTHON, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("ready"), (line, proc.stderr.read() if proc.poll() is not None else "")
-        port = int(line.split()[1])
-        with client(("127.0.0.1", port)) as s:  # an open connection at Ctrl-C
+    with ready_server(script) as (proc, address):
+        with client(address) as s:  # an open connection at Ctrl-C
             s.sendall(b"ping")
             assert recv_exactly(s, 4) == b"ping"
             if start:
@@ -92,12 +103,6 @@ def test_ctrl_c_stops_serve_forever_within_half_a_second(backend: str, workers: 
             elapsed = time.monotonic() - t0
             assert recv_until_eof(s) == b""
         out, err = proc.communicate(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
     assert elapsed < LATE, f"exited {elapsed:.3f} s after SIGINT"
     assert "KeyboardInterrupt" in err
     assert proc.returncode in (-signal.SIGINT, 130, 1), proc.returncode
@@ -161,12 +166,8 @@ def test_sigterm_closes_serve_forever_gracefully(backend: str, workers: int, sta
     clean EOF, on_close(None) runs, serve_forever returns, exit code 0."""
     request, repeat = b"0123456789" * 8, 100_000  # an 8 MB reply
     script = SIGTERM_SCRIPT.format(workers=workers, backend=backend, start=start, repeat=repeat)
-    proc = subprocess.Popen([PYTHON, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("ready"), (line, proc.stderr.read() if proc.poll() is not None else "")
-        with Client(("127.0.0.1", int(line.split()[1])), rcvbuf=4096) as c:
+    with ready_server(script) as (proc, address):
+        with Client(address, rcvbuf=4096) as c:
             c.send(request)
             got = len(c.recv_exactly(1000))  # the reply has begun: most of it is still pending
             if start:
@@ -177,12 +178,6 @@ def test_sigterm_closes_serve_forever_gracefully(backend: str, workers: int, sta
             proc.wait(10)
             elapsed = time.monotonic() - t0
         out, err = proc.communicate(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
     assert got == len(request) * repeat
     assert proc.returncode == 0, (proc.returncode, err)
     assert unexpected_stderr(err) == ""
@@ -279,13 +274,8 @@ POLL_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.linux  # Windows cannot send a child SIGINT (Ctrl-C needs a shared console)
 def test_ctrl_c_interrupts_a_blocked_poll_within_half_a_second(backend: str) -> None:
-    proc = subprocess.Popen([PYTHON, "-c", POLL_SCRIPT.format(backend=backend)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("ready"), (line, proc.stderr.read() if proc.poll() is not None else "")
-        with client(("127.0.0.1", int(line.split()[1]))) as s:
+    with ready_server(POLL_SCRIPT.format(backend=backend)) as (proc, address):
+        with client(address) as s:
             s.sendall(b"ping")
             assert recv_exactly(s, 4) == b"ping"
             t0 = time.monotonic()
@@ -293,12 +283,6 @@ def test_ctrl_c_interrupts_a_blocked_poll_within_half_a_second(backend: str) -> 
             proc.wait(5)
             elapsed = time.monotonic() - t0
         out, err = proc.communicate(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
     assert elapsed < LATE, f"exited {elapsed:.3f} s after SIGINT"
     assert "KeyboardInterrupt" in err
     assert "closed True" in out
