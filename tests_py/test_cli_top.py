@@ -18,7 +18,7 @@ from typing import Iterator, List, Tuple
 import pytest
 
 from example_procs import Server, running
-from iocp_helpers import PYTHON
+from iocp_helpers import PYTHON, reap
 from pyiocp.testing import Client
 
 SCRIPT = str(Path(PYTHON).parent / "pyiocp")
@@ -203,12 +203,7 @@ def test_top_exits_1_when_the_server_goes_away(echo: Tuple[Server, int]) -> None
         assert top.wait(10) == 1
         assert top.stderr is not None and "pyiocp top: lost the statistics endpoint" in top.stderr.read()
     finally:
-        if top.poll() is None:
-            top.kill()
-            top.wait()
-        for f in (top.stdout, top.stderr):
-            if f is not None:
-                f.close()
+        reap(top)
 
 
 def test_top_ends_on_sigint_with_exit_0(echo: Tuple[Server, int]) -> None:
@@ -221,9 +216,4 @@ def test_top_ends_on_sigint_with_exit_0(echo: Tuple[Server, int]) -> None:
         assert top.wait(10) == 0
         assert top.stderr is not None and top.stderr.read() == ""
     finally:
-        if top.poll() is None:
-            top.kill()
-            top.wait()
-        for f in (top.stdout, top.stderr):
-            if f is not None:
-                f.close()
+        reap(top)
