@@ -3,13 +3,15 @@ max_connections."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
+import pyiocp
 from iocp_helpers import LATE, Recorder, Serve, client, peer_sees_the_end, recv_exactly, wait_until
 from pyiocp.testing import ManagerFactory
 
@@ -74,9 +76,10 @@ def test_idle_timeout_counts_sends_as_activity(serve: Serve, backend: str) -> No
         assert isinstance(err, TimeoutError)
 
 
-def test_idle_timeout_on_an_outbound_connection(iocp_manager: ManagerFactory, backend: str) -> None:
-    rec = Recorder()
-    mgr = iocp_manager(rec, backend=backend, idle_timeout=0.2)
+@contextlib.contextmanager
+def outbound(mgr: pyiocp.SocketManager, rec: Recorder) -> Iterator[Tuple[pyiocp.Connection, socket.socket]]:
+    """A connection mgr made to a plain listening socket, once its
+    on_connect ran, and the peer's end of it."""
     with socket.socket() as srv:
         srv.bind(("127.0.0.1", 0))
         srv.listen(1)
@@ -84,9 +87,16 @@ def test_idle_timeout_on_an_outbound_connection(iocp_manager: ManagerFactory, ba
         peer, _ = srv.accept()
         with peer:
             rec.wait(lambda: "connect" in rec.kinds(conn.id))
-            err = rec.wait_closed(conn.id)
-            assert isinstance(err, TimeoutError), repr(err)
-            peer_sees_the_end(peer)
+            yield conn, peer
+
+
+def test_idle_timeout_on_an_outbound_connection(iocp_manager: ManagerFactory, backend: str) -> None:
+    rec = Recorder()
+    mgr = iocp_manager(rec, backend=backend, idle_timeout=0.2)
+    with outbound(mgr, rec) as (conn, peer):
+        err = rec.wait_closed(conn.id)
+        assert isinstance(err, TimeoutError), repr(err)
+        peer_sees_the_end(peer)
 
 
 def test_accept_timeout(serve: Serve, backend: str) -> None:
@@ -117,17 +127,11 @@ def test_accept_timeout(serve: Serve, backend: str) -> None:
 def test_accept_timeout_does_not_apply_to_outbound(iocp_manager: ManagerFactory, backend: str) -> None:
     rec = Recorder()
     mgr = iocp_manager(rec, backend=backend, accept_timeout=0.1)
-    with socket.socket() as srv:
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(1)
-        conn = mgr.connect(*srv.getsockname())
-        peer, _ = srv.accept()
-        with peer:
-            rec.wait(lambda: "connect" in rec.kinds(conn.id))
-            with rec.cond:
-                assert not rec.cond.wait_for(lambda: conn.id in rec.closes, 0.4)
-            conn.close()
-            rec.wait_closed(conn.id)
+    with outbound(mgr, rec) as (conn, peer):
+        with rec.cond:
+            assert not rec.cond.wait_for(lambda: conn.id in rec.closes, 0.4)
+        conn.close()
+        rec.wait_closed(conn.id)
 
 
 def test_max_connections(serve: Serve, backend: str) -> None:
