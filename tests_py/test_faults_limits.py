@@ -194,7 +194,7 @@ class Hasher(pyiocp.Handler):
 
     def on_eof(self, conn: pyiocp.Connection) -> None:
         with self.lock:
-            h, n = self.hashes[conn.id]
+            h, n = self.hashes.pop(conn.id)
         peer = conn.peer
         assert peer is not None
         with self.lock:

@@ -10,7 +10,7 @@ import selectors
 import socket
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional
 
 import pyiocp
 from iocp_helpers import SLOWDOWN
@@ -19,6 +19,7 @@ from test_faults_harness import (
     reset_close, run_all, sha, stat, wait_until,
 )
 from test_faults_harness import scenario  # noqa: F401 - the fixture, for pytest to find
+from test_faults_limits import Hasher
 from test_faults_peers import Modal
 
 
@@ -196,41 +197,20 @@ def test_fault_many_managers(scenario: ScenarioFactory) -> None:
     scen.sized(f"{managers} managers (1-3 workers), each closed with 3 inbound + 1 outbound connections open")
 
 
-class HashEcho(pyiocp.Handler):
-    """Echoes and hashes what each connection sent; the peer's FIN ends its
-    upload: the digest is kept by the peer's port, and the connection
-    closes once the echo is out."""
+class HashEcho(Hasher):
+    """A Hasher that also echoes (the connection closes once the echo is
+    out) and keeps the error of every connection that closed with one."""
 
     def __init__(self) -> None:
-        self.closes = Closes()
-        self.lock = threading.Lock()
-        self.hashes: Dict[int, Tuple["hashlib._Hash", List[int]]] = {}
-        self.digests: Dict[int, Tuple[int, bytes]] = {}
+        super().__init__()
         self.problems: List[str] = []
 
-    def on_accept(self, conn: pyiocp.Connection) -> None:
-        self.closes.open(conn)
-        with self.lock:
-            self.hashes[conn.id] = (hashlib.sha256(), [0])
-
     def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
-        with self.lock:
-            h, n = self.hashes[conn.id]
-        h.update(data)
-        n[0] += len(data)
+        super().on_recv(conn, data)
         conn.send(data)
 
-    def on_eof(self, conn: pyiocp.Connection) -> None:
-        with self.lock:
-            h, n = self.hashes.pop(conn.id)
-        peer = conn.peer
-        assert peer is not None
-        with self.lock:
-            self.digests[peer[1]] = (n[0], h.digest())
-        conn.close()
-
     def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
-        self.closes.close(conn, error)
+        super().on_close(conn, error)
         if error is not None:
             with self.lock:
                 self.problems.append(repr(error))
