@@ -265,18 +265,24 @@ class EventRecorder(Handler):
 _classes: Dict[Tuple[bool, ...], Type[EventRecorder]] = {}
 
 
-def record_events(handler: Union[Handler, Type[Handler]], expected: Optional[Sequence[Event]] = None, *,
-                  conn: Union[int, Connection] = 0, timeout: float = DEFAULT_TIMEOUT) -> EventRecorder:
-    """Wrap handler (an instance, or a Handler class made with no
-    arguments) in an :class:`EventRecorder`. With ``expected``, the
-    recorder's :meth:`~EventRecorder.check` asserts that sequence (the
-    ``expect_events`` fixture calls it at the end of the test)."""
+def _handler_instance(handler: Union[Handler, Type[Handler]]) -> Handler:
+    """handler, or a new instance of it if it is a Handler class."""
     if isinstance(handler, type):
         if not issubclass(handler, Handler):
             raise TypeError(f"{handler.__name__} is not a pyiocp.Handler subclass")
         handler = handler()
     if not isinstance(handler, Handler):
         raise TypeError(f"handler must be a pyiocp.Handler, not {type(handler).__name__}")
+    return handler
+
+
+def record_events(handler: Union[Handler, Type[Handler]], expected: Optional[Sequence[Event]] = None, *,
+                  conn: Union[int, Connection] = 0, timeout: float = DEFAULT_TIMEOUT) -> EventRecorder:
+    """Wrap handler (an instance, or a Handler class made with no
+    arguments) in an :class:`EventRecorder`. With ``expected``, the
+    recorder's :meth:`~EventRecorder.check` asserts that sequence (the
+    ``expect_events`` fixture calls it at the end of the test)."""
+    handler = _handler_instance(handler)
     overrides = tuple(getattr(type(handler), name) is not getattr(Handler, name) for name in _OPTIONAL)
     cls = _classes.get(overrides)
     if cls is None:

@@ -11,7 +11,7 @@ from .._listener import Listener
 from .._manager import SocketManager
 from .._pyiocp import Connection
 from ._client import DEFAULT_TIMEOUT, Client
-from ._events import _OPTIONAL
+from ._events import _OPTIONAL, _handler_instance
 
 __all__ = ["Server", "start_server"]
 
@@ -144,12 +144,7 @@ def start_server(
     arguments) on a new, started SocketManager made with ``options``,
     listening on ``host:port`` (port 0: a free one). Close it with
     ``server.close()``."""
-    if isinstance(handler, type):
-        if not issubclass(handler, Handler):
-            raise TypeError(f"{handler.__name__} is not a pyiocp.Handler subclass")
-        handler = handler()
-    if not isinstance(handler, Handler):
-        raise TypeError(f"handler must be a pyiocp.Handler, not {type(handler).__name__}")
+    handler = _handler_instance(handler)
     accepted: Dict[Tuple[str, int], float] = {}
     manager = SocketManager(_announcing(handler, accepted), **options)
     try:
