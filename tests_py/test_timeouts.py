@@ -29,6 +29,20 @@ def keep_talking(s: socket.socket, stop: threading.Event, every: float, errors: 
         errors.append(repr(exc))
 
 
+def second_client_times_out(rec: Recorder, address: Tuple[str, int]) -> float:
+    """Connects a client that stays silent, the server's second connection:
+    the server closes it with TimeoutError and the client sees the end.
+    Returns the seconds from before the connect to the on_close."""
+    t0 = time.monotonic()
+    with client(address) as silent:
+        rec.wait_count("accept", 2)
+        err = rec.wait_closed(max(rec.conns))
+        elapsed = time.monotonic() - t0
+        assert isinstance(err, TimeoutError), repr(err)
+        peer_sees_the_end(silent)
+    return elapsed
+
+
 def test_idle_timeout(serve: Serve, backend: str) -> None:
     rec = Recorder(echo=True)
     mgr, lst = serve(rec, backend=backend, idle_timeout=0.3)
@@ -39,15 +53,8 @@ def test_idle_timeout(serve: Serve, backend: str) -> None:
     talker.start()
     try:
         rec.wait_count("accept", 1)
-        t0 = time.monotonic()
-        with client(lst.address) as idle:
-            rec.wait_count("accept", 2)
-            idle_id = max(rec.conns)
-            err = rec.wait_closed(idle_id)
-            elapsed = time.monotonic() - t0
-            assert isinstance(err, TimeoutError), repr(err)
-            assert 0.25 <= elapsed < 0.3 + LATE, elapsed
-            peer_sees_the_end(idle)
+        elapsed = second_client_times_out(rec, lst.address)
+        assert 0.25 <= elapsed < 0.3 + LATE, elapsed
         # the busy one outlives several idle periods
         time.sleep(0.5)  # not a synchronisation: the time that must pass without a timeout
         assert errors == []
@@ -105,15 +112,8 @@ def test_accept_timeout(serve: Serve, backend: str) -> None:
     with client(lst.address) as talker:
         talker.sendall(b"hello")
         assert recv_exactly(talker, 5) == b"hello"
-        t0 = time.monotonic()
-        with client(lst.address) as silent:
-            rec.wait_count("accept", 2)
-            silent_id = max(rec.conns)
-            err = rec.wait_closed(silent_id)
-            elapsed = time.monotonic() - t0
-            assert isinstance(err, TimeoutError), repr(err)
-            assert elapsed < 0.3 + LATE, elapsed
-            peer_sees_the_end(silent)
+        elapsed = second_client_times_out(rec, lst.address)
+        assert elapsed < 0.3 + LATE, elapsed
         # accept_timeout is only about the first byte: the talker, now
         # silent for longer than it, is still served.
         time.sleep(0.4)  # not a synchronisation: the time that must pass without a timeout
