@@ -56,13 +56,7 @@ func autoFallsBackChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := m.Listen(loopback)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
+	l := listenAndStart(t, m)
 	defer closeManager(t, m)
 	if got := m.Stats().Backend; got != "epoll" {
 		t.Errorf("auto picked %q, want epoll", got)

@@ -42,11 +42,9 @@ func TestCloseBoundsReading(t *testing.T) {
 				checkLeaks(t)
 				const closeTimeout = time.Second
 				r := newRecorder()
-				m, addr := serve(t, r, backend, engine.WithSendBufferLimit(64<<20),
+				m, peer, srv := serveOne(t, r, backend, engine.WithSendBufferLimit(64<<20),
 					engine.WithCloseTimeout(closeTimeout))
-				peer := dial(t, addr)
 				defer peer.Close()
-				srv := r.nextConn(t)
 				var sent atomic.Int64
 				go flood(peer, &sent)
 				if reply {
@@ -84,11 +82,9 @@ func TestCloseTimeoutWithoutTraffic(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		checkLeaks(t)
 		r := newRecorder()
-		_, addr := serve(t, r, backend, engine.WithSendBufferLimit(64<<20),
+		_, peer, srv := serveOne(t, r, backend, engine.WithSendBufferLimit(64<<20),
 			engine.WithCloseTimeout(300*time.Millisecond))
-		peer := dial(t, addr)
 		defer peer.Close()
-		srv := r.nextConn(t)
 		srv.Send(pattern(32 << 20))
 		start := time.Now()
 		srv.Close()
@@ -111,10 +107,8 @@ func TestCloseLetsASlowReaderFinish(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		checkLeaks(t)
 		r := newRecorder()
-		_, addr := serve(t, r, backend, engine.WithSendBufferLimit(16<<20), engine.WithCloseTimeout(30*time.Second))
-		peer := dial(t, addr)
+		_, peer, srv := serveOne(t, r, backend, engine.WithSendBufferLimit(16<<20), engine.WithCloseTimeout(30*time.Second))
 		defer peer.Close()
-		srv := r.nextConn(t)
 		payload := pattern(8 << 20) // more than the kernel buffers take at once
 		srv.Send(payload)
 		srv.Close()

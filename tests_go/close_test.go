@@ -54,9 +54,7 @@ func TestOnCloseExactlyOnce(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				r := newRecorder()
-				m, addr := serve(t, r, backend)
-				cli := dial(t, addr)
-				srv := r.nextConn(t)
+				m, cli, srv := serveOne(t, r, backend)
 				tc.end(t, m, r, srv, cli)
 				tc.check(t, r.waitClosed(t, srv.ID()))
 				if !srv.Closed() {
@@ -71,9 +69,7 @@ func TestOnCloseExactlyOnce(t *testing.T) {
 		}
 		t.Run("client reset", func(t *testing.T) {
 			r := newRecorder()
-			_, addr := serve(t, r, backend)
-			cli := dial(t, addr)
-			srv := r.nextConn(t)
+			_, cli, srv := serveOne(t, r, backend)
 			resetClose(t, cli)
 			err := r.waitClosed(t, srv.ID())
 			if !errors.Is(err, errReset) && !(err == nil && resetsLost) {
@@ -112,9 +108,7 @@ func wantNil(t *testing.T, err error) {
 func TestSendAfterCloseFails(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		r := newRecorder()
-		_, addr := serve(t, r, backend)
-		dial(t, addr)
-		srv := r.nextConn(t)
+		_, _, srv := serveOne(t, r, backend)
 		srv.Close()
 		if err := srv.Send([]byte("late")); !errors.Is(err, engine.ErrClosed) {
 			t.Fatalf("send right after Close: %v", err)
@@ -137,9 +131,7 @@ func TestSendAfterCloseFails(t *testing.T) {
 func TestGracefulCloseFlushes(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		r := newRecorder()
-		_, addr := serve(t, r, backend)
-		cli := dial(t, addr)
-		srv := r.nextConn(t)
+		_, cli, srv := serveOne(t, r, backend)
 		payload := pattern(3<<20 + 7)
 		if err := srv.Send(payload); err != nil {
 			t.Fatal(err)
@@ -160,14 +152,9 @@ func TestGracefulCloseFlushes(t *testing.T) {
 // read, and resets (ErrCloseTimeout) a connection whose peer never reads.
 func TestManagerCloseFlushesThenTimesOut(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		checkLeaks(t)
 		r := newRecorder()
-		m, err := engine.New(r, engine.WithBackend(backend), engine.WithSendBufferLimit(64<<20))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, _ := m.Listen(loopback)
-		m.Start()
+		m := newManager(t, r, backend, engine.WithSendBufferLimit(64<<20))
+		l := listenAndStart(t, m)
 		reader := dial(t, l.Addr().String())
 		a := r.nextConn(t)
 		stuck := dial(t, l.Addr().String())
@@ -213,16 +200,9 @@ func pattern(n int) []byte {
 // Elsewhere the closing thread drives the worker to a clean close.
 func TestCloseAfterTheDrivingThreadIsGone(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		checkLeaks(t)
 		r := newRecorder()
-		m, err := engine.New(r, engine.WithBackend(backend), engine.WithFixedThreads(true))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := m.Listen(loopback)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newManager(t, r, backend, engine.WithFixedThreads(true))
+		l := listen(t, m)
 		cli := dial(t, l.Addr().String())
 		cli.Write([]byte("x"))
 		accepted := make(chan *engine.Conn, 1)
@@ -262,7 +242,7 @@ func TestCloseAfterTheDrivingThreadIsGone(t *testing.T) {
 		case <-time.After(10 * time.Second * slowdown):
 			t.Fatal("Close still running 10 s after the driving thread was gone")
 		}
-		err = r.closeErrOf(srv.ID())
+		err := r.closeErrOf(srv.ID())
 		if backend == "io_uring" {
 			if !errors.Is(err, engine.ErrPortLost) {
 				t.Errorf("closed with %s, want ErrPortLost", describe(err))

@@ -12,8 +12,7 @@ import (
 
 func TestConnectEcho(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		srv := newRecorder()
-		srv.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		srv := newEchoRecorder()
 		_, addr := serve(t, srv, backend)
 		cli := newRecorder()
 		m, _ := serve(t, cli, backend)
@@ -110,8 +109,7 @@ func TestConnectCloseBeforeConnected(t *testing.T) {
 // call with ErrTooManyConnections, and an inbound one over it is rejected.
 func TestConnectCountsTowardMaxConnections(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		srv := newRecorder()
-		srv.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		srv := newEchoRecorder()
 		_, srvAddr := serve(t, srv, backend)
 		target := netip.MustParseAddrPort(srvAddr)
 		r := newRecorder()

@@ -48,13 +48,7 @@ func TestFaultAcceptEMFILE(t *testing.T) {
 			logs = append(logs, s)
 			lmu.Unlock()
 		})
-		l, err := m.Listen(loopback, engine.WithAccepts(engine.DefaultAccepts))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Start(); err != nil {
-			t.Fatal(err)
-		}
+		l := listenAndStart(t, m, engine.WithAccepts(engine.DefaultAccepts))
 		t.Cleanup(func() { closeManager(t, m) })
 		addr := l.Addr().String()
 		var worstCPU float64

@@ -177,13 +177,7 @@ func TestFaultManyManagers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := m.Listen(loopback)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Start(); err != nil {
-				t.Fatal(err)
-			}
+			l := listenAndStart(t, m)
 			var peers []net.Conn
 			for range 3 {
 				c, err := net.Dial("tcp", l.Addr().String())

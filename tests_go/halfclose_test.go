@@ -43,9 +43,7 @@ func TestHalfCloseKeepsSending(t *testing.T) {
 func TestShutdownWrite(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		r := newRecorder()
-		_, addr := serve(t, r, backend)
-		cli := dial(t, addr)
-		srv := r.nextConn(t)
+		_, cli, srv := serveOne(t, r, backend)
 		srv.Send(pattern(1 << 20))
 		if err := srv.ShutdownWrite(); err != nil {
 			t.Fatal(err)

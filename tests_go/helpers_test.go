@@ -64,20 +64,51 @@ func checkLeaks(t *testing.T) {
 // checks it leaked nothing and saw no stray completion) when the test ends.
 func serve(t *testing.T, h engine.Handler, backend string, opts ...engine.Option) (*engine.Manager, string) {
 	t.Helper()
+	m := newManager(t, h, backend, opts...)
+	l := listenAndStart(t, m)
+	t.Cleanup(func() { closeManager(t, m) })
+	return m, l.Addr().String()
+}
+
+// serveOne serves r as serve does and connects one peer: it returns the
+// manager, the peer's end and the server's end of the connection.
+func serveOne(t *testing.T, r *recorder, backend string, opts ...engine.Option) (*engine.Manager, net.Conn, *engine.Conn) {
+	t.Helper()
+	m, addr := serve(t, r, backend, opts...)
+	cli := dial(t, addr)
+	return m, cli, r.nextConn(t)
+}
+
+// newManager makes a manager on backend, checking when the test ends that
+// nothing leaked; the caller closes it.
+func newManager(t *testing.T, h engine.Handler, backend string, opts ...engine.Option) *engine.Manager {
+	t.Helper()
 	checkLeaks(t)
 	m, err := engine.New(h, append([]engine.Option{engine.WithBackend(backend)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := m.Listen(loopback)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return m
+}
+
+// listenAndStart opens a loopback listener on m and starts its workers.
+func listenAndStart(t *testing.T, m *engine.Manager, opts ...engine.ListenOption) *engine.Listener {
+	t.Helper()
+	l := listen(t, m, opts...)
 	if err := m.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { closeManager(t, m) })
-	return m, l.Addr().String()
+	return l
+}
+
+// listen opens a loopback listener on m.
+func listen(t *testing.T, m *engine.Manager, opts ...engine.ListenOption) *engine.Listener {
+	t.Helper()
+	l, err := m.Listen(loopback, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 func closeManager(t *testing.T, m *engine.Manager) {
@@ -132,6 +163,13 @@ type recorder struct {
 	onRecv   func(c *engine.Conn, data []byte)
 	onOpen   func(c *engine.Conn)
 	onDrain  func(c *engine.Conn)
+}
+
+// newEchoRecorder is a recorder that sends every byte back.
+func newEchoRecorder() *recorder {
+	r := newRecorder()
+	r.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+	return r
 }
 
 func newRecorder() *recorder {

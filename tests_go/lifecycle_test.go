@@ -11,8 +11,7 @@ import (
 
 func TestNoLeakAfter1000Cycles(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		r := newRecorder()
-		r.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		r := newEchoRecorder()
 		m, addr := serve(t, r, backend, engine.WithWorkers(2))
 		for i := 0; i < 1000; i++ {
 			c := dial(t, addr)
@@ -39,18 +38,10 @@ func TestNoLeakAfter1000Cycles(t *testing.T) {
 
 func TestNoLeakFiftyManagers(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		checkLeaks(t)
 		for i := 0; i < 50; i++ {
 			r := newRecorder()
-			m, err := engine.New(r, engine.WithBackend(backend), engine.WithWorkers(1+i%3))
-			if err != nil {
-				t.Fatal(err)
-			}
-			l, err := m.Listen(loopback)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.Start()
+			m := newManager(t, r, backend, engine.WithWorkers(1+i%3))
+			l := listenAndStart(t, m)
 			c := dial(t, l.Addr().String())
 			r.nextConn(t)
 			if i%2 == 0 {
@@ -169,15 +160,11 @@ func TestClosedManagerRefusesWork(t *testing.T) {
 
 func TestListenerClose(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		checkLeaks(t)
 		r := newRecorder()
-		m, err := engine.New(r, engine.WithBackend(backend))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newManager(t, r, backend)
 		defer closeManager(t, m)
 		m.Start()
-		l, _ := m.Listen(loopback)
+		l := listen(t, m)
 		c := dial(t, l.Addr().String())
 		srv := r.nextConn(t)
 		l.Close()
@@ -204,17 +191,10 @@ func TestListenerClose(t *testing.T) {
 // Waiting says so, and stops saying so once a worker has the listener.
 func TestListenerWaitingUntilAWorkerRuns(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		checkLeaks(t)
 		r := newRecorder()
-		m, err := engine.New(r, engine.WithBackend(backend))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newManager(t, r, backend)
 		defer closeManager(t, m)
-		l, err := m.Listen(loopback)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := listen(t, m)
 		if l.Waiting() {
 			t.Fatal("waiting before anyone connected")
 		}

@@ -15,8 +15,7 @@ import (
 func TestPerConnectionOrdering(t *testing.T) {
 	const conns, msgs = 40, 200
 	forBackends(t, func(t *testing.T, backend string) {
-		r := newRecorder()
-		r.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		r := newEchoRecorder()
 		m, addr := serve(t, r, backend, engine.WithWorkers(4))
 		var wg sync.WaitGroup
 		for i := 0; i < conns; i++ {

@@ -26,7 +26,6 @@ func TestPollSharedManyPollers(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		for _, tc := range []struct{ pollers, max int }{{4, 64}, {8, 3}, {4, 1}} {
 			t.Run(fmt.Sprintf("pollers=%d,max=%d", tc.pollers, tc.max), func(t *testing.T) {
-				checkLeaks(t)
 				pollShared(t, backend, tc.pollers, tc.max)
 			})
 		}
@@ -35,14 +34,8 @@ func TestPollSharedManyPollers(t *testing.T) {
 
 func pollShared(t *testing.T, backend string, pollers, max int) {
 	const conns = 30
-	m, err := engine.New(nil, engine.WithBackend(backend))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := m.Listen(loopback)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newManager(t, nil, backend)
+	l := listen(t, m)
 	var mu sync.Mutex
 	busy := map[uint64]bool{}
 	digests := map[string]hash.Hash{} // by the client's address

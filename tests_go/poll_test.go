@@ -12,15 +12,8 @@ import (
 // GetQueuedCompletionStatus loop: accept, recv, send, eof, close, post.
 func TestPollMode(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		checkLeaks(t)
-		m, err := engine.New(nil, engine.WithBackend(backend))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := m.Listen(loopback)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newManager(t, nil, backend)
+		l := listen(t, m)
 		// Idle: no events for 50 ms. The first round may end early, woken
 		// to apply the Listen; an idle one must not.
 		start := time.Now()
@@ -84,8 +77,7 @@ func TestPollMode(t *testing.T) {
 // TestPollMax: the max argument caps a batch; the rest comes next time.
 func TestPollMax(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		checkLeaks(t)
-		m, _ := engine.New(nil, engine.WithBackend(backend))
+		m := newManager(t, nil, backend)
 		for i := 0; i < 10; i++ {
 			m.Post(i)
 		}

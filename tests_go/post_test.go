@@ -61,11 +61,7 @@ func TestPost(t *testing.T) {
 // other threads cannot starve the worker's own completions.
 func TestPostsBoundedPerRound(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		checkLeaks(t)
-		m, err := engine.New(nil, engine.WithBackend(backend))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newManager(t, nil, backend)
 		defer m.Close(time.Second)
 		const posts = 3000
 		for i := 0; i < posts; i++ {

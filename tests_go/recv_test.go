@@ -24,9 +24,7 @@ func TestRecvBackpressureSlowHandler(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
-		m, addr := serve(t, r, backend)
-		cli := dial(t, addr)
-		srv := r.nextConn(t)
+		m, cli, srv := serveOne(t, r, backend)
 		payload := pattern(16 << 20)
 		cli.(*net.TCPConn).SetWriteBuffer(64 << 10)
 		written, werr := writeCounting(cli, payload)
@@ -74,9 +72,7 @@ func TestPauseResume(t *testing.T) {
 				c.PauseReading() // from the callback: takes effect at once
 			}
 		}
-		m, addr := serve(t, r, backend, engine.WithRecvBufferLimit(limit))
-		cli := dial(t, addr)
-		srv := r.nextConn(t)
+		m, cli, srv := serveOne(t, r, backend, engine.WithRecvBufferLimit(limit))
 		payload := pattern(8 << 20)
 		go func() {
 			cli.SetWriteDeadline(time.Now().Add(10 * time.Second))
@@ -112,9 +108,7 @@ func TestPauseResume(t *testing.T) {
 func TestPauseFromOtherGoroutine(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		r := newRecorder()
-		_, addr := serve(t, r, backend, engine.WithRecvBufferLimit(8<<10))
-		cli := dial(t, addr)
-		srv := r.nextConn(t)
+		_, cli, srv := serveOne(t, r, backend, engine.WithRecvBufferLimit(8<<10))
 		srv.PauseReading()
 		payload := pattern(200 << 10)
 		go func() { cli.Write(payload); cli.(interface{ CloseWrite() error }).CloseWrite() }()

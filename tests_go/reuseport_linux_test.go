@@ -38,11 +38,7 @@ func TestReusePortSharesAPort(t *testing.T) {
 
 func reusePortManager(t *testing.T, backend string) *engine.Manager {
 	t.Helper()
-	checkLeaks(t)
-	m, err := engine.New(echoHandler{}, engine.WithBackend(backend))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newManager(t, echoHandler{}, backend)
 	if err := m.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,11 +14,7 @@ import (
 // with WSAEOPNOTSUPP and leaves nothing open.
 func TestReusePortIsRefused(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		checkLeaks(t)
-		m, err := engine.New(echoHandler{}, engine.WithBackend(backend))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newManager(t, echoHandler{}, backend)
 		defer closeManager(t, m)
 		if _, err := m.Listen(loopback, engine.WithReusePort(true)); !errors.Is(err, windows.WSAEOPNOTSUPP) {
 			t.Fatalf("Listen with reuse port: %v, want WSAEOPNOTSUPP", describe(err))

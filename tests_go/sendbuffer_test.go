@@ -30,9 +30,7 @@ func TestBufferFullAndDrain(t *testing.T) {
 				drainedAbove.Add(1)
 			}
 		}
-		_, addr := serve(t, r, backend, engine.WithSendBufferLimit(limit))
-		cli := dial(t, addr)
-		srv := r.nextConn(t)
+		_, cli, srv := serveOne(t, r, backend, engine.WithSendBufferLimit(limit))
 		var sent []byte
 		chunk := 10000
 		full := false
@@ -96,9 +94,7 @@ func TestConcurrentSendNoInterleave(t *testing.T) {
 	const senders, each = 8, 300
 	forBackends(t, func(t *testing.T, backend string) {
 		r := newRecorder()
-		_, addr := serve(t, r, backend, engine.WithSendBufferLimit(64<<20))
-		cli := dial(t, addr)
-		srv := r.nextConn(t)
+		_, cli, srv := serveOne(t, r, backend, engine.WithSendBufferLimit(64<<20))
 		var wg sync.WaitGroup
 		for s := 0; s < senders; s++ {
 			wg.Add(1)

@@ -14,8 +14,7 @@ import (
 // ErrAcceptTimeout while a talking client is served.
 func TestAcceptTimeout(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		r := newRecorder()
-		r.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		r := newEchoRecorder()
 		m, addr := serve(t, r, backend, engine.WithAcceptTimeout(150*time.Millisecond))
 		var silent []*engine.Conn
 		for i := 0; i < 20; i++ {
@@ -48,8 +47,7 @@ func TestAcceptTimeout(t *testing.T) {
 // keeps talking is not.
 func TestIdleTimeout(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		r := newRecorder()
-		r.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		r := newEchoRecorder()
 		_, addr := serve(t, r, backend, engine.WithIdleTimeout(150*time.Millisecond))
 		quiet := dial(t, addr)
 		qc := r.nextConn(t)
@@ -86,8 +84,7 @@ func isReset(err error) bool {
 // announced, counted as rejected; service continues once one closes.
 func TestMaxConnections(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		r := newRecorder()
-		r.onRecv = func(c *engine.Conn, data []byte) { c.Send(data) }
+		r := newEchoRecorder()
 		m, addr := serve(t, r, backend, engine.WithMaxConnections(3))
 		var kept []net.Conn
 		for i := 0; i < 3; i++ {
@@ -128,18 +125,10 @@ func TestMaxConnections(t *testing.T) {
 // for silence it did not keep.
 func TestTimeoutsAfterAStall(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		checkLeaks(t)
 		const timeout = 200 * time.Millisecond
-		m, err := engine.New(nil, engine.WithBackend(backend), engine.WithAcceptTimeout(timeout),
-			engine.WithIdleTimeout(timeout))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newManager(t, nil, backend, engine.WithAcceptTimeout(timeout), engine.WithIdleTimeout(timeout))
 		defer m.Close(time.Second)
-		l, err := m.Listen(loopback)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := listen(t, m)
 		cli := dial(t, l.Addr().String())
 		var c *engine.Conn
 		for deadline := time.Now().Add(waitBound); c == nil && time.Now().Before(deadline); {
