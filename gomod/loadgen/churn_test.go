@@ -57,13 +57,7 @@ func TestChurnServerClosingIsError(t *testing.T) {
 }
 
 func TestChurnNoServerIsError(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	res, err := Run(context.Background(), Config{Mode: ModeChurn, Addr: addr, Conns: 2, Size: 8, Duration: time.Second})
+	res, err := Run(context.Background(), Config{Mode: ModeChurn, Addr: closedAddr(t), Conns: 2, Size: 8, Duration: time.Second})
 	var op *net.OpError
 	if !errors.Is(err, ErrNoConnection) || !errors.As(err, &op) {
 		t.Fatalf("err = %v, want ErrNoConnection and the dial error", err)

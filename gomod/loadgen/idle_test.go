@@ -55,14 +55,8 @@ func TestIdleMismatchIsNotConnected(t *testing.T) {
 }
 
 func TestIdleNoServerIsError(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	called := false
-	res, err := Run(context.Background(), Config{Mode: ModeIdle, Addr: addr, Conns: 3, Size: 8, Duration: time.Second, Ready: func(int) { called = true }})
+	res, err := Run(context.Background(), Config{Mode: ModeIdle, Addr: closedAddr(t), Conns: 3, Size: 8, Duration: time.Second, Ready: func(int) { called = true }})
 	var op *net.OpError
 	if !errors.Is(err, ErrNoConnection) || !errors.As(err, &op) {
 		t.Fatalf("err = %v, want ErrNoConnection and the dial error", err)

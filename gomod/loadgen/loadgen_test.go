@@ -31,8 +31,16 @@ func startServer(t *testing.T, handle func(c net.Conn)) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveListener(t, ln, 0, handle)
+}
+
+// serveListener serves ln as startServer does, accepting the first
+// connection only after acceptAfter.
+func serveListener(t *testing.T, ln net.Listener, acceptAfter time.Duration, handle func(c net.Conn)) *server {
+	t.Helper()
 	s := &server{ln: ln}
 	s.wg.Go(func() {
+		time.Sleep(acceptAfter)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -61,6 +69,17 @@ func (s *server) stop() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// closedAddr is a loopback address nobody listens on (any more).
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // echo copies everything back, letting mutate alter the bytes first; off is
@@ -237,13 +256,7 @@ func TestReplyTimeoutIsError(t *testing.T) {
 
 func TestNoServerIsError(t *testing.T) {
 	forClients(t, func(t *testing.T, client string) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		res, err := Run(context.Background(), Config{Client: client, Addr: addr, Conns: 3, Size: 8, Duration: time.Second})
+		res, err := Run(context.Background(), Config{Client: client, Addr: closedAddr(t), Conns: 3, Size: 8, Duration: time.Second})
 		if !errors.Is(err, ErrNoConnection) {
 			t.Fatalf("err = %v, want ErrNoConnection", err)
 		}
@@ -280,18 +293,26 @@ func TestValidateRejectsBadValues(t *testing.T) {
 	for name, mutate := range cases {
 		c := good
 		mutate(&c)
-		err := c.Validate()
-		var ce *ConfigError
-		if !errors.As(err, &ce) || !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("%s: err = %v, want *ConfigError", name, err)
-			continue
-		}
-		if ce.Field != strings.TrimSpace(name) {
-			t.Errorf("%s: Field = %q", name, ce.Field)
-		}
-		if _, err := Run(context.Background(), c); !errors.As(err, &ce) {
-			t.Errorf("%s: Run err = %v, want *ConfigError", name, err)
-		}
+		wantConfigError(t, name, c)
+	}
+}
+
+// wantConfigError fails t unless Validate and Run both refuse c with a
+// *ConfigError naming the field that name is, but for trailing spaces
+// (which keep the map keys of several cases for one field apart).
+func wantConfigError(t *testing.T, name string, c Config) {
+	t.Helper()
+	err := c.Validate()
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("%s: err = %v, want *ConfigError", name, err)
+		return
+	}
+	if ce.Field != strings.TrimSpace(name) {
+		t.Errorf("%s: Field = %q (%v)", name, ce.Field, err)
+	}
+	if _, err := Run(context.Background(), c); !errors.As(err, &ce) {
+		t.Errorf("%s: Run err = %v, want *ConfigError", name, err)
 	}
 }
 

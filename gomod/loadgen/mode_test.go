@@ -1,12 +1,9 @@
 package loadgen
 
 import (
-	"context"
-	"errors"
 	"io"
 	"net"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 )
@@ -38,18 +35,7 @@ func TestValidateModes(t *testing.T) {
 		"Conns  ":  {Addr: "127.0.0.1:1", Conns: 100, Size: MaxSize, Duration: time.Second, Mode: ModeIdle},
 	}
 	for name, c := range bad {
-		err := c.Validate()
-		var ce *ConfigError
-		if !errors.As(err, &ce) || !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("%s: err = %v, want *ConfigError", name, err)
-			continue
-		}
-		if ce.Field != strings.TrimSpace(name) {
-			t.Errorf("%s: Field = %q (%v)", name, ce.Field, err)
-		}
-		if _, err := Run(context.Background(), c); !errors.As(err, &ce) {
-			t.Errorf("%s: Run err = %v, want *ConfigError", name, err)
-		}
+		wantConfigError(t, name, c)
 	}
 }
 

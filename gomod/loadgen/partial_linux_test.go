@@ -33,23 +33,8 @@ func listenBacklog0(t *testing.T) net.Listener {
 }
 
 func TestSomeConnectionsFailOthersContinue(t *testing.T) {
-	ln := listenBacklog0(t)
-	s := &server{ln: ln}
-	t.Cleanup(s.stop)
-	s.wg.Go(func() {
-		// Accept only after the dropped dials have timed out.
-		time.Sleep(400 * time.Millisecond)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-			s.wg.Go(func() { defer c.Close(); echo(nil)(c) })
-		}
-	})
+	// Accept only after the dropped dials have timed out.
+	s := serveListener(t, listenBacklog0(t), 400*time.Millisecond, echo(nil))
 	cfg := Config{Addr: s.addr(), Conns: 4, Size: 16, Duration: 500 * time.Millisecond, ConnectTimeout: 200 * time.Millisecond}
 	res := runFor(t, cfg, 2*time.Second)
 	if res.Connected < 1 || res.Connected > 2 || res.Errors != uint64(4-res.Connected) || res.Messages == 0 || res.Mismatches != 0 || res.FirstError == "" {
