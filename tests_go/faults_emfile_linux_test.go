@@ -102,24 +102,15 @@ func TestFaultAcceptEMFILE(t *testing.T) {
 				t.Errorf("episode %d: %d log lines, the last %q", ep, nlogs, last)
 			}
 			// Served again, by more peers at once than the accepts posted.
-			var wg sync.WaitGroup
-			for range engine.DefaultAccepts + 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c, err := net.Dial("tcp", addr)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					defer c.Close()
-					c.SetDeadline(time.Now().Add(5 * time.Second))
-					if err := roundTrip(c, []byte("after")); err != nil {
-						t.Error(err)
-					}
-				}()
-			}
-			wg.Wait()
+			runClients(t, engine.DefaultAccepts+8, func(int) error {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				return roundTrip(c, []byte("after"))
+			})
 		}
 		f.sized("%d episodes of %s out of descriptors (RLIMIT_NOFILE lowered, the rest filled), a peer waiting in each", episodes, hold)
 		f.note("failed accepts per episode %v (retry every 100 ms x %d posted); worst CPU %.1f%%; %d log lines for %d episodes",

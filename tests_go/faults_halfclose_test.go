@@ -4,11 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"hash"
 	"io"
 	"math/rand/v2"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,24 +22,20 @@ import (
 // closes; the server keeps the upload's digest by the peer's port.
 type halfCloser struct {
 	engine.NopHandler
+	serverLog
 	largest     int           // the largest reply or upload
 	serverFirst atomic.Uint32 // the port of the serverFirst listener
-	mu          sync.Mutex
-	digests     map[uint16]upload
-	closes      map[uint64]int
-	errs        []error
+	got         uploads
 }
 
 type halfState struct {
 	hdr   []byte
 	reply int
-	h     hash.Hash
-	n     int
+	*connHash
 }
 
 func (h *halfCloser) OnOpen(c *engine.Conn) {
-	st := &halfState{h: sha256.New()}
-	c.Context = st
+	c.Context = &halfState{connHash: newConnHash()}
 	if uint32(c.Local().Port()) != h.serverFirst.Load() {
 		return
 	}
@@ -65,19 +59,14 @@ func (h *halfCloser) OnRecv(c *engine.Conn, data []byte) {
 			st.reply = int(binary.BigEndian.Uint32(st.hdr))
 		}
 	}
-	st.h.Write(data)
-	st.n += len(data)
+	st.add(data)
 }
 
 func (h *halfCloser) OnEOF(c *engine.Conn) {
 	st := c.Context.(*halfState)
-	var u upload
-	u.n = st.n
-	st.h.Sum(u.sum[:0])
+	u := st.upload()
 	if uint32(c.Local().Port()) == h.serverFirst.Load() {
-		h.mu.Lock()
-		h.digests[c.Peer().Port()] = u
-		h.mu.Unlock()
+		h.got.put(c, u)
 		c.Close()
 		return
 	}
@@ -89,18 +78,8 @@ func (h *halfCloser) OnEOF(c *engine.Conn) {
 }
 
 func (h *halfCloser) OnClose(c *engine.Conn, err error) {
-	h.mu.Lock()
-	h.closes[c.ID()]++
-	h.mu.Unlock()
+	h.closed(c)
 	h.check(err)
-}
-
-func (h *halfCloser) check(err error) {
-	if err != nil {
-		h.mu.Lock()
-		h.errs = append(h.errs, err)
-		h.mu.Unlock()
-	}
 }
 
 // TestFaultHalfClose: half-close both ways, many connections at once:
@@ -111,42 +90,19 @@ func TestFaultHalfClose(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		f := fault(t, "half_close", backend)
 		each := scale(f, "connections each way", 100, 1000)
-		h := &halfCloser{largest: scale(f, "largest", 256<<10, 1<<20), digests: map[uint16]upload{}, closes: map[uint64]int{}}
+		h := &halfCloser{largest: scale(f, "largest", 256<<10, 1<<20)}
 		m, peerFirst := serve(t, h, backend, engine.WithWorkers(2))
-		l2, err := m.Listen(loopback)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l2 := listen(t, m)
 		h.serverFirst.Store(uint32(l2.Addr().Port()))
 		var bytesUp, bytesDown atomic.Int64
-		var wg sync.WaitGroup
-		for i := range 2 * each {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var err error
-				if i%2 == 0 {
-					err = peerHalfClosesFirst(peerFirst, uint64(i), h.largest, &bytesUp, &bytesDown)
-				} else {
-					err = serverHalfClosesFirst(h, l2.Addr().String(), uint64(i), &bytesUp, &bytesDown)
-				}
-				if err != nil {
-					t.Errorf("client %d: %v", i, err)
-				}
-			}()
-		}
-		wg.Wait()
-		settle(t, "every connection closed", func() bool { return m.Stats().Closed == uint64(2*each) })
-		h.mu.Lock()
-		for id, n := range h.closes {
-			if n != 1 {
-				t.Errorf("connection %d closed %d times", id, n)
+		runClients(t, 2*each, func(i int) error {
+			if i%2 == 0 {
+				return peerHalfClosesFirst(peerFirst, uint64(i), h.largest, &bytesUp, &bytesDown)
 			}
-		}
-		for _, err := range h.errs {
-			t.Errorf("server: %s", describe(err))
-		}
-		h.mu.Unlock()
+			return serverHalfClosesFirst(h, l2.Addr().String(), uint64(i), &bytesUp, &bytesDown)
+		})
+		settle(t, "every connection closed", func() bool { return m.Stats().Closed == uint64(2*each) })
+		h.report(t)
 		f.sized("%d peers FIN first + %d with the server FIN first, 0-%s each way; %s up, %s down",
 			each, each, mib(int64(h.largest)), mib(bytesUp.Load()), mib(bytesDown.Load()))
 	})
@@ -217,10 +173,7 @@ func serverHalfClosesFirst(h *halfCloser, addr string, seed uint64, up, down *at
 	c.Close()
 	deadline := time.Now().Add(faultWait)
 	for {
-		h.mu.Lock()
-		u, ok := h.digests[port]
-		h.mu.Unlock()
-		if ok {
+		if u, ok := h.got.get(port); ok {
 			if u.n != n || u.sum != sum {
 				return errors.New("the upload after the server's FIN differs")
 			}

@@ -60,6 +60,21 @@ func settle(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// runClients runs client(0) to client(n-1) at once and fails t with the
+// error of each that failed.
+func runClients(t *testing.T, n int, client func(i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := client(i); err != nil {
+				t.Errorf("client %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // soak reports whether the long forms run (make soak sets PYIOCP_SOAK=1).
 func soak() bool { return os.Getenv("PYIOCP_SOAK") == "1" }
 

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"math/rand/v2"
@@ -19,72 +20,120 @@ import (
 // client looks its own up) and the connection closes once the echo is out.
 type hashEcho struct {
 	engine.NopHandler
-	mu      sync.Mutex
-	digests map[uint16]upload
-	closes  map[uint64]int
-	errs    []error
-	opened  atomic.Int64
+	serverLog
+	got    uploads
+	opened atomic.Int64
 }
 
+func (h *hashEcho) OnOpen(c *engine.Conn) {
+	h.opened.Add(1)
+	c.Context = newConnHash()
+}
+
+func (h *hashEcho) OnRecv(c *engine.Conn, data []byte) {
+	c.Context.(*connHash).add(data)
+	h.check(c.Send(data))
+}
+
+func (h *hashEcho) OnEOF(c *engine.Conn) {
+	h.got.put(c, c.Context.(*connHash).upload())
+	c.Close()
+}
+
+func (h *hashEcho) OnClose(c *engine.Conn, err error) {
+	h.closed(c)
+	h.check(err)
+}
+
+// upload is what one connection delivered: how many bytes, and their
+// SHA-256.
 type upload struct {
 	n   int
 	sum [32]byte
 }
 
+// connHash hashes what one connection delivers.
 type connHash struct {
 	h hash.Hash
 	n int
 }
 
-func newHashEcho() *hashEcho {
-	return &hashEcho{digests: map[uint16]upload{}, closes: map[uint64]int{}}
-}
+func newConnHash() *connHash { return &connHash{h: sha256.New()} }
 
-func (h *hashEcho) OnOpen(c *engine.Conn) {
-	h.opened.Add(1)
-	c.Context = &connHash{h: sha256.New()}
-}
-
-func (h *hashEcho) OnRecv(c *engine.Conn, data []byte) {
-	ch := c.Context.(*connHash)
+func (ch *connHash) add(data []byte) {
 	ch.h.Write(data)
 	ch.n += len(data)
-	if err := c.Send(data); err != nil {
-		h.fail(err)
-	}
 }
 
-func (h *hashEcho) OnEOF(c *engine.Conn) {
-	ch := c.Context.(*connHash)
-	var u upload
-	u.n = ch.n
+func (ch *connHash) upload() upload {
+	u := upload{n: ch.n}
 	ch.h.Sum(u.sum[:0])
-	h.mu.Lock()
-	h.digests[c.Peer().Port()] = u
-	h.mu.Unlock()
-	c.Close()
+	return u
 }
 
-func (h *hashEcho) OnClose(c *engine.Conn, err error) {
-	h.mu.Lock()
-	h.closes[c.ID()]++
-	h.mu.Unlock()
+// uploads keeps each connection's upload by its peer's port, where the
+// peer's client looks its own up.
+type uploads struct {
+	mu     sync.Mutex
+	byPort map[uint16]upload
+}
+
+func (u *uploads) put(c *engine.Conn, up upload) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.byPort == nil {
+		u.byPort = map[uint16]upload{}
+	}
+	u.byPort[c.Peer().Port()] = up
+}
+
+func (u *uploads) get(port uint16) (upload, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	up, ok := u.byPort[port]
+	return up, ok
+}
+
+// serverLog counts each connection's OnClose and keeps the errors a
+// scenario's server met, from any worker, for the scenario's end.
+type serverLog struct {
+	mu     sync.Mutex
+	closes map[uint64]int
+	errs   []error
+}
+
+func (l *serverLog) closed(c *engine.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closes == nil {
+		l.closes = map[uint64]int{}
+	}
+	l.closes[c.ID()]++
+}
+
+// check keeps err, unless nil.
+func (l *serverLog) check(err error) {
 	if err != nil {
-		h.fail(err)
+		l.mu.Lock()
+		l.errs = append(l.errs, err)
+		l.mu.Unlock()
 	}
 }
 
-func (h *hashEcho) fail(err error) {
-	h.mu.Lock()
-	h.errs = append(h.errs, err)
-	h.mu.Unlock()
-}
-
-func (h *hashEcho) digest(port uint16) (upload, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	u, ok := h.digests[port]
-	return u, ok
+// report fails t for each connection closed other than once and for each
+// error the server met.
+func (l *serverLog) report(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, n := range l.closes {
+		if n != 1 {
+			t.Errorf("connection %d closed %d times", id, n)
+		}
+	}
+	for _, err := range l.errs {
+		t.Errorf("server: %s", describe(err))
+	}
 }
 
 // TestFaultIntegrity: connections at once, each sending a random size from
@@ -94,7 +143,7 @@ func TestFaultIntegrity(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		f := fault(t, "integrity", backend)
 		conns := scale(f, "connections", 100, 1000)
-		h := newHashEcho()
+		h := &hashEcho{}
 		m, addr := serve(t, h, backend, engine.WithWorkers(2))
 		rng := rand.New(rand.NewPCG(1, uint64(conns)))
 		sizes := make([]int, conns)
@@ -112,29 +161,16 @@ func TestFaultIntegrity(t *testing.T) {
 		}
 		f.sized("%d connections at once, 1 B-1 MiB each (uniform), %s each way", conns, mib(int64(total)))
 		var up, down, failed atomic.Int64
-		var wg sync.WaitGroup
-		for i := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := integrityClient(h, addr, uint64(i), sizes[i], &up, &down); err != nil {
-					failed.Add(1)
-					t.Errorf("connection %d (%d bytes): %v", i, sizes[i], err)
-				}
-			}()
-		}
-		wg.Wait()
-		settle(t, "every connection closed", func() bool { return m.Stats().Closed == uint64(conns) })
-		h.mu.Lock()
-		for id, n := range h.closes {
-			if n != 1 {
-				t.Errorf("connection %d closed %d times", id, n)
+		runClients(t, conns, func(i int) error {
+			err := integrityClient(h, addr, uint64(i), sizes[i], &up, &down)
+			if err != nil {
+				failed.Add(1)
+				return fmt.Errorf("%d bytes: %w", sizes[i], err)
 			}
-		}
-		for _, err := range h.errs {
-			t.Errorf("server: %v", err)
-		}
-		h.mu.Unlock()
+			return nil
+		})
+		settle(t, "every connection closed", func() bool { return m.Stats().Closed == uint64(conns) })
+		h.report(t)
 		s := m.Stats()
 		if s.BytesIn != uint64(total) || s.BytesOut != uint64(total) {
 			t.Errorf("bytes in %d, out %d, want %d", s.BytesIn, s.BytesOut, total)
@@ -177,7 +213,7 @@ func integrityClient(h *hashEcho, addr string, seed uint64, n int, up, down *ato
 		return errors.New("echo differs from what was sent")
 	}
 	port := uint16(c.LocalAddr().(*net.TCPAddr).Port)
-	u, ok := h.digest(port)
+	u, ok := h.got.get(port)
 	if !ok {
 		return errors.New("the server recorded no upload for this connection")
 	}

@@ -53,6 +53,13 @@ func tinyReceiver(t *testing.T, addr string) net.Conn {
 	return c
 }
 
+// writesStopped reports whether m wrote nothing for 200 ms.
+func writesStopped(m *engine.Manager) bool {
+	before := m.Stats().BytesOut
+	time.Sleep(200 * time.Millisecond)
+	return m.Stats().BytesOut == before
+}
+
 // TestFaultSendBufferPeerNeverReads: peers that never read, a server that
 // sends to each as much as it can: each connection holds at most
 // send_buffer_limit, the process's memory stays within connections x limit,
@@ -71,12 +78,7 @@ func TestFaultSendBufferPeerNeverReads(t *testing.T) {
 		}
 		// The kernel's socket buffers take what they can first; once the
 		// writes stop, top every send buffer up to the limit.
-		stopped := func() bool {
-			before := m.Stats().BytesOut
-			time.Sleep(200 * time.Millisecond)
-			return m.Stats().BytesOut == before
-		}
-		settle(t, "the writes to peers that never read to stop", stopped)
+		settle(t, "the writes to peers that never read to stop", func() bool { return writesStopped(m) })
 		for _, c := range conns {
 			h.fill(c)
 			if p := c.Pending(); p <= limit-16<<10 {
@@ -108,15 +110,7 @@ func TestFaultSendBufferPeerNeverReads(t *testing.T) {
 			t.Errorf("%d bytes written to peers that do not read", d)
 		}
 		m.Close(200 * time.Millisecond)
-		n, errs, twice := h.closed()
-		if n != peers || twice != 0 {
-			t.Errorf("closed %d of %d (%d twice)", n, peers, twice)
-		}
-		for _, err := range errs {
-			if !errors.Is(err, engine.ErrCloseTimeout) {
-				t.Errorf("closed with %s, want the close timeout", describe(err))
-			}
-		}
+		h.wantClosed(t, peers, engine.ErrCloseTimeout)
 		f.sized("%d peers that never read (4 KiB receive buffers); send_buffer_limit %s", peers, mib(limit))
 		f.note("pending %s in all (bound %s); heap +%s while full, %s when first full; Close resets each after 200 ms",
 			mib(s.PendingSendBytes), mib(int64(peers*limit)), mib(grown), mib(int64(heapFull)))
@@ -126,32 +120,23 @@ func TestFaultSendBufferPeerNeverReads(t *testing.T) {
 // hasher keeps a digest of what each connection delivered, by peer port.
 type hasher struct {
 	*countingEcho
-	mu2     sync.Mutex
-	conns   chan *engine.Conn
-	digests map[uint16]upload
+	conns chan *engine.Conn
+	got   uploads
 }
 
 func (h *hasher) OnOpen(c *engine.Conn) {
 	h.countingEcho.OnOpen(c)
-	c.Context = &connHash{h: sha256.New()}
+	c.Context = newConnHash()
 	h.conns <- c
 }
 
 func (h *hasher) OnRecv(c *engine.Conn, data []byte) {
 	h.recvs.Add(1)
-	ch := c.Context.(*connHash)
-	ch.h.Write(data)
-	ch.n += len(data)
+	c.Context.(*connHash).add(data)
 }
 
 func (h *hasher) OnEOF(c *engine.Conn) {
-	ch := c.Context.(*connHash)
-	var u upload
-	u.n = ch.n
-	ch.h.Sum(u.sum[:0])
-	h.mu2.Lock()
-	h.digests[c.Peer().Port()] = u
-	h.mu2.Unlock()
+	h.got.put(c, c.Context.(*connHash).upload())
 	c.Close()
 }
 
@@ -164,7 +149,7 @@ func TestFaultRecvBufferFlood(t *testing.T) {
 		f := fault(t, "recv_buffer_limit", backend)
 		peers := scale(f, "peers", 10, 100)
 		const limit = 64 << 10
-		h := &hasher{countingEcho: newCountingEcho(), conns: make(chan *engine.Conn, peers), digests: map[uint16]upload{}}
+		h := &hasher{countingEcho: newCountingEcho(), conns: make(chan *engine.Conn, peers)}
 		m, addr := serve(t, h, backend, engine.WithWorkers(2), engine.WithRecvBufferLimit(limit))
 		type flood struct {
 			c    net.Conn
@@ -242,9 +227,7 @@ func TestFaultRecvBufferFlood(t *testing.T) {
 			var sum [32]byte
 			x.sum.Sum(sum[:0])
 			settle(t, "the whole flood delivered", func() bool {
-				h.mu2.Lock()
-				defer h.mu2.Unlock()
-				u, ok := h.digests[port]
+				u, ok := h.got.get(port)
 				return ok && u.n == int(x.sent.Load()) && u.sum == sum
 			})
 		}
@@ -367,11 +350,7 @@ func TestFaultCloseFlood(t *testing.T) {
 		}
 		// The kernel's buffers take what they can of the replies first;
 		// then every connection's own buffer is topped up to the limit.
-		settle(t, "the writes to peers that never read to stop", func() bool {
-			before := m.Stats().BytesOut
-			time.Sleep(200 * time.Millisecond)
-			return m.Stats().BytesOut == before
-		})
+		settle(t, "the writes to peers that never read to stop", func() bool { return writesStopped(m) })
 		for _, c := range conns {
 			h.fill(c)
 		}
@@ -388,15 +367,7 @@ func TestFaultCloseFlood(t *testing.T) {
 		took := time.Since(start)
 		s := m.Stats()
 		read := s.BytesIn - before.BytesIn
-		n, errs, twice := h.closed()
-		if n != peers || twice != 0 {
-			t.Errorf("closed %d of %d (%d twice)", n, peers, twice)
-		}
-		for _, err := range errs {
-			if !errors.Is(err, engine.ErrCloseTimeout) {
-				t.Errorf("closed with %s, want the close timeout", describe(err))
-			}
-		}
+		h.wantClosed(t, peers, engine.ErrCloseTimeout)
 		if took < timeout || took > timeout+time.Second*slowdown {
 			t.Errorf("the last connection closed %v after Close, want %v to %v later", took, timeout, timeout+time.Second)
 		}

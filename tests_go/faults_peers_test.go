@@ -135,6 +135,20 @@ func controlClient(t *testing.T, addr string, stop <-chan struct{}, lat *latenci
 	}
 }
 
+// startControlClient runs controlClient until the returned stop, which
+// waits for it to end and returns the latencies of its round trips.
+func startControlClient(t *testing.T, addr string) (stop func() *latencies) {
+	done := make(chan struct{})
+	lat := new(latencies)
+	var wg sync.WaitGroup
+	wg.Go(func() { controlClient(t, addr, done, lat) })
+	return func() *latencies {
+		close(done)
+		wg.Wait()
+		return lat
+	}
+}
+
 func isErrno(err error) bool {
 	var en syscall.Errno
 	return errors.As(err, &en)
@@ -150,31 +164,15 @@ func TestFaultPeerResetMidTransfer(t *testing.T) {
 		each := scale(f, "resets each way", 50, 1000)
 		h := newModal()
 		m, addr := serve(t, h, backend, engine.WithWorkers(2), engine.WithSendBufferLimit(1<<20))
-		stop := make(chan struct{})
-		var lat latencies
-		var ctl sync.WaitGroup
-		ctl.Add(1)
-		go func() { defer ctl.Done(); controlClient(t, addr, stop, &lat) }()
+		stopControl := startControlClient(t, addr)
 		var up, down atomic.Int64
-		var wg sync.WaitGroup
-		for i := range 2 * each {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(i), 7))
-				k := 64<<10 + rng.IntN(4<<20)
-				var err error
-				if i%2 == 0 {
-					err = resetWhileDownloading(addr, k, &down)
-				} else {
-					err = resetWhileUploading(addr, k, &up)
-				}
-				if err != nil {
-					t.Errorf("client %d: %v", i, err)
-				}
-			}()
-		}
-		wg.Wait()
+		runClients(t, 2*each, func(i int) error {
+			k := 64<<10 + rand.New(rand.NewPCG(uint64(i), 7)).IntN(4<<20)
+			if i%2 == 0 {
+				return resetMidTransfer(addr, 'D', k, &down)
+			}
+			return resetMidTransfer(addr, 'U', k, &up)
+		})
 		// An upload can be reset before the server accepts it: with more
 		// connections at once than the listen backlog, the kernel lets a
 		// client connect and send while the server's side still waits in
@@ -188,8 +186,7 @@ func TestFaultPeerResetMidTransfer(t *testing.T) {
 			time.Sleep(100 * time.Millisecond) // and none is left to accept
 			return h.opened.Load() == n && m.Stats().Connections == 1
 		})
-		close(stop)
-		ctl.Wait()
+		lat := stopControl()
 		settle(t, "the control connection closed", func() bool { return int64(h.closedCount()) == h.opened.Load() })
 		unseen := 2*each + 1 - int(h.opened.Load())
 		for _, mode := range []byte{'D', 'U'} {
@@ -228,43 +225,33 @@ func TestFaultPeerResetMidTransfer(t *testing.T) {
 	})
 }
 
-// resetWhileDownloading reads k bytes of the server's stream, then resets.
-func resetWhileDownloading(addr string, k int, total *atomic.Int64) error {
+// resetMidTransfer reads k bytes of the server's stream (mode 'D') or
+// streams k bytes to it (mode 'U'), then resets, the stream still going.
+func resetMidTransfer(addr string, mode byte, k int, total *atomic.Int64) error {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(faultWait))
-	if _, err := c.Write([]byte{'D'}); err != nil {
+	if _, err := c.Write([]byte{mode}); err != nil {
 		return err
 	}
-	n, err := io.CopyN(io.Discard, c, int64(k))
-	total.Add(n)
-	if err != nil {
-		return err
-	}
-	return c.(*net.TCPConn).SetLinger(0)
-}
-
-// resetWhileUploading streams to the server and resets after k bytes, the
-// stream still going.
-func resetWhileUploading(addr string, k int, total *atomic.Int64) error {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(faultWait))
-	if _, err := c.Write([]byte{'U'}); err != nil {
-		return err
-	}
-	for sent := 0; sent < k; {
-		n, err := c.Write(payloadBlock[:min(k-sent, 256<<10)])
-		sent += n
-		total.Add(int64(n))
+	switch mode {
+	case 'D':
+		n, err := io.CopyN(io.Discard, c, int64(k))
+		total.Add(n)
 		if err != nil {
 			return err
+		}
+	case 'U':
+		for sent := 0; sent < k; {
+			n, err := c.Write(payloadBlock[:min(k-sent, 256<<10)])
+			sent += n
+			total.Add(int64(n))
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return c.(*net.TCPConn).SetLinger(0)

@@ -88,6 +88,21 @@ func (h *countingEcho) closed() (n int, errs []error, twice int) {
 	return len(h.closes), errs, twice
 }
 
+// wantClosed fails t unless n connections closed, each once, each with an
+// error that is want (nil: closed cleanly).
+func (h *countingEcho) wantClosed(t *testing.T, n int, want error) {
+	t.Helper()
+	closed, errs, twice := h.closed()
+	if closed != n || twice != 0 {
+		t.Errorf("closed %d of %d (%d twice)", closed, n, twice)
+	}
+	for _, err := range errs {
+		if !errors.Is(err, want) {
+			t.Errorf("closed with %s, want %v", describe(err), want)
+		}
+	}
+}
+
 // TestFaultOneByteAtATime: peers that send one byte per segment, a
 // millisecond apart, under accept and idle timeouts: every byte is
 // echoed in order and no trickling peer is taken for a silent one.
@@ -98,26 +113,11 @@ func TestFaultOneByteAtATime(t *testing.T) {
 		h := newCountingEcho()
 		m, addr := serve(t, h, backend, engine.WithWorkers(2),
 			engine.WithAcceptTimeout(time.Second), engine.WithIdleTimeout(time.Second))
-		var wg sync.WaitGroup
-		for i := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := trickle(addr, uint64(i), each); err != nil {
-					t.Errorf("client %d: %v", i, err)
-				}
-			}()
-		}
-		wg.Wait()
+		runClients(t, conns, func(i int) error { return trickle(addr, uint64(i), each) })
 		settle(t, "every connection closed", func() bool { n, _, _ := h.closed(); return n == conns })
-		_, errs, twice := h.closed()
-		for _, err := range errs {
-			if err != nil {
-				t.Errorf("trickling connection closed with %s", describe(err))
-			}
-		}
-		if twice != 0 || m.Stats().TimedOut != 0 {
-			t.Errorf("%d closed more than once, %d timed out", twice, m.Stats().TimedOut)
+		h.wantClosed(t, conns, nil)
+		if n := m.Stats().TimedOut; n != 0 {
+			t.Errorf("%d trickling connections timed out", n)
 		}
 		f.sized("%d connections x %d bytes, one byte per write, 1 ms apart", conns, each)
 		f.note("%d receive events for %d bytes", h.recvs.Load(), conns*each)
@@ -189,11 +189,7 @@ func TestFaultSlowloris(t *testing.T) {
 		for _, c := range held {
 			c.Close()
 		}
-		stop := make(chan struct{})
-		var lat latencies
-		var ctl sync.WaitGroup
-		ctl.Add(1)
-		go func() { defer ctl.Done(); controlClient(t, addr, stop, &lat) }()
+		stopControl := startControlClient(t, addr)
 		var closes timeoutCloses
 		var margin openMargin
 		for range waves {
@@ -239,9 +235,7 @@ func TestFaultSlowloris(t *testing.T) {
 		}
 		want := uint64(silent * (waves + 1))
 		settle(t, "every silent peer counted", func() bool { return m.Stats().TimedOut == want })
-		close(stop)
-		ctl.Wait()
-		n, worst, mean := lat.get()
+		n, worst, mean := stopControl().get()
 		if closes.early.Load() != 0 || closes.late.Load() != 0 {
 			t.Errorf("%d silent peers closed before the timeout, %d over a second late (accept_timeout %s; "+
 				"the engine opened a connection at worst %s after its peer's start)%s",
@@ -369,42 +363,30 @@ func TestFaultIdleTimeout(t *testing.T) {
 		const timeout = 300 * time.Millisecond
 		h := newModal()
 		m, addr := serve(t, h, backend, engine.WithWorkers(2), engine.WithIdleTimeout(timeout))
-		stop := make(chan struct{})
-		var lat latencies
-		var ctl sync.WaitGroup
-		ctl.Add(1)
-		go func() { defer ctl.Done(); controlClient(t, addr, stop, &lat) }()
+		stopControl := startControlClient(t, addr)
 		var closes timeoutCloses
-		var wg sync.WaitGroup
-		for range quiet {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(timeout + 10*time.Second))
-				start := time.Now() // before the last activity: took is never short
-				c.Write([]byte{'E'})
-				if err := roundTrip(c, []byte("once")); err != nil {
-					t.Error(err)
-					return
-				}
-				_, err = c.Read(make([]byte, 1))
-				took := time.Since(start)
-				if !errors.Is(err, io.EOF) && !errors.Is(err, errReset) {
-					t.Errorf("quiet peer: %v", err)
-				}
-				closes.record(took, timeout)
-			}()
-		}
-		wg.Wait()
+		runClients(t, quiet, func(int) error {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(timeout + 10*time.Second))
+			start := time.Now() // before the last activity: took is never short
+			c.Write([]byte{'E'})
+			if err := roundTrip(c, []byte("once")); err != nil {
+				return err
+			}
+			_, err = c.Read(make([]byte, 1))
+			took := time.Since(start)
+			if !errors.Is(err, io.EOF) && !errors.Is(err, errReset) {
+				t.Errorf("quiet peer: %v", err)
+			}
+			closes.record(took, timeout)
+			return nil
+		})
 		settle(t, "every quiet peer closed", func() bool { return h.closedCount() == quiet })
-		close(stop)
-		ctl.Wait()
+		lat := stopControl()
 		settle(t, "the control connection closed", func() bool { return h.closedCount() == quiet+1 })
 		n, worst, mean := lat.get()
 		for _, err := range h.byMode(t, 'E') {
