@@ -69,8 +69,7 @@ func TestConnectRefused(t *testing.T) {
 // the kernel drops the SYN and the connect never completes on its own.
 func TestConnectTimeout(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		addr, release := fullListener(t)
-		defer release()
+		addr := fullListener(t)
 		r := newRecorder()
 		m, _ := serve(t, r, backend)
 		start := time.Now()
@@ -93,8 +92,7 @@ func TestConnectTimeout(t *testing.T) {
 
 func TestConnectCloseBeforeConnected(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		addr, release := fullListener(t)
-		defer release()
+		addr := fullListener(t)
 		r := newRecorder()
 		m, _ := serve(t, r, backend)
 		c, _ := m.Connect(addr, 0)

@@ -404,8 +404,9 @@ func roundTripThrough(srv *engine.Conn, c net.Conn) error {
 }
 
 // fullListener listens with a backlog of 0 and never accepts, after
-// filling the queue: a further connect hangs (in SYN_SENT on Linux).
-func fullListener(t *testing.T) (netip.AddrPort, func()) {
+// filling the queue: a further connect hangs (in SYN_SENT on Linux). It
+// closes when the test ends.
+func fullListener(t *testing.T) netip.AddrPort {
 	t.Helper()
 	addr, closeListener := unacceptingListener(t)
 	var fillers []net.Conn
@@ -416,10 +417,11 @@ func fullListener(t *testing.T) (netip.AddrPort, func()) {
 		}
 		fillers = append(fillers, c)
 	}
-	return addr, func() {
+	t.Cleanup(func() {
 		for _, c := range fillers {
 			c.Close()
 		}
 		closeListener()
-	}
+	})
+	return addr
 }
