@@ -3,7 +3,6 @@ package engine_test
 import (
 	"errors"
 	"io"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,18 +12,6 @@ import (
 
 // closeSlack is how late on a loaded machine a close may come.
 var closeSlack = 2 * time.Second * slowdown
-
-// flood writes to c until it fails, counting what the kernel took.
-func flood(c net.Conn, n *atomic.Int64) {
-	buf := make([]byte, 64<<10)
-	for {
-		k, err := c.Write(buf)
-		n.Add(int64(k))
-		if err != nil {
-			return
-		}
-	}
-}
 
 // TestCloseBoundsReading: a connection closed with bytes to flush to a
 // peer that never reads but keeps sending reads and drops at most about

@@ -169,7 +169,7 @@ func serverHalfClosesFirst(h *halfCloser, addr string, seed uint64, up, down *at
 		return err
 	}
 	up.Add(int64(n))
-	port := uint16(c.LocalAddr().(*net.TCPAddr).Port)
+	port := localPort(c)
 	c.Close()
 	deadline := time.Now().Add(faultWait)
 	for {

@@ -212,8 +212,7 @@ func integrityClient(h *hashEcho, addr string, seed uint64, n int, up, down *ato
 		down.Add(1)
 		return errors.New("echo differs from what was sent")
 	}
-	port := uint16(c.LocalAddr().(*net.TCPAddr).Port)
-	u, ok := h.got.get(port)
+	u, ok := h.got.get(localPort(c))
 	if !ok {
 		return errors.New("the server recorded no upload for this connection")
 	}

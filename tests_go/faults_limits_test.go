@@ -223,7 +223,7 @@ func TestFaultRecvBufferFlood(t *testing.T) {
 			x.srv.ResumeReading()
 		}
 		for _, x := range fl {
-			port := uint16(x.c.LocalAddr().(*net.TCPAddr).Port)
+			port := localPort(x.c)
 			var sum [32]byte
 			x.sum.Sum(sum[:0])
 			settle(t, "the whole flood delivered", func() bool {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -219,8 +218,7 @@ func TestFaultSlowloris(t *testing.T) {
 					case !errors.Is(err, io.EOF) && !errors.Is(err, errReset):
 						t.Errorf("silent peer: %v", err)
 					}
-					local, _ := netip.ParseAddrPort(c.LocalAddr().String())
-					sv, known := h.view(local.Port())
+					sv, known := h.view(localPort(c))
 					if known {
 						margin.add(sv.opened.Sub(start))
 					}

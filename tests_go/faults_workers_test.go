@@ -40,7 +40,7 @@ func (h *blocker) OnRecv(c *engine.Conn, data []byte) {
 func (h *blocker) worker(c net.Conn) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.tid[uint16(c.LocalAddr().(*net.TCPAddr).Port)]
+	return h.tid[localPort(c)]
 }
 
 // TestFaultBlockingCallback: one callback sleeps for seconds; the peers of

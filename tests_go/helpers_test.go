@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,6 +135,22 @@ func dial(t *testing.T, addr string) net.Conn {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// localPort is the port c was dialed from: its Peer().Port() on the
+// server's side, by which handlers keep what they note of it.
+func localPort(c net.Conn) uint16 { return uint16(c.LocalAddr().(*net.TCPAddr).Port) }
+
+// flood writes to c until it fails, counting what the kernel took.
+func flood(c net.Conn, n *atomic.Int64) {
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := c.Write(buf)
+		n.Add(int64(k))
+		if err != nil {
+			return
+		}
+	}
 }
 
 // resetClose closes c with a reset (SO_LINGER 0).
