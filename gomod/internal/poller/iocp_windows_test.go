@@ -42,12 +42,7 @@ func TestIdleReceiveWaitsInTheKernel(t *testing.T) {
 // the next peer is accepted by that same accept.
 func TestAcceptOfResetPeerKeepsListening(t *testing.T) {
 	forBackends(t, func(t *testing.T, p Poller) {
-		ls, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), 16, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer CloseSock(ls)
-		l := listen(t, p, ls, 1)
+		l, addr := listen(t, p, "127.0.0.1:0", 16, 1)
 		gone, err := net.Dial("tcp", addr.String())
 		if err != nil {
 			t.Fatal(err)
@@ -88,13 +83,13 @@ func TestIPv6AcceptAndConnect(t *testing.T) {
 			t.Skipf("no IPv6 loopback: %v", err)
 		}
 		defer CloseSock(ls)
-		l := listen(t, p, ls, 1)
+		l := register(t, p.Listen, ls, 1)
 		p.PostAccept(l, 1)
 		cs, err := NewConnectSocket(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := register(t, p, cs, 2)
+		s := register(t, p.Register, cs, 2)
 		if done, err := p.PostConnect(s, addr); done || err != nil {
 			t.Fatalf("PostConnect: %v %v", done, err)
 		}

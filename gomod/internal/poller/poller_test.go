@@ -92,15 +92,8 @@ func quiet(t *testing.T, p Poller) {
 // client end.
 func pair(t *testing.T, p Poller) (Ref, net.Conn) {
 	t.Helper()
-	ls, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), 16, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := listen(t, p, ls, 1)
-	defer func() {
-		p.Unregister(l) // its one posted accept has completed
-		CloseSock(ls)
-	}()
+	l, addr := listen(t, p, "127.0.0.1:0", 16, 1)
+	defer p.Unregister(l) // its one posted accept has completed
 	cli, err := net.Dial("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -111,23 +104,25 @@ func pair(t *testing.T, p Poller) (Ref, net.Conn) {
 	if c.Op != OpAccept || c.Err != nil || c.Token != 1 || c.Peer.String() != cli.LocalAddr().String() {
 		t.Fatalf("accept completion %+v", c)
 	}
-	return register(t, p, c.Sock, 7), cli
+	return register(t, p.Register, c.Sock, 7), cli
 }
 
-// listen registers the listening socket l with p.
-func listen(t *testing.T, p Poller, l Sock, token uint64) Ref {
+// listen opens a listener on addr registered with p, closed when the test
+// ends; the caller unregisters it.
+func listen(t *testing.T, p Poller, addr string, backlog int, token uint64) (Ref, netip.AddrPort) {
 	t.Helper()
-	r, err := p.Listen(l, token)
+	ls, local, err := ListenTCP(netip.MustParseAddrPort(addr), backlog, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	t.Cleanup(func() { CloseSock(ls) })
+	return register(t, p.Listen, ls, token), local
 }
 
-// register registers the socket s with p.
-func register(t *testing.T, p Poller, s Sock, token uint64) Ref {
+// register registers s with p by add (its Register or Listen).
+func register(t *testing.T, add func(Sock, uint64) (Ref, error), s Sock, token uint64) Ref {
 	t.Helper()
-	r, err := p.Register(s, token)
+	r, err := add(s, token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,20 +140,16 @@ func release(p Poller, r Ref) {
 // order.
 func acceptConns(t *testing.T, p Poller, n int) ([]Ref, []net.Conn) {
 	t.Helper()
-	ls, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), n, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer CloseSock(ls)
-	l := listen(t, p, ls, 1)
+	l, addr := listen(t, p, "127.0.0.1:0", n, 1)
 	defer p.Unregister(l)
 	clients := make([]net.Conn, n)
 	byPort := make(map[uint16]int, n)
 	for i := range clients {
-		if clients[i], err = net.Dial("tcp", addr.String()); err != nil {
+		c, err := net.Dial("tcp", addr.String())
+		if err != nil {
 			t.Fatal(err)
 		}
-		c := clients[i]
+		clients[i] = c
 		t.Cleanup(func() { c.Close() })
 		byPort[uint16(c.LocalAddr().(*net.TCPAddr).Port)] = i
 	}
@@ -169,7 +160,7 @@ func acceptConns(t *testing.T, p Poller, n int) ([]Ref, []net.Conn) {
 		if c.Op != OpAccept || c.Err != nil || !ok {
 			t.Fatalf("accept: %+v", c)
 		}
-		socks[i] = register(t, p, c.Sock, uint64(c.Sock))
+		socks[i] = register(t, p.Register, c.Sock, uint64(c.Sock))
 	}
 	return socks, clients
 }
@@ -448,7 +439,7 @@ func TestFailedPostProducesNoCompletion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := register(t, p, cs, 9)
+		s := register(t, p.Register, cs, 9)
 		// An IPv6 address on an IPv4 socket: the connect fails.
 		done, err := p.PostConnect(s, netip.AddrPortFrom(netip.IPv6Loopback(), addr.Port()))
 		switch {
@@ -470,12 +461,7 @@ func TestFailedPostProducesNoCompletion(t *testing.T) {
 // rest wait for the next post.
 func TestAcceptBatch(t *testing.T) {
 	forBackends(t, func(t *testing.T, p Poller) {
-		ls, addr, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"), 64, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer CloseSock(ls)
-		l := listen(t, p, ls, 3)
+		l, addr := listen(t, p, "127.0.0.1:0", 64, 3)
 		for i := 0; i < 5; i++ {
 			c, err := net.Dial("tcp", addr.String())
 			if err != nil {
