@@ -12,63 +12,31 @@ type Sock = int
 // NoSock is never a valid socket.
 const NoSock Sock = -1
 
-// ListenTCP opens a non-blocking listening socket bound to addr and returns
-// it with the address it is bound to (the port filled in when addr's is 0).
-// Accepted sockets inherit TCP_NODELAY from it: echo-style request/response
-// traffic must not wait for Nagle's algorithm.
-func ListenTCP(addr netip.AddrPort, backlog int, reusePort bool) (Sock, netip.AddrPort, error) {
-	s, err := newTCPSocket(addr.Addr())
-	if err != nil {
-		return NoSock, netip.AddrPort{}, err
-	}
-	fail := func(err error) (Sock, netip.AddrPort, error) {
-		unix.Close(s)
-		return NoSock, netip.AddrPort{}, err
-	}
-	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return fail(err)
-	}
-	if reusePort {
-		if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-			return fail(err)
-		}
-	}
-	if err := unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-		return fail(err)
-	}
-	if err := unix.Bind(s, toSockaddr(addr)); err != nil {
-		return fail(err)
-	}
-	if err := unix.Listen(s, backlog); err != nil {
-		return fail(err)
-	}
-	local, err := LocalAddr(s)
-	if err != nil {
-		return fail(err)
-	}
-	return s, local, nil
-}
-
-// NewConnectSocket opens a non-blocking TCP socket of addr's family, ready
-// for PostConnect.
-func NewConnectSocket(addr netip.AddrPort) (Sock, error) {
-	s, err := newTCPSocket(addr.Addr())
-	if err != nil {
-		return NoSock, err
-	}
-	if err := unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-		unix.Close(s)
-		return NoSock, err
-	}
-	return s, nil
-}
-
-func newTCPSocket(ip netip.Addr) (Sock, error) {
-	family := unix.AF_INET
-	if ip.Is6() && !ip.Is4In6() {
-		family = unix.AF_INET6
-	}
+// newSocket opens a non-blocking, close-on-exec TCP socket.
+func newSocket(family int) (Sock, error) {
 	return unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+}
+
+// listenOptions: SO_REUSEADDR, so that a restarted server binds while its
+// old connections are in TIME_WAIT, and SO_REUSEPORT when asked.
+func listenOptions(s Sock, reusePort bool) error {
+	err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err == nil && reusePort {
+		err = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}
+	return err
+}
+
+// connectOptions: a Linux socket connects as it is.
+func connectOptions(Sock, netip.AddrPort) error { return nil }
+
+func setNoDelay(s Sock) error { return unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) }
+
+func bindListen(s Sock, addr netip.AddrPort, backlog int) error {
+	if err := unix.Bind(s, toSockaddr(addr)); err != nil {
+		return err
+	}
+	return unix.Listen(s, backlog)
 }
 
 // AcceptReady reports, without waiting, whether listening socket s has a

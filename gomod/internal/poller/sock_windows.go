@@ -22,68 +22,36 @@ var wsaStartup = sync.OnceValue(func() error {
 	return windows.WSAStartup(uint32(0x202), &d)
 })
 
-// ListenTCP opens a listening socket bound to addr and returns it with the
-// address it is bound to (the port filled in when addr's is 0). Accepted
-// sockets get TCP_NODELAY as on Linux. SO_REUSEADDR is not set: on Windows
-// it would let another socket bind the same port, and TIME_WAIT does not
-// block a listener there. reusePort has no Windows equivalent: asking for
-// it is WSAEOPNOTSUPP (Python's errno.EOPNOTSUPP there).
-func ListenTCP(addr netip.AddrPort, backlog int, reusePort bool) (Sock, netip.AddrPort, error) {
+// listenOptions: SO_REUSEADDR is not set: on Windows it would let another
+// socket bind the same port, and TIME_WAIT does not block a listener
+// there. reusePort has no Windows equivalent: asking for it is
+// WSAEOPNOTSUPP (Python's errno.EOPNOTSUPP there).
+func listenOptions(s Sock, reusePort bool) error {
 	if reusePort {
-		return NoSock, netip.AddrPort{}, windows.WSAEOPNOTSUPP
+		return windows.WSAEOPNOTSUPP
 	}
-	s, err := newTCPSocket(addr.Addr())
-	if err != nil {
-		return NoSock, netip.AddrPort{}, err
-	}
-	fail := func(err error) (Sock, netip.AddrPort, error) {
-		windows.Closesocket(s)
-		return NoSock, netip.AddrPort{}, err
-	}
-	if err := windows.SetsockoptInt(s, windows.IPPROTO_TCP, windows.TCP_NODELAY, 1); err != nil {
-		return fail(err)
-	}
-	if err := windows.Bind(s, toSockaddr(addr)); err != nil {
-		return fail(err)
-	}
-	if err := windows.Listen(s, backlog); err != nil {
-		return fail(err)
-	}
-	local, err := LocalAddr(s)
-	if err != nil {
-		return fail(err)
-	}
-	return s, local, nil
+	return nil
 }
 
-// NewConnectSocket opens a TCP socket of addr's family, ready for
-// PostConnect: bound to the wildcard address, as ConnectEx requires.
-func NewConnectSocket(addr netip.AddrPort) (Sock, error) {
-	s, err := newTCPSocket(addr.Addr())
-	if err != nil {
-		return NoSock, err
-	}
+// connectOptions binds s to the wildcard address of addr's family, as
+// ConnectEx requires.
+func connectOptions(s Sock, addr netip.AddrPort) error {
 	any := netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
 		any = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
 	}
-	if err := windows.SetsockoptInt(s, windows.IPPROTO_TCP, windows.TCP_NODELAY, 1); err != nil {
-		windows.Closesocket(s)
-		return NoSock, err
-	}
-	if err := windows.Bind(s, toSockaddr(any)); err != nil {
-		windows.Closesocket(s)
-		return NoSock, err
-	}
-	return s, nil
+	return windows.Bind(s, toSockaddr(any))
 }
 
-func newTCPSocket(ip netip.Addr) (Sock, error) {
-	family := windows.AF_INET
-	if ip.Is6() && !ip.Is4In6() {
-		family = windows.AF_INET6
+func setNoDelay(s Sock) error {
+	return windows.SetsockoptInt(s, windows.IPPROTO_TCP, windows.TCP_NODELAY, 1)
+}
+
+func bindListen(s Sock, addr netip.AddrPort, backlog int) error {
+	if err := windows.Bind(s, toSockaddr(addr)); err != nil {
+		return err
 	}
-	return newSocket(family)
+	return windows.Listen(s, backlog)
 }
 
 // newSocket opens an overlapped, non-inheritable TCP socket in non-blocking
