@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Callable, Iterable, List
+from typing import Callable, Iterable, List, Tuple
 
 import pytest
 
@@ -88,13 +88,19 @@ def test_conn_abort_resets_the_peer(serve: Serve, backend: str) -> None:
     _assert_once(rec, [conn.id])
 
 
-def test_close_and_abort_after_on_close_do_not_raise(serve: Serve, backend: str) -> None:
+def _closed_by_its_client(serve: Serve, backend: str) -> Tuple[pyiocp.SocketManager, pyiocp.Connection]:
+    """A served connection whose client closed it, once its on_close came."""
     rec = Recorder()
     mgr, lst = serve(rec, backend=backend)
     s = client(lst.address)
     conn = rec.first_conn()
     s.close()
     rec.wait_closed(conn.id)
+    return mgr, conn
+
+
+def test_close_and_abort_after_on_close_do_not_raise(serve: Serve, backend: str) -> None:
+    mgr, conn = _closed_by_its_client(serve, backend)
     conn.close()
     conn.abort()
     assert conn.closed
@@ -127,12 +133,7 @@ def test_send_after_close_raises_connection_closed(serve: Serve, backend: str) -
 
 
 def test_send_after_peer_closed_raises_connection_closed(serve: Serve, backend: str) -> None:
-    rec = Recorder()
-    mgr, lst = serve(rec, backend=backend)
-    s = client(lst.address)
-    conn = rec.first_conn()
-    s.close()
-    rec.wait_closed(conn.id)
+    _, conn = _closed_by_its_client(serve, backend)
     with pytest.raises(pyiocp.ConnectionClosed):
         conn.send(b"x")
     for op in (conn.shutdown_write, conn.pause_reading, conn.resume_reading):
