@@ -16,17 +16,28 @@ from iocp_helpers import SLOWDOWN, Recorder, Serve, client, wait_until
 LIMIT = 64 << 10
 
 
-def fill_until_blocked(sock: socket.socket, data: bytes, stall: float = 0.3) -> int:
-    """Send from data until the peer stops taking bytes for `stall` seconds;
-    returns how many bytes the kernel took."""
+def fill_until_blocked(sock: socket.socket, data: bytes, sent: int = 0, stall: float = 0.3) -> int:
+    """Sends data[sent:] until the kernel stops taking bytes for `stall`
+    seconds, which must come far short of the end (the server is not
+    reading: TCP pushes back); returns how far into data it got."""
     sock.settimeout(stall)
-    off = 0
+    off = sent
     try:
         while off < len(data):
             off += sock.send(data[off:off + 65536])
     except (socket.timeout, BlockingIOError):
         pass
+    assert off < len(data) // 2, off
     return off
+
+
+def send_the_rest(sock: socket.socket, data: bytes, taken: int, rec: Recorder, conn: pyiocp.Connection) -> None:
+    """Once the server reads again: the peer sends what the kernel did not
+    take, and the handler gets every byte of data, in order."""
+    sock.settimeout(10)
+    sock.sendall(data[taken:])
+    rec.wait(lambda: len(rec.data[conn.id]) == len(data), timeout=10, what=f"all {len(data)} bytes")
+    assert bytes(rec.data[conn.id]) == data
 
 
 class Slow(Recorder):
@@ -52,18 +63,14 @@ def test_slow_handler_blocks_the_peer(serve: Serve, backend: str) -> None:
     try:
         s.sendall(data[:10])
         assert rec.entered.wait(5)
-        taken = fill_until_blocked(s, data[10:]) + 10
+        conn = rec.first_conn()
         # The worker is stuck in the handler: the peer is blocked by the
-        # kernel's buffers, far short of the 64 MiB it wants to send.
-        assert taken < len(data) // 2, taken
+        # kernel's buffers, far short of the 16 MiB it wants to send.
+        taken = fill_until_blocked(s, data, sent=10)
         in_before = mgr.stats()["bytes_in"]
         assert in_before <= 10 + LIMIT, in_before
         rec.gate.set()
-        s.settimeout(10)
-        s.sendall(data[taken:])
-        conn = rec.first_conn()
-        rec.wait(lambda: len(rec.data[conn.id]) == len(data), timeout=10, what="all 16 MiB")
-        assert bytes(rec.data[conn.id]) == data
+        send_the_rest(s, data, taken, rec, conn)
     finally:
         rec.gate.set()
         s.close()
@@ -94,8 +101,7 @@ def test_pause_reading_bounds_memory_and_resume_delivers_in_order(serve: Serve, 
         assert rec.paused.wait(5)
         conn = rec.first_conn()
         assert mgr.stats()["paused_reading"] == 1
-        taken = fill_until_blocked(s, data[1000:]) + 1000
-        assert taken < len(data) // 2, taken
+        taken = fill_until_blocked(s, data, sent=1000)
         delivered = len(rec.data[conn.id])
         recvs = rec.count("recv")
         st = mgr.stats()
@@ -107,10 +113,7 @@ def test_pause_reading_bounds_memory_and_resume_delivers_in_order(serve: Serve, 
             rec.wait(lambda: any(bytes(v) == b"other" for v in rec.data.values()), what="other served")
         assert rec.count("recv") == recvs + 1  # nothing more on the paused one
         conn.resume_reading()
-        s.settimeout(10)
-        s.sendall(data[taken:])
-        rec.wait(lambda: len(rec.data[conn.id]) == len(data), timeout=10, what="all 16 MiB")
-        assert bytes(rec.data[conn.id]) == data
+        send_the_rest(s, data, taken, rec, conn)
         assert mgr.stats()["paused_reading"] == 0
     finally:
         s.close()
@@ -170,13 +173,9 @@ def test_pause_from_another_thread(serve: Serve, backend: str) -> None:
         conn.pause_reading()
         wait_until(lambda: mgr.stats()["paused_reading"] == 1)
         taken = fill_until_blocked(s, data)
-        assert taken < len(data) // 2, taken
         assert mgr.stats()["bytes_in"] <= LIMIT
         threading.Thread(target=conn.resume_reading).start()
-        s.settimeout(10)
-        s.sendall(data[taken:])
-        rec.wait(lambda: len(rec.data[conn.id]) == len(data), timeout=10)
-        assert bytes(rec.data[conn.id]) == data
+        send_the_rest(s, data, taken, rec, conn)
     finally:
         s.close()
     rec.wait_all_closed(1)
