@@ -72,6 +72,18 @@ static void call(EngineObject *e, int kind, PyObject *conn, PyObject *a, PyObjec
         callback_failed(e, conn, ls);
 }
 
+/* Calls the handler with (conn, arg) and drops arg's reference. A NULL arg
+ * (making it failed) is handled like a callback that raised. */
+static inline void call_with(EngineObject *e, int kind, ConnObject *c, PyObject *arg, loop_state *ls)
+{
+    if (!arg) {
+        callback_failed(e, (PyObject *)c, ls);
+        return;
+    }
+    call(e, kind, (PyObject *)c, (PyObject *)c, arg, ls);
+    Py_DECREF(arg);
+}
+
 void flush_logs(EngineObject *e)
 {
     char buf[512];
@@ -82,13 +94,9 @@ void flush_logs(EngineObject *e)
 /* Turns an accept event into the connection object, in the table. */
 ConnObject *accepted(EngineObject *e, const pyiocp_event *ev)
 {
-    ConnObject *c = conn_new(e, ev->slot, ev->id);
-    if (!c || table_put(e, c) < 0) {
-        Py_XDECREF(c);
-        /* Without an object the application can never close it: reset it. */
-        pyiocpConnOp(e->h, ev->slot, ev->id, 1);
+    ConnObject *c = conn_adopt(e, ev->slot, ev->id);
+    if (!c)
         return NULL;
-    }
     c->family = ev->family;
     c->port = ev->port;
     memcpy(c->ip, ev->ip, 16);
@@ -99,7 +107,6 @@ ConnObject *accepted(EngineObject *e, const pyiocp_event *ev)
 static void dispatch_one(EngineObject *e, pyiocp_event *ev, loop_state *ls)
 {
     ConnObject *c = NULL;
-    PyObject *arg;
     if (ev->kind == PYIOCP_EV_POST) {
         PyObject *payload = (PyObject *)(uintptr_t)ev->value;
         call(e, ev->kind, NULL, payload, NULL, ls);
@@ -117,35 +124,17 @@ static void dispatch_one(EngineObject *e, pyiocp_event *ev, loop_state *ls)
     }
     switch (ev->kind) {
     case PYIOCP_EV_RECV:
-        arg = PyBytes_FromStringAndSize(ev->data, (Py_ssize_t)ev->n);
-        if (!arg) {
-            callback_failed(e, (PyObject *)c, ls);
-            break;
-        }
-        call(e, ev->kind, (PyObject *)c, (PyObject *)c, arg, ls);
-        Py_DECREF(arg);
+        call_with(e, ev->kind, c, PyBytes_FromStringAndSize(ev->data, (Py_ssize_t)ev->n), ls);
         break;
     case PYIOCP_EV_SEND:
-        arg = PyLong_FromLongLong(ev->n);
-        if (!arg) {
-            callback_failed(e, (PyObject *)c, ls);
-            break;
-        }
-        call(e, ev->kind, (PyObject *)c, (PyObject *)c, arg, ls);
-        Py_DECREF(arg);
+        call_with(e, ev->kind, c, PyLong_FromLongLong(ev->n), ls);
         break;
     case PYIOCP_EV_CLOSE:
         /* Exactly once: the object leaves the table before on_close. */
         Py_INCREF(c);
         c->gone = 1;
         table_del(e, c);
-        arg = close_error(&ev->err);
-        if (arg) {
-            call(e, ev->kind, (PyObject *)c, (PyObject *)c, arg, ls);
-            Py_DECREF(arg);
-        } else {
-            callback_failed(e, (PyObject *)c, ls);
-        }
+        call_with(e, ev->kind, c, close_error(&ev->err), ls);
         Py_DECREF(c);
         break;
     default:
