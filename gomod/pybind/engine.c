@@ -169,12 +169,9 @@ static PyObject *Engine_connect(EngineObject *self, PyObject *args)
         return NULL;
     if (pyiocpConnect(self->h, (char *)ip, port, timeout_ns, &slot, &id, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
-    c = conn_new(self, slot, id);
-    if (!c || table_put(self, c) < 0) {
-        Py_XDECREF(c);
-        pyiocpConnOp(self->h, slot, id, 1);
+    c = conn_adopt(self, slot, id);
+    if (!c)
         return NULL;
-    }
     if (inet_pton(AF_INET, ip, buf) == 1) {
         family = 4;
         memset(c->ip, 0, 10);

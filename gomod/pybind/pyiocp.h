@@ -88,9 +88,8 @@ PyObject *close_error(const pyiocp_error *e);
 
 /* table.c */
 ConnObject *table_get(EngineObject *e, uint32_t slot, uint64_t id);
-int table_put(EngineObject *e, ConnObject *c);
 void table_del(EngineObject *e, ConnObject *c);
-ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id);
+ConnObject *conn_adopt(EngineObject *e, uint32_t slot, uint64_t id);
 
 /* dispatch.c */
 extern const char *const cb_names[NKINDS];

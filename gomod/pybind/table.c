@@ -10,7 +10,7 @@ ConnObject *table_get(EngineObject *e, uint32_t slot, uint64_t id)
     return NULL;
 }
 
-int table_put(EngineObject *e, ConnObject *c)
+static int table_put(EngineObject *e, ConnObject *c)
 {
     if (c->slot >= e->cap) {
         uint32_t cap = e->cap ? e->cap : 64;
@@ -40,7 +40,7 @@ void table_del(EngineObject *e, ConnObject *c)
     }
 }
 
-ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id)
+static ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id)
 {
     ConnObject *c = PyObject_GC_New(ConnObject, &ConnType);
     if (!c)
@@ -56,5 +56,19 @@ ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id)
     c->dict = NULL;
     c->weaklist = NULL;
     PyObject_GC_Track(c);
+    return c;
+}
+
+/* The Connection for a new engine connection, in the table (a new
+ * reference). On failure the connection is reset: without an object the
+ * application could never close it. */
+ConnObject *conn_adopt(EngineObject *e, uint32_t slot, uint64_t id)
+{
+    ConnObject *c = conn_new(e, slot, id);
+    if (!c || table_put(e, c) < 0) {
+        Py_XDECREF(c);
+        pyiocpConnOp(e->h, slot, id, 1);
+        return NULL;
+    }
     return c;
 }
