@@ -109,8 +109,15 @@ func conn(h C.int64_t, slot C.uint32_t, id C.uint64_t) *engine.Conn {
 	return e.m.Lookup(uint32(slot), uint64(id))
 }
 
-func addrPort(ip *C.char, port C.int) (netip.AddrPort, error) {
-	return engine.ParseAddr(C.GoString(ip), int(port))
+// target is the manager of handle h and the address a listen or connect
+// names.
+func target(h C.int64_t, ip *C.char, port C.int) (*entry, netip.AddrPort, error) {
+	ent := lookup(int64(h))
+	if ent == nil {
+		return nil, netip.AddrPort{}, engine.ErrManagerClosed
+	}
+	addr, err := engine.ParseAddr(C.GoString(ip), int(port))
+	return ent, addr, err
 }
 
 //export pyiocpNew
@@ -149,11 +156,7 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 //export pyiocpListen
 func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort C.int,
 	lh *C.int64_t, boundPort *C.int, e *C.pyiocp_error) C.int {
-	ent := lookup(int64(h))
-	if ent == nil {
-		return setErr(e, engine.ErrManagerClosed)
-	}
-	addr, err := addrPort(ip, port)
+	ent, addr, err := target(h, ip, port)
 	if err != nil {
 		return setErr(e, err)
 	}
@@ -207,11 +210,7 @@ func pyiocpListenerWaiting(h, lh C.int64_t) C.int {
 //export pyiocpConnect
 func pyiocpConnect(h C.int64_t, ip *C.char, port C.int, timeoutNs C.int64_t,
 	slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {
-	ent := lookup(int64(h))
-	if ent == nil {
-		return setErr(e, engine.ErrManagerClosed)
-	}
-	addr, err := addrPort(ip, port)
+	ent, addr, err := target(h, ip, port)
 	if err != nil {
 		return setErr(e, err)
 	}
