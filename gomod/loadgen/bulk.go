@@ -105,10 +105,7 @@ func runBulk(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	res.Elapsed = end.Sub(start)
-	if sec := res.Elapsed.Seconds(); sec > 0 {
-		res.MsgsPerSec = float64(res.Messages) / sec
-		res.MBPerSec = float64(res.Bytes) / sec / 1e6
-	}
+	res.setRates()
 	return res, nil
 }
 

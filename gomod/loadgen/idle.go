@@ -186,10 +186,6 @@ func collectIdle(res *Result, slots []idleSlot) error {
 		res.FirstError = first.Error()
 	}
 	res.Bytes = res.Messages * uint64(res.Size)
-	res.P50 = h.quantile(0.50)
-	res.P90 = h.quantile(0.90)
-	res.P99 = h.quantile(0.99)
-	res.Max = time.Duration(h.max)
-	res.Mean = h.mean()
+	res.setLatencies(&h)
 	return first
 }

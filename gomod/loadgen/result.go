@@ -40,6 +40,23 @@ type Result struct {
 // OK reports a clean run: echoes came back and none was wrong.
 func (r Result) OK() bool { return r.Errors == 0 && r.Mismatches == 0 && r.Messages > 0 }
 
+// setRates derives MsgsPerSec and MBPerSec from Messages, Bytes and Elapsed.
+func (r *Result) setRates() {
+	if s := r.Elapsed.Seconds(); s > 0 {
+		r.MsgsPerSec = float64(r.Messages) / s
+		r.MBPerSec = float64(r.Bytes) / s / 1e6
+	}
+}
+
+// setLatencies takes the latency figures from h.
+func (r *Result) setLatencies(h *histogram) {
+	r.P50 = h.quantile(0.50)
+	r.P90 = h.quantile(0.90)
+	r.P99 = h.quantile(0.99)
+	r.Max = time.Duration(h.max)
+	r.Mean = h.mean()
+}
+
 // Table renders the result as aligned "name  value" lines; a mode's
 // lines leave out the figures it does not measure.
 func (r Result) Table() string {

@@ -160,13 +160,6 @@ func (r *runner) collect(res *Result, stopAt time.Time, firstDial error) {
 	}
 	res.Elapsed = max(stopAt.Sub(r.measureStart), 0)
 	res.Bytes = res.Messages * uint64(r.cfg.Size)
-	if s := res.Elapsed.Seconds(); s > 0 {
-		res.MsgsPerSec = float64(res.Messages) / s
-		res.MBPerSec = float64(res.Bytes) / s / 1e6
-	}
-	res.P50 = h.quantile(0.50)
-	res.P90 = h.quantile(0.90)
-	res.P99 = h.quantile(0.99)
-	res.Max = time.Duration(h.max)
-	res.Mean = h.mean()
+	res.setRates()
+	res.setLatencies(&h)
 }
