@@ -22,6 +22,7 @@ connection is answered at once even while every pool thread sleeps.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import signal
@@ -113,13 +114,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     # (replies still being computed then find their connection closed), then
     # the pool drops the jobs not started and waits for the running ones.
     with ThreadPoolExecutor(args.pool, thread_name_prefix="job") as pool:
-        with pyiocp.SocketManager(Jobs(pool), workers=args.workers, backend=args.backend) as mgr:
+        mgr = pyiocp.SocketManager(Jobs(pool), workers=args.workers, backend=args.backend)
+        with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
             host, port = mgr.listen(args.host, args.port).address
-            try:  # from here on, Ctrl-C and SIGTERM end it quietly
-                print(f"blocking_work: listening on {host}:{port}", flush=True)
-                mgr.serve_forever()
-            except KeyboardInterrupt:
-                pass
+            print(f"blocking_work: listening on {host}:{port}", flush=True)
+            mgr.serve_forever()
         pool.shutdown(cancel_futures=True)
 
 

@@ -26,6 +26,7 @@ everyone's messages in memory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
 import re
@@ -156,14 +157,12 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    with pyiocp.SocketManager(Chat(), workers=args.workers, backend=args.backend,
-                              send_buffer_limit=args.send_buffer_limit) as mgr:
+    mgr = pyiocp.SocketManager(Chat(), workers=args.workers, backend=args.backend,
+                               send_buffer_limit=args.send_buffer_limit)
+    with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
         host, port = mgr.listen(args.host, args.port).address
-        try:  # from here on, Ctrl-C and SIGTERM end it quietly
-            print(f"chat: listening on {host}:{port}", flush=True)
-            mgr.serve_forever()
-        except KeyboardInterrupt:
-            pass
+        print(f"chat: listening on {host}:{port}", flush=True)
+        mgr.serve_forever()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ so TCP slows the peer down and memory stays bounded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 from types import FrameType
 from typing import List, Optional
@@ -50,17 +51,17 @@ def main(argv: Optional[List[str]] = None) -> None:
     def interrupt(signum: int, frame: Optional[FrameType]) -> None:
         raise KeyboardInterrupt
 
-    # SIGTERM stops it like Ctrl-C; so does SIGINT even when the shell
-    # started it in the background with SIGINT ignored.
+    # SIGTERM stops it like Ctrl-C (serve_forever would handle it too, but
+    # only once it runs: this handler also covers a SIGTERM right after the
+    # "listening" line); so does SIGINT even when the shell started it in
+    # the background with SIGINT ignored.
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    with pyiocp.SocketManager(Echo(), workers=args.workers, backend=args.backend) as mgr:
+    mgr = pyiocp.SocketManager(Echo(), workers=args.workers, backend=args.backend)
+    with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
         host, port = mgr.listen(args.host, args.port).address
-        try:  # from here on, Ctrl-C and SIGTERM end it quietly
-            print(f"echo: listening on {host}:{port}", flush=True)
-            mgr.serve_forever()
-        except KeyboardInterrupt:
-            pass
+        print(f"echo: listening on {host}:{port}", flush=True)
+        mgr.serve_forever()
 
 
 if __name__ == "__main__":

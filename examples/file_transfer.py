@@ -19,6 +19,7 @@ bytes in memory, however slow its client.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import signal
@@ -56,7 +57,8 @@ class FileSender(pyiocp.Handler):
         self.pump(conn)
 
     def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
-        if conn.file is not None:  # the client left before the end
+        # None once sent; unset when Ctrl-C cut on_accept short.
+        if getattr(conn, "file", None) is not None:  # the client left before the end
             conn.file.close()
             conn.file = None
 
@@ -100,14 +102,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     handler = FileSender(args.file, args.chunk)
-    with pyiocp.SocketManager(handler, workers=args.workers, backend=args.backend,
-                              send_buffer_limit=args.send_buffer_limit) as mgr:
+    mgr = pyiocp.SocketManager(handler, workers=args.workers, backend=args.backend,
+                               send_buffer_limit=args.send_buffer_limit)
+    with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
         host, port = mgr.listen(args.host, args.port).address
-        try:  # from here on, Ctrl-C and SIGTERM end it quietly
-            print(f"file_transfer: listening on {host}:{port}", flush=True)
-            mgr.serve_forever()
-        except KeyboardInterrupt:
-            pass
+        print(f"file_transfer: listening on {host}:{port}", flush=True)
+        mgr.serve_forever()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ How it stays correct with any client:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 from types import FrameType
@@ -238,13 +239,11 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    with pyiocp.SocketManager(Http(), workers=args.workers, backend=args.backend) as mgr:
+    mgr = pyiocp.SocketManager(Http(), workers=args.workers, backend=args.backend)
+    with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
         host, port = mgr.listen(args.host, args.port).address
-        try:  # from here on, Ctrl-C and SIGTERM end it quietly
-            print(f"http_server: listening on {host}:{port}", flush=True)
-            mgr.serve_forever()
-        except KeyboardInterrupt:
-            pass
+        print(f"http_server: listening on {host}:{port}", flush=True)
+        mgr.serve_forever()
 
 
 if __name__ == "__main__":
