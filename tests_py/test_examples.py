@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import socket
 import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -33,11 +34,13 @@ def start(argv: List[str]) -> Tuple["subprocess.Popen[str]", int]:
     return proc, int(m.group(1))
 
 
-def stop(proc: "subprocess.Popen[str]") -> None:
+def stop(proc: "subprocess.Popen[str]", sig: int = signal.SIGINT) -> None:
+    """Stop a server with sig: it must exit 0, quietly."""
     assert proc.stdout is not None and proc.stderr is not None
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     try:
         assert proc.wait(10) == 0, proc.stderr.read()
+        assert proc.stderr.read() == ""
     finally:
         reap(proc)
 
@@ -77,3 +80,27 @@ def test_example_echo_with_the_load_generator() -> None:
         assert re.search(r"mismatches\s+0", r.stdout)
     finally:
         stop(proc)
+
+
+
+# Every example server, as a user starts it, and a file for file_transfer.
+EXTRA_ARGS: Dict[str, List[str]] = {"echo.py": [], "chat.py": [], "http_server.py": [],
+                                    "blocking_work.py": [], "file_transfer.py": ["--file", __file__]}
+EXAMPLE_SERVERS = {script: [PYTHON, f"examples/{script}", "--port", "0", *extra]
+                   for script, extra in EXTRA_ARGS.items()}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("script", EXAMPLE_SERVERS)
+def test_example_server_stops_quietly(script: str, sig: int) -> None:
+    """Ctrl-C, and SIGTERM (what a process manager sends, which
+    serve_forever handles itself), stop each example with exit status 0 and
+    nothing on stderr, a client connected meanwhile."""
+    proc, port = start(EXAMPLE_SERVERS[script])
+    try:
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+    except BaseException:
+        reap(proc)
+        raise
+    with client:
+        stop(proc, sig)
