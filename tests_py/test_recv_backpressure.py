@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import pyiocp
-from iocp_helpers import SLOWDOWN, Recorder, Serve, client, wait_until
+from iocp_helpers import UNDER_WINE, Recorder, Serve, client, wait_until
 
 LIMIT = 64 << 10
 
@@ -185,9 +185,9 @@ def test_pause_from_another_thread(serve: Serve, backend: str) -> None:
 def test_tiny_recv_buffer_limit_still_delivers_everything(serve: Serve, backend: str,
                                                           limit: int) -> None:
     # A limit of 1 is a receive per byte: under Wine each is a round trip to
-    # the wineserver, and 20,000 of them took 13 s of the 20 s wait beside
-    # a CPU hog.
-    data = random.Random(12).randbytes(20_000 // SLOWDOWN)
+    # the wineserver, about 2 ms beside a CPU hog (20,000 of them took 13 s
+    # of the 20 s wait, 5,000 took 9 s).
+    data = random.Random(12).randbytes(2_000 if UNDER_WINE else 20_000)
     rec = Recorder()
     mgr, lst = serve(rec, backend=backend, recv_buffer_limit=limit)
     with client(lst.address) as s:
