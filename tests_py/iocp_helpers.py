@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import socket
 import struct
@@ -11,7 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Set, Tuple
 
 import pyiocp
 from pyiocp.testing import fd_table
@@ -149,6 +150,26 @@ class Echo(pyiocp.Handler):
         conn.send(data)
 
 
+# The start of a child process's script that runs a server: pyiocp, its
+# log lines kept in `logs` (for the child to report), and an Echo handler.
+CHILD_ECHO_SERVER = """
+import logging
+import pyiocp
+
+logs = []
+
+class Keep(logging.Handler):
+    def emit(self, record):
+        logs.append(record.getMessage())
+
+logging.getLogger("pyiocp").addHandler(Keep())
+
+class Echo(pyiocp.Handler):
+    def on_recv(self, conn, data):
+        conn.send(data)
+"""
+
+
 def unexpected_stderr(text: str) -> str:
     """A server's stderr without the slow-callback warnings (logger "pyiocp"):
     on a loaded machine a batch preempted for 0.1 s logs one, rightly."""
@@ -198,6 +219,18 @@ def client(address: Tuple[str, int], timeout: float = WAIT) -> socket.socket:
     s = socket.create_connection(address, timeout=timeout)
     s.settimeout(timeout)
     return s
+
+
+@contextlib.contextmanager
+def connected(serve: Serve, rec: Recorder, backend: str,
+              **options: Any) -> Iterator[Tuple[pyiocp.SocketManager, socket.socket, pyiocp.Connection]]:
+    """The opening of most connection tests: rec served on backend (with
+    options) and one client connected to it. Gives the manager, the
+    client's socket (closed when the with ends) and the server's side of
+    it, once its on_accept has run."""
+    mgr, lst = serve(rec, backend=backend, **options)
+    with client(lst.address) as s:
+        yield mgr, s, rec.first_conn()
 
 
 def recv_exactly(sock: socket.socket, n: int) -> bytes:

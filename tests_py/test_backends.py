@@ -10,12 +10,12 @@ import textwrap
 import pytest
 
 import pyiocp
-from iocp_helpers import PYTHON, Echo, client, recv_exactly
+from iocp_helpers import CHILD_ECHO_SERVER, PYTHON, Echo, client, recv_exactly
 
 # A child that forbids io_uring_setup with a seccomp filter (as a container
 # runtime's policy may) before pyiocp loads, then reports what it got.
 FORBIDDEN_CHILD = textwrap.dedent("""
-    import ctypes, errno, logging, platform, struct, sys
+    import ctypes, errno, platform, struct, sys
 
     AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}[platform.machine()]
     IO_URING_SETUP = 425  # the same number on x86_64 and aarch64
@@ -40,25 +40,13 @@ FORBIDDEN_CHILD = textwrap.dedent("""
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) or libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
                                                                  ctypes.byref(fprog), 0, 0):
         sys.exit("seccomp: " + errno.errorcode[ctypes.get_errno()])
-
-    lines = []
-    class Keep(logging.Handler):
-        def emit(self, record):
-            lines.append(record.getMessage())
-    logging.getLogger("pyiocp").addHandler(Keep())
-
-    import pyiocp
-
-    class Echo(pyiocp.Handler):
-        def on_recv(self, conn, data):
-            conn.send(data)
-
+""") + CHILD_ECHO_SERVER + textwrap.dedent("""
     mgr = pyiocp.SocketManager(Echo(), workers=2)
     lst = mgr.listen("127.0.0.1", 0)
     mgr.start()
     print("backend", mgr.stats()["backend"], flush=True)
     print("backends", *pyiocp.backends(), flush=True)
-    for line in lines:
+    for line in logs:
         print("log", line, flush=True)
     print("port", lst.address[1], flush=True)
     sys.stdin.readline()  # the parent has echoed through it

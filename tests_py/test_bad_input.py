@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Tuple, Type, TypeVar
 import pytest
 
 import pyiocp
-from iocp_helpers import Echo, Recorder, Serve, client, fd_count, fds_settled, recv_exactly, wait_until
+from iocp_helpers import Echo, Recorder, Serve, client, connected, fd_count, fds_settled, recv_exactly, wait_until
 from pyiocp.testing import ManagerFactory
 
 
@@ -243,12 +243,10 @@ def test_close_wrong_type_is_a_type_error(iocp_manager: ManagerFactory, backend:
 
 def test_send_wrong_types(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr, lst = serve(rec, backend=backend)
-    with client(lst.address) as s:
-        conn = rec.first_conn()
+    with connected(serve, rec, backend) as (mgr, s, conn):
         for bad in ("text", 123, None, [1, 2], object()):
             with pytest.raises(TypeError):
-                conn.send(bad)
+                conn.send(bad)  # type: ignore[arg-type]
         conn.send(b"fine")
         assert recv_exactly(s, 4) == b"fine"
     rec.wait_all_closed(1)

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, List, Tuple
 import pytest
 
 import pyiocp
-from iocp_helpers import (RESETS_LOST, Recorder, Serve, client, expect_reset, recv_exactly, recv_until_eof,
+from iocp_helpers import (RESETS_LOST, Recorder, Serve, client, connected, expect_reset, recv_exactly, recv_until_eof,
                           set_linger_reset, small_rcvbuf_client, wait_until)
 from pyiocp.testing import ManagerFactory
 
@@ -75,9 +75,7 @@ def test_conn_close_flushes_then_fin(serve: Serve, backend: str) -> None:
 
 def test_conn_abort_resets_the_peer(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr, lst = serve(rec, backend=backend)
-    with client(lst.address) as s:
-        conn = rec.first_conn()
+    with connected(serve, rec, backend) as (mgr, s, conn):
         conn.abort()
         conn.abort()  # idempotent
         conn.close()  # never raises on a connection already closing
@@ -390,9 +388,7 @@ def test_a_stale_connection_never_reaches_a_new_one(serve: Serve, backend: str) 
 
 def test_connection_object_basics(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr, lst = serve(rec, backend=backend)
-    with client(lst.address) as s:
-        conn = rec.first_conn()
+    with connected(serve, rec, backend) as (mgr, s, conn):
         assert isinstance(conn, pyiocp.Connection)
         assert f"id={conn.id}" in repr(conn)
         assert str(s.getsockname()[1]) in repr(conn)

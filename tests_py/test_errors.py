@@ -10,7 +10,7 @@ from typing import Any, List, Optional
 import pytest
 
 import pyiocp
-from iocp_helpers import Recorder, Serve, client, recv_exactly, recv_until_eof
+from iocp_helpers import Recorder, Serve, client, connected, recv_exactly, recv_until_eof
 from pyiocp.testing import ManagerFactory
 
 
@@ -73,9 +73,7 @@ def test_custom_on_error_gets_conn_and_exception(serve: Serve, backend: str,
             self.record("error", conn, exc)  # and does not close
 
     rec = H()
-    mgr, lst = serve(rec, backend=backend)
-    with client(lst.address) as s:
-        conn = rec.first_conn()
+    with connected(serve, rec, backend) as (mgr, s, conn):
         s.sendall(b"boom")
         rec.wait_count("error", 1)
         assert got[0][0] is conn

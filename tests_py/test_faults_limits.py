@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 import pyiocp
-from iocp_helpers import SLOWDOWN, flood
+from iocp_helpers import CHILD_ECHO_SERVER, SLOWDOWN, flood
 from test_faults_harness import (
     LOOPBACK, Address, Closes, ScenarioFactory, connect, mib, payload, recv_exactly, rss, run_all, stat,
     wait_until,
@@ -365,21 +365,8 @@ def test_fault_max_connections_burst(scenario: ScenarioFactory) -> None:
 
 # The server of the EMFILE scenario, run in a child process (it lowers its
 # own RLIMIT_NOFILE). Commands on stdin, one JSON line per answer.
-EMFILE_CHILD = textwrap.dedent("""
-    import errno, json, logging, os, resource, sys, time
-    import pyiocp
-
-    logs = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            logs.append(record.getMessage())
-
-    logging.getLogger("pyiocp").addHandler(Keep())
-
-    class Echo(pyiocp.Handler):
-        def on_recv(self, conn, data):
-            conn.send(data)
+EMFILE_CHILD = CHILD_ECHO_SERVER + textwrap.dedent("""
+    import errno, json, os, resource, sys, time
 
     def say(**kw):
         print(json.dumps(kw), flush=True)

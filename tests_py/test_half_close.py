@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import pyiocp
-from iocp_helpers import Recorder, Serve, client, recv_exactly, recv_until_eof
+from iocp_helpers import Recorder, Serve, client, connected, recv_exactly, recv_until_eof
 
 
 class EofRecorder(Recorder):
@@ -117,9 +117,7 @@ def test_shutdown_write_sends_fin_after_pending_data(serve: Serve, backend: str)
 
 def test_shutdown_write_twice_is_harmless(serve: Serve, backend: str) -> None:
     rec = EofRecorder()
-    mgr, lst = serve(rec, backend=backend)
-    with client(lst.address) as s:
-        conn = rec.first_conn()
+    with connected(serve, rec, backend) as (mgr, s, conn):
         conn.send(b"x")
         conn.shutdown_write()
         try:

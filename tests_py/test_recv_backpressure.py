@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import pyiocp
-from iocp_helpers import UNDER_WINE, Recorder, Serve, client, wait_until
+from iocp_helpers import UNDER_WINE, Recorder, Serve, client, connected, wait_until
 
 LIMIT = 64 << 10
 
@@ -122,9 +122,7 @@ def test_pause_reading_bounds_memory_and_resume_delivers_in_order(serve: Serve, 
 
 def test_pause_and_resume_are_idempotent(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr, lst = serve(rec, backend=backend)
-    with client(lst.address) as s:
-        conn = rec.first_conn()
+    with connected(serve, rec, backend) as (mgr, s, conn):
         conn.pause_reading()
         conn.pause_reading()
         wait_until(lambda: mgr.stats()["paused_reading"] == 1)

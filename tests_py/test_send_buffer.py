@@ -13,8 +13,8 @@ from typing import List, Optional, Tuple
 import pytest
 
 import pyiocp
-from iocp_helpers import (LATE, SLOWDOWN, Recorder, Serve, client, recv_exactly, recv_until_eof, small_rcvbuf_client,
-                          wait_until)
+from iocp_helpers import (LATE, SLOWDOWN, Recorder, Serve, client, connected, recv_exactly, recv_until_eof,
+                          small_rcvbuf_client, wait_until)
 
 CHUNK = 4096
 
@@ -121,9 +121,7 @@ def test_buffer_full_then_drain_then_everything_in_order(serve: Serve, backend: 
 
 def test_send_bigger_than_the_limit_raises_at_once(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr, lst = serve(rec, backend=backend, send_buffer_limit=1000)
-    with client(lst.address) as s:
-        conn = rec.first_conn()
+    with connected(serve, rec, backend, send_buffer_limit=1000) as (mgr, s, conn):
         with pytest.raises(pyiocp.BufferFull):
             conn.send(b"x" * 1001)
         assert conn.pending == 0
@@ -136,9 +134,7 @@ def test_send_bigger_than_the_limit_raises_at_once(serve: Serve, backend: str) -
 
 def test_send_accepts_bytes_like(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr, lst = serve(rec, backend=backend)
-    with client(lst.address) as s:
-        conn = rec.first_conn()
+    with connected(serve, rec, backend) as (mgr, s, conn):
         conn.send(b"ab")
         conn.send(bytearray(b"cd"))
         conn.send(memoryview(b"xxefxx")[2:4])
@@ -206,9 +202,7 @@ def test_on_send_counts_sends_from_a_callback(serve: Serve, backend: str) -> Non
 
 def test_send_from_another_thread_wakes_the_worker(serve: Serve, backend: str) -> None:
     rec = Recorder()
-    mgr, lst = serve(rec, backend=backend)
-    with client(lst.address) as s:
-        conn = rec.first_conn()
+    with connected(serve, rec, backend) as (mgr, s, conn):
         s.settimeout(LATE)  # must not wait for some unrelated wake-up
         for i in range(20):
             t0 = time.monotonic()

@@ -12,25 +12,9 @@ import pytest
 import pyiocp
 import pyiocp.testing
 from iocp_helpers import RESETS_LOST
+from pyiocp._cli.echo import EchoHandler as Echo  # flow-controlled: pauses reading on BufferFull
 from pyiocp.testing import (ANY, Client, ClientFactory, EventsFactory, ManagerFactory, ServerFactory, faults,
                             record_events, start_server)
-
-
-class Echo(pyiocp.Handler):
-    """Flow-controlled echo: keeps a refused piece and pauses reading."""
-
-    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
-        try:
-            conn.send(data)
-        except pyiocp.BufferFull:
-            conn.unsent = data
-            conn.pause_reading()
-
-    def on_drain(self, conn: pyiocp.Connection) -> None:
-        data, conn.unsent = getattr(conn, "unsent", None), None
-        if data is not None:
-            conn.send(data)
-            conn.resume_reading()
 
 
 class Replies(pyiocp.Handler):

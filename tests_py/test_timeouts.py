@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 
 import pyiocp
-from iocp_helpers import LATE, Recorder, Serve, client, peer_sees_the_end, recv_exactly, wait_until
+from iocp_helpers import LATE, Recorder, Serve, client, connected, peer_sees_the_end, recv_exactly, wait_until
 from pyiocp.testing import ManagerFactory
 
 
@@ -71,9 +71,7 @@ def test_idle_timeout(serve: Serve, backend: str) -> None:
 def test_idle_timeout_counts_sends_as_activity(serve: Serve, backend: str) -> None:
     """A connection that only receives from the server is not idle."""
     rec = Recorder()
-    mgr, lst = serve(rec, backend=backend, idle_timeout=0.3)
-    with client(lst.address) as s:
-        conn = rec.first_conn()
+    with connected(serve, rec, backend, idle_timeout=0.3) as (mgr, s, conn):
         for i in range(12):  # 0.6 s of server-side sends only
             conn.send(b"tick")
             assert recv_exactly(s, 4) == b"tick"
