@@ -55,6 +55,7 @@ type Conn struct {
 	sending     bool // a send is posted (one outstanding send per socket)
 	drainArmed  bool // OnDrain is owed when pending falls to the low watermark
 	freed       bool
+	timers      []*Timer // pending CallLater timers (timer.go)
 	local       netip.AddrPort
 
 	// Owned by the worker: no lock.

@@ -13,9 +13,10 @@ const (
 	EventEOF                          // the peer half-closed (sent FIN)
 	EventClose                        // the connection is gone; Err says why (nil: clean)
 	EventPost                         // Value came from Manager.Post
+	EventTimer                        // Value is the *Timer that is due
 )
 
-var eventNames = [...]string{"", "accept", "connect", "recv", "send", "drain", "eof", "close", "post"}
+var eventNames = [...]string{"", "accept", "connect", "recv", "send", "drain", "eof", "close", "post", "timer"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
@@ -37,9 +38,9 @@ const (
 // the connection's worker.
 type Event struct {
 	Kind  EventKind
-	Conn  *Conn  // nil for EventPost
+	Conn  *Conn  // nil for EventPost and a manager's EventTimer
 	Data  []byte // EventRecv: valid until the worker's next Poll
 	N     int    // EventSend: bytes written
 	Err   error  // EventClose: why (nil after a clean close by either side)
-	Value any    // EventPost: the value posted
+	Value any    // EventPost: the value posted; EventTimer: the *Timer
 }

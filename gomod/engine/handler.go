@@ -20,6 +20,10 @@ type EOFHandler interface{ OnEOF(c *Conn) }
 // PostHandler is implemented by handlers that receive Manager.Post values.
 type PostHandler interface{ OnPost(v any) }
 
+// TimerHandler is implemented by handlers that receive due timers; for
+// other handlers a timer whose value is a func() is called.
+type TimerHandler interface{ OnTimer(t *Timer) }
+
 // NopHandler does nothing; embed it to implement only some callbacks.
 type NopHandler struct{}
 
@@ -57,6 +61,13 @@ func dispatch(h Handler, ev *Event) {
 	case EventPost:
 		if ph, ok := h.(PostHandler); ok {
 			ph.OnPost(ev.Value)
+		}
+	case EventTimer:
+		t := ev.Value.(*Timer)
+		if th, ok := h.(TimerHandler); ok {
+			th.OnTimer(t)
+		} else if f, ok := t.Value().(func()); ok {
+			f()
 		}
 	}
 }

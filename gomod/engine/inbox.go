@@ -23,6 +23,7 @@ const (
 	reqPost                             // Manager.Post
 	reqShutdown                         // Manager.Shutdown
 	reqRelease                          // Manager.ReleasePoller
+	reqTimer                            // Manager.CallLater, Conn.CallLater
 )
 
 type request struct {

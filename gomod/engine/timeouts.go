@@ -64,3 +64,37 @@ func (w *worker) timedOut(c *Conn) error {
 	}
 	return nil
 }
+
+// connTimers is a worker's heap of connections keyed by their next deadline
+// (connect, accept, idle or close timeout). There is no goroutine or
+// runtime timer per connection; the worker's wait is bounded by the
+// earliest deadline. Activity does not touch the heap: a deadline that
+// fires early is recomputed from the connection's last activity.
+type connTimers struct{ h minHeap[*Conn] }
+
+func (c *Conn) key() int64  { return c.deadline }
+func (c *Conn) place() *int { return &c.heapIdx }
+
+func (t *connTimers) peek() *Conn {
+	c, _ := t.h.peek()
+	return c
+}
+
+// set puts c in the heap at deadline d, moves it, or removes it (d == 0).
+func (t *connTimers) set(c *Conn, d int64) {
+	switch {
+	case d == 0:
+		t.remove(c)
+	case c.heapIdx < 0:
+		c.deadline = d
+		t.h.push(c)
+	default:
+		c.deadline = d
+		t.h.fix(c)
+	}
+}
+
+func (t *connTimers) remove(c *Conn) {
+	t.h.remove(c)
+	c.deadline = 0
+}

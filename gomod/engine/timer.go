@@ -1,87 +1,215 @@
 package engine
 
-// timerHeap is a worker's one timer structure: a min-heap of connections
-// keyed by their next deadline (connect, accept or idle timeout). There is
-// no goroutine or runtime timer per connection; the worker's wait is bounded
-// by the earliest deadline. Activity does not touch the heap: a deadline
-// that fires early is recomputed from the connection's last activity.
-type timerHeap []*Conn
+import (
+	"sync/atomic"
+	"time"
+)
 
-func (h timerHeap) peek() *Conn {
-	if len(h) == 0 {
-		return nil
-	}
-	return h[0]
+// Timer is a call the application scheduled on a worker: Manager.CallLater
+// or Conn.CallLater. When it is due, the worker reports EventTimer with the
+// Timer as the event's Value; a connection's timer comes in order with
+// that connection's events and never after its EventClose.
+//
+// Timers live on their worker's heap (no goroutine or runtime timer each).
+// Cancel, from any thread, only marks the timer; the worker drops marked
+// timers as they come to the top, and sweeps its heap when they are half
+// of it, so timers armed and cancelled again and again do not pile up.
+type Timer struct {
+	w     *worker
+	c     *Conn // nil: the manager's
+	when  int64 // on the manager's clock
+	v     any
+	idx   int          // in the worker's heap, -1: not in it
+	cidx  int          // in c.timers, while pending
+	state atomic.Int32 // timerPending, timerFired, timerCanceled
 }
 
-// set puts c in the heap at deadline d, moves it, or removes it (d == 0).
-func (h *timerHeap) set(c *Conn, d int64) {
-	switch {
-	case d == 0:
-		h.remove(c)
-	case c.heapIdx < 0:
-		c.deadline = d
-		c.heapIdx = len(*h)
-		*h = append(*h, c)
-		h.up(c.heapIdx)
-	default:
-		c.deadline = d
-		if !h.up(c.heapIdx) {
-			h.down(c.heapIdx)
-		}
+const (
+	timerPending int32 = iota
+	timerFired
+	timerCanceled
+)
+
+func (t *Timer) key() int64  { return t.when }
+func (t *Timer) place() *int { return &t.idx }
+
+// Value is what CallLater was given.
+func (t *Timer) Value() any { return t.v }
+
+// Conn is the connection the timer belongs to, nil for a manager's timer.
+func (t *Timer) Conn() *Conn { return t.c }
+
+// When is how long after the manager's start the timer is due.
+func (t *Timer) When() time.Duration { return time.Duration(t.when) }
+
+// Cancel stops a pending timer. It reports whether it did: false once the
+// timer has fired (its EventTimer is on its way) or was cancelled before.
+func (t *Timer) Cancel() bool {
+	if !t.state.CompareAndSwap(timerPending, timerCanceled) {
+		return false
 	}
+	t.w.timerCancels.Add(1)
+	if c := t.c; c != nil {
+		c.mu.Lock()
+		c.forgetTimer(t)
+		c.mu.Unlock()
+	}
+	return true
 }
 
-func (h *timerHeap) remove(c *Conn) {
-	i := c.heapIdx
-	if i < 0 {
+// Canceled reports whether Cancel stopped the timer (or its connection
+// closed first).
+func (t *Timer) Canceled() bool { return t.state.Load() == timerCanceled }
+
+// Now is how long the manager has run: the clock of Timer.When.
+func (m *Manager) Now() time.Duration { return time.Duration(m.clock()) }
+
+// CallLater schedules an EventTimer carrying v after d (0 or less: at the
+// worker's next round), on one of the workers (round-robin). Safe from any
+// thread; ErrManagerClosed once Shutdown was called.
+func (m *Manager) CallLater(d time.Duration, v any) (*Timer, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closing.Load() {
+		return nil, ErrManagerClosed
+	}
+	t := &Timer{w: m.pickWorker(), when: m.clock() + int64(max(d, 0)), v: v, idx: -1, cidx: -1}
+	if !t.w.enqueue(request{kind: reqTimer, v: t}) {
+		return nil, ErrManagerClosed
+	}
+	return t, nil
+}
+
+// CallLater schedules an EventTimer carrying v after d on the connection's
+// worker, in order with its events. The timer is cancelled when the
+// connection closes. ErrClosed once the connection is closing.
+func (c *Conn) CallLater(d time.Duration, v any) (*Timer, error) {
+	t := &Timer{w: c.w, c: c, when: c.m.clock() + int64(max(d, 0)), v: v, idx: -1}
+	c.mu.Lock()
+	if c.req != closeNone || c.freed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	t.cidx = len(c.timers)
+	c.timers = append(c.timers, t)
+	c.mu.Unlock()
+	if !c.w.enqueue(request{kind: reqTimer, v: t}) {
+		t.Cancel()
+		return nil, ErrManagerClosed
+	}
+	return t, nil
+}
+
+// forgetTimer takes t off c's pending list; c.mu is held.
+func (c *Conn) forgetTimer(t *Timer) {
+	i := t.cidx
+	if i < 0 || i >= len(c.timers) || c.timers[i] != t {
 		return
 	}
-	last := len(*h) - 1
-	h.swap(i, last)
-	(*h)[last] = nil
-	*h = (*h)[:last]
-	if i < last && !h.up(i) {
-		h.down(i)
+	last := len(c.timers) - 1
+	c.timers[i] = c.timers[last]
+	c.timers[i].cidx = i
+	c.timers[last] = nil
+	c.timers = c.timers[:last]
+	t.cidx = -1
+}
+
+// cancelTimers cancels the pending timers of a connection that is closing
+// for good (finalize), so that none comes after its EventClose.
+func (c *Conn) cancelTimers() {
+	c.mu.Lock()
+	timers := c.timers
+	for _, t := range timers {
+		t.cidx = -1
 	}
-	c.heapIdx = -1
-	c.deadline = 0
-}
-
-func (h timerHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
-}
-
-func (h timerHeap) up(i int) bool {
-	moved := false
-	for i > 0 {
-		parent := (i - 1) / 2
-		if h[parent].deadline <= h[i].deadline {
-			break
+	c.timers = nil
+	c.mu.Unlock()
+	for _, t := range timers {
+		if t.state.CompareAndSwap(timerPending, timerCanceled) {
+			t.w.timerCancels.Add(1)
 		}
-		h.swap(i, parent)
-		i = parent
-		moved = true
 	}
-	return moved
 }
 
-func (h timerHeap) down(i int) {
+// addTimer puts a new timer on the worker's heap (reqTimer).
+func (w *worker) addTimer(t *Timer) {
+	if t.state.Load() != timerPending {
+		w.timerCancels.Add(-1) // cancelled before it got here
+		return
+	}
+	w.apptimers.push(t)
+}
+
+// fireTimers reports the timers that are due, and drops cancelled ones.
+func (w *worker) fireTimers() {
+	w.sweepTimers()
 	for {
-		l := 2*i + 1
-		if l >= len(h) {
+		t, ok := w.apptimers.peek()
+		if !ok || (t.when > w.now && t.state.Load() == timerPending) {
 			return
 		}
-		m := l
-		if r := l + 1; r < len(h) && h[r].deadline < h[l].deadline {
-			m = r
+		w.apptimers.remove(t)
+		if !t.state.CompareAndSwap(timerPending, timerFired) {
+			w.timerCancels.Add(-1)
+			continue
 		}
-		if h[i].deadline <= h[m].deadline {
-			return
+		if c := t.c; c != nil {
+			c.mu.Lock()
+			c.forgetTimer(t)
+			c.mu.Unlock()
 		}
-		h.swap(i, m)
-		i = m
+		w.emit(Event{Kind: EventTimer, Conn: t.c, Value: t})
 	}
+}
+
+// sweepTimers rebuilds the heap without its cancelled timers once they are
+// at least half of it.
+func (w *worker) sweepTimers() {
+	n := w.timerCancels.Load()
+	if n < 64 || n < int64(len(w.apptimers))/2 {
+		return
+	}
+	dropped := int64(0)
+	w.apptimers.filter(func(t *Timer) bool {
+		if t.state.Load() == timerCanceled {
+			dropped++
+			return false
+		}
+		return true
+	})
+	w.timerCancels.Add(-dropped)
+}
+
+// nextTimer is when the earliest pending timer is due, 0: none.
+func (w *worker) nextTimer() int64 {
+	if t, ok := w.apptimers.peek(); ok {
+		return t.when
+	}
+	return 0
+}
+
+// PendingTimers calls f with each timer still pending on the manager's
+// workers, marking it cancelled, once every worker has quit (a binding
+// releases what the values hold). False if a worker still runs.
+func (m *Manager) PendingTimers(f func(*Timer)) bool {
+	for _, w := range m.workers {
+		if !w.lock(0) {
+			return false
+		}
+		quit := w.quit
+		if quit {
+			for _, t := range w.apptimers {
+				if t.state.CompareAndSwap(timerPending, timerCanceled) {
+					f(t)
+				}
+			}
+			clear(w.apptimers)
+			w.apptimers = w.apptimers[:0]
+		}
+		w.unlock()
+		if !quit {
+			return false
+		}
+	}
+	return true
 }

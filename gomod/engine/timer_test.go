@@ -1,42 +1,56 @@
 package engine
 
 import (
-	"math/rand"
+	"runtime"
 	"testing"
+	"time"
 )
 
-// TestTimerHeapOrder: whatever the sets, moves and removals, the heap pops
-// connections in deadline order and keeps heapIdx right.
-func TestTimerHeapOrder(t *testing.T) {
-	rng := rand.New(rand.NewSource(3))
-	var h timerHeap
-	conns := make([]*Conn, 300)
-	for i := range conns {
-		conns[i] = &Conn{heapIdx: -1}
+// pollTimers makes a manager whose one worker the test drives (Poll from
+// this thread), for looking at its timer heap.
+func pollTimers(t *testing.T) (*Manager, *worker) {
+	runtime.LockOSThread() // the worker is driven from this thread
+	t.Cleanup(runtime.UnlockOSThread)
+	m, err := New(nil, WithBackend(Backends()[0]))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for step := 0; step < 5000; step++ {
-		c := conns[rng.Intn(len(conns))]
-		switch rng.Intn(3) {
-		case 0, 1:
-			h.set(c, 1+rng.Int63n(1000))
-		case 2:
-			h.set(c, 0)
-		}
-		for i, x := range h {
-			if x.heapIdx != i {
-				t.Fatalf("step %d: heapIdx %d at %d", step, x.heapIdx, i)
-			}
+	t.Cleanup(func() { m.Close(time.Second) })
+	return m, m.workers[0]
+}
+
+// armTimers arms n timers an hour ahead and lets the worker take them.
+func armTimers(t *testing.T, m *Manager, n int) []*Timer {
+	timers := make([]*Timer, n)
+	for i := range timers {
+		var err error
+		if timers[i], err = m.CallLater(time.Hour, i); err != nil {
+			t.Fatal(err)
 		}
 	}
-	last := int64(0)
-	for c := h.peek(); c != nil; c = h.peek() {
-		if c.deadline < last {
-			t.Fatalf("popped %d after %d", c.deadline, last)
+	for m.workers[0].inbox.pending.Load() > 0 {
+		m.Poll(0, 0, 0)
+	}
+	return timers
+}
+
+// TestCancelledTimersDoNotPileUp: timers armed far ahead and cancelled, in
+// waves, leave the worker's heap at most about twice the live ones.
+func TestCancelledTimersDoNotPileUp(t *testing.T) {
+	m, w := pollTimers(t)
+	timers := armTimers(t, m, 20_000)
+	const live = 500
+	for wave := range 5 {
+		for _, tm := range timers[live:] {
+			tm.Cancel()
 		}
-		last = c.deadline
-		h.remove(c)
-		if c.heapIdx != -1 || c.deadline != 0 {
-			t.Fatal("removed connection still marked in the heap")
+		m.Poll(0, 0, 0)
+		if got := len(w.apptimers); got > 2*live+64 {
+			t.Errorf("wave %d: %d timers on the heap for %d live", wave, got, live)
 		}
+		copy(timers[live:], armTimers(t, m, len(timers)-live))
+	}
+	if got := len(w.apptimers); got != len(timers) {
+		t.Errorf("%d timers on the heap, want %d", got, len(timers))
 	}
 }

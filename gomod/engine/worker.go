@@ -29,30 +29,32 @@ type worker struct {
 	sleeping atomic.Bool   // in (or about to enter) a blocking Wait
 	drive    chan struct{} // full while a thread holds the worker (a lock that can time out)
 
-	batch       []poller.Completion
-	out         []Event  // this round's events
-	pos         int      // out[pos:] not yet returned
-	rearm       []*Conn  // received last round: post the next receive
-	resume      []*Conn  // held data to deliver
-	freeing     []*Conn  // closed last round: free their slots now
-	holds       []*Conn  // connections a poller holds (pollers.go)
-	undefer     []*Conn  // no longer held, with deferred events to deliver
-	ndeferred   int      // events deferred and not yet delivered
-	spent       [][]byte // the memory of deferred bytes handed out this round
-	iov         [][]byte
-	now         int64
-	timers      timerHeap
-	conns       connList
-	listeners   []*Listener
-	nlisteners  int
-	shutdown    bool
-	shutdownAt  int64
-	deadlineHit bool
-	quit        bool
-	lost        bool // the port is lost and closed (lost.go)
-	released    bool
-	spill       spillArena
-	stats       workerStats
+	batch        []poller.Completion
+	out          []Event  // this round's events
+	pos          int      // out[pos:] not yet returned
+	rearm        []*Conn  // received last round: post the next receive
+	resume       []*Conn  // held data to deliver
+	freeing      []*Conn  // closed last round: free their slots now
+	holds        []*Conn  // connections a poller holds (pollers.go)
+	undefer      []*Conn  // no longer held, with deferred events to deliver
+	ndeferred    int      // events deferred and not yet delivered
+	spent        [][]byte // the memory of deferred bytes handed out this round
+	iov          [][]byte
+	now          int64
+	timers       connTimers
+	apptimers    minHeap[*Timer] // the application's (timer.go)
+	timerCancels atomic.Int64    // cancelled timers still on apptimers or on their way to it
+	conns        connList
+	listeners    []*Listener
+	nlisteners   int
+	shutdown     bool
+	shutdownAt   int64
+	deadlineHit  bool
+	quit         bool
+	lost         bool // the port is lost and closed (lost.go)
+	released     bool
+	spill        spillArena
+	stats        workerStats
 }
 
 func newWorker(m *Manager, idx int, p poller.Poller) (*worker, error) {
@@ -210,6 +212,8 @@ func (w *worker) apply(r *request) {
 		w.beginShutdown(r.t)
 	case reqRelease:
 		w.release(r.v.(uint64))
+	case reqTimer:
+		w.addTimer(r.v.(*Timer))
 	}
 }
 
@@ -248,6 +252,9 @@ func (w *worker) waitTime(timeout time.Duration) time.Duration {
 	if c := w.timers.peek(); c != nil {
 		limit(c.deadline)
 	}
+	if at := w.nextTimer(); at != 0 {
+		limit(at)
+	}
 	if w.shutdown && !w.deadlineHit {
 		limit(w.shutdownAt)
 	}
@@ -277,6 +284,7 @@ func (w *worker) expire() {
 		w.timers.remove(c)
 		w.fire(c)
 	}
+	w.fireTimers()
 	w.retryAccepts()
 }
 
