@@ -18,7 +18,7 @@ from . import _pyiocp, errors
 from ._handler import Handler
 from ._listener import Listener
 from ._manager import Completion, SocketManager
-from ._pyiocp import Connection, backends
+from ._pyiocp import Connection, Timer, backends
 from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError, TooManyConnections
 
 _pyiocp._init(errors)
@@ -36,6 +36,7 @@ __all__ = [
     "ManagerClosed",
     "ProtocolError",
     "SocketManager",
+    "Timer",
     "TooManyConnections",
     "backends",
     "errors",

@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections import namedtuple
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from . import _pyiocp, _threads
 from ._args import (
@@ -24,7 +24,7 @@ from ._args import (
 )
 from ._handler import Handler
 from ._listener import Listener
-from ._pyiocp import Connection
+from ._pyiocp import Connection, Timer
 from ._threads import _PollerExit, _SigtermCatcher, _StartGate, _UnservedWatch, _wait_set
 from .errors import ManagerClosed
 
@@ -39,8 +39,10 @@ Completion = namedtuple("Completion", "kind conn data error")
 Completion.__doc__ = """One completion from SocketManager.poll().
 
 kind is one of "accept" "connect" "recv" "send" "drain" "eof" "close"
-"post"; data is the bytes for "recv", the byte count for "send", the
-payload for "post"; error is set for "close" (None if clean)."""
+"post" "timer"; data is the bytes for "recv", the byte count for "send",
+the payload for "post", the due Timer for "timer" (run it:
+timer.callback(*timer.args)); conn is None for "post" and a manager's
+timer; error is set for "close" (None if clean)."""
 
 
 def _report(message: str, exc: Optional[BaseException]) -> None:
@@ -370,6 +372,27 @@ class SocketManager:
         worker, like PostQueuedCompletionStatus. Safe from any thread."""
         self._check_open()
         self._engine.post(payload)
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        """Run callback(*args) on a worker thread after delay seconds (a
+        negative delay: at once), like asyncio's call_later; an exception
+        it raises goes to on_error(None, exc). With handler=None it comes
+        out of poll() as a "timer" Completion for the caller to run.
+        Returns the Timer (cancel() it to stop it). Safe from any thread;
+        ManagerClosed once the manager is closing. For a timer that runs
+        in order with one connection's events, use Connection.call_later."""
+        self._check_open()
+        return self._engine.call_later(delay, callback, args)
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        """call_later, at when on time.monotonic()'s clock (Timer.when is
+        when)."""
+        if not isinstance(when, (int, float)):
+            raise TypeError(f"when must be a time.monotonic() time, not {type(when).__name__}")
+        if not math.isfinite(when):
+            raise ValueError(f"when={when!r}: must be finite")
+        self._check_open()
+        return self._engine.call_later(when - time.monotonic(), callback, args, float(when))
 
     # ------------------------------------------------------------ state
 

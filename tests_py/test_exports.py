@@ -17,6 +17,7 @@ def test_public_names() -> None:
         "ManagerClosed",
         "ProtocolError",
         "SocketManager",
+        "Timer",
         "TooManyConnections",
         "backends",
         "errors",

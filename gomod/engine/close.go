@@ -110,7 +110,7 @@ func (w *worker) finalize(c *Conn) {
 	paused := c.paused
 	c.paused = false
 	c.mu.Unlock()
-	c.cancelTimers()
+	w.cancelTimers(c)
 	switch {
 	case c.registered:
 		w.p.Release(c.ref, c.rst)

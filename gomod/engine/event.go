@@ -13,7 +13,7 @@ const (
 	EventEOF                          // the peer half-closed (sent FIN)
 	EventClose                        // the connection is gone; Err says why (nil: clean)
 	EventPost                         // Value came from Manager.Post
-	EventTimer                        // Value is the *Timer that is due
+	EventTimer                        // Value is the *Timer that is due (or cancelled by its connection's close)
 )
 
 var eventNames = [...]string{"", "accept", "connect", "recv", "send", "drain", "eof", "close", "post", "timer"}

@@ -64,6 +64,9 @@ func dispatch(h Handler, ev *Event) {
 		}
 	case EventTimer:
 		t := ev.Value.(*Timer)
+		if t.Canceled() {
+			return // its connection closed first
+		}
 		if th, ok := h.(TimerHandler); ok {
 			th.OnTimer(t)
 		} else if f, ok := t.Value().(func()); ok {

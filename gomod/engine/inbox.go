@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"net/netip"
 	"sync"
 	"sync/atomic"
 )
@@ -26,12 +25,12 @@ const (
 	reqTimer                            // Manager.CallLater, Conn.CallLater
 )
 
+// request is kept small (40 bytes): a flood of sends, posts or timers
+// from other threads queues one each.
 type request struct {
 	kind reqKind
 	c    *Conn
-	l    *Listener
-	addr netip.AddrPort
-	v    any
+	v    any   // reqListen, reqCloseListener: the *Listener; reqPost: the value; reqTimer: the *Timer
 	t    int64 // reqConnect: timeout; reqShutdown: deadline (manager clock)
 }
 
@@ -72,6 +71,9 @@ func (w *worker) enqueue(r request) bool {
 // left waits for the next round, which then does not block.
 const inboxRound = 1024
 
+// inboxKeep is the most requests an emptied inbox keeps room for.
+const inboxKeep = 4096
+
 // take returns the oldest queued requests, at most max; the slice is
 // valid until the next take.
 func (in *inbox) take(max int) []request {
@@ -88,6 +90,9 @@ func (in *inbox) take(max int) []request {
 		in.reqs, in.spare = reqs[:n], out
 		in.pending.Store(int32(n))
 		return out
+	}
+	if cap(in.spare) > inboxKeep {
+		in.spare = nil // a flood's buffer is not kept for ever
 	}
 	in.reqs = in.spare[:0]
 	in.spare = reqs

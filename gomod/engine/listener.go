@@ -49,7 +49,7 @@ func (l *Listener) Close() error {
 	if l.closeAsked.Swap(true) {
 		return nil
 	}
-	l.w.enqueue(request{kind: reqCloseListener, l: l})
+	l.w.enqueue(request{kind: reqCloseListener, v: l})
 	return nil
 }
 

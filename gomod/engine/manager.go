@@ -163,7 +163,7 @@ func (m *Manager) Listen(addr netip.AddrPort, opts ...ListenOption) (*Listener, 
 	m.lmu.Lock()
 	m.listeners[l] = struct{}{}
 	m.lmu.Unlock()
-	if !l.w.enqueue(request{kind: reqListen, l: l}) {
+	if !l.w.enqueue(request{kind: reqListen, v: l}) {
 		poller.CloseSock(fd)
 		m.forgetListener(l)
 		return nil, ErrManagerClosed

@@ -8,7 +8,9 @@ import (
 // Timer is a call the application scheduled on a worker: Manager.CallLater
 // or Conn.CallLater. When it is due, the worker reports EventTimer with the
 // Timer as the event's Value; a connection's timer comes in order with
-// that connection's events and never after its EventClose.
+// that connection's events and never after its EventClose. A connection's
+// timer still pending when it closes is reported too, just before the
+// EventClose, already Canceled(): there is nothing to run.
 //
 // Timers live on their worker's heap (no goroutine or runtime timer each).
 // Cancel, from any thread, only marks the timer; the worker drops marked
@@ -115,8 +117,11 @@ func (c *Conn) forgetTimer(t *Timer) {
 }
 
 // cancelTimers cancels the pending timers of a connection that is closing
-// for good (finalize), so that none comes after its EventClose.
-func (c *Conn) cancelTimers() {
+// for good (finalize), so that none comes after its EventClose. Each is
+// still reported, cancelled (Canceled() true, nothing to run), before the
+// EventClose: whoever armed it learns it is over, and a binding releases
+// what its value holds.
+func (w *worker) cancelTimers(c *Conn) {
 	c.mu.Lock()
 	timers := c.timers
 	for _, t := range timers {
@@ -126,7 +131,8 @@ func (c *Conn) cancelTimers() {
 	c.mu.Unlock()
 	for _, t := range timers {
 		if t.state.CompareAndSwap(timerPending, timerCanceled) {
-			t.w.timerCancels.Add(1)
+			w.timerCancels.Add(1)
+			w.emit(Event{Kind: EventTimer, Conn: c, Value: t})
 		}
 	}
 }

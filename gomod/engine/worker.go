@@ -203,9 +203,9 @@ func (w *worker) apply(r *request) {
 	case reqConnect:
 		w.startConnect(r.c, r.t)
 	case reqListen:
-		w.startListen(r.l)
+		w.startListen(r.v.(*Listener))
 	case reqCloseListener:
-		w.closeListener(r.l)
+		w.closeListener(r.v.(*Listener))
 	case reqPost:
 		w.emit(Event{Kind: EventPost, Value: r.v})
 	case reqShutdown:

@@ -129,6 +129,9 @@ static PyMethodDef Conn_methods[] = {
     {"shutdown_write", (PyCFunction)Conn_shutdown_write, METH_NOARGS, "shutdown_write(): send FIN after pending bytes."},
     {"pause_reading", (PyCFunction)Conn_pause_reading, METH_NOARGS, "pause_reading(): stop on_recv and reading."},
     {"resume_reading", (PyCFunction)Conn_resume_reading, METH_NOARGS, "resume_reading(): undo pause_reading()."},
+    {"call_later", (PyCFunction)Conn_call_later, METH_VARARGS,
+     "call_later(delay, callback, *args) -> Timer: callback(*args) after delay seconds on this connection's "
+     "worker, in order with its events; cancelled when the connection closes. Safe from any thread."},
     {NULL},
 };
 

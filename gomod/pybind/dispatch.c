@@ -5,6 +5,7 @@
 
 const char *const cb_names[NKINDS] = {
     NULL, "on_accept", "on_connect", "on_recv", "on_send", "on_drain", "on_eof", "on_close", "on_post",
+    "timer", /* not the handler's: a call_later callback */
 };
 
 void report(EngineObject *e, const char *msg, PyObject *exc)
@@ -104,9 +105,29 @@ ConnObject *accepted(EngineObject *e, const pyiocp_event *ev)
     return c;
 }
 
+/* Runs a due timer's callback; an exception goes to on_error with the
+ * timer's connection (None for the manager's). */
+static void run_timer(EngineObject *e, const pyiocp_event *ev, loop_state *ls)
+{
+    TimerObject *t = timer_due(ev);
+    PyObject *r;
+    if (!t)
+        return; /* cancelled meanwhile */
+    r = timer_run(t);
+    if (r)
+        Py_DECREF(r);
+    else
+        callback_failed(e, ev->n & PYIOCP_TIMER_CONN ? (PyObject *)table_get(e, ev->slot, ev->id) : NULL, ls);
+    Py_DECREF(t);
+}
+
 static void dispatch_one(EngineObject *e, pyiocp_event *ev, loop_state *ls)
 {
     ConnObject *c = NULL;
+    if (ev->kind == PYIOCP_EV_TIMER) {
+        run_timer(e, ev, ls);
+        return;
+    }
     if (ev->kind == PYIOCP_EV_POST) {
         PyObject *payload = (PyObject *)(uintptr_t)ev->value;
         call(e, ev->kind, NULL, payload, NULL, ls);

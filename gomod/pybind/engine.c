@@ -34,6 +34,8 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
     o.fixed_threads = handler != Py_None;
     if (handler != Py_None) {
         for (int k = 1; k < NKINDS; k++) {
+            if (k == PYIOCP_EV_TIMER)
+                continue; /* runs the Timer's own callback */
             self->cb[k] = PyObject_GetAttrString(handler, cb_names[k]);
             if (!self->cb[k])
                 return -1;
@@ -100,13 +102,17 @@ static void engine_abandon(EngineObject *self)
             Py_BEGIN_ALLOW_THREADS
             n = pyiocpPoll(self->h, w, 0, evs, BATCH, -1, &quit, &logs, &held);
             Py_END_ALLOW_THREADS
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < n; i++) {
                 if (evs[i].kind == PYIOCP_EV_POST)
                     Py_DECREF((PyObject *)(uintptr_t)evs[i].value);
+                else if (evs[i].kind == PYIOCP_EV_TIMER)
+                    Py_XDECREF(timer_due(&evs[i]));
+            }
             if (held)
                 pyiocpPollDone(self->h, w);
         }
     }
+    timers_settle(self);
     self->released = pyiocpRelease(self->h);
 }
 
@@ -207,6 +213,8 @@ static PyObject *Engine_shutdown(EngineObject *self, PyObject *arg)
 
 static PyObject *Engine_release(EngineObject *self, PyObject *unused)
 {
+    if (!self->released)
+        timers_settle(self);
     if (!self->released && pyiocpRelease(self->h)) {
         self->released = 1;
         for (uint32_t i = 0; i < self->cap; i++)
@@ -271,6 +279,7 @@ static PyMethodDef Engine_methods[] = {
     {"shutdown", (PyCFunction)Engine_shutdown, METH_O, "shutdown(timeout_ns): start a graceful close"},
     {"release", (PyCFunction)Engine_release, METH_NOARGS, "release() -> True once every worker has quit"},
     {"post", (PyCFunction)Engine_post, METH_O, "post(payload)"},
+    {"call_later", (PyCFunction)Engine_call_later, METH_VARARGS, "call_later(delay, callback, args, when=None) -> Timer"},
     {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "stats() -> dict"},
     {"get", (PyCFunction)Engine_get, METH_O, "get(conn_id) -> Connection or None"},
     {NULL},

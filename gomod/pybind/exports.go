@@ -245,7 +245,7 @@ func pyiocpPoll(h C.int64_t, worker C.int, poller C.uint64_t, evs *C.pyiocp_even
 	events, q, ok := ent.m.PollShared(int(worker), uint64(poller), int(max), duration(timeoutNs))
 	out := unsafe.Slice(evs, int(max))
 	for i := range events {
-		fill(&out[i], &events[i])
+		fill(ent, &out[i], &events[i])
 	}
 	*quit = 0
 	if q {
@@ -277,7 +277,7 @@ func pyiocpReleasePoller(h C.int64_t, worker C.int, poller C.uint64_t) {
 	}
 }
 
-func fill(out *C.pyiocp_event, ev *engine.Event) {
+func fill(ent *entry, out *C.pyiocp_event, ev *engine.Event) {
 	out.kind = C.uint8_t(ev.Kind)
 	out.data = nil
 	out.n = 0
@@ -310,6 +310,15 @@ func fill(out *C.pyiocp_event, ev *engine.Event) {
 		setErr(&out.err, ev.Err)
 	case engine.EventPost:
 		out.value = C.uint64_t(ev.Value.(uint64))
+	case engine.EventTimer:
+		t := ev.Value.(*engine.Timer)
+		out.value = C.uint64_t(ent.timerDone(t))
+		if ev.Conn != nil {
+			out.n = timerOfConn // slot and id name it
+		}
+		if t.Canceled() {
+			out.n |= timerCancelled // its connection closed: nothing to run
+		}
 	}
 }
 

@@ -1,7 +1,8 @@
 /* glue.h: what the C half (module.c) and the Go half (exports.go) of the
  * extension share. Plain C types only: no Go pointer ever crosses to C, and
- * Go keeps no Python pointer except a post's payload, which it carries as
- * an integer and hands back exactly once. */
+ * Go keeps no Python pointer except a post's payload and a pending
+ * timer's Timer, which it carries as an integer and hands back exactly
+ * once. */
 #ifndef PYIOCP_GLUE_H
 #define PYIOCP_GLUE_H
 
@@ -18,6 +19,7 @@ enum {
     PYIOCP_EV_EOF = 6,
     PYIOCP_EV_CLOSE = 7,
     PYIOCP_EV_POST = 8,
+    PYIOCP_EV_TIMER = 9,
 };
 
 /* Error codes returned by the exports and carried by close events; each
@@ -32,6 +34,12 @@ enum {
     PYIOCP_E_TIMEOUT = 6,         /* TimeoutError (msg) */
     PYIOCP_E_OTHER = 7,           /* pyiocp.Error (msg) */
     PYIOCP_E_TOO_MANY_CONNS = 8,  /* TooManyConnections: OSError(EMFILE, msg) */
+};
+
+/* EV_TIMER's flags, in n. */
+enum {
+    PYIOCP_TIMER_CONN = 1,      /* a connection's timer: slot and id name it */
+    PYIOCP_TIMER_CANCELLED = 2, /* cancelled by its connection's close: nothing to run */
 };
 
 /* Optional events a handler asks for (engine.EventMask). */
@@ -52,9 +60,9 @@ typedef struct pyiocp_error {
  * before then. */
 typedef struct pyiocp_event {
     uint64_t id;
-    uint64_t value;      /* EV_POST: the payload (a PyObject * owning one reference) */
+    uint64_t value;      /* EV_POST: the payload; EV_TIMER: the pyiocp.Timer (a PyObject * owning one reference) */
     const char *data;    /* EV_RECV */
-    int64_t n;           /* EV_RECV: length; EV_SEND: bytes written */
+    int64_t n;           /* EV_RECV: length; EV_SEND: bytes written; EV_TIMER: PYIOCP_TIMER_* flags */
     uint32_t slot;
     pyiocp_error err;    /* EV_CLOSE: why (code 0: clean) */
     uint16_t port;       /* EV_ACCEPT: the peer's port */

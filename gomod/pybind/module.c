@@ -28,9 +28,21 @@ static PyObject *mod_go_allocations(PyObject *mod, PyObject *unused)
     return PyLong_FromLongLong((long long)pyiocpGoAllocations());
 }
 
+/* go_heap() -> int: bytes the Go heap holds live, after a collection that
+ * also returns freed memory to the OS (memory tests). */
+static PyObject *mod_go_heap(PyObject *mod, PyObject *unused)
+{
+    long long n;
+    Py_BEGIN_ALLOW_THREADS
+    n = (long long)pyiocpGoHeap();
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLongLong(n);
+}
+
 static PyMethodDef module_methods[] = {
     {"_init", mod_init, METH_O, "_init(errors_module): the exception classes to raise"},
     {"go_allocations", mod_go_allocations, METH_NOARGS, "go_allocations() -> objects the Go side has allocated"},
+    {"go_heap", mod_go_heap, METH_NOARGS, "go_heap() -> bytes live on the Go heap, after a collection"},
     {"backends", mod_backends, METH_NOARGS, "backends() -> the backends that work here, preferred first"},
     {"bench_start", bench_start, METH_VARARGS, "bench_start(addr, conns, size, depth, duration_ns, warmup_ns) -> handle"},
     {"bench_progress", bench_progress, METH_O, "bench_progress(handle) -> (elapsed_s, messages, msgs_per_sec)"},
@@ -45,10 +57,11 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__pyiocp(void)
 {
-    static const char *const names[NKINDS] = {"", "accept", "connect", "recv", "send", "drain", "eof", "close", "post"};
+    static const char *const names[NKINDS] = {"", "accept", "connect", "recv", "send", "drain", "eof", "close", "post", "timer"};
     PyObject *m;
     clock_init();
-    if (PyType_Ready(&EngineType) < 0 || PyType_Ready(&ConnType) < 0)
+    if (PyType_Ready(&EngineType) < 0 || PyType_Ready(&ConnType) < 0 || PyType_Ready(&TimerType) < 0 ||
+        timer_init() < 0)
         return NULL;
     for (int k = 0; k < NKINDS; k++)
         if (!kind_names[k] && !(kind_names[k] = PyUnicode_InternFromString(names[k])))
@@ -59,8 +72,10 @@ PyMODINIT_FUNC PyInit__pyiocp(void)
         return NULL;
     Py_INCREF(&EngineType);
     Py_INCREF(&ConnType);
+    Py_INCREF(&TimerType);
     if (PyModule_AddObject(m, "Engine", (PyObject *)&EngineType) < 0 ||
         PyModule_AddObject(m, "Connection", (PyObject *)&ConnType) < 0 ||
+        PyModule_AddObject(m, "Timer", (PyObject *)&TimerType) < 0 ||
         PyModule_AddIntConstant(m, "MASK_SEND", PYIOCP_MASK_SEND) < 0 ||
         PyModule_AddIntConstant(m, "MASK_DRAIN", PYIOCP_MASK_DRAIN) < 0 ||
         PyModule_AddIntConstant(m, "MASK_EOF", PYIOCP_MASK_EOF) < 0) {

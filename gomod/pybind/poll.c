@@ -7,6 +7,16 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
 {
     ConnObject *c = NULL;
     PyObject *data = Py_None, *error = Py_None, *r;
+    if (ev->kind == PYIOCP_EV_TIMER) {
+        TimerObject *t = timer_due(ev);
+        if (!t)
+            return Py_INCREF(Py_None), Py_None; /* cancelled meanwhile: no Completion */
+        c = ev->n & PYIOCP_TIMER_CONN ? table_get(e, ev->slot, ev->id) : NULL;
+        r = PyObject_CallFunctionObjArgs(e->completion, kind_names[ev->kind], c ? (PyObject *)c : Py_None,
+                                         (PyObject *)t, Py_None, NULL);
+        Py_DECREF(t);
+        return r;
+    }
     if (ev->kind == PYIOCP_EV_POST) {
         PyObject *payload = (PyObject *)(uintptr_t)ev->value;
         r = PyObject_CallFunctionObjArgs(e->completion, kind_names[ev->kind], Py_None, payload, Py_None, NULL);

@@ -9,6 +9,8 @@
  *     on_close has been delivered. All access is under the GIL.
  *   - A posted payload's reference travels through Go as an integer and is
  *     released right after on_post (or the poll() Completion) took it.
+ *   - So does a pending Timer's (timer.c): it comes back once, by the
+ *     timer's event, by cancel(), or after the workers quit.
  *   - Go memory is never kept here: event data lives outside the Go heap and
  *     is copied into bytes while this thread holds the worker: from
  *     pyiocpPoll (held set) to pyiocpPollDone, no other thread polls it.
@@ -23,7 +25,7 @@
 #include "_cgo_export.h"
 
 #define BATCH 64
-#define NKINDS 9
+#define NKINDS 10
 /* The main thread (serve_forever, poll) wakes this often to run signal
  * handlers: Ctrl-C is seen within it. */
 #define MAIN_SLICE_NS 100000000LL
@@ -63,6 +65,15 @@ struct EngineObject {
 };
 
 typedef struct {
+    PyObject_HEAD
+    PyObject *callback;
+    PyObject *args;  /* a tuple */
+    int64_t h;       /* the engine's handle, for cancel() */
+    double when;     /* on time.monotonic()'s clock */
+    int state;       /* pending, done (handed out to run), cancelled */
+} TimerObject;
+
+typedef struct {
     int is_main;         /* serve_forever's thread: BaseExceptions stop the loop */
     PyObject *stop;      /* that exception, raised after the batch */
     PyObject *stop_type, *stop_tb;
@@ -71,8 +82,8 @@ typedef struct {
 /* module.c */
 extern PyObject *kind_names[NKINDS];
 
-/* engine.c, connection.c */
-extern PyTypeObject EngineType, ConnType;
+/* engine.c, connection.c, timer.c */
+extern PyTypeObject EngineType, ConnType, TimerType;
 
 /* clock.c */
 void clock_init(void);
@@ -90,6 +101,16 @@ PyObject *close_error(const pyiocp_error *e);
 ConnObject *table_get(EngineObject *e, uint32_t slot, uint64_t id);
 void table_del(EngineObject *e, ConnObject *c);
 ConnObject *conn_adopt(EngineObject *e, uint32_t slot, uint64_t id);
+
+/* timer.c */
+int timer_init(void);
+PyObject *timer_schedule(EngineObject *e, ConnObject *c, PyObject *delay, PyObject *when, PyObject *callback,
+                         PyObject *args);
+PyObject *Engine_call_later(EngineObject *self, PyObject *args);
+PyObject *Conn_call_later(ConnObject *self, PyObject *args);
+TimerObject *timer_due(const pyiocp_event *ev);
+PyObject *timer_run(TimerObject *t);
+void timers_settle(EngineObject *e);
 
 /* dispatch.c */
 extern const char *const cb_names[NKINDS];

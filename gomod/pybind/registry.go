@@ -26,6 +26,10 @@ type entry struct {
 	logs    []string
 	nlogs   atomic.Int32
 	dropped int
+
+	tmu        sync.Mutex               // guards the two below (timers.go)
+	timers     map[uint64]*engine.Timer // pending timers by their value
+	leftTimers []uint64                 // pending when the workers quit, not yet taken
 }
 
 const maxQueuedLogs = 256
