@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.suite import report  # noqa: E402
 from bench.suite.__main__ import chosen, medians, parse  # noqa: E402
+from bench.suite.timers import IMPLS, measure_timers  # noqa: E402
 
 
 def suite_path() -> str:
@@ -55,6 +56,13 @@ def doc() -> Dict[str, Any]:
             "idle-10k": {"pyiocp io_uring": cell(rate=10000, rss_per_conn_kib=5.0, rss_mib=70.0, peak_rss_mib=71.0)},
         },
         "syscalls": {"pyiocp io_uring": {"syscalls_per_unit": 0.25}, "uvloop": {"error": "no perf"}},
+        "timers": {
+            "pyiocp": cell(arm_us=1.0, cancel_us=0.5, bytes_per_timer=250.0, late_median_ms=0.1, late_p99_ms=2.0,
+                           late_max_ms=3.0),
+            "uvloop": cell(arm_us=2.0, cancel_us=1.0, bytes_per_timer=500.0, late_median_ms=0.5, late_p99_ms=6.0,
+                           late_max_ms=7.0),
+            "asyncio": {"runs": [{"error": "boom"}], "median": {}, "errors": ["boom"]},
+        },
     }
 
 
@@ -78,6 +86,9 @@ def test_markdown_has_ratio_columns_failures_and_busy_marks() -> None:
     assert "| pyiocp io_uring | 5.0 | - | 70 | 71 |" in md  # no uvloop row: no ratio
     assert "| uvloop | failed: no perf |" in md
     assert "![msgs/s against connections](echo.png)" in md
+    assert "| pyiocp | 1.00 | 0.50 | 250 | 0.10 / 2.00 / 3.00 |" in md
+    assert "| asyncio | failed: boom |" in md
+    assert "pyiocp against uvloop: arm 0.50x the time, cancel 0.50x, memory 0.50x." in md
 
 
 def test_medians_leave_out_failed_repetitions() -> None:
@@ -120,6 +131,20 @@ def test_every_kind_of_scenario_runs_against_pyiocp_and_uvloop(tmp_path: Path) -
             else:
                 assert m["cpu_us"] > 0 and m["per_cpu_s"] > 0
     assert (tmp_path / "RESULTS.md").read_text().startswith("# pyiocp benchmark results")
+
+
+@pytest.mark.timeout(120)
+def test_the_timers_row_measures_every_loop() -> None:
+    env = {**os.environ, "PYTHONPATH": suite_path()}
+    got = measure_timers(2000, 1, sys.executable, env)
+    assert sorted(got) == sorted(IMPLS)
+    for impl, cell in got.items():
+        assert cell["errors"] == [], (impl, cell["errors"])
+        m = cell["median"]
+        assert m["arm_us"] > 0 and m["cancel_us"] > 0, (impl, m)
+        # uvloop's clock is libuv's, in whole milliseconds: a timer may run up to 1 ms before time.monotonic()
+        # says it is due.
+        assert -1.5 <= m["late_median_ms"] <= m["late_p99_ms"] <= m["late_max_ms"], (impl, m)
 
 
 def test_report_is_written_again_from_a_json_record(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import resource
 import shlex
 import shutil
@@ -21,9 +22,12 @@ from .machine import describe
 from .measure import Knobs, count_syscalls, measure
 from .report import markdown, plot
 from .scenarios import QUICK_BULK_BYTES, QUICK_IDLE_CONNS, QUICK_IDLE_HOLD, SCENARIOS, Scenario
-from .servers import GO, ROOT, build, servers
+from .servers import GO, PY, ROOT, build, servers
+from .timers import measure_timers
 
 RESULTS = ROOT / "bench/results"
+TIMERS = "timers"  # the timers row's name for --scenario (bench/suite/timers.py)
+TIMERS_N = 100_000
 
 
 def parse(argv: List[str]) -> argparse.Namespace:
@@ -54,7 +58,7 @@ def parse(argv: List[str]) -> argparse.Namespace:
     args.warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0)
     if args.reps < 1 or args.duration <= 0.8 or args.warmup < 0:
         ap.error("--reps must be >= 1, --duration > 0.8, --warmup >= 0")
-    known = {sc.name for sc in SCENARIOS}
+    known = {sc.name for sc in SCENARIOS} | {TIMERS}
     for name in args.scenario or []:
         if name not in known:
             ap.error(f"unknown scenario {name!r} (known: {', '.join(sorted(known))})")
@@ -133,6 +137,9 @@ def measure_all(args: argparse.Namespace, argv: List[str]) -> Dict[str, Any]:
         if echo50 and not args.no_syscalls and shutil.which("perf"):
             doc["syscalls"] = {s.name: count_syscalls(s, echo50, bindir, knobs)
                                for s in pool if s.kind == "echo"}
+    if not args.scenario or TIMERS in args.scenario:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+        doc["timers"] = measure_timers(TIMERS_N, args.reps, PY, env)
     doc["elapsed_s"] = time.monotonic() - started
     return doc
 

@@ -152,12 +152,37 @@ def markdown(res: Results, plot_name: Optional[str]) -> str:
             lines.append(f"| {server} | {s['syscalls_per_unit']:.2f} |" if "syscalls_per_unit" in s
                          else f"| {server} | failed: {s.get('error', '')[:200]} |")
         lines.append("")
+    lines += _timers_table(res)
     if plot_name:
         lines += ["## Echo throughput against connection count", "", f"![msgs/s against connections]({plot_name})",
                   ""]
     lines += ["## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in res["machine"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _timers_table(res: Results) -> List[str]:
+    """The timers row (bench/suite/timers.py): per implementation, with
+    pyiocp's ratios to uvloop."""
+    timers = res.get("timers")
+    if not timers:
+        return []
+    lines = ["## Timers: 100,000 armed an hour ahead, then cancelled; 2,000 due in 1-20 ms (in-process)", "",
+             "| timers | arm (us) | cancel (us) | RSS per pending timer (B) | late: median / p99 / max (ms) |",
+             "|---|---:|---:|---:|---:|"]
+    for impl, cell in timers.items():
+        m = cell.get("median") or {}
+        if not m:
+            lines.append(f"| {impl} | failed: {'; '.join(cell.get('errors', []))[:200]} | | | |")
+            continue
+        lines.append(f"| {impl} | {m['arm_us']:.2f} | {m['cancel_us']:.2f} | {m['bytes_per_timer']:,.0f} | "
+                     f"{m['late_median_ms']:.2f} / {m['late_p99_ms']:.2f} / {m['late_max_ms']:.2f} |")
+    mine, yard = (timers.get(k, {}).get("median") or {} for k in ("pyiocp", YARDSTICK))
+    if mine and yard:
+        lines += ["", f"pyiocp against uvloop: arm {_x(_ratio(mine['arm_us'], yard['arm_us']))} the time, "
+                      f"cancel {_x(_ratio(mine['cancel_us'], yard['cancel_us']))}, memory "
+                      f"{_x(_ratio(mine['bytes_per_timer'], yard['bytes_per_timer']))}."]
+    return lines + [""]
 
 
 def plot(res: Results, path: Path) -> bool:
