@@ -45,6 +45,13 @@ SCENARIOS: List[Tuple[str, str, str, str, Tuple[str, ...]]] = [
      "Every quiet peer is reset between the timeout and 1 s after its last byte, with `TimeoutError`, "
      "counted in `timed_out`; the talking client is never closed, its worst round trip under 250 ms "
      "(1 s under `-race`).", ALL),
+    ("timers", "Timers under churn",
+     "Connections arm three timers each in `on_accept` (due at once, within 5 ms, an hour away) and "
+     "close or reset at once, from 4 threads, while 4 more threads arm manager timers and cancel every "
+     "other one.",
+     "No connection's timer runs after its `on_close`, and the one an hour away ends cancelled; every "
+     "manager timer not cancelled runs exactly once, none that `cancel()` stopped runs; nothing is left "
+     "behind.", (PY,)),
     ("close_timeout", "Limit: `close_timeout` (a flood while closing)",
      "Peers flood the server and never read; the server closes each connection with 1 MiB of reply "
      "they cannot take.",
