@@ -162,8 +162,12 @@ func TestConnCallLater(t *testing.T) {
 // timer still pending when it closes never fires.
 func TestCallLaterOnClosedManager(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		r, _ := serveTimers(t, backend)
-		pending, _ := r.m.CallLater(time.Hour, "pending")
+		r, _ := serveTimers(t, backend, engine.WithWorkers(2))
+		var pending []*engine.Timer
+		for i := range 4 { // on both workers
+			p, _ := r.m.CallLater(time.Hour, i)
+			pending = append(pending, p)
+		}
 		closeManager(t, r.m)
 		if _, err := r.m.CallLater(0, "x"); !errors.Is(err, engine.ErrManagerClosed) {
 			t.Errorf("CallLater after close: %v", err)
@@ -172,8 +176,17 @@ func TestCallLaterOnClosedManager(t *testing.T) {
 		if !r.m.PendingTimers(func(t *engine.Timer) { left = append(left, t.Value()) }) {
 			t.Fatal("PendingTimers: a worker still runs after Close")
 		}
-		if len(left) != 1 || left[0] != "pending" || !pending.Canceled() || r.count() != 0 {
+		slices.SortFunc(left, func(a, b any) int { return a.(int) - b.(int) })
+		if !slices.Equal(left, []any{0, 1, 2, 3}) || r.count() != 0 {
 			t.Errorf("pending after close %v, fired %d", left, r.count())
+		}
+		for _, p := range pending {
+			if !p.Canceled() {
+				t.Error("a timer pending at close is not cancelled")
+			}
+		}
+		if r.m.PendingTimers(func(*engine.Timer) { t.Error("a timer handed out twice") }) != true {
+			t.Error("PendingTimers: false once every worker has quit")
 		}
 	})
 }

@@ -198,24 +198,30 @@ func (w *worker) nextTimer() int64 {
 // workers, marking it cancelled, once every worker has quit (a binding
 // releases what the values hold). False if a worker still runs.
 func (m *Manager) PendingTimers(f func(*Timer)) bool {
+	held := 0
+	defer func() {
+		for _, w := range m.workers[:held] {
+			w.unlock()
+		}
+	}()
+	// Every worker first: none is visited unless all have quit.
 	for _, w := range m.workers {
 		if !w.lock(0) {
 			return false
 		}
-		quit := w.quit
-		if quit {
-			for _, t := range w.apptimers {
-				if t.state.CompareAndSwap(timerPending, timerCanceled) {
-					f(t)
-				}
-			}
-			clear(w.apptimers)
-			w.apptimers = w.apptimers[:0]
-		}
-		w.unlock()
-		if !quit {
+		held++
+		if !w.quit {
 			return false
 		}
+	}
+	for _, w := range m.workers {
+		for _, t := range w.apptimers {
+			if t.state.CompareAndSwap(timerPending, timerCanceled) {
+				f(t)
+			}
+		}
+		clear(w.apptimers)
+		w.apptimers = w.apptimers[:0]
 	}
 	return true
 }

@@ -27,9 +27,10 @@ type entry struct {
 	nlogs   atomic.Int32
 	dropped int
 
-	tmu        sync.Mutex               // guards the two below (timers.go)
-	timers     map[uint64]*engine.Timer // pending timers by their value
-	leftTimers []uint64                 // pending when the workers quit, not yet taken
+	tmu         sync.Mutex               // guards the three below (timers.go)
+	timers      map[uint64]*engine.Timer // pending timers by their value
+	leftTimers  []uint64                 // pending when the workers quit, not yet taken
+	timersTaken bool                     // leftTimers is filled: the workers have quit
 }
 
 const maxQueuedLogs = 256

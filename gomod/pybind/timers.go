@@ -90,10 +90,11 @@ func pyiocpTakeTimers(h C.int64_t, out *C.uint64_t, n C.int) C.int {
 	}
 	ent.tmu.Lock()
 	defer ent.tmu.Unlock()
-	if ent.leftTimers == nil && len(ent.timers) > 0 {
+	if !ent.timersTaken {
 		if !ent.m.PendingTimers(func(t *engine.Timer) { ent.leftTimers = append(ent.leftTimers, t.Value().(uint64)) }) {
 			return 0
 		}
+		ent.timersTaken = true
 		clear(ent.timers)
 	}
 	k := copy(unsafe.Slice((*uint64)(unsafe.Pointer(out)), int(n)), ent.leftTimers)
