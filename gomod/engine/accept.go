@@ -13,6 +13,11 @@ func (m *Manager) accept(w *worker, l *Listener, fd poller.Sock, peer netip.Addr
 		poller.CloseSock(fd)
 		return
 	}
+	if err := poller.ApplyAccepted(fd, &l.sock); err != nil {
+		m.logf("listener %v: accepted socket options: %v", l.addr, err)
+		poller.AbortSock(fd)
+		return
+	}
 	if !m.reserveConn() {
 		// Over max_connections: accepted and closed at once, never announced.
 		poller.AbortSock(fd)

@@ -65,6 +65,8 @@ type Conn struct {
 	connecting  bool
 	announced   bool // the application knows the connection: on_close is owed
 	gotData     bool
+	ownIdle     bool          // idleTimeout, not the manager's (SetIdleTimeout)
+	idleTimeout time.Duration // when ownIdle; 0: none
 	eof         bool
 	eofTold     bool
 	shutDone    bool // FIN sent after ShutdownWrite

@@ -12,10 +12,18 @@ import (
 // EventConnect follows, or EventClose with the error (ErrConnectTimeout
 // after timeout; zero means no timeout). Bytes sent before the connect
 // completes are written once it does. With max_connections open (accepted
-// and outbound together) it fails with ErrTooManyConnections.
-func (m *Manager) Connect(addr netip.AddrPort, timeout time.Duration) (*Conn, error) {
+// and outbound together) it fails with ErrTooManyConnections. so, if
+// given, are the socket's options (the default: SockOptions{}).
+func (m *Manager) Connect(addr netip.AddrPort, timeout time.Duration, so ...SockOptions) (*Conn, error) {
 	if !addr.IsValid() || addr.Port() == 0 {
 		return nil, &OptionError{"address", addr, "must be an IP address and a port 1-65535"}
+	}
+	var opts SockOptions
+	if len(so) > 0 {
+		opts = so[0]
+		if err := checkSockOptions(&opts); err != nil {
+			return nil, err
+		}
 	}
 	if timeout < 0 {
 		return nil, &OptionError{"timeout", timeout.Seconds(), "must not be negative"}
@@ -30,7 +38,7 @@ func (m *Manager) Connect(addr netip.AddrPort, timeout time.Duration) (*Conn, er
 	if !m.reserveConn() {
 		return nil, ErrTooManyConnections
 	}
-	fd, err := poller.NewConnectSocket(addr)
+	fd, err := poller.NewConnectSocket(addr, &opts)
 	if err != nil {
 		m.nconns.Add(-1)
 		return nil, err

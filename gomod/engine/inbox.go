@@ -23,6 +23,7 @@ const (
 	reqShutdown                         // Manager.Shutdown
 	reqRelease                          // Manager.ReleasePoller
 	reqTimer                            // Manager.CallLater, Conn.CallLater
+	reqIdleTimeout                      // Conn.SetIdleTimeout
 )
 
 // request is kept small (40 bytes): a flood of sends, posts or timers

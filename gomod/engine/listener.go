@@ -24,6 +24,7 @@ type Listener struct {
 	ref        poller.Ref // fd as its worker's port names it, once listening
 	addr       netip.AddrPort
 	accepts    int
+	sock       SockOptions // every accepted socket's too
 	closeAsked atomic.Bool
 	taken      atomic.Bool   // its worker has run startListen
 	done       chan struct{} // closed once the socket is closed

@@ -155,11 +155,12 @@ func (m *Manager) Listen(addr netip.AddrPort, opts ...ListenOption) (*Listener, 
 	if m.closing.Load() {
 		return nil, ErrManagerClosed
 	}
-	fd, local, err := poller.ListenTCP(addr, lo.backlog, lo.reusePort)
+	fd, local, err := poller.ListenTCP(addr, lo.backlog, lo.reusePort, &lo.sock)
 	if err != nil {
 		return nil, err
 	}
-	l := &Listener{m: m, w: m.pickWorker(), fd: fd, addr: local, accepts: lo.accepts, done: make(chan struct{})}
+	l := &Listener{m: m, w: m.pickWorker(), fd: fd, addr: local, accepts: lo.accepts, sock: lo.sock,
+		done: make(chan struct{})}
 	m.lmu.Lock()
 	m.listeners[l] = struct{}{}
 	m.lmu.Unlock()

@@ -192,6 +192,7 @@ type listenOptions struct {
 	backlog   int
 	accepts   int
 	reusePort bool
+	sock      SockOptions
 }
 
 // WithBacklog sets the kernel's queue of connections not yet accepted.

@@ -24,8 +24,8 @@ func (w *worker) deadlineOf(c *Conn) int64 {
 		if !c.outbound && !c.gotData && o.acceptTimeout > 0 {
 			earliest(c.openedAt + int64(o.acceptTimeout))
 		}
-		if o.idleTimeout > 0 {
-			earliest(c.lastActive + int64(o.idleTimeout))
+		if idle := w.idleTimeoutOf(c); idle > 0 {
+			earliest(c.lastActive + int64(idle))
 		}
 	}
 	return d
@@ -59,7 +59,7 @@ func (w *worker) timedOut(c *Conn) error {
 		}
 	case !c.outbound && !c.gotData && o.acceptTimeout > 0 && w.now >= c.openedAt+int64(o.acceptTimeout):
 		return ErrAcceptTimeout
-	case o.idleTimeout > 0 && w.now >= c.lastActive+int64(o.idleTimeout):
+	case w.idleTimeoutOf(c) > 0 && w.now >= c.lastActive+int64(w.idleTimeoutOf(c)):
 		return ErrIdleTimeout
 	}
 	return nil

@@ -81,9 +81,6 @@ func (p *iocp) acceptDone(st *sockState, ctx *ioCtx, err error, batch []Completi
 		err = windows.Setsockopt(as, windows.SOL_SOCKET, windows.SO_UPDATE_ACCEPT_CONTEXT,
 			(*byte)(unsafe.Pointer(&st.s)), int32(unsafe.Sizeof(st.s)))
 	}
-	if err == nil {
-		err = windows.SetsockoptInt(as, windows.IPPROTO_TCP, windows.TCP_NODELAY, 1)
-	}
 	if err != nil {
 		windows.Closesocket(as)
 		if peerGone(err) && !st.canceled {

@@ -78,14 +78,14 @@ func TestAcceptOfResetPeerKeepsListening(t *testing.T) {
 // (AcceptEx needs the listener's family), and ConnectEx connects one.
 func TestIPv6AcceptAndConnect(t *testing.T) {
 	forBackends(t, func(t *testing.T, p Poller) {
-		ls, addr, err := ListenTCP(netip.MustParseAddrPort("[::1]:0"), 16, false)
+		ls, addr, err := ListenTCP(netip.MustParseAddrPort("[::1]:0"), 16, false, &SockOptions{})
 		if err != nil {
 			t.Skipf("no IPv6 loopback: %v", err)
 		}
 		defer CloseSock(ls)
 		l := register(t, p.Listen, ls, 1)
 		p.PostAccept(l, 1)
-		cs, err := NewConnectSocket(addr)
+		cs, err := NewConnectSocket(addr, &SockOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -111,7 +111,7 @@ func pair(t *testing.T, p Poller) (Ref, net.Conn) {
 // ends; the caller unregisters it.
 func listen(t *testing.T, p Poller, addr string, backlog int, token uint64) (Ref, netip.AddrPort) {
 	t.Helper()
-	ls, local, err := ListenTCP(netip.MustParseAddrPort(addr), backlog, false)
+	ls, local, err := ListenTCP(netip.MustParseAddrPort(addr), backlog, false, &SockOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +435,7 @@ func TestSendSkipsEmptySlices(t *testing.T) {
 func TestFailedPostProducesNoCompletion(t *testing.T) {
 	forBackends(t, func(t *testing.T, p Poller) {
 		addr := netip.MustParseAddrPort("127.0.0.1:9")
-		cs, err := NewConnectSocket(addr)
+		cs, err := NewConnectSocket(addr, &SockOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

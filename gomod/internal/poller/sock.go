@@ -4,20 +4,19 @@ import "net/netip"
 
 // Opening sockets: the steps both OSes take alike, around what each does
 // its own way (sock_linux.go, sock_windows.go: newSocket, listenOptions,
-// connectOptions, setNoDelay, bindListen).
+// connectOptions, bindListen; sockopt.go: the socket options).
 
-// ListenTCP opens a listening socket bound to addr and returns it with the
-// address it is bound to (the port filled in when addr's is 0). Accepted
-// sockets get TCP_NODELAY from it: request/response traffic must not wait
-// for Nagle's algorithm.
-func ListenTCP(addr netip.AddrPort, backlog int, reusePort bool) (Sock, netip.AddrPort, error) {
+// ListenTCP opens a listening socket bound to addr, with o (before the
+// bind: the receive buffer decides the window scale), and returns it with
+// the address it is bound to (the port filled in when addr's is 0).
+func ListenTCP(addr netip.AddrPort, backlog int, reusePort bool, o *SockOptions) (Sock, netip.AddrPort, error) {
 	s, err := newTCPSocket(addr.Addr())
 	if err != nil {
 		return NoSock, netip.AddrPort{}, err
 	}
 	err = listenOptions(s, reusePort)
 	if err == nil {
-		err = setNoDelay(s)
+		err = o.Apply(s)
 	}
 	if err == nil {
 		err = bindListen(s, addr, backlog)
@@ -33,14 +32,14 @@ func ListenTCP(addr netip.AddrPort, backlog int, reusePort bool) (Sock, netip.Ad
 	return s, local, nil
 }
 
-// NewConnectSocket opens a TCP socket of addr's family, with TCP_NODELAY,
-// ready for PostConnect.
-func NewConnectSocket(addr netip.AddrPort) (Sock, error) {
+// NewConnectSocket opens a TCP socket of addr's family, with o, ready for
+// PostConnect.
+func NewConnectSocket(addr netip.AddrPort, o *SockOptions) (Sock, error) {
 	s, err := newTCPSocket(addr.Addr())
 	if err != nil {
 		return NoSock, err
 	}
-	err = setNoDelay(s)
+	err = o.Apply(s)
 	if err == nil {
 		err = connectOptions(s, addr)
 	}

@@ -30,8 +30,6 @@ func listenOptions(s Sock, reusePort bool) error {
 // connectOptions: a Linux socket connects as it is.
 func connectOptions(Sock, netip.AddrPort) error { return nil }
 
-func setNoDelay(s Sock) error { return unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) }
-
 func bindListen(s Sock, addr netip.AddrPort, backlog int) error {
 	if err := unix.Bind(s, toSockaddr(addr)); err != nil {
 		return err
@@ -63,3 +61,8 @@ func lingerZero(s Sock) {
 
 // ShutdownWrite sends FIN after the bytes already written: a half-close.
 func ShutdownWrite(s Sock) error { return unix.Shutdown(s, unix.SHUT_WR) }
+
+// ApplyAccepted gives an accepted socket its listener's options: nothing
+// to do on Linux, where an accepted socket is a copy of its listener,
+// options included.
+func ApplyAccepted(Sock, *SockOptions) error { return nil }

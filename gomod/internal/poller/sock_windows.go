@@ -43,10 +43,6 @@ func connectOptions(s Sock, addr netip.AddrPort) error {
 	return windows.Bind(s, toSockaddr(any))
 }
 
-func setNoDelay(s Sock) error {
-	return windows.SetsockoptInt(s, windows.IPPROTO_TCP, windows.TCP_NODELAY, 1)
-}
-
 func bindListen(s Sock, addr netip.AddrPort, backlog int) error {
 	if err := windows.Bind(s, toSockaddr(addr)); err != nil {
 		return err
@@ -97,3 +93,7 @@ func AbortSock(s Sock) error {
 
 // ShutdownWrite sends FIN after the bytes already written: a half-close.
 func ShutdownWrite(s Sock) error { return windows.Shutdown(s, windows.SHUT_WR) }
+
+// ApplyAccepted gives an accepted socket its listener's options: Windows
+// does not carry TCP_NODELAY and keepalive settings over to it.
+func ApplyAccepted(s Sock, o *SockOptions) error { return o.Apply(s) }
