@@ -19,6 +19,7 @@ from ._handler import Handler
 from ._listener import Listener
 from ._manager import Completion, SocketManager
 from ._pyiocp import Connection, Timer, backends
+from ._sockopts import KeepAlive
 from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError, TooManyConnections
 
 _pyiocp._init(errors)
@@ -32,6 +33,7 @@ __all__ = [
     "ConnectionClosed",
     "Error",
     "Handler",
+    "KeepAlive",
     "Listener",
     "ManagerClosed",
     "ProtocolError",

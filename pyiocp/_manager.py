@@ -25,6 +25,7 @@ from ._args import (
 from ._handler import Handler
 from ._listener import Listener
 from ._pyiocp import Connection, Timer
+from ._sockopts import KeepAlive, sockopts
 from ._threads import _PollerExit, _SigtermCatcher, _StartGate, _UnservedWatch, _wait_set
 from .errors import ManagerClosed
 
@@ -131,15 +132,22 @@ class SocketManager:
         backlog: int = DEFAULT_BACKLOG,
         accepts: int = DEFAULT_ACCEPTS,
         reuse_port: bool = False,
+        nodelay: bool = True,
+        keepalive: Optional[KeepAlive] = None,
+        rcvbuf: Optional[int] = None,
+        sndbuf: Optional[int] = None,
     ) -> Listener:
-        """Listen on host:port (port 0 picks a free port: see .address)."""
+        """Listen on host:port (port 0 picks a free port: see .address).
+        The socket options (TCP_NODELAY, keepalive, the kernel's buffer
+        sizes) are every accepted connection's too."""
         backlog = _int_arg("backlog", backlog, 1, MAX_BACKLOG)
         accepts = _int_arg("accepts", accepts, 1, MAX_ACCEPTS)
         if not isinstance(reuse_port, bool):
             raise TypeError(f"reuse_port must be a bool, not {type(reuse_port).__name__}")
+        opts = sockopts(nodelay, keepalive, rcvbuf, sndbuf)
         self._check_open()
         ip, port = _resolve(host, port, passive=True)
-        handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port)
+        handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port, opts)
         lst = Listener(self, handle, (ip, bound))
         self._listeners.append(lst)
         with self._lock:
@@ -147,16 +155,20 @@ class SocketManager:
                 self._watch = _UnservedWatch(self)
         return lst
 
-    def connect(self, host: str, port: int, *, timeout: Optional[float] = None) -> Connection:
+    def connect(self, host: str, port: int, *, timeout: Optional[float] = None, nodelay: bool = True,
+                keepalive: Optional[KeepAlive] = None, rcvbuf: Optional[int] = None,
+                sndbuf: Optional[int] = None) -> Connection:
         """Start connecting to host:port and return the Connection at once;
         on_connect follows, or on_close with the error (TimeoutError after
         timeout seconds). Bytes sent before it connects go out once it does.
         Outbound connections count toward max_connections: over it this
-        raises TooManyConnections (an OSError, errno EMFILE)."""
+        raises TooManyConnections (an OSError, errno EMFILE). The socket
+        options are listen()'s."""
         timeout_ns = _seconds_ns("timeout", timeout)
+        opts = sockopts(nodelay, keepalive, rcvbuf, sndbuf)
         self._check_open()
         ip, port = _resolve(host, port, passive=False)
-        return self._engine.connect(ip, port, timeout_ns)
+        return self._engine.connect(ip, port, timeout_ns, opts)
 
     def _close_listener(self, handle: int) -> None:
         if self._state != "closed":

@@ -13,6 +13,7 @@ def test_public_names() -> None:
         "ConnectionClosed",
         "Error",
         "Handler",
+        "KeepAlive",
         "Listener",
         "ManagerClosed",
         "ProtocolError",

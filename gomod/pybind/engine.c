@@ -131,9 +131,11 @@ static PyObject *Engine_listen(EngineObject *self, PyObject *args)
     int port, backlog, accepts, reuse, bound = 0;
     int64_t lh = 0;
     pyiocp_error err;
-    if (!PyArg_ParseTuple(args, "siiip", &ip, &port, &backlog, &accepts, &reuse))
+    pyiocp_sockopts so;
+    PyObject *opts;
+    if (!PyArg_ParseTuple(args, "siiipO", &ip, &port, &backlog, &accepts, &reuse, &opts) || sockopts_from(opts, &so) < 0)
         return NULL;
-    if (pyiocpListen(self->h, (char *)ip, port, backlog, accepts, reuse, &lh, &bound, &err) != PYIOCP_OK)
+    if (pyiocpListen(self->h, (char *)ip, port, backlog, accepts, reuse, &so, &lh, &bound, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
     return Py_BuildValue("Li", (long long)lh, bound);
 }
@@ -171,9 +173,11 @@ static PyObject *Engine_connect(EngineObject *self, PyObject *args)
     ConnObject *c;
     unsigned char buf[16];
     int family = 0;
-    if (!PyArg_ParseTuple(args, "siL", &ip, &port, &timeout_ns))
+    pyiocp_sockopts so;
+    PyObject *opts;
+    if (!PyArg_ParseTuple(args, "siLO", &ip, &port, &timeout_ns, &opts) || sockopts_from(opts, &so) < 0)
         return NULL;
-    if (pyiocpConnect(self->h, (char *)ip, port, timeout_ns, &slot, &id, &err) != PYIOCP_OK)
+    if (pyiocpConnect(self->h, (char *)ip, port, timeout_ns, &so, &slot, &id, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
     c = conn_adopt(self, slot, id);
     if (!c)
@@ -269,10 +273,10 @@ static PyObject *Engine_get(EngineObject *self, PyObject *arg)
 }
 
 static PyMethodDef Engine_methods[] = {
-    {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port) -> (handle, port)"},
+    {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, sockopts) -> (handle, port)"},
     {"close_listener", (PyCFunction)Engine_close_listener, METH_O, "close_listener(handle)"},
     {"listener_waiting", (PyCFunction)Engine_listener_waiting, METH_O, "listener_waiting(handle) -> bool: connections wait, no worker has the listener"},
-    {"connect", (PyCFunction)Engine_connect, METH_VARARGS, "connect(ip, port, timeout_ns) -> Connection"},
+    {"connect", (PyCFunction)Engine_connect, METH_VARARGS, "connect(ip, port, timeout_ns, sockopts) -> Connection"},
     {"run_worker", (PyCFunction)Engine_run_worker, METH_VARARGS, "run_worker(index, is_main): dispatch until the worker quits"},
     {"poll", (PyCFunction)Engine_poll, METH_VARARGS, "poll(timeout_ns, max, is_main) -> list of Completion"},
     {"release_poller", (PyCFunction)Engine_release_poller, METH_O, "release_poller(thread_ident)"},

@@ -154,14 +154,14 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 }
 
 //export pyiocpListen
-func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort C.int,
+func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort C.int, so *C.pyiocp_sockopts,
 	lh *C.int64_t, boundPort *C.int, e *C.pyiocp_error) C.int {
 	ent, addr, err := target(h, ip, port)
 	if err != nil {
 		return setErr(e, err)
 	}
 	l, err := ent.m.Listen(addr, engine.WithBacklog(int(backlog)), engine.WithAccepts(int(accepts)),
-		engine.WithReusePort(reusePort != 0))
+		engine.WithReusePort(reusePort != 0), engine.WithSockOptions(sockOptions(so)))
 	if err != nil {
 		return setErr(e, err)
 	}
@@ -208,13 +208,13 @@ func pyiocpListenerWaiting(h, lh C.int64_t) C.int {
 }
 
 //export pyiocpConnect
-func pyiocpConnect(h C.int64_t, ip *C.char, port C.int, timeoutNs C.int64_t,
+func pyiocpConnect(h C.int64_t, ip *C.char, port C.int, timeoutNs C.int64_t, so *C.pyiocp_sockopts,
 	slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {
 	ent, addr, err := target(h, ip, port)
 	if err != nil {
 		return setErr(e, err)
 	}
-	c, err := ent.m.Connect(addr, duration(timeoutNs))
+	c, err := ent.m.Connect(addr, duration(timeoutNs), sockOptions(so))
 	if err != nil {
 		return setErr(e, err)
 	}

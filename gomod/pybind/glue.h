@@ -71,6 +71,15 @@ typedef struct pyiocp_event {
     uint8_t ip[16];      /* EV_ACCEPT: the peer's address */
 } pyiocp_event;
 
+/* A socket's options (listen, connect): 0 keeps the OS's value. */
+typedef struct pyiocp_sockopts {
+    int32_t nodelay;
+    int32_t keepalive;
+    int64_t keep_idle_ns, keep_intvl_ns;
+    int32_t keep_count;
+    int64_t rcvbuf, sndbuf;
+} pyiocp_sockopts;
+
 typedef struct pyiocp_options {
     long long workers;
     long long recv_buffer_limit;

@@ -112,6 +112,14 @@ TimerObject *timer_due(const pyiocp_event *ev);
 PyObject *timer_run(TimerObject *t);
 void timers_settle(EngineObject *e);
 
+/* sockopt.c */
+int sockopts_from(PyObject *t, pyiocp_sockopts *so);
+PyObject *Conn_set_nodelay(ConnObject *self, PyObject *flag);
+PyObject *Conn_set_keepalive(ConnObject *self, PyObject *ka);
+PyObject *Conn_setsockopt(ConnObject *self, PyObject *args);
+PyObject *Conn_getsockopt(ConnObject *self, PyObject *args);
+PyObject *Conn_set_idle_timeout(ConnObject *self, PyObject *arg);
+
 /* dispatch.c */
 extern const char *const cb_names[NKINDS];
 void report(EngineObject *e, const char *msg, PyObject *exc);
