@@ -69,7 +69,9 @@ func (m *Manager) drop(c *Conn) {
 	c.mu.Lock()
 	c.freed = true
 	c.mu.Unlock()
-	poller.CloseSock(c.fd)
+	if c.fd != poller.NoSock {
+		poller.CloseSock(c.fd)
+	}
 	m.table.remove(c)
 	m.nconns.Add(-1)
 }

@@ -111,10 +111,14 @@ func (w *worker) finalize(c *Conn) {
 	c.paused = false
 	c.mu.Unlock()
 	w.cancelTimers(c)
+	if c.endLookup != nil {
+		c.endLookup() // a lookup still running has nobody to tell
+	}
 	switch {
 	case c.registered:
 		w.p.Release(c.ref, c.rst)
 		c.registered = false
+	case c.fd == poller.NoSock: // a ConnectHost still resolving
 	case c.rst:
 		poller.AbortSock(c.fd)
 	default:

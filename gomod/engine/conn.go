@@ -65,8 +65,12 @@ type Conn struct {
 	connecting  bool
 	announced   bool // the application knows the connection: on_close is owed
 	gotData     bool
-	ownIdle     bool          // idleTimeout, not the manager's (SetIdleTimeout)
-	idleTimeout time.Duration // when ownIdle; 0: none
+	resolving   bool             // a ConnectHost waiting for its lookup (resolve.go)
+	addrs       []netip.AddrPort // a ConnectHost's addresses not tried yet
+	sock        SockOptions      // a ConnectHost's, for each address's socket
+	endLookup   func()           // a ConnectHost's: cancels its lookup (set before the connect is queued)
+	ownIdle     bool             // idleTimeout, not the manager's (SetIdleTimeout)
+	idleTimeout time.Duration    // when ownIdle; 0: none
 	eof         bool
 	eofTold     bool
 	shutDone    bool // FIN sent after ShutdownWrite
@@ -104,7 +108,8 @@ func (c *Conn) Outbound() bool { return c.outbound }
 // started. Set before OnOpen or OnConnect; it never changes after.
 func (c *Conn) OpenedAt() time.Time { return c.m.epoch.Add(time.Duration(c.openedAt)) }
 
-// Peer is the address of the other end.
+// Peer is the address of the other end; for a ConnectHost, the address
+// being tried, valid to other goroutines once EventConnect came.
 func (c *Conn) Peer() netip.AddrPort { return c.peer }
 
 // Local is this end's address (known once accepted or connected).

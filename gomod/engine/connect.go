@@ -65,25 +65,35 @@ func (w *worker) startConnect(c *Conn, timeout int64) {
 		w.abort(c, ErrManagerClosed, true)
 		return
 	}
+	if timeout > 0 {
+		c.connectBy = w.now + timeout // the lookup of a ConnectHost included
+		w.schedule(c)
+	}
+	if c.resolving {
+		return // applyResolved goes on (resolve.go)
+	}
+	if err := w.postConnect(c); err != nil {
+		w.abort(c, err, false)
+	}
+}
+
+// postConnect registers the connection's socket and posts its connect.
+func (w *worker) postConnect(c *Conn) error {
 	ref, err := w.p.Register(c.fd, c.token())
 	if err != nil {
-		w.abort(c, err, false)
-		return
+		return err
 	}
 	c.ref, c.registered = ref, true
 	done, err := w.p.PostConnect(c.ref, c.peer)
 	switch {
 	case err != nil:
-		w.abort(c, err, false)
+		return err
 	case done:
 		w.connected(c)
 	default:
 		c.connecting = true
-		if timeout > 0 {
-			c.connectBy = w.now + timeout
-			w.schedule(c)
-		}
 	}
+	return nil
 }
 
 func (w *worker) connectDone(c *Conn, cpl *poller.Completion) {
@@ -91,6 +101,8 @@ func (w *worker) connectDone(c *Conn, cpl *poller.Completion) {
 	switch {
 	case cpl.Err == poller.ErrCanceled || c.state != stateConnecting:
 		w.settle(c)
+	case cpl.Err != nil && len(c.addrs) > 0:
+		w.nextAddress(c, cpl.Err) // a name's next address (resolve.go)
 	case cpl.Err != nil:
 		w.abort(c, cpl.Err, false)
 	default:

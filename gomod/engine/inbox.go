@@ -24,6 +24,7 @@ const (
 	reqRelease                          // Manager.ReleasePoller
 	reqTimer                            // Manager.CallLater, Conn.CallLater
 	reqIdleTimeout                      // Conn.SetIdleTimeout
+	reqResolved                         // a ConnectHost's lookup is done
 )
 
 // request is kept small (40 bytes): a flood of sends, posts or timers

@@ -36,6 +36,7 @@ type options struct {
 	eventsSet     bool
 	fixedThreads  int // 0: decided by the handler; 1: yes; -1: no
 	logger        func(string)
+	lookup        Lookup // nil: Go's resolver
 }
 
 func defaultOptions() options {

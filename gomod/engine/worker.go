@@ -214,6 +214,8 @@ func (w *worker) apply(r *request) {
 		w.release(r.v.(uint64))
 	case reqTimer:
 		w.addTimer(r.v.(*Timer))
+	case reqResolved:
+		w.applyResolved(r.c, r.v.(resolved))
 	case reqIdleTimeout:
 		w.setIdleTimeout(r.c, time.Duration(r.t))
 	}

@@ -98,11 +98,18 @@ ConnObject *accepted(EngineObject *e, const pyiocp_event *ev)
     ConnObject *c = conn_adopt(e, ev->slot, ev->id);
     if (!c)
         return NULL;
+    peer_from(c, ev);
+    Py_DECREF(c); /* the table's reference keeps it */
+    return c;
+}
+
+/* The peer an accept or a connect event names (a connect to a host name
+ * learns its address only then). */
+void peer_from(ConnObject *c, const pyiocp_event *ev)
+{
     c->family = ev->family;
     c->port = ev->port;
     memcpy(c->ip, ev->ip, 16);
-    Py_DECREF(c); /* the table's reference keeps it */
-    return c;
 }
 
 /* Runs a due timer's callback; an exception goes to on_error with the
@@ -143,6 +150,8 @@ static void dispatch_one(EngineObject *e, pyiocp_event *ev, loop_state *ls)
             callback_failed(e, NULL, ls);
         return;
     }
+    if (ev->kind == PYIOCP_EV_CONNECT)
+        peer_from(c, ev);
     switch (ev->kind) {
     case PYIOCP_EV_RECV:
         call_with(e, ev->kind, c, PyBytes_FromStringAndSize(ev->data, (Py_ssize_t)ev->n), ls);

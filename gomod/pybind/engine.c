@@ -196,6 +196,25 @@ static PyObject *Engine_connect(EngineObject *self, PyObject *args)
     return (PyObject *)c;
 }
 
+/* connect_host(host, port, timeout_ns, sockopts) -> Connection: the name
+ * is resolved off this thread; the peer is known once connected. */
+static PyObject *Engine_connect_host(EngineObject *self, PyObject *args)
+{
+    const char *host;
+    int port;
+    long long timeout_ns;
+    uint32_t slot = 0;
+    uint64_t id = 0;
+    pyiocp_error err;
+    pyiocp_sockopts so;
+    PyObject *opts;
+    if (!PyArg_ParseTuple(args, "siLO", &host, &port, &timeout_ns, &opts) || sockopts_from(opts, &so) < 0)
+        return NULL;
+    if (pyiocpConnectHost(self->h, (char *)host, port, timeout_ns, &so, &slot, &id, &err) != PYIOCP_OK)
+        return raise_code(err.code, &err);
+    return (PyObject *)conn_adopt(self, slot, id);
+}
+
 static PyObject *Engine_run_worker(EngineObject *self, PyObject *args)
 {
     int worker, is_main;
@@ -277,6 +296,8 @@ static PyMethodDef Engine_methods[] = {
     {"close_listener", (PyCFunction)Engine_close_listener, METH_O, "close_listener(handle)"},
     {"listener_waiting", (PyCFunction)Engine_listener_waiting, METH_O, "listener_waiting(handle) -> bool: connections wait, no worker has the listener"},
     {"connect", (PyCFunction)Engine_connect, METH_VARARGS, "connect(ip, port, timeout_ns, sockopts) -> Connection"},
+    {"connect_host", (PyCFunction)Engine_connect_host, METH_VARARGS,
+     "connect_host(host, port, timeout_ns, sockopts) -> Connection: the name resolved off this thread"},
     {"run_worker", (PyCFunction)Engine_run_worker, METH_VARARGS, "run_worker(index, is_main): dispatch until the worker quits"},
     {"poll", (PyCFunction)Engine_poll, METH_VARARGS, "poll(timeout_ns, max, is_main) -> list of Completion"},
     {"release_poller", (PyCFunction)Engine_release_poller, METH_O, "release_poller(thread_ident)"},

@@ -67,6 +67,18 @@ PyObject *raise_code(int code, const pyiocp_error *e)
     case PYIOCP_E_TIMEOUT:
         PyErr_SetString(PyExc_TimeoutError, msg);
         break;
+    case PYIOCP_E_RESOLVE: {
+        /* socket.gaierror, as getaddrinfo's failures are in Python. */
+        PyObject *socket = PyImport_ImportModule("socket"), *gai = NULL, *code = NULL, *args = NULL;
+        if (socket && (gai = PyObject_GetAttrString(socket, "gaierror")) &&
+            (code = PyObject_GetAttrString(socket, "EAI_NONAME")) && (args = Py_BuildValue("(Os)", code, msg)))
+            PyErr_SetObject(gai, args);
+        Py_XDECREF(args);
+        Py_XDECREF(code);
+        Py_XDECREF(gai);
+        Py_XDECREF(socket);
+        break;
+    }
     case PYIOCP_E_TOO_MANY_CONNS: {
         /* This C runtime's EMFILE: 24 on Linux and in Windows' CRTs alike. */
         PyObject *args = Py_BuildValue("(is)", EMFILE, msg);

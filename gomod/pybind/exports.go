@@ -53,6 +53,7 @@ func classify(err error) (code int32, errno int32) {
 // targets escape, so they are declared only here.
 func classifyFailure(err error) (code int32, errno int32) {
 	var oe *engine.OptionError
+	var re *engine.ResolveError
 	var en syscall.Errno
 	switch {
 	case errors.Is(err, engine.ErrClosed):
@@ -65,6 +66,8 @@ func classifyFailure(err error) (code int32, errno int32) {
 		return C.PYIOCP_E_TIMEOUT, 0
 	case errors.Is(err, engine.ErrTooManyConnections):
 		return C.PYIOCP_E_TOO_MANY_CONNS, 0
+	case errors.As(err, &re):
+		return C.PYIOCP_E_RESOLVE, 0
 	case errors.As(err, &oe):
 		return C.PYIOCP_E_VALUE, 0
 	case errors.As(err, &en):
@@ -223,6 +226,28 @@ func pyiocpConnect(h C.int64_t, ip *C.char, port C.int, timeoutNs C.int64_t, so 
 	return C.PYIOCP_OK
 }
 
+// pyiocpConnectHost connects to a host name, resolved off this thread
+// (engine.Manager.ConnectHost).
+//
+//export pyiocpConnectHost
+func pyiocpConnectHost(h C.int64_t, host *C.char, port C.int, timeoutNs C.int64_t, so *C.pyiocp_sockopts,
+	slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {
+	ent := lookup(int64(h))
+	if ent == nil {
+		return setErr(e, engine.ErrManagerClosed)
+	}
+	if port < 1 || port > 65535 {
+		return setErr(e, &engine.OptionError{Name: "port", Value: int(port), Reason: "must be 1-65535"})
+	}
+	c, err := ent.m.ConnectHost(C.GoString(host), uint16(port), duration(timeoutNs), sockOptions(so))
+	if err != nil {
+		return setErr(e, err)
+	}
+	*slot = C.uint32_t(c.Slot())
+	*id = C.uint64_t(c.ID())
+	return C.PYIOCP_OK
+}
+
 // pyiocpPoll runs one round of a worker (the caller has released the GIL)
 // for poller (0: the worker's one driving thread; else the calling
 // thread's id, several of which may poll one worker) and writes its events
@@ -288,7 +313,7 @@ func fill(ent *entry, out *C.pyiocp_event, ev *engine.Event) {
 		out.id = C.uint64_t(c.ID())
 	}
 	switch ev.Kind {
-	case engine.EventAccept:
+	case engine.EventAccept, engine.EventConnect: // a ConnectHost's peer is known from its connect
 		peer := c4or6(ev.Conn.Peer())
 		out.family = 6
 		if peer.Addr().Is4() {

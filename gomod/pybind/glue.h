@@ -34,6 +34,7 @@ enum {
     PYIOCP_E_TIMEOUT = 6,         /* TimeoutError (msg) */
     PYIOCP_E_OTHER = 7,           /* pyiocp.Error (msg) */
     PYIOCP_E_TOO_MANY_CONNS = 8,  /* TooManyConnections: OSError(EMFILE, msg) */
+    PYIOCP_E_RESOLVE = 9,         /* socket.gaierror(EAI_NONAME, msg): a name not resolved */
 };
 
 /* EV_TIMER's flags, in n. */

@@ -26,6 +26,8 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
     c = ev->kind == PYIOCP_EV_ACCEPT ? accepted(e, ev) : table_get(e, ev->slot, ev->id);
     if (!c)
         return PyErr_Occurred() ? NULL : (Py_INCREF(Py_None), Py_None);
+    if (ev->kind == PYIOCP_EV_CONNECT)
+        peer_from(c, ev);
     Py_INCREF(c);
     if (ev->kind == PYIOCP_EV_RECV)
         data = PyBytes_FromStringAndSize(ev->data, (Py_ssize_t)ev->n);

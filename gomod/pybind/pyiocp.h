@@ -125,6 +125,7 @@ extern const char *const cb_names[NKINDS];
 void report(EngineObject *e, const char *msg, PyObject *exc);
 void flush_logs(EngineObject *e);
 ConnObject *accepted(EngineObject *e, const pyiocp_event *ev);
+void peer_from(ConnObject *c, const pyiocp_event *ev);
 PyObject *run_loop(EngineObject *e, int worker, int is_main);
 
 /* poll.c */

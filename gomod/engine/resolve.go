@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/pyiocp/pyiocp/gomod/internal/poller"
+)
+
+// ResolveError is a name that could not be resolved: EventClose's error
+// of a ConnectHost. Python: socket.gaierror.
+type ResolveError struct {
+	Host string
+	Err  error // the resolver's (a *net.DNSError, mostly)
+}
+
+func (e *ResolveError) Error() string { return fmt.Sprintf("resolve %q: %v", e.Host, e.Err) }
+func (e *ResolveError) Unwrap() error { return e.Err }
+
+// ConnectHost is Connect to a host name, returning the connection at once:
+// the name is resolved off the caller's thread (by Go's resolver, on a
+// goroutine of the lookup's own), then its addresses are tried one after
+// the other in Happy Eyeballs order (RFC 8305: the families alternating,
+// the resolver's first family first) until one connects. EventConnect
+// follows, or EventClose with a *ResolveError, the last address's error,
+// or ErrConnectTimeout once timeout (0: none) has passed since the call,
+// the lookup included. An IP address is connected to as Connect does.
+func (m *Manager) ConnectHost(host string, port uint16, timeout time.Duration, so ...SockOptions) (*Conn, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return m.Connect(netip.AddrPortFrom(ip, port), timeout, so...)
+	}
+	if port == 0 {
+		return nil, &OptionError{"port", port, "must be 1-65535"}
+	}
+	if timeout < 0 {
+		return nil, &OptionError{"timeout", timeout.Seconds(), "must not be negative"}
+	}
+	var opts SockOptions
+	if len(so) > 0 {
+		opts = so[0]
+		if err := checkSockOptions(&opts); err != nil {
+			return nil, err
+		}
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closing.Load() {
+		return nil, ErrManagerClosed
+	}
+	if !m.reserveConn() {
+		return nil, ErrTooManyConnections
+	}
+	c := m.newConn(poller.NoSock, netip.AddrPort{}, true)
+	c.announced = true
+	c.resolving = true
+	c.sock = opts
+	if !m.table.add(c) {
+		m.nconns.Add(-1)
+		return nil, ErrTooManyConnections
+	}
+	// The lookup ends with the connection: closed, timed out, or the
+	// manager closed (finalize cancels it).
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
+	}
+	c.endLookup = cancel
+	if !c.w.enqueue(request{kind: reqConnect, c: c, t: int64(timeout)}) {
+		cancel()
+		m.drop(c)
+		return nil, ErrManagerClosed
+	}
+	go m.resolve(ctx, c, host, port)
+	return c, nil
+}
+
+// Lookup resolves a host name to its addresses, in the resolver's order.
+type Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+
+// WithLookup makes ConnectHost resolve names with f instead of Go's
+// resolver (net.DefaultResolver): a name service of the application's own,
+// or a test's.
+func WithLookup(f Lookup) Option {
+	return func(o *options) error { o.lookup = f; return nil }
+}
+
+// resolved is what a lookup hands the connection's worker.
+type resolved struct {
+	addrs []netip.AddrPort
+	err   error
+}
+
+func (m *Manager) resolve(ctx context.Context, c *Conn, host string, port uint16) {
+	lookup := m.opts.lookup
+	if lookup == nil {
+		lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	ips, err := lookup(ctx, host)
+	r := resolved{err: err}
+	if err == nil && len(ips) == 0 {
+		r.err = &net.DNSError{Err: "no address", Name: host, IsNotFound: true}
+	}
+	if r.err != nil {
+		r.err = &ResolveError{Host: host, Err: r.err}
+	} else {
+		r.addrs = eyeballsOrder(ips, port)
+	}
+	// Refused once the worker has quit: the connection went with it.
+	c.w.enqueue(request{kind: reqResolved, c: c, v: r})
+}
+
+// eyeballsOrder orders the addresses as RFC 8305 section 4 does: the
+// families alternate, starting with the family of the resolver's first.
+func eyeballsOrder(ips []netip.Addr, port uint16) []netip.AddrPort {
+	var first, second []netip.Addr
+	for _, ip := range ips {
+		ip = ip.Unmap()
+		if ip.Is4() == ips[0].Unmap().Is4() {
+			first = append(first, ip)
+		} else {
+			second = append(second, ip)
+		}
+	}
+	out := make([]netip.AddrPort, 0, len(ips))
+	for i := 0; i < len(first) || i < len(second); i++ {
+		if i < len(first) {
+			out = append(out, netip.AddrPortFrom(first[i], port))
+		}
+		if i < len(second) {
+			out = append(out, netip.AddrPortFrom(second[i], port))
+		}
+	}
+	return out
+}
+
+// applyResolved starts connecting to the first address of a lookup, or
+// ends the connection with the lookup's error.
+func (w *worker) applyResolved(c *Conn, r resolved) {
+	if c.state != stateConnecting || !c.resolving {
+		return // closed meanwhile
+	}
+	c.resolving = false
+	c.endLookup()
+	if r.err != nil {
+		w.abort(c, r.err, false)
+		return
+	}
+	c.addrs = r.addrs
+	w.nextAddress(c, nil)
+}
+
+// nextAddress connects to the connection's next address; with none left,
+// the connection ends with lastErr (the previous address's error).
+func (w *worker) nextAddress(c *Conn, lastErr error) {
+	for len(c.addrs) > 0 {
+		addr := c.addrs[0]
+		c.addrs = c.addrs[1:]
+		if c.registered {
+			w.p.Release(c.ref, true)
+			c.registered = false
+		} else if c.fd != poller.NoSock {
+			poller.AbortSock(c.fd)
+		}
+		c.fd = poller.NoSock
+		fd, err := poller.NewConnectSocket(addr, &c.sock)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		c.mu.Lock() // withSock reads fd under the lock
+		c.fd = fd
+		c.mu.Unlock()
+		c.peer = addr
+		if err = w.postConnect(c); err == nil {
+			return
+		}
+		lastErr = err
+	}
+	w.abort(c, lastErr, false)
+}
