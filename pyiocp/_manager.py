@@ -9,7 +9,6 @@ handler for the whole batch.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import threading
@@ -45,17 +44,6 @@ kind is one of "accept" "connect" "recv" "send" "drain" "eof" "close"
 the payload for "post", the due Timer for "timer" (run it:
 timer.callback(*timer.args)); conn is None for "post" and a manager's
 timer; error is set for "close" (None if clean)."""
-
-
-def _is_ip(host: Any) -> bool:
-    """host is an IPv4 or IPv6 address (not a name to resolve)."""
-    if not isinstance(host, str):
-        return False
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _report(message: str, exc: Optional[BaseException]) -> None:
@@ -183,13 +171,11 @@ class SocketManager:
         connects, the connection's peer is None."""
         timeout_ns = _seconds_ns("timeout", timeout)
         opts = sockopts(nodelay, keepalive, rcvbuf, sndbuf)
+        if not isinstance(host, str) or not host:
+            raise TypeError(f"host must be a non-empty str, not {host!r}")
+        port = _int_arg("port", port, 1, 65535)
         self._check_open()
-        if not _is_ip(host):
-            if not isinstance(host, str) or not host:
-                raise TypeError(f"host must be a non-empty str, not {host!r}")
-            return self._engine.connect_host(host, _int_arg("port", port, 1, 65535), timeout_ns, opts)
-        ip, port = _resolve(host, port, passive=False)
-        return self._engine.connect(ip, port, timeout_ns, opts)
+        return self._engine.connect(host, port, timeout_ns, opts)
 
     def _close_listener(self, handle: int) -> None:
         if self._state != "closed":

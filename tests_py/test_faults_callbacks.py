@@ -146,8 +146,7 @@ def test_fault_callbacks_raise_in_every_kind(scenario: ScenarioFactory) -> None:
     log = logging.getLogger("pyiocp")
     log.addHandler(keep)
     try:
-        mgr = scen.manager(h, workers=2, send_buffer_limit=64 << 10)
-        addr = mgr.listen(LOOPBACK, 0).address
+        mgr, addr = scen.serve(h, workers=2, send_buffer_limit=64 << 10)
         ctl = ControlClient(addr, b"S")
         ctl.start()
         wait_until(lambda: len(h.spared) == 1, what="the control client")

@@ -205,6 +205,12 @@ class Scenario:
             mgr.start()
         return mgr
 
+    def serve(self, handler: pyiocp.Handler, **options: Any) -> Tuple[pyiocp.SocketManager, Address]:
+        """manager(handler, **options), started, listening on an ephemeral
+        loopback port: the manager and the listener's address."""
+        mgr = self.manager(handler, **options)
+        return mgr, mgr.listen(LOOPBACK, 0).address
+
     def scale(self, name: str, short: T, long: T) -> T:
         """pick(), recorded: the report shows the CI and the soak value of
         each scaled parameter."""

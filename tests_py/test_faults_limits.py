@@ -82,8 +82,7 @@ def test_fault_send_buffer_limit_against_peers_that_never_read(scenario: Scenari
     scen = scenario("send_buffer_limit")
     peers, limit = scen.scale("peers", 20, 200), 256 << 10
     h = Filler()
-    mgr = scen.manager(h, workers=2, send_buffer_limit=limit)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, workers=2, send_buffer_limit=limit)
     socks = [tiny_receiver(addr) for _ in range(peers)]
     try:
         wait_until(lambda: len(h.conns) == peers)
@@ -128,8 +127,7 @@ def test_fault_close_timeout_against_peers_that_flood(scenario: ScenarioFactory)
     scen = scenario("close_timeout")
     peers, timeout = scen.scale("peers", 10, 100), 0.5
     h = Filler()
-    mgr = scen.manager(h, workers=2, send_buffer_limit=1 << 20, close_timeout=timeout)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, workers=2, send_buffer_limit=1 << 20, close_timeout=timeout)
     socks = [tiny_receiver(addr) for _ in range(peers)]
     stop = threading.Event()
     floods = [threading.Thread(target=flood, args=(s, stop)) for s in socks]
@@ -247,8 +245,7 @@ def test_fault_recv_buffer_limit_against_peers_that_flood(scenario: ScenarioFact
     scen = scenario("recv_buffer_limit")
     peers, limit = scen.scale("peers", 10, 50), 64 << 10
     h = Hasher()
-    mgr = scen.manager(h, workers=2, recv_buffer_limit=limit)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, workers=2, recv_buffer_limit=limit)
     socks = [connect(addr) for _ in range(peers)]
     flooder = Flooder(socks)
     try:
@@ -302,8 +299,7 @@ def test_fault_max_connections_burst(scenario: ScenarioFactory) -> None:
     scen = scenario("max_connections")
     cap, wave, waves = 50, 300, scen.scale("waves of 300", 1, 10)
     h = Hasher()
-    mgr = scen.manager(h, workers=2, max_connections=cap)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, workers=2, max_connections=cap)
     peak = [0]
     stop = threading.Event()
 

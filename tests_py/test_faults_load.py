@@ -52,8 +52,7 @@ def test_fault_churn(scenario: ScenarioFactory) -> None:
     scen = scenario("churn")
     cycles = scen.scale("cycles", 3000, 20000)
     h = Modal()
-    mgr = scen.manager(h, workers=2)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, workers=2)
 
     def cycle(i: int) -> None:
         s = connect(addr)
@@ -136,8 +135,7 @@ def test_fault_close_under_load(scenario: ScenarioFactory) -> None:
     moved = 0
     for _ in range(rounds):
         h = Echo()
-        mgr = scen.manager(h, workers=2)
-        addr = mgr.listen(LOOPBACK, 0).address
+        mgr, addr = scen.serve(h, workers=2)
         socks = [connect(addr) for _ in range(conns)]
         streamer = Streamer(socks)
         try:
@@ -282,8 +280,7 @@ def test_fault_integrity(scenario: ScenarioFactory) -> None:
     rng = random.Random(conns)
     sizes = [1, 1 << 20] + [rng.randint(1, 1 << 20) for _ in range(conns - 2)]
     h = HashEcho()
-    mgr = scen.manager(h, workers=2)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, workers=2)
     uploads = [Upload(addr, i, n) for i, n in enumerate(sizes)]
     t0 = time.monotonic()
     integrity_pump(uploads, pick(60.0, 600.0))

@@ -87,8 +87,7 @@ def test_fault_peer_reset_mid_transfer(scenario: ScenarioFactory) -> None:
     each = scen.scale("resets each way", 50, 500)
     top = scen.scale("largest", 1 << 20, 4 << 20)
     h = Modal()
-    mgr = scen.manager(h, workers=2, send_buffer_limit=1 << 20)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, workers=2, send_buffer_limit=1 << 20)
     ctl = ControlClient(addr, b"E")
     ctl.start()
     moved = {"down": 0, "up": 0}
@@ -284,8 +283,7 @@ def test_fault_one_byte_at_a_time(scenario: ScenarioFactory) -> None:
     scen = scenario("one_byte_at_a_time")
     conns, each = scen.scale("connections", 20, 50), scen.scale("bytes each", 300, 2000)
     h = CountingEcho()
-    mgr = scen.manager(h, accept_timeout=1.0, idle_timeout=1.0)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, accept_timeout=1.0, idle_timeout=1.0)
 
     def client(i: int) -> None:
         data = bytes(payload(i, each))
@@ -327,8 +325,7 @@ def test_fault_slowloris(scenario: ScenarioFactory) -> None:
     scen = scenario("slowloris")
     silent, waves, timeout = 500, scen.scale("waves of 500", 1, 8), 0.5
     h = Modal()
-    mgr = scen.manager(h, workers=2, accept_timeout=timeout)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, workers=2, accept_timeout=timeout)
     ctl = ControlClient(addr, b"E")
     ctl.start()
     slowest = 0.0
@@ -369,8 +366,7 @@ def test_fault_idle_timeout(scenario: ScenarioFactory) -> None:
     scen = scenario("idle_timeout")
     quiet, timeout = scen.scale("quiet peers", 200, 2000), 0.3
     h = Modal()
-    mgr = scen.manager(h, workers=2, idle_timeout=timeout)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, workers=2, idle_timeout=timeout)
     ctl = ControlClient(addr, b"E")
     ctl.start()
     took: List[float] = []
@@ -429,8 +425,7 @@ def test_fault_blocking_callback(scenario: ScenarioFactory) -> None:
     scen = scenario("blocking_callback")
     hold = scen.scale("seconds blocked", 2.0, 5.0)
     h = Blocker(hold)
-    mgr = scen.manager(h, workers=4)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, workers=4)
     peers = [connect(addr) for _ in range(8)]
     try:
         for s in peers:
@@ -528,8 +523,7 @@ def test_fault_eight_threads_send_to_one_connection(scenario: ScenarioFactory) -
     scen = scenario("eight_senders")
     senders, frames = 8, scen.scale("frames per sender", 200, 2000)
     h = FlowSender()
-    mgr = scen.manager(h, send_buffer_limit=1 << 20)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, send_buffer_limit=1 << 20)
     with connect(addr, timeout=pick(60, 600)) as s:
         with h.cond:
             assert h.cond.wait_for(lambda: h.conn is not None, 5)

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 
 import pyiocp
 from test_faults_harness import (
-    LOOPBACK, Closes, ScenarioFactory, connect, recv_exactly, reset_close, run_all, stat, wait_until,
+    Closes, ScenarioFactory, connect, recv_exactly, reset_close, run_all, stat, wait_until,
 )
 from test_faults_harness import scenario  # noqa: F401 - the fixture, for pytest to find
 
@@ -66,8 +66,7 @@ def test_fault_timers(scenario: ScenarioFactory) -> None:
     cycles = scen.scale("cycles", 1000, 10000)
     per_thread = scen.scale("manager timers per thread", 2000, 20000)
     h = Ticking()
-    mgr = scen.manager(h, workers=2)
-    addr = mgr.listen(LOOPBACK, 0).address
+    mgr, addr = scen.serve(h, workers=2)
 
     def cycle(i: int) -> None:
         s = connect(addr)

@@ -4,9 +4,11 @@ bound, and every byte arrives in order afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import threading
+from typing import Iterator, Tuple
 
 import pytest
 
@@ -55,25 +57,38 @@ class Slow(Recorder):
             assert self.gate.wait(10)
 
 
-def test_slow_handler_blocks_the_peer(serve: Serve, backend: str) -> None:
-    data = random.Random(8).randbytes(16 << 20)
-    rec = Slow()
+@contextlib.contextmanager
+def stopped_reading(serve: Serve, rec: Recorder, backend: str, head: int, stopped: threading.Event,
+                    seed: int) -> Iterator[Tuple[pyiocp.SocketManager, pyiocp.Listener, socket.socket,
+                                                 pyiocp.Connection, bytes]]:
+    """rec served with recv_buffer_limit=LIMIT, and a client that sent the
+    first head bytes of 16 MiB of random data, once the server stopped
+    reading (stopped set): the manager, the listener, the client's socket
+    (closed when the with ends), the server's connection and the data."""
+    data = random.Random(seed).randbytes(16 << 20)
     mgr, lst = serve(rec, backend=backend, recv_buffer_limit=LIMIT)
     s = client(lst.address)
     try:
-        s.sendall(data[:10])
-        assert rec.entered.wait(5)
-        conn = rec.first_conn()
-        # The worker is stuck in the handler: the peer is blocked by the
-        # kernel's buffers, far short of the 16 MiB it wants to send.
-        taken = fill_until_blocked(s, data, sent=10)
-        in_before = mgr.stats()["bytes_in"]
-        assert in_before <= 10 + LIMIT, in_before
-        rec.gate.set()
-        send_the_rest(s, data, taken, rec, conn)
+        s.sendall(data[:head])
+        assert stopped.wait(5)
+        yield mgr, lst, s, rec.first_conn(), data
+    finally:
+        s.close()
+
+
+def test_slow_handler_blocks_the_peer(serve: Serve, backend: str) -> None:
+    rec = Slow()
+    try:
+        with stopped_reading(serve, rec, backend, 10, rec.entered, seed=8) as (mgr, _, s, conn, data):
+            # The worker is stuck in the handler: the peer is blocked by the
+            # kernel's buffers, far short of the 16 MiB it wants to send.
+            taken = fill_until_blocked(s, data, sent=10)
+            in_before = mgr.stats()["bytes_in"]
+            assert in_before <= 10 + LIMIT, in_before
+            rec.gate.set()
+            send_the_rest(s, data, taken, rec, conn)
     finally:
         rec.gate.set()
-        s.close()
     rec.wait_all_closed(1)
 
 
@@ -92,14 +107,8 @@ class Pauser(Recorder):
 
 
 def test_pause_reading_bounds_memory_and_resume_delivers_in_order(serve: Serve, backend: str) -> None:
-    data = random.Random(9).randbytes(16 << 20)
     rec = Pauser()
-    mgr, lst = serve(rec, backend=backend, recv_buffer_limit=LIMIT)
-    s = client(lst.address)
-    try:
-        s.sendall(data[:1000])
-        assert rec.paused.wait(5)
-        conn = rec.first_conn()
+    with stopped_reading(serve, rec, backend, 1000, rec.paused, seed=9) as (mgr, lst, s, conn, data):
         assert mgr.stats()["paused_reading"] == 1
         taken = fill_until_blocked(s, data, sent=1000)
         delivered = len(rec.data[conn.id])
@@ -115,8 +124,6 @@ def test_pause_reading_bounds_memory_and_resume_delivers_in_order(serve: Serve, 
         conn.resume_reading()
         send_the_rest(s, data, taken, rec, conn)
         assert mgr.stats()["paused_reading"] == 0
-    finally:
-        s.close()
     rec.wait_all_closed(2)
 
 

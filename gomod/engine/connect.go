@@ -18,35 +18,53 @@ func (m *Manager) Connect(addr netip.AddrPort, timeout time.Duration, so ...Sock
 	if !addr.IsValid() || addr.Port() == 0 {
 		return nil, &OptionError{"address", addr, "must be an IP address and a port 1-65535"}
 	}
-	var opts SockOptions
-	if len(so) > 0 {
-		opts = so[0]
-		if err := checkSockOptions(&opts); err != nil {
+	opts, err := outboundOptions(timeout, so)
+	if err != nil {
+		return nil, err
+	}
+	return m.outbound(timeout, func() (*Conn, error) {
+		fd, err := poller.NewConnectSocket(addr, &opts)
+		if err != nil {
 			return nil, err
 		}
-	}
+		return m.newConn(fd, addr, true), nil
+	})
+}
+
+// outboundOptions checks a Connect's or ConnectHost's timeout and options.
+func outboundOptions(timeout time.Duration, so []SockOptions) (SockOptions, error) {
+	var opts SockOptions
 	if timeout < 0 {
-		return nil, &OptionError{"timeout", timeout.Seconds(), "must not be negative"}
+		return opts, &OptionError{"timeout", timeout.Seconds(), "must not be negative"}
 	}
+	if len(so) > 0 {
+		opts = so[0]
+	}
+	return opts, checkSockOptions(&opts)
+}
+
+// outbound makes an outbound connection with open and queues its connect
+// to its worker. Outbound connections count toward max_connections like
+// accepted ones: over the cap the caller hears it now, nothing is opened.
+func (m *Manager) outbound(timeout time.Duration, open func() (*Conn, error)) (*Conn, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closing.Load() {
 		return nil, ErrManagerClosed
 	}
-	// Outbound connections count toward max_connections like accepted ones;
-	// over the cap the caller hears it now, nothing is opened.
 	if !m.reserveConn() {
 		return nil, ErrTooManyConnections
 	}
-	fd, err := poller.NewConnectSocket(addr, &opts)
+	c, err := open()
 	if err != nil {
 		m.nconns.Add(-1)
 		return nil, err
 	}
-	c := m.newConn(fd, addr, true)
 	c.announced = true
 	if !m.table.add(c) {
-		poller.CloseSock(fd)
+		if c.fd != poller.NoSock {
+			poller.CloseSock(c.fd)
+		}
 		m.nconns.Add(-1)
 		return nil, syscall.EMFILE
 	}

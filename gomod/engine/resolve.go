@@ -35,31 +35,9 @@ func (m *Manager) ConnectHost(host string, port uint16, timeout time.Duration, s
 	if port == 0 {
 		return nil, &OptionError{"port", port, "must be 1-65535"}
 	}
-	if timeout < 0 {
-		return nil, &OptionError{"timeout", timeout.Seconds(), "must not be negative"}
-	}
-	var opts SockOptions
-	if len(so) > 0 {
-		opts = so[0]
-		if err := checkSockOptions(&opts); err != nil {
-			return nil, err
-		}
-	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closing.Load() {
-		return nil, ErrManagerClosed
-	}
-	if !m.reserveConn() {
-		return nil, ErrTooManyConnections
-	}
-	c := m.newConn(poller.NoSock, netip.AddrPort{}, true)
-	c.announced = true
-	c.resolving = true
-	c.sock = opts
-	if !m.table.add(c) {
-		m.nconns.Add(-1)
-		return nil, ErrTooManyConnections
+	opts, err := outboundOptions(timeout, so)
+	if err != nil {
+		return nil, err
 	}
 	// The lookup ends with the connection: closed, timed out, or the
 	// manager closed (finalize cancels it).
@@ -70,11 +48,16 @@ func (m *Manager) ConnectHost(host string, port uint16, timeout time.Duration, s
 	} else {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
-	c.endLookup = cancel
-	if !c.w.enqueue(request{kind: reqConnect, c: c, t: int64(timeout)}) {
+	c, err := m.outbound(timeout, func() (*Conn, error) {
+		c := m.newConn(poller.NoSock, netip.AddrPort{}, true)
+		c.resolving = true
+		c.sock = opts
+		c.endLookup = cancel
+		return c, nil
+	})
+	if err != nil {
 		cancel()
-		m.drop(c)
-		return nil, ErrManagerClosed
+		return nil, err
 	}
 	go m.resolve(ctx, c, host, port)
 	return c, nil

@@ -159,46 +159,12 @@ static PyObject *Engine_listener_waiting(EngineObject *self, PyObject *arg)
     return PyBool_FromLong(pyiocpListenerWaiting(self->h, lh));
 }
 
-/* connect() returns the Connection at once. The GIL is held from the Go
- * call until the object is in the table, so no worker can deliver the
- * connect's outcome before the object exists. */
+/* connect(host, port, timeout_ns, sockopts) -> Connection, at once: host
+ * is an IP address or a name resolved off this thread (its peer is known
+ * once connected). The GIL is held from the Go call until the object is
+ * in the table, so no worker can deliver the connect's outcome before the
+ * object exists. */
 static PyObject *Engine_connect(EngineObject *self, PyObject *args)
-{
-    const char *ip;
-    int port;
-    long long timeout_ns;
-    uint32_t slot = 0;
-    uint64_t id = 0;
-    pyiocp_error err;
-    ConnObject *c;
-    unsigned char buf[16];
-    int family = 0;
-    pyiocp_sockopts so;
-    PyObject *opts;
-    if (!PyArg_ParseTuple(args, "siLO", &ip, &port, &timeout_ns, &opts) || sockopts_from(opts, &so) < 0)
-        return NULL;
-    if (pyiocpConnect(self->h, (char *)ip, port, timeout_ns, &so, &slot, &id, &err) != PYIOCP_OK)
-        return raise_code(err.code, &err);
-    c = conn_adopt(self, slot, id);
-    if (!c)
-        return NULL;
-    if (inet_pton(AF_INET, ip, buf) == 1) {
-        family = 4;
-        memset(c->ip, 0, 10);
-        c->ip[10] = c->ip[11] = 0xff;
-        memcpy(c->ip + 12, buf, 4);
-    } else if (inet_pton(AF_INET6, ip, buf) == 1) {
-        family = 6;
-        memcpy(c->ip, buf, 16);
-    }
-    c->family = family;
-    c->port = (uint16_t)port;
-    return (PyObject *)c;
-}
-
-/* connect_host(host, port, timeout_ns, sockopts) -> Connection: the name
- * is resolved off this thread; the peer is known once connected. */
-static PyObject *Engine_connect_host(EngineObject *self, PyObject *args)
 {
     const char *host;
     int port;
@@ -206,13 +172,28 @@ static PyObject *Engine_connect_host(EngineObject *self, PyObject *args)
     uint32_t slot = 0;
     uint64_t id = 0;
     pyiocp_error err;
+    ConnObject *c;
+    unsigned char buf[16];
     pyiocp_sockopts so;
     PyObject *opts;
     if (!PyArg_ParseTuple(args, "siLO", &host, &port, &timeout_ns, &opts) || sockopts_from(opts, &so) < 0)
         return NULL;
-    if (pyiocpConnectHost(self->h, (char *)host, port, timeout_ns, &so, &slot, &id, &err) != PYIOCP_OK)
+    if (pyiocpConnect(self->h, (char *)host, port, timeout_ns, &so, &slot, &id, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
-    return (PyObject *)conn_adopt(self, slot, id);
+    c = conn_adopt(self, slot, id);
+    if (!c)
+        return NULL;
+    if (inet_pton(AF_INET, host, buf) == 1) {
+        c->family = 4;
+        memset(c->ip, 0, 10);
+        c->ip[10] = c->ip[11] = 0xff;
+        memcpy(c->ip + 12, buf, 4);
+    } else if (inet_pton(AF_INET6, host, buf) == 1) {
+        c->family = 6;
+        memcpy(c->ip, buf, 16);
+    }
+    c->port = (uint16_t)port;
+    return (PyObject *)c;
 }
 
 static PyObject *Engine_run_worker(EngineObject *self, PyObject *args)
@@ -295,9 +276,8 @@ static PyMethodDef Engine_methods[] = {
     {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, sockopts) -> (handle, port)"},
     {"close_listener", (PyCFunction)Engine_close_listener, METH_O, "close_listener(handle)"},
     {"listener_waiting", (PyCFunction)Engine_listener_waiting, METH_O, "listener_waiting(handle) -> bool: connections wait, no worker has the listener"},
-    {"connect", (PyCFunction)Engine_connect, METH_VARARGS, "connect(ip, port, timeout_ns, sockopts) -> Connection"},
-    {"connect_host", (PyCFunction)Engine_connect_host, METH_VARARGS,
-     "connect_host(host, port, timeout_ns, sockopts) -> Connection: the name resolved off this thread"},
+    {"connect", (PyCFunction)Engine_connect, METH_VARARGS,
+     "connect(host, port, timeout_ns, sockopts) -> Connection: a name is resolved off this thread"},
     {"run_worker", (PyCFunction)Engine_run_worker, METH_VARARGS, "run_worker(index, is_main): dispatch until the worker quits"},
     {"poll", (PyCFunction)Engine_poll, METH_VARARGS, "poll(timeout_ns, max, is_main) -> list of Completion"},
     {"release_poller", (PyCFunction)Engine_release_poller, METH_O, "release_poller(thread_ident)"},

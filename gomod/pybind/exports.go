@@ -210,27 +210,11 @@ func pyiocpListenerWaiting(h, lh C.int64_t) C.int {
 	return 0
 }
 
-//export pyiocpConnect
-func pyiocpConnect(h C.int64_t, ip *C.char, port C.int, timeoutNs C.int64_t, so *C.pyiocp_sockopts,
-	slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {
-	ent, addr, err := target(h, ip, port)
-	if err != nil {
-		return setErr(e, err)
-	}
-	c, err := ent.m.Connect(addr, duration(timeoutNs), sockOptions(so))
-	if err != nil {
-		return setErr(e, err)
-	}
-	*slot = C.uint32_t(c.Slot())
-	*id = C.uint64_t(c.ID())
-	return C.PYIOCP_OK
-}
-
-// pyiocpConnectHost connects to a host name, resolved off this thread
-// (engine.Manager.ConnectHost).
+// pyiocpConnect connects to host, an IP address or a name resolved off
+// this thread (engine.Manager.ConnectHost).
 //
-//export pyiocpConnectHost
-func pyiocpConnectHost(h C.int64_t, host *C.char, port C.int, timeoutNs C.int64_t, so *C.pyiocp_sockopts,
+//export pyiocpConnect
+func pyiocpConnect(h C.int64_t, host *C.char, port C.int, timeoutNs C.int64_t, so *C.pyiocp_sockopts,
 	slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {
 	ent := lookup(int64(h))
 	if ent == nil {

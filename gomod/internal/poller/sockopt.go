@@ -1,6 +1,9 @@
 package poller
 
-import "time"
+import (
+	"syscall"
+	"time"
+)
 
 // SockOptions are the options of a TCP socket the engine makes: set on a
 // listening socket and again on every socket it accepts (which not every
@@ -15,6 +18,9 @@ type SockOptions struct {
 	SendBuf   int           // SO_SNDBUF in bytes, 0: the OS's
 }
 
+// The option numbers are the syscall package's, the same on Linux and
+// Windows but for the keepalive parameters (sockopt_<os>.go).
+
 // Apply sets o on s; only what differs from a new socket's defaults is set,
 // but for TCP_NODELAY, set either way.
 func (o *SockOptions) Apply(s Sock) error {
@@ -23,22 +29,24 @@ func (o *SockOptions) Apply(s Sock) error {
 		err = SetKeepAlive(s, true, o.KeepIdle, o.KeepIntvl, o.KeepCount)
 	}
 	if err == nil && o.RecvBuf > 0 {
-		err = setIntOpt(s, solSocket, soRcvbuf, o.RecvBuf)
+		err = setIntOpt(s, syscall.SOL_SOCKET, syscall.SO_RCVBUF, o.RecvBuf)
 	}
 	if err == nil && o.SendBuf > 0 {
-		err = setIntOpt(s, solSocket, soSndbuf, o.SendBuf)
+		err = setIntOpt(s, syscall.SOL_SOCKET, syscall.SO_SNDBUF, o.SendBuf)
 	}
 	return err
 }
 
 // SetNoDelay sets TCP_NODELAY on s.
-func SetNoDelay(s Sock, on bool) error { return setIntOpt(s, ipprotoTCP, tcpNodelay, boolInt(on)) }
+func SetNoDelay(s Sock, on bool) error {
+	return setIntOpt(s, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, boolInt(on))
+}
 
 // SetKeepAlive turns keepalive probes on or off; when on, idle, intvl
 // (rounded up to whole seconds) and count are set where not 0
 // (sockopt_<os>.go: setKeepParams).
 func SetKeepAlive(s Sock, on bool, idle, intvl time.Duration, count int) error {
-	err := setIntOpt(s, solSocket, soKeepalive, boolInt(on))
+	err := setIntOpt(s, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, boolInt(on))
 	if err == nil && on {
 		err = setKeepParams(s, idle, intvl, count)
 	}

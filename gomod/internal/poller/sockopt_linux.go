@@ -7,27 +7,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const (
-	solSocket   = unix.SOL_SOCKET
-	soRcvbuf    = unix.SO_RCVBUF
-	soSndbuf    = unix.SO_SNDBUF
-	soKeepalive = unix.SO_KEEPALIVE
-	ipprotoTCP  = unix.IPPROTO_TCP
-	tcpNodelay  = unix.TCP_NODELAY
-)
-
 // setKeepParams sets the keepalive idle time, interval and count where
 // not 0.
 func setKeepParams(s Sock, idle, intvl time.Duration, count int) error {
 	var err error
 	if idle > 0 {
-		err = setIntOpt(s, ipprotoTCP, unix.TCP_KEEPIDLE, seconds(idle))
+		err = setIntOpt(s, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, seconds(idle))
 	}
 	if err == nil && intvl > 0 {
-		err = setIntOpt(s, ipprotoTCP, unix.TCP_KEEPINTVL, seconds(intvl))
+		err = setIntOpt(s, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, seconds(intvl))
 	}
 	if err == nil && count > 0 {
-		err = setIntOpt(s, ipprotoTCP, unix.TCP_KEEPCNT, count)
+		err = setIntOpt(s, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, count)
 	}
 	return err
 }

@@ -7,15 +7,6 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-const (
-	solSocket   = windows.SOL_SOCKET
-	soRcvbuf    = windows.SO_RCVBUF
-	soSndbuf    = windows.SO_SNDBUF
-	soKeepalive = windows.SO_KEEPALIVE
-	ipprotoTCP  = windows.IPPROTO_TCP
-	tcpNodelay  = windows.TCP_NODELAY
-)
-
 // Windows' keepalive defaults: two hours of quiet, then a probe a second.
 const (
 	winKeepIdle  = 2 * time.Hour
@@ -43,7 +34,7 @@ func setKeepParams(s Sock, idle, intvl time.Duration, count int) error {
 		}
 	}
 	if count > 0 {
-		return setIntOpt(s, ipprotoTCP, windows.TCP_KEEPCNT, count)
+		return setIntOpt(s, windows.IPPROTO_TCP, windows.TCP_KEEPCNT, count)
 	}
 	return nil
 }
