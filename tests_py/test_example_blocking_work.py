@@ -38,9 +38,13 @@ def test_jobs_run_on_the_pool_and_the_worker_stays_free(backend: str) -> None:
             assert elapsed < 3.2, elapsed
 
             c.send(b"h sha256 hello world\nbad job\nx sleep forever\n")
-            assert c.recv_until(b"\n") == b"bad error: bad job 'bad job'\n"
-            assert c.recv_until(b"\n") == b"x error: bad job 'x sleep forever'\n"
-            assert c.recv_until(b"\n") == b"h " + hashlib.sha256(b"hello world").hexdigest().encode() + b"\n"
+            lines = [c.recv_until(b"\n") for _ in range(3)]
+            # The pool's reply may come before the worker's own: on a loaded
+            # machine its thread can take the GIL while the worker is still
+            # on the next line. The worker's two replies keep their order.
+            errors = [b"bad error: bad job 'bad job'\n", b"x error: bad job 'x sleep forever'\n"]
+            assert [line for line in lines if line in errors] == errors, lines
+            assert b"h " + hashlib.sha256(b"hello world").hexdigest().encode() + b"\n" in lines
 
 
 def test_a_client_that_leaves_before_its_reply(backend: str) -> None:
