@@ -132,7 +132,10 @@ func dial(t *testing.T, addr string) net.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// A bound on a test that would hang, past every wait the tests bound
+	// by waitBound (a 16 MiB transfer under the race detector on a
+	// starved machine takes more than 10 s).
+	c.SetDeadline(time.Now().Add(2 * waitBound))
 	t.Cleanup(func() { c.Close() })
 	return c
 }

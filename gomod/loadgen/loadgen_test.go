@@ -209,7 +209,9 @@ func TestReorderedEchoIsMismatch(t *testing.T) {
 			c.Write(a)
 			echo(nil)(c)
 		})
-		res := runFor(t, Config{Client: client, Addr: s.addr(), Conns: 1, Size: 32, Depth: 2, Duration: 100 * time.Millisecond}, 2*time.Second)
+		// Long enough for the first echoes on a starved machine: a run of
+		// 100 ms once ended before any message came back.
+		res := runFor(t, Config{Client: client, Addr: s.addr(), Conns: 1, Size: 32, Depth: 2, Duration: time.Second}, 5*time.Second)
 		if res.Mismatches != 2 || res.Messages == 0 {
 			t.Fatalf("got %+v", res)
 		}
