@@ -156,7 +156,7 @@ The limits, each an option of `SocketManager` (Python, keyword-only) and of
 | `recv_buffer_limit` / `WithRecvBufferLimit` | 256 KiB | received bytes not yet delivered (reading paused) are held up to the limit; the socket is not read further, so the peer's TCP window closes |
 | `listen(..., accepts=)` / `WithAccepts` | 16 | accepts kept posted per listener; when accepts fail (EMFILE, ENFILE, ENOMEM) they are posted again every 100 ms, the listener never closes, each episode is logged once (logger `"pyiocp"`) and counted: `stats()["accept_errors"]`, `["accept_error_episodes"]` |
 
-The timeouts are kept in one min-heap per worker (gomod/engine/timer.go): no
+The timeouts are kept in one min-heap per worker (gomod/engine/timeouts.go): no
 goroutine and no runtime timer per connection (the Go slowloris scenario
 checks that 500 connections with deadlines add no goroutine).
 
