@@ -406,7 +406,7 @@ class SocketManager:
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
         """call_later, at when on time.monotonic()'s clock (Timer.when is
         when)."""
-        if not isinstance(when, (int, float)):
+        if isinstance(when, bool) or not isinstance(when, (int, float)):
             raise TypeError(f"when must be a time.monotonic() time, not {type(when).__name__}")
         if not math.isfinite(when):
             raise ValueError(f"when={when!r}: must be finite")

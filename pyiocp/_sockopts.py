@@ -30,11 +30,19 @@ class KeepAlive:
     (Wine), asking for it is an OSError (ENOPROTOOPT), never ignored."""
 
     __slots__ = ("idle", "interval", "count")
+    idle: float
+    interval: float
+    count: Optional[int]
 
     def __init__(self, idle: float, interval: float, count: Optional[int] = None) -> None:
-        self.idle = _keep_seconds("idle", idle)
-        self.interval = _keep_seconds("interval", interval)
-        self.count = None if count is None else _int_arg("KeepAlive count", count, 1, MAX_KEEP_COUNT)
+        # Immutable once made (hashable, and what was checked stays so).
+        object.__setattr__(self, "idle", _keep_seconds("idle", idle))
+        object.__setattr__(self, "interval", _keep_seconds("interval", interval))
+        object.__setattr__(self, "count",
+                           None if count is None else _int_arg("KeepAlive count", count, 1, MAX_KEEP_COUNT))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a KeepAlive cannot be changed: make a new one")
 
     def __repr__(self) -> str:
         return f"KeepAlive(idle={self.idle:g}, interval={self.interval:g}, count={self.count})"

@@ -106,6 +106,8 @@ def test_bad_options(iocp_manager: ManagerFactory, serve: Serve, backend: str) -
         with pytest.raises(exc):
             pyiocp.KeepAlive(*args)  # type: ignore[arg-type]
     assert pyiocp.KeepAlive(1.5, 2, 3) == pyiocp.KeepAlive(1.5, 2.0, 3)
+    with pytest.raises(AttributeError):
+        pyiocp.KeepAlive(1, 2, 3).count = 200
     assert repr(pyiocp.KeepAlive(1.5, 2, 3)) == "KeepAlive(idle=1.5, interval=2, count=3)"
     rec = Recorder()
     with connected(serve, rec, backend) as (_, s, conn):
