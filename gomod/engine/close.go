@@ -111,8 +111,8 @@ func (w *worker) finalize(c *Conn) {
 	c.paused = false
 	c.mu.Unlock()
 	w.cancelTimers(c)
-	if c.endLookup != nil {
-		c.endLookup() // a lookup still running has nobody to tell
+	if c.byName != nil {
+		c.byName.endLookup() // a lookup still running has nobody to tell
 	}
 	switch {
 	case c.registered:

@@ -65,12 +65,9 @@ type Conn struct {
 	connecting  bool
 	announced   bool // the application knows the connection: on_close is owed
 	gotData     bool
-	resolving   bool             // a ConnectHost waiting for its lookup (resolve.go)
-	addrs       []netip.AddrPort // a ConnectHost's addresses not tried yet
-	sock        SockOptions      // a ConnectHost's, for each address's socket
-	endLookup   func()           // a ConnectHost's: cancels its lookup (set before the connect is queued)
-	ownIdle     bool             // idleTimeout, not the manager's (SetIdleTimeout)
-	idleTimeout time.Duration    // when ownIdle; 0: none
+	byName      *byName       // a ConnectHost's lookup and addresses (resolve.go); nil otherwise
+	ownIdle     bool          // idleTimeout, not the manager's (SetIdleTimeout)
+	idleTimeout time.Duration // when ownIdle; 0: none
 	eof         bool
 	eofTold     bool
 	shutDone    bool // FIN sent after ShutdownWrite

@@ -87,7 +87,7 @@ func (w *worker) startConnect(c *Conn, timeout int64) {
 		c.connectBy = w.now + timeout // the lookup of a ConnectHost included
 		w.schedule(c)
 	}
-	if c.resolving {
+	if c.byName != nil && c.byName.resolving {
 		return // applyResolved goes on (resolve.go)
 	}
 	if err := w.postConnect(c); err != nil {
@@ -119,7 +119,7 @@ func (w *worker) connectDone(c *Conn, cpl *poller.Completion) {
 	switch {
 	case cpl.Err == poller.ErrCanceled || c.state != stateConnecting:
 		w.settle(c)
-	case cpl.Err != nil && len(c.addrs) > 0:
+	case cpl.Err != nil && c.byName != nil && len(c.byName.addrs) > 0:
 		w.nextAddress(c, cpl.Err) // a name's next address (resolve.go)
 	case cpl.Err != nil:
 		w.abort(c, cpl.Err, false)

@@ -50,9 +50,7 @@ func (m *Manager) ConnectHost(host string, port uint16, timeout time.Duration, s
 	}
 	c, err := m.outbound(timeout, func() (*Conn, error) {
 		c := m.newConn(poller.NoSock, netip.AddrPort{}, true)
-		c.resolving = true
-		c.sock = opts
-		c.endLookup = cancel
+		c.byName = &byName{resolving: true, sock: opts, endLookup: cancel}
 		return c, nil
 	})
 	if err != nil {
@@ -71,6 +69,15 @@ type Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 // or a test's.
 func WithLookup(f Lookup) Option {
 	return func(o *options) error { o.lookup = f; return nil }
+}
+
+// byName is what only a connection to a host name needs; every other
+// connection carries a nil pointer instead.
+type byName struct {
+	resolving bool             // waiting for the lookup
+	addrs     []netip.AddrPort // the addresses not tried yet
+	sock      SockOptions      // for each address's socket
+	endLookup func()           // cancels the lookup (set before the connect is queued)
 }
 
 // resolved is what a lookup hands the connection's worker.
@@ -127,25 +134,26 @@ func eyeballsOrder(ips []netip.Addr, port uint16) []netip.AddrPort {
 // applyResolved starts connecting to the first address of a lookup, or
 // ends the connection with the lookup's error.
 func (w *worker) applyResolved(c *Conn, r resolved) {
-	if c.state != stateConnecting || !c.resolving {
+	if c.state != stateConnecting || !c.byName.resolving {
 		return // closed meanwhile
 	}
-	c.resolving = false
-	c.endLookup()
+	c.byName.resolving = false
+	c.byName.endLookup()
 	if r.err != nil {
 		w.abort(c, r.err, false)
 		return
 	}
-	c.addrs = r.addrs
+	c.byName.addrs = r.addrs
 	w.nextAddress(c, nil)
 }
 
 // nextAddress connects to the connection's next address; with none left,
 // the connection ends with lastErr (the previous address's error).
 func (w *worker) nextAddress(c *Conn, lastErr error) {
-	for len(c.addrs) > 0 {
-		addr := c.addrs[0]
-		c.addrs = c.addrs[1:]
+	bn := c.byName
+	for len(bn.addrs) > 0 {
+		addr := bn.addrs[0]
+		bn.addrs = bn.addrs[1:]
 		if c.registered {
 			w.p.Release(c.ref, true)
 			c.registered = false
@@ -153,7 +161,7 @@ func (w *worker) nextAddress(c *Conn, lastErr error) {
 			poller.AbortSock(c.fd)
 		}
 		c.fd = poller.NoSock
-		fd, err := poller.NewConnectSocket(addr, &c.sock)
+		fd, err := poller.NewConnectSocket(addr, &bn.sock)
 		if err != nil {
 			lastErr = err
 			continue
