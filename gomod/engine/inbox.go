@@ -93,13 +93,25 @@ func (in *inbox) take(max int) []request {
 		in.pending.Store(int32(n))
 		return out
 	}
-	if cap(in.spare) > inboxKeep {
-		in.spare = nil // a flood's buffer is not kept for ever
-	}
 	in.reqs = in.spare[:0]
 	in.spare = reqs
 	in.pending.Store(0)
 	return reqs
+}
+
+// done is given back what take returned, once it is applied. A flood's
+// buffer is let go now rather than at the next take, which may be long in
+// coming on an idle worker.
+func (in *inbox) done(reqs []request) {
+	clear(reqs)
+	if cap(reqs) <= inboxKeep {
+		return
+	}
+	in.mu.Lock()
+	if cap(in.spare) > inboxKeep {
+		in.spare = nil
+	}
+	in.mu.Unlock()
 }
 
 // close marks the inbox gone and returns what was still queued.

@@ -185,7 +185,7 @@ func (w *worker) applyInbox() {
 	for i := range reqs {
 		w.apply(&reqs[i])
 	}
-	clear(reqs)
+	w.inbox.done(reqs)
 }
 
 func (w *worker) apply(r *request) {
