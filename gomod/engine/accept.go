@@ -26,6 +26,9 @@ func (m *Manager) accept(w *worker, l *Listener, fd poller.Sock, peer netip.Addr
 	}
 	c := m.newConn(fd, peer, false)
 	c.listener = l
+	if l.framing != nil {
+		c.framing, c.fr = l.framing, newFramer(l.framing)
+	}
 	if !m.table.add(c) {
 		poller.AbortSock(fd)
 		m.nconns.Add(-1)

@@ -110,3 +110,16 @@ func (q *byteQueue) reset() {
 	}
 	q.n = 0
 }
+
+// appendQueue moves o's bytes behind q's, leaving o empty.
+func (q *byteQueue) appendQueue(o *byteQueue) {
+	if q.n == 0 {
+		q.reset()
+		*q, *o = *o, byteQueue{}
+		return
+	}
+	for _, b := range o.views(nil, len(o.chunks)) {
+		q.append(b)
+	}
+	o.reset()
+}

@@ -57,6 +57,7 @@ type Conn struct {
 	freed       bool
 	timers      []*Timer // pending CallLater timers (timer.go)
 	local       netip.AddrPort
+	framing     Framing // what SendFrame uses (framing_conn.go)
 
 	// Owned by the worker: no lock.
 	state       connState
@@ -74,6 +75,8 @@ type Conn struct {
 	rst         bool // close with a reset (abort, timeouts)
 	closeErr    error
 	held        byteQueue // received while paused: counts against recv_buffer_limit
+	fr          *framer   // the incoming bytes' framing, nil: none (framer.go)
+	frameErr    error     // a bad frame came: the connection closes next round
 	openedAt    int64
 	lastActive  int64
 	connectBy   int64 // connect deadline, 0: none
@@ -128,23 +131,29 @@ func (c *Conn) Local() netip.AddrPort {
 // ErrClosed once the connection is closing or its write side is shut down,
 // and with ErrBufferFull, queueing nothing, when the pending bytes would
 // pass the send buffer limit.
-func (c *Conn) Send(p []byte) error {
+func (c *Conn) Send(p []byte) error { return c.sendParts(nil, p, nil) }
+
+// sendParts queues a, p and z together, as one send.
+func (c *Conn) sendParts(a, p, z []byte) error {
 	c.mu.Lock()
 	if c.req != closeNone || c.writeShut || c.freed {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if len(p) == 0 {
+	n := len(a) + len(p) + len(z)
+	if n == 0 {
 		c.mu.Unlock()
 		return nil
 	}
 	o := &c.m.opts
-	if c.sendq.len()+len(p) > o.sendLimit {
+	if c.sendq.len()+n > o.sendLimit {
 		c.drainArmed = true
 		c.mu.Unlock()
 		return ErrBufferFull
 	}
+	c.sendq.append(a)
 	c.sendq.append(p)
+	c.sendq.append(z)
 	if c.sendq.len() > c.m.lowWater {
 		c.drainArmed = true
 	}
@@ -153,7 +162,7 @@ func (c *Conn) Send(p []byte) error {
 		c.flushQueued = true
 	}
 	c.mu.Unlock()
-	c.m.pendingSend.Add(int64(len(p)))
+	c.m.pendingSend.Add(int64(n))
 	if wake {
 		c.w.enqueue(request{kind: reqFlush, c: c})
 	}

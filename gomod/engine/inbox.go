@@ -25,6 +25,7 @@ const (
 	reqTimer                            // Manager.CallLater, Conn.CallLater
 	reqIdleTimeout                      // Conn.SetIdleTimeout
 	reqResolved                         // a ConnectHost's lookup is done
+	reqFraming                          // Conn.SetFraming
 )
 
 // request is kept small (40 bytes): a flood of sends, posts or timers
@@ -32,7 +33,7 @@ const (
 type request struct {
 	kind reqKind
 	c    *Conn
-	v    any   // reqListen, reqCloseListener: the *Listener; reqPost: the value; reqTimer: the *Timer
+	v    any   // reqListen, reqCloseListener: the *Listener; reqPost: the value; reqTimer: the *Timer; reqFraming: the Framing
 	t    int64 // reqConnect: timeout; reqShutdown: deadline (manager clock)
 }
 

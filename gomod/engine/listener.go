@@ -25,6 +25,7 @@ type Listener struct {
 	addr       netip.AddrPort
 	accepts    int
 	sock       SockOptions // every accepted socket's too
+	framing    Framing     // every accepted connection's (never changed: shared)
 	closeAsked atomic.Bool
 	taken      atomic.Bool   // its worker has run startListen
 	done       chan struct{} // closed once the socket is closed

@@ -160,7 +160,7 @@ func (m *Manager) Listen(addr netip.AddrPort, opts ...ListenOption) (*Listener, 
 		return nil, err
 	}
 	l := &Listener{m: m, w: m.pickWorker(), fd: fd, addr: local, accepts: lo.accepts, sock: lo.sock,
-		done: make(chan struct{})}
+		framing: lo.framing, done: make(chan struct{})}
 	m.lmu.Lock()
 	m.listeners[l] = struct{}{}
 	m.lmu.Unlock()

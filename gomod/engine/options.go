@@ -194,6 +194,7 @@ type listenOptions struct {
 	accepts   int
 	reusePort bool
 	sock      SockOptions
+	framing   Framing
 }
 
 // WithBacklog sets the kernel's queue of connections not yet accepted.

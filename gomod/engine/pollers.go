@@ -49,7 +49,7 @@ func (c *Conn) blocked() bool { return c.holder != 0 || len(c.deferred) > 0 }
 // Received bytes are copied to memory of their own, outside the Go heap
 // like all event data: the memory they are in is reused next round.
 func (w *worker) deferEvent(c *Conn, ev Event) {
-	if ev.Kind == EventRecv {
+	if ev.Kind == EventRecv && len(ev.Data) > 0 { // an empty frame has no memory
 		mem, err := poller.AllocMemory(len(ev.Data))
 		if err != nil {
 			w.m.logf("connection %d: no memory to hold %d received bytes: %v", c.id, len(ev.Data), err)
@@ -69,7 +69,7 @@ func (w *worker) deferEvent(c *Conn, ev Event) {
 func (w *worker) undeferAll() {
 	for _, c := range w.undefer {
 		for _, ev := range c.deferred {
-			if ev.Kind == EventRecv {
+			if ev.Kind == EventRecv && len(ev.Data) > 0 {
 				w.spent = append(w.spent, ev.Data)
 			}
 			w.out = append(w.out, ev)
@@ -96,6 +96,7 @@ func (w *worker) freeSpent() {
 // pid is 0, the driver, which holds nothing).
 func (w *worker) take(max int, pid uint64) []Event {
 	out := w.out
+	w.handed = w.pos
 	if pid == 0 && w.ndeferred == 0 {
 		evs := out[w.pos:]
 		if max > 0 && len(evs) > max {

@@ -36,7 +36,14 @@ func (w *worker) recvDone(c *Conn, cpl *poller.Completion) {
 		w.resume = append(w.resume, c)
 		return
 	}
-	w.emit(Event{Kind: EventRecv, Conn: c, Data: cpl.Data})
+	if c.fr != nil {
+		if !w.feed(c, cpl.Data) {
+			w.resume = append(w.resume, c) // to close it next round
+			return
+		}
+	} else {
+		w.emit(Event{Kind: EventRecv, Conn: c, Data: cpl.Data})
+	}
 	w.rearm = append(w.rearm, c)
 }
 
@@ -58,16 +65,22 @@ func (w *worker) rearmAll() {
 }
 
 // postRecv posts a receive unless one is outstanding, the stream ended,
-// the application paused reading, or held data waits to be delivered (the
-// receive buffer is not empty, so it is not read further: lesson 1).
+// the application paused reading, held data waits to be delivered (the
+// receive buffer is not empty, so it is not read further: lesson 1), or a
+// bad frame came. The frame in progress of a framed connection is not
+// data that waits: it needs the next bytes, and counts against the limit.
 func (w *worker) postRecv(c *Conn) {
 	if c.recvPosted || c.eof || (c.state != stateOpen && c.state != stateClosing) {
 		return
 	}
-	if c.state == stateOpen && (c.held.len() > 0 || c.isPaused()) {
+	if c.state == stateOpen && (c.held.len() > 0 || c.frameErr != nil || c.isPaused()) {
 		return
 	}
-	if err := w.p.PostRecv(c.ref, min(maxRead, w.m.opts.recvLimit-c.held.len())); err != nil {
+	room := w.m.opts.recvLimit - c.held.len()
+	if c.fr != nil && c.state == stateOpen {
+		room -= c.fr.held()
+	}
+	if err := w.p.PostRecv(c.ref, min(maxRead, room)); err != nil {
 		w.abort(c, err, false)
 		return
 	}
@@ -79,6 +92,16 @@ func (w *worker) postRecv(c *Conn) {
 func (w *worker) deliverHeld() {
 	keep := w.resume[:0]
 	for _, c := range w.resume {
+		if c.state == stateOpen && c.frameErr != nil {
+			// A bad frame came last round: the frames before it have
+			// been handled (their answers are queued), no new framing
+			// took the bytes back.
+			if c.closeErr == nil {
+				c.closeErr = c.frameErr
+			}
+			w.closeGracefully(c)
+			continue
+		}
 		if c.state != stateOpen || c.isPaused() {
 			continue
 		}
@@ -93,7 +116,12 @@ func (w *worker) deliverHeld() {
 				continue
 			}
 			n := c.held.read(buf)
-			w.emit(Event{Kind: EventRecv, Conn: c, Data: buf[:n:n]})
+			if c.fr == nil {
+				w.emit(Event{Kind: EventRecv, Conn: c, Data: buf[:n:n]})
+			} else if !w.feed(c, buf[:n:n]) {
+				keep = append(keep, c) // to close it next round
+				continue
+			}
 			if c.held.len() > 0 {
 				keep = append(keep, c)
 				continue

@@ -26,6 +26,14 @@ func (a *spillArena) take(n int) []byte {
 	return b
 }
 
+// takeAll returns n bytes of free spill memory, or nil if fewer are left.
+func (a *spillArena) takeAll(n int) []byte {
+	if n > len(a.buf)-a.off {
+		return nil
+	}
+	return a.take(n)
+}
+
 func (a *spillArena) free() {
 	if a.buf != nil {
 		poller.FreeMemory(a.buf)

@@ -32,6 +32,8 @@ type worker struct {
 	batch        []poller.Completion
 	out          []Event  // this round's events
 	pos          int      // out[pos:] not yet returned
+	handed       int      // out[handed:pos] were returned by the last take
+	sink         frameOut // where framed connections' frames go (framing_conn.go)
 	rearm        []*Conn  // received last round: post the next receive
 	resume       []*Conn  // held data to deliver
 	freeing      []*Conn  // closed last round: free their slots now
@@ -66,6 +68,7 @@ func newWorker(m *Manager, idx int, p poller.Poller) (*worker, error) {
 		batch: make([]poller.Completion, completionsPerWait),
 		iov:   make([][]byte, 0, maxSendViews),
 	}
+	w.sink.w = w
 	if err := w.spill.init(spillSize); err != nil {
 		return nil, err
 	}
@@ -87,7 +90,7 @@ func (w *worker) poll(max int, timeout time.Duration, pid uint64) ([]Event, bool
 	}
 	clear(w.out) // hold no closed connection or payload past its round
 	w.out = w.out[:0]
-	w.pos = 0
+	w.pos, w.handed = 0, 0
 	if w.quit {
 		return nil, true
 	}
@@ -216,6 +219,9 @@ func (w *worker) apply(r *request) {
 		w.addTimer(r.v.(*Timer))
 	case reqResolved:
 		w.applyResolved(r.c, r.v.(resolved))
+	case reqFraming:
+		f, _ := r.v.(Framing)
+		w.reframe(r.c, f, -1)
 	case reqIdleTimeout:
 		w.setIdleTimeout(r.c, time.Duration(r.t))
 	}
