@@ -19,6 +19,7 @@ from ._handler import Handler
 from ._listener import Listener
 from ._manager import Completion, SocketManager
 from ._pyiocp import Connection, Timer, backends
+from ._framing import LengthPrefixed, Lines
 from ._sockopts import KeepAlive
 from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError, TooManyConnections
 
@@ -34,6 +35,8 @@ __all__ = [
     "Error",
     "Handler",
     "KeepAlive",
+    "LengthPrefixed",
+    "Lines",
     "Listener",
     "ManagerClosed",
     "ProtocolError",

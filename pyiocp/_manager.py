@@ -25,6 +25,7 @@ from ._args import (
 from ._handler import Handler
 from ._listener import Listener
 from ._pyiocp import Connection, Timer
+from ._framing import Framing, framing_arg
 from ._sockopts import KeepAlive, sockopts
 from ._threads import _PollerExit, _SigtermCatcher, _StartGate, _UnservedWatch, _wait_set
 from .errors import ManagerClosed
@@ -136,18 +137,21 @@ class SocketManager:
         keepalive: Optional[KeepAlive] = None,
         rcvbuf: Optional[int] = None,
         sndbuf: Optional[int] = None,
+        framing: Framing = None,
     ) -> Listener:
         """Listen on host:port (port 0 picks a free port: see .address).
         The socket options (TCP_NODELAY, keepalive, the kernel's buffer
-        sizes) are every accepted connection's too."""
+        sizes) are every accepted connection's too, and so is framing (a
+        pyiocp.Lines or LengthPrefixed: on_recv gets one whole frame)."""
         backlog = _int_arg("backlog", backlog, 1, MAX_BACKLOG)
         accepts = _int_arg("accepts", accepts, 1, MAX_ACCEPTS)
         if not isinstance(reuse_port, bool):
             raise TypeError(f"reuse_port must be a bool, not {type(reuse_port).__name__}")
         opts = sockopts(nodelay, keepalive, rcvbuf, sndbuf)
+        framing = framing_arg(framing)
         self._check_open()
         ip, port = _resolve(host, port, passive=True)
-        handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port, opts)
+        handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port, opts, framing)
         lst = Listener(self, handle, (ip, bound))
         self._listeners.append(lst)
         with self._lock:
@@ -157,7 +161,7 @@ class SocketManager:
 
     def connect(self, host: str, port: int, *, timeout: Optional[float] = None, nodelay: bool = True,
                 keepalive: Optional[KeepAlive] = None, rcvbuf: Optional[int] = None,
-                sndbuf: Optional[int] = None) -> Connection:
+                sndbuf: Optional[int] = None, framing: Framing = None) -> Connection:
         """Start connecting to host:port and return the Connection at once;
         on_connect follows, or on_close with the error (TimeoutError after
         timeout seconds). Bytes sent before it connects go out once it does.
@@ -168,14 +172,15 @@ class SocketManager:
         its addresses are tried in turn, in Happy Eyeballs order (RFC 8305)
         until one connects, all within timeout. A name that does not resolve
         ends the connection with on_close(conn, socket.gaierror). Until it
-        connects, the connection's peer is None."""
+        connects, the connection's peer is None. framing is listen()'s."""
         timeout_ns = _seconds_ns("timeout", timeout)
         opts = sockopts(nodelay, keepalive, rcvbuf, sndbuf)
+        framing = framing_arg(framing)
         if not isinstance(host, str) or not host:
             raise TypeError(f"host must be a non-empty str, not {host!r}")
         port = _int_arg("port", port, 1, 65535)
         self._check_open()
-        return self._engine.connect(host, port, timeout_ns, opts)
+        return self._engine.connect(host, port, timeout_ns, opts, framing)
 
     def _close_listener(self, handle: int) -> None:
         if self._state != "closed":

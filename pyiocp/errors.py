@@ -24,9 +24,9 @@ class BufferFull(Error, BlockingIOError):
 
 
 class ProtocolError(Error):
-    """A peer broke the connection's framing rules. Nothing raises it yet:
-    it is the error of the framing the engine is about to get (Lines,
-    LengthPrefixed), named now so that code can catch it already."""
+    """A peer broke the connection's framing (pyiocp.Lines,
+    pyiocp.LengthPrefixed): a frame over max_line, max_size or
+    recv_buffer_limit. on_close gets it; the message says which limit."""
 
 
 class ManagerClosed(Error, RuntimeError):

@@ -14,6 +14,8 @@ def test_public_names() -> None:
         "Error",
         "Handler",
         "KeepAlive",
+        "LengthPrefixed",
+        "Lines",
         "Listener",
         "ManagerClosed",
         "ProtocolError",

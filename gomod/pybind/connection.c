@@ -138,6 +138,12 @@ static PyMethodDef Conn_methods[] = {
      "getsockopt(level, option[, buflen]): as socket.getsockopt (an int, or bytes with buflen)"},
     {"set_idle_timeout", (PyCFunction)Conn_set_idle_timeout, METH_O,
      "set_idle_timeout(seconds): this connection's own idle timeout (0: none); None: the manager's again"},
+    {"set_framing", (PyCFunction)Conn_set_framing, METH_O,
+     "set_framing(framing): split the bytes not yet delivered with a pyiocp.Lines or LengthPrefixed (None: "
+     "no framing). From this connection's callbacks it applies right after the current one."},
+    {"send_frame", (PyCFunction)Conn_send_frame, METH_O,
+     "send_frame(payload): send payload as one frame of the connection's framing (its header or terminator "
+     "added), never interleaved with another send. Safe from any thread."},
     {"call_later", (PyCFunction)Conn_call_later, METH_VARARGS,
      "call_later(delay, callback, *args) -> Timer: callback(*args) after delay seconds on this connection's "
      "worker, in order with its events; cancelled when the connection closes. Safe from any thread."},

@@ -131,6 +131,8 @@ static void run_timer(EngineObject *e, const pyiocp_event *ev, loop_state *ls)
 static void dispatch_one(EngineObject *e, pyiocp_event *ev, loop_state *ls)
 {
     ConnObject *c = NULL;
+    if (ev->kind == 0)
+        return; /* taken back by a set_framing earlier in the batch */
     if (ev->kind == PYIOCP_EV_TIMER) {
         run_timer(e, ev, ls);
         return;
@@ -209,14 +211,22 @@ static void dispatch(EngineObject *e, pyiocp_event *evs, int n, loop_state *ls)
 {
     int64_t start, last, worst = -1;
     int worst_kind = 0;
+    void *outer = e->dispatching[ls->worker];
+    ls->evs = evs;
+    ls->n = n;
+    e->dispatching[ls->worker] = ls;
     if (!e->slow_ns) {
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            ls->cur = i;
             dispatch_one(e, &evs[i], ls);
+        }
+        e->dispatching[ls->worker] = outer;
         return;
     }
     start = last = mono_ns(e->coarse);
     for (int i = 0; i < n; i++) {
         int64_t t;
+        ls->cur = i;
         dispatch_one(e, &evs[i], ls);
         t = mono_ns(e->coarse);
         if (t - last > worst) {
@@ -225,6 +235,7 @@ static void dispatch(EngineObject *e, pyiocp_event *evs, int n, loop_state *ls)
         }
         last = t;
     }
+    e->dispatching[ls->worker] = outer;
     if (last - start > e->slow_ns)
         warn_slow(e, worst_kind, worst, last - start);
 }
@@ -235,7 +246,7 @@ static void dispatch(EngineObject *e, pyiocp_event *evs, int n, loop_state *ls)
 PyObject *run_loop(EngineObject *e, int worker, int is_main)
 {
     pyiocp_event *evs = PyMem_Malloc(BATCH * sizeof(*evs));
-    loop_state ls = {is_main, NULL, NULL, NULL};
+    loop_state ls = {is_main, NULL, NULL, NULL, worker, PyThread_get_thread_ident(), NULL, 0, 0};
     int quit = 0;
     if (!evs)
         return PyErr_NoMemory();

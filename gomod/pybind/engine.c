@@ -59,6 +59,11 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
         return -1;
     }
     self->workers = (int)o.workers;
+    self->dispatching = PyMem_Calloc((size_t)self->workers, sizeof(void *));
+    if (!self->dispatching) {
+        PyErr_NoMemory();
+        return -1;
+    }
     flush_logs(self); /* what opening said (a backend falling back) reaches logging now */
     return 0;
 }
@@ -122,6 +127,7 @@ static void Engine_dealloc(EngineObject *self)
     engine_abandon(self);
     Engine_clear(self);
     PyMem_Free(self->conns);
+    PyMem_Free(self->dispatching);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -132,10 +138,12 @@ static PyObject *Engine_listen(EngineObject *self, PyObject *args)
     int64_t lh = 0;
     pyiocp_error err;
     pyiocp_sockopts so;
-    PyObject *opts;
-    if (!PyArg_ParseTuple(args, "siiipO", &ip, &port, &backlog, &accepts, &reuse, &opts) || sockopts_from(opts, &so) < 0)
+    pyiocp_framing fr;
+    PyObject *opts, *framing;
+    if (!PyArg_ParseTuple(args, "siiipOO", &ip, &port, &backlog, &accepts, &reuse, &opts, &framing) ||
+        sockopts_from(opts, &so) < 0 || framing_from(framing, &fr) < 0)
         return NULL;
-    if (pyiocpListen(self->h, (char *)ip, port, backlog, accepts, reuse, &so, &lh, &bound, &err) != PYIOCP_OK)
+    if (pyiocpListen(self->h, (char *)ip, port, backlog, accepts, reuse, &so, &fr, &lh, &bound, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
     return Py_BuildValue("Li", (long long)lh, bound);
 }
@@ -159,7 +167,7 @@ static PyObject *Engine_listener_waiting(EngineObject *self, PyObject *arg)
     return PyBool_FromLong(pyiocpListenerWaiting(self->h, lh));
 }
 
-/* connect(host, port, timeout_ns, sockopts) -> Connection, at once: host
+/* connect(host, port, timeout_ns, sockopts, framing) -> Connection, at once: host
  * is an IP address or a name resolved off this thread (its peer is known
  * once connected). The GIL is held from the Go call until the object is
  * in the table, so no worker can deliver the connect's outcome before the
@@ -175,10 +183,12 @@ static PyObject *Engine_connect(EngineObject *self, PyObject *args)
     ConnObject *c;
     unsigned char buf[16];
     pyiocp_sockopts so;
-    PyObject *opts;
-    if (!PyArg_ParseTuple(args, "siLO", &host, &port, &timeout_ns, &opts) || sockopts_from(opts, &so) < 0)
+    pyiocp_framing fr;
+    PyObject *opts, *framing;
+    if (!PyArg_ParseTuple(args, "siLOO", &host, &port, &timeout_ns, &opts, &framing) || sockopts_from(opts, &so) < 0 ||
+        framing_from(framing, &fr) < 0)
         return NULL;
-    if (pyiocpConnect(self->h, (char *)host, port, timeout_ns, &so, &slot, &id, &err) != PYIOCP_OK)
+    if (pyiocpConnect(self->h, (char *)host, port, timeout_ns, &so, &fr, &slot, &id, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
     c = conn_adopt(self, slot, id);
     if (!c)
@@ -273,11 +283,11 @@ static PyObject *Engine_get(EngineObject *self, PyObject *arg)
 }
 
 static PyMethodDef Engine_methods[] = {
-    {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, sockopts) -> (handle, port)"},
+    {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, sockopts, framing) -> (handle, port)"},
     {"close_listener", (PyCFunction)Engine_close_listener, METH_O, "close_listener(handle)"},
     {"listener_waiting", (PyCFunction)Engine_listener_waiting, METH_O, "listener_waiting(handle) -> bool: connections wait, no worker has the listener"},
     {"connect", (PyCFunction)Engine_connect, METH_VARARGS,
-     "connect(host, port, timeout_ns, sockopts) -> Connection: a name is resolved off this thread"},
+     "connect(host, port, timeout_ns, sockopts, framing) -> Connection: a name is resolved off this thread"},
     {"run_worker", (PyCFunction)Engine_run_worker, METH_VARARGS, "run_worker(index, is_main): dispatch until the worker quits"},
     {"poll", (PyCFunction)Engine_poll, METH_VARARGS, "poll(timeout_ns, max, is_main) -> list of Completion"},
     {"release_poller", (PyCFunction)Engine_release_poller, METH_O, "release_poller(thread_ident)"},

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed, *ErrTooManyConnections;
+PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed, *ErrTooManyConnections, *ErrProtocol;
 
 /* Until pyiocp.errors hands over its classes (mod_init), builtin ones. */
 void errors_defaults(void)
@@ -13,6 +13,8 @@ void errors_defaults(void)
     ErrBufferFull = PyExc_BlockingIOError;
     ErrManagerClosed = PyExc_RuntimeError;
     ErrTooManyConnections = PyExc_OSError;
+    ErrProtocol = PyExc_RuntimeError;
+    Py_INCREF(ErrProtocol);
     Py_INCREF(ErrBase);
     Py_INCREF(ErrConnectionClosed);
     Py_INCREF(ErrBufferFull);
@@ -23,9 +25,11 @@ void errors_defaults(void)
 /* _init(errors_module): the exception classes to raise. */
 PyObject *mod_init(PyObject *mod, PyObject *errors)
 {
-    PyObject **slots[] = {&ErrBase, &ErrConnectionClosed, &ErrBufferFull, &ErrManagerClosed, &ErrTooManyConnections};
-    const char *names[] = {"Error", "ConnectionClosed", "BufferFull", "ManagerClosed", "TooManyConnections"};
-    for (int i = 0; i < 5; i++) {
+    PyObject **slots[] = {&ErrBase, &ErrConnectionClosed, &ErrBufferFull, &ErrManagerClosed, &ErrTooManyConnections,
+                          &ErrProtocol};
+    const char *names[] = {"Error", "ConnectionClosed", "BufferFull", "ManagerClosed", "TooManyConnections",
+                           "ProtocolError"};
+    for (int i = 0; i < 6; i++) {
         PyObject *cls = PyObject_GetAttrString(errors, names[i]);
         if (!cls)
             return NULL;
@@ -66,6 +70,9 @@ PyObject *raise_code(int code, const pyiocp_error *e)
     }
     case PYIOCP_E_TIMEOUT:
         PyErr_SetString(PyExc_TimeoutError, msg);
+        break;
+    case PYIOCP_E_PROTOCOL:
+        PyErr_SetString(ErrProtocol, msg);
         break;
     case PYIOCP_E_RESOLVE: {
         /* socket.gaierror, as getaddrinfo's failures are in Python. */

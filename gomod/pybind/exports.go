@@ -54,6 +54,7 @@ func classify(err error) (code int32, errno int32) {
 func classifyFailure(err error) (code int32, errno int32) {
 	var oe *engine.OptionError
 	var re *engine.ResolveError
+	var pe *engine.ProtocolError
 	var en syscall.Errno
 	switch {
 	case errors.Is(err, engine.ErrClosed):
@@ -68,6 +69,8 @@ func classifyFailure(err error) (code int32, errno int32) {
 		return C.PYIOCP_E_TOO_MANY_CONNS, 0
 	case errors.As(err, &re):
 		return C.PYIOCP_E_RESOLVE, 0
+	case errors.As(err, &pe):
+		return C.PYIOCP_E_PROTOCOL, 0
 	case errors.As(err, &oe):
 		return C.PYIOCP_E_VALUE, 0
 	case errors.As(err, &en):
@@ -158,13 +161,14 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 
 //export pyiocpListen
 func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort C.int, so *C.pyiocp_sockopts,
-	lh *C.int64_t, boundPort *C.int, e *C.pyiocp_error) C.int {
+	fr *C.pyiocp_framing, lh *C.int64_t, boundPort *C.int, e *C.pyiocp_error) C.int {
 	ent, addr, err := target(h, ip, port)
 	if err != nil {
 		return setErr(e, err)
 	}
 	l, err := ent.m.Listen(addr, engine.WithBacklog(int(backlog)), engine.WithAccepts(int(accepts)),
-		engine.WithReusePort(reusePort != 0), engine.WithSockOptions(sockOptions(so)))
+		engine.WithReusePort(reusePort != 0), engine.WithSockOptions(sockOptions(so)),
+		engine.WithFraming(framing(fr)))
 	if err != nil {
 		return setErr(e, err)
 	}
@@ -215,7 +219,7 @@ func pyiocpListenerWaiting(h, lh C.int64_t) C.int {
 //
 //export pyiocpConnect
 func pyiocpConnect(h C.int64_t, host *C.char, port C.int, timeoutNs C.int64_t, so *C.pyiocp_sockopts,
-	slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {
+	fr *C.pyiocp_framing, slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {
 	ent := lookup(int64(h))
 	if ent == nil {
 		return setErr(e, engine.ErrManagerClosed)
@@ -226,6 +230,14 @@ func pyiocpConnect(h C.int64_t, host *C.char, port C.int, timeoutNs C.int64_t, s
 	c, err := ent.m.ConnectHost(C.GoString(host), uint16(port), duration(timeoutNs), sockOptions(so))
 	if err != nil {
 		return setErr(e, err)
+	}
+	if f := framing(fr); f != nil {
+		// Queued behind the connect: the worker takes it before it posts
+		// the connection's first receive.
+		if err := c.SetFraming(f); err != nil {
+			c.Abort()
+			return setErr(e, err)
+		}
 	}
 	*slot = C.uint32_t(c.Slot())
 	*id = C.uint64_t(c.ID())

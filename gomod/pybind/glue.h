@@ -35,6 +35,7 @@ enum {
     PYIOCP_E_OTHER = 7,           /* pyiocp.Error (msg) */
     PYIOCP_E_TOO_MANY_CONNS = 8,  /* TooManyConnections: OSError(EMFILE, msg) */
     PYIOCP_E_RESOLVE = 9,         /* socket.gaierror(EAI_NONAME, msg): a name not resolved */
+    PYIOCP_E_PROTOCOL = 10,       /* ProtocolError (msg): a peer broke the framing */
 };
 
 /* EV_TIMER's flags, in n. */
@@ -80,6 +81,23 @@ typedef struct pyiocp_sockopts {
     int32_t keep_count;
     int64_t rcvbuf, sndbuf;
 } pyiocp_sockopts;
+
+/* A connection's framing (engine.Lines, engine.LengthPrefixed). */
+enum {
+    PYIOCP_FRAMING_NONE = 0,
+    PYIOCP_FRAMING_LINES = 1,
+    PYIOCP_FRAMING_LENGTH = 2,
+};
+
+typedef struct pyiocp_framing {
+    int32_t kind;
+    int32_t header_size;     /* LENGTH: 1, 2, 4 or 8 */
+    int32_t little_endian;   /* LENGTH */
+    int32_t keep_terminator; /* LINES */
+    int64_t max;             /* LINES: max_line; LENGTH: max_size */
+    int32_t term_len;        /* LINES: 1-16 */
+    uint8_t term[16];
+} pyiocp_framing;
 
 typedef struct pyiocp_options {
     long long workers;

@@ -7,6 +7,8 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
 {
     ConnObject *c = NULL;
     PyObject *data = Py_None, *error = Py_None, *r;
+    if (ev->kind == 0)
+        return Py_INCREF(Py_None), Py_None; /* taken back by a set_framing */
     if (ev->kind == PYIOCP_EV_TIMER) {
         TimerObject *t = timer_due(ev);
         if (!t)

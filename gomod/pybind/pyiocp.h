@@ -62,6 +62,7 @@ struct EngineObject {
     uint32_t cap;
     int64_t slow_ns;      /* slow_callback_warning; 0: off */
     int coarse;           /* time it with the coarse clock (see mono_ns) */
+    void **dispatching;   /* by worker: the loop_state of the batch being dispatched, NULL: none (for set_framing) */
 };
 
 typedef struct {
@@ -77,6 +78,10 @@ typedef struct {
     int is_main;         /* serve_forever's thread: BaseExceptions stop the loop */
     PyObject *stop;      /* that exception, raised after the batch */
     PyObject *stop_type, *stop_tb;
+    int worker;          /* the batch being dispatched: its worker, */
+    unsigned long ident; /* the thread dispatching it, */
+    pyiocp_event *evs;   /* its events, */
+    int n, cur;          /* how many, and the one whose callback runs */
 } loop_state;
 
 /* module.c */
@@ -91,7 +96,7 @@ int64_t mono_ns(int coarse);
 int coarse_enough(int64_t threshold_ns);
 
 /* errors.c */
-extern PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed, *ErrTooManyConnections;
+extern PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed, *ErrTooManyConnections, *ErrProtocol;
 void errors_defaults(void);
 PyObject *mod_init(PyObject *mod, PyObject *errors);
 PyObject *raise_code(int code, const pyiocp_error *e);
@@ -120,6 +125,10 @@ PyObject *Conn_setsockopt(ConnObject *self, PyObject *args);
 PyObject *Conn_getsockopt(ConnObject *self, PyObject *args);
 PyObject *Conn_set_idle_timeout(ConnObject *self, PyObject *arg);
 
+/* framing.c */
+int framing_from(PyObject *obj, pyiocp_framing *f);
+PyObject *Conn_set_framing(ConnObject *self, PyObject *obj);
+PyObject *Conn_send_frame(ConnObject *self, PyObject *data);
 /* dispatch.c */
 extern const char *const cb_names[NKINDS];
 void report(EngineObject *e, const char *msg, PyObject *exc);
