@@ -19,8 +19,11 @@ Spec = Tuple[int, int, bytes, bool, int, bool]
 class _Framing:
     """Immutable once made: a listener's connections share it."""
 
-    __slots__ = ("_spec",)
-    _spec: Spec
+    __slots__ = ()
+
+    @property
+    def _spec(self) -> Spec:
+        raise NotImplementedError
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"a {type(self).__name__} cannot be changed: make a new one")
@@ -38,7 +41,10 @@ class Lines(_Framing):
     max_line (not counting the terminator) ends the connection with a
     ProtocolError as soon as it is known; send_frame adds the terminator."""
 
-    __slots__ = ()
+    __slots__ = ("max_line", "terminator", "keep_terminator")
+    max_line: int
+    terminator: bytes
+    keep_terminator: bool
 
     def __init__(self, max_line: int = 65536, terminator: bytes = b"\n", keep_terminator: bool = False) -> None:
         max_line = _int_arg("max_line", max_line, 1, MAX_FRAME)
@@ -48,19 +54,13 @@ class Lines(_Framing):
             raise ValueError(f"terminator={bytes(terminator)!r}: must be 1 to {MAX_TERMINATOR} bytes")
         if not isinstance(keep_terminator, bool):
             raise TypeError(f"keep_terminator must be a bool, not {type(keep_terminator).__name__}")
-        object.__setattr__(self, "_spec", (_LINES, max_line, bytes(terminator), keep_terminator, 0, False))
+        object.__setattr__(self, "max_line", max_line)
+        object.__setattr__(self, "terminator", bytes(terminator))
+        object.__setattr__(self, "keep_terminator", keep_terminator)
 
     @property
-    def max_line(self) -> int:
-        return self._spec[1]
-
-    @property
-    def terminator(self) -> bytes:
-        return self._spec[2]
-
-    @property
-    def keep_terminator(self) -> bool:
-        return self._spec[3]
+    def _spec(self) -> Spec:
+        return (_LINES, self.max_line, self.terminator, self.keep_terminator, 0, False)
 
     def __repr__(self) -> str:
         return f"Lines(max_line={self.max_line}, terminator={self.terminator!r}, keep_terminator={self.keep_terminator})"
@@ -73,7 +73,10 @@ class LengthPrefixed(_Framing):
     ProtocolError at once (a max_size over what the header can say bounds
     nothing more than the header does); send_frame adds the header."""
 
-    __slots__ = ()
+    __slots__ = ("header_size", "byteorder", "max_size")
+    header_size: int
+    byteorder: str
+    max_size: int
 
     def __init__(self, header_size: int = 4, byteorder: str = "big", max_size: int = 16 << 20) -> None:
         header_size = _int_arg("header_size", header_size, 1, 8)
@@ -82,19 +85,13 @@ class LengthPrefixed(_Framing):
         if byteorder not in ("big", "little"):
             raise ValueError(f"byteorder={byteorder!r}: must be 'big' or 'little'")
         max_size = _int_arg("max_size", max_size, 0, MAX_FRAME)
-        object.__setattr__(self, "_spec", (_LENGTH, max_size, b"", False, header_size, byteorder == "little"))
+        object.__setattr__(self, "header_size", header_size)
+        object.__setattr__(self, "byteorder", byteorder)
+        object.__setattr__(self, "max_size", max_size)
 
     @property
-    def header_size(self) -> int:
-        return self._spec[4]
-
-    @property
-    def byteorder(self) -> str:
-        return "little" if self._spec[5] else "big"
-
-    @property
-    def max_size(self) -> int:
-        return self._spec[1]
+    def _spec(self) -> Spec:
+        return (_LENGTH, self.max_size, b"", False, self.header_size, self.byteorder == "little")
 
     def __repr__(self) -> str:
         return f"LengthPrefixed(header_size={self.header_size}, byteorder={self.byteorder!r}, max_size={self.max_size})"

@@ -54,40 +54,47 @@ func writeInPieces(c net.Conn, b []byte) error {
 	return nil
 }
 
+// checkEcho sends stream through l's server in pieces and checks that it
+// comes back whole and that the handler saw want.
+func checkEcho(t *testing.T, h *frames, l *engine.Listener, stream []byte, want [][]byte) {
+	t.Helper()
+	cli := dial(t, l.Addr().String())
+	go writeInPieces(cli, stream)
+	back := make([]byte, len(stream))
+	if _, err := io.ReadFull(cli, back); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back, stream) {
+		t.Fatal("the echoed frames differ")
+	}
+	got := h.frames()
+	if len(got) != len(want) {
+		t.Fatalf("%d frames, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("frame %d: %.40q, want %.40q", i, got[i], want[i])
+		}
+	}
+}
+
 func TestFramingLinesEcho(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		h := newFrames()
 		m := newManager(t, h, backend)
 		l := listenAndStart(t, m, engine.WithFraming(&engine.Lines{MaxLine: 5000, Terminator: []byte("\r\n")}))
 		t.Cleanup(func() { closeManager(t, m) })
-		cli := dial(t, l.Addr().String())
 		var stream []byte
-		var want []string
+		var want [][]byte
 		for i := range 300 {
-			line := fmt.Sprintf("%d:%s", i, bytes.Repeat([]byte{'a' + byte(i%26)}, i*13%4000))
+			line := fmt.Appendf(nil, "%d:%s", i, bytes.Repeat([]byte{'a' + byte(i%26)}, i*13%4000))
 			if i%50 == 0 {
-				line = ""
+				line = []byte{}
 			}
 			want = append(want, line)
 			stream = append(append(stream, line...), "\r\n"...)
 		}
-		go writeInPieces(cli, stream)
-		back := make([]byte, len(stream))
-		if _, err := io.ReadFull(cli, back); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(back, stream) {
-			t.Fatal("the echoed lines differ")
-		}
-		got := h.frames()
-		if len(got) != len(want) {
-			t.Fatalf("%d frames, want %d", len(got), len(want))
-		}
-		for i := range got {
-			if string(got[i]) != want[i] {
-				t.Fatalf("frame %d: %.40q, want %.40q", i, got[i], want[i])
-			}
-		}
+		checkEcho(t, h, l, stream, want)
 	})
 }
 
@@ -98,43 +105,33 @@ func TestFramingLengthPrefixedEcho(t *testing.T) {
 		lp := &engine.LengthPrefixed{HeaderSize: 4, MaxSize: 1 << 20}
 		l := listenAndStart(t, m, engine.WithFraming(lp))
 		t.Cleanup(func() { closeManager(t, m) })
-		cli := dial(t, l.Addr().String())
 		var stream []byte
-		sizes := []int{0, 1, 3, 300 << 10, 0, 70 << 10, 5, 900 << 10}
-		for i, n := range sizes {
+		var want [][]byte
+		for i, n := range []int{0, 1, 3, 300 << 10, 0, 70 << 10, 5, 900 << 10} {
+			want = append(want, bytes.Repeat([]byte{byte(i)}, n))
 			stream = binary.BigEndian.AppendUint32(stream, uint32(n))
-			stream = append(stream, bytes.Repeat([]byte{byte(i)}, n)...)
+			stream = append(stream, want[i]...)
 		}
-		go writeInPieces(cli, stream)
-		back := make([]byte, len(stream))
-		if _, err := io.ReadFull(cli, back); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(back, stream) {
-			t.Fatal("the echoed frames differ")
-		}
-		got := h.frames()
-		if len(got) != len(sizes) {
-			t.Fatalf("%d frames, want %d", len(got), len(sizes))
-		}
-		for i, n := range sizes {
-			if !bytes.Equal(got[i], bytes.Repeat([]byte{byte(i)}, n)) {
-				t.Fatalf("frame %d: %d bytes, want %d", i, len(got[i]), n)
-			}
-		}
+		checkEcho(t, h, l, stream, want)
 	})
+}
+
+// serveLines serves newFrames with Lines of at most 10 bytes and connects a
+// peer: the handler, the manager, the peer's end and the server's.
+func serveLines(t *testing.T, backend string) (*frames, *engine.Manager, net.Conn, *engine.Conn) {
+	h := newFrames()
+	m := newManager(t, h, backend)
+	l := listenAndStart(t, m, engine.WithFraming(&engine.Lines{MaxLine: 10, Terminator: []byte("\n")}))
+	t.Cleanup(func() { closeManager(t, m) })
+	cli := dial(t, l.Addr().String())
+	return h, m, cli, h.nextConn(t)
 }
 
 // A frame over its limit closes the connection with a ProtocolError, once
 // the frames before it are answered.
 func TestFramingOverLimitCloses(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		h := newFrames()
-		m := newManager(t, h, backend)
-		l := listenAndStart(t, m, engine.WithFraming(&engine.Lines{MaxLine: 10, Terminator: []byte("\n")}))
-		t.Cleanup(func() { closeManager(t, m) })
-		cli := dial(t, l.Addr().String())
-		srv := h.nextConn(t)
+		h, _, cli, srv := serveLines(t, backend)
 		cli.Write([]byte("ok\n" + string(bytes.Repeat([]byte("x"), 11))))
 		cli.SetReadDeadline(time.Now().Add(waitBound))
 		back, _ := io.ReadAll(cli)
@@ -152,12 +149,7 @@ func TestFramingOverLimitCloses(t *testing.T) {
 // the new framing.
 func TestSetFramingSplitsTheFrameInProgress(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		h := newFrames()
-		m := newManager(t, h, backend)
-		l := listenAndStart(t, m, engine.WithFraming(&engine.Lines{MaxLine: 10, Terminator: []byte("\n")}))
-		t.Cleanup(func() { closeManager(t, m) })
-		cli := dial(t, l.Addr().String())
-		srv := h.nextConn(t)
+		h, m, cli, srv := serveLines(t, backend)
 		cli.Write([]byte("a|bb|c"))
 		eventually(t, "bytes read", func() bool { return m.Stats().BytesIn == 6 })
 		if err := srv.SetFraming(&engine.Lines{MaxLine: 10, Terminator: []byte("|")}); err != nil {

@@ -240,7 +240,7 @@ def test_framing_values(iocp_manager: ManagerFactory) -> None:
     assert lp == pyiocp.LengthPrefixed(2, "little", 9) and hash(lp) == hash(pyiocp.LengthPrefixed(2, "little", 9))
     assert lp != lines and "LengthPrefixed(header_size=2" in repr(lp)
     with pytest.raises(AttributeError):
-        lines.max_line = 7  # type: ignore[misc]
+        lines.max_line = 7
     mgr = iocp_manager(Recorder())
     with pytest.raises(TypeError, match="framing must be"):
         mgr.listen("127.0.0.1", 0, framing=b"\n")  # type: ignore[arg-type]

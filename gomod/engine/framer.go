@@ -55,12 +55,9 @@ func (fr *framer) feedLines(l *Lines, d []byte, limit int, out frameSink) ([]byt
 			if i < 0 {
 				break
 			}
-			if i > l.MaxLine {
-				return d, lineTooLong(l, i)
-			}
-			end := i
-			if l.KeepTerminator {
-				end += len(t)
+			end, err := l.frameLen(i)
+			if err != nil {
+				return d, err
 			}
 			out.frame(d[:end:end])
 			d = d[i+len(t):]
@@ -80,12 +77,9 @@ func (fr *framer) feedLines(l *Lines, d []byte, limit int, out frameSink) ([]byt
 		} else {
 			break
 		}
-		if line > l.MaxLine {
-			return d, lineTooLong(l, line)
-		}
-		n := line
-		if l.KeepTerminator {
-			n += len(t)
+		n, err := l.frameLen(line)
+		if err != nil {
+			return d, err
 		}
 		mem := out.memory(n)
 		if mem == nil && n > 0 {
@@ -113,6 +107,18 @@ func (fr *framer) feedLines(l *Lines, d []byte, limit int, out frameSink) ([]byt
 	fr.part.append(d)
 	fr.keepTail(d, len(t)-1)
 	return nil, nil
+}
+
+// frameLen is the length of the frame of a line of n bytes (without its
+// terminator), or the error if the line is too long.
+func (l *Lines) frameLen(n int) (int, error) {
+	if n > l.MaxLine {
+		return 0, lineTooLong(l, n)
+	}
+	if l.KeepTerminator {
+		n += len(l.Terminator)
+	}
+	return n, nil
 }
 
 // keepTail keeps the last n bytes of part (whose newest bytes are d).

@@ -159,6 +159,15 @@ func equalFrames(got [][]byte, want []string) bool {
 	return true
 }
 
+// every is the places to cut n bytes into pieces of k.
+func every(k, n int) []int {
+	var cuts []int
+	for at := k; at < n; at += k {
+		cuts = append(cuts, at)
+	}
+	return cuts
+}
+
 // The fuzz targets check that however a stream is cut into reads, the
 // frames (and the error, if any) are those of the whole stream at once.
 func FuzzLines(f *testing.F) {
@@ -171,11 +180,7 @@ func FuzzLines(f *testing.F) {
 			return
 		}
 		whole, werr := split(l, stream, nil, 1<<20)
-		var cuts []int
-		for at := int(cut) + 1; at < len(stream); at += int(cut) + 1 {
-			cuts = append(cuts, at)
-		}
-		parts, perr := split(l, stream, cuts, 1<<20)
+		parts, perr := split(l, stream, every(int(cut)+1, len(stream)), 1<<20)
 		if (werr == nil) != (perr == nil) || len(whole) != len(parts) {
 			t.Fatalf("whole %q %v, in pieces of %d %q %v", whole, werr, cut+1, parts, perr)
 		}
@@ -210,11 +215,7 @@ func FuzzLengthPrefixed(f *testing.F) {
 			return
 		}
 		whole, werr := split(p, stream, nil, 1<<20)
-		var cuts []int
-		for at := int(cut) + 1; at < len(stream); at += int(cut) + 1 {
-			cuts = append(cuts, at)
-		}
-		parts, perr := split(p, stream, cuts, 1<<20)
+		parts, perr := split(p, stream, every(int(cut)+1, len(stream)), 1<<20)
 		if (werr == nil) != (perr == nil) || len(whole) != len(parts) {
 			t.Fatalf("whole %d frames %v, in pieces of %d: %d frames %v", len(whole), werr, cut+1, len(parts), perr)
 		}

@@ -30,12 +30,8 @@ int framing_from(PyObject *obj, pyiocp_framing *f)
         PyErr_SetString(PyExc_ValueError, "terminator: at most 16 bytes");
         return -1;
     }
-    f->kind = kind;
-    f->max = max;
-    f->keep_terminator = keep;
-    f->header_size = header;
-    f->little_endian = little;
-    f->term_len = (int32_t)term_len;
+    *f = (pyiocp_framing){.kind = kind, .max = max, .keep_terminator = keep, .header_size = header,
+                          .little_endian = little, .term_len = (int32_t)term_len};
     memcpy(f->term, term, (size_t)term_len);
     Py_DECREF(spec); /* term was copied out of it first */
     return 0;
