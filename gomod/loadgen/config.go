@@ -38,6 +38,11 @@ type Config struct {
 	// deadlocks with us; that ends as a ReplyTimeout error. Only ModeEcho
 	// pipelines: the other modes take 0 or 1.
 	Depth int
+	// Framing makes each ModeEcho message one frame, for servers that
+	// split their input: FramingLines (a line ending with "\n") or
+	// FramingLength (a 4-byte big-endian length, then the rest); "" is
+	// none. The echo is still the same bytes.
+	Framing string
 	// Client is what drives ModeEcho's connections: ClientNet ("" means
 	// the same) or ClientEngine. The other modes take only ClientNet.
 	Client string

@@ -150,7 +150,7 @@ func (e *engineRun) connectAll(m *engine.Manager, addr netip.AddrPort, cfg Confi
 		e.conns[c.ID()] = &engineConn{
 			worker: &worker{idx: i},
 			c:      c,
-			p:      newPayload(i, e.r.pattern),
+			p:      newPayload(i, e.r.pattern).framed(cfg.Framing),
 			sbuf:   make([]byte, cfg.Size*cfg.Depth),
 			rbuf:   make([]byte, cfg.Size),
 			sent:   make([]time.Duration, cfg.Depth),

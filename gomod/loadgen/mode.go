@@ -56,6 +56,12 @@ func (c Config) validateMode() error {
 		return &ConfigError{"Bytes", c.Bytes, fmt.Sprintf("must be in 1..%d for Mode %s", int64(MaxBytes), ModeBulk)}
 	case m != ModeBulk && c.Bytes != 0:
 		return &ConfigError{"Bytes", c.Bytes, fmt.Sprintf("must be 0 unless Mode is %s", ModeBulk)}
+	case c.Framing != "" && c.Framing != FramingLines && c.Framing != FramingLength:
+		return &ConfigError{"Framing", c.Framing, fmt.Sprintf("must be %q, %q or %q", "", FramingLines, FramingLength)}
+	case c.Framing != "" && m != ModeEcho:
+		return &ConfigError{"Framing", c.Framing, fmt.Sprintf("only Mode %s frames its messages", ModeEcho)}
+	case c.Framing == FramingLength && c.Size < lengthHeader:
+		return &ConfigError{"Size", c.Size, fmt.Sprintf("must be at least %d with Framing %s", lengthHeader, FramingLength)}
 	case c.Client != "" && c.Client != ClientNet && c.Client != ClientEngine:
 		return &ConfigError{"Client", c.Client, fmt.Sprintf("must be %q or %q", ClientNet, ClientEngine)}
 	case m != ModeEcho && c.Client == ClientEngine:

@@ -62,7 +62,7 @@ func (w *worker) note(err error) {
 func (w *worker) run(r *runner) {
 	defer w.conn.Close()
 	size, depth := r.cfg.Size, r.cfg.Depth
-	p := newPayload(w.idx, r.pattern)
+	p := newPayload(w.idx, r.pattern).framed(r.cfg.Framing)
 	sbuf := make([]byte, size)
 	rbuf := make([]byte, size)
 	sent := make([]time.Duration, depth) // write time of each in-flight message, since r.start

@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Conns, "conns", 50, "concurrent connections (churn: goroutines)")
 	fs.IntVar(&cfg.Size, "size", 64, "bytes per message (bulk: per write)")
 	fs.IntVar(&cfg.Depth, "depth", 1, "messages in flight per connection (echo only)")
+	fs.StringVar(&cfg.Framing, "framing", "", "`framing` of echo messages: lines (ending with \\n) or length (a 4-byte big-endian length first); none by default")
 	fs.StringVar(&cfg.Client, "client", loadgen.ClientNet, "`client` of echo mode: net (a goroutine per connection) or engine (pyiocp's engine, batched)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured run length (bulk: time limit, default 5m; idle: idle time)")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "traffic before measuring starts (echo, churn)")
