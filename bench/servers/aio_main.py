@@ -24,12 +24,20 @@ async def _serve(name: str, protocol: Callable[[], asyncio.BaseProtocol], port: 
 
 
 def run(name: str, protocol: Callable[[], asyncio.BaseProtocol]) -> None:
+    run_with(name, lambda ap: None, lambda args: protocol)
+
+
+def run_with(name: str, add_args: Callable[[argparse.ArgumentParser], None],
+             protocol_of: Callable[[argparse.Namespace], Callable[[], asyncio.BaseProtocol]]) -> None:
+    """run, for a server with options of its own: add_args adds them,
+    protocol_of picks the protocol from the parsed arguments."""
     ap = argparse.ArgumentParser(prog=name)
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     ap.add_argument("--port", type=int, default=0)
+    add_args(ap)
     args = ap.parse_args()
     if args.loop == "uvloop":
         import uvloop
 
         uvloop.install()
-    asyncio.run(_serve(name, protocol, args.port))
+    asyncio.run(_serve(name, protocol_of(args), args.port))

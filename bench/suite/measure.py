@@ -51,6 +51,8 @@ def _loadgen(bindir: Path, port: int, sc: Scenario, k: Knobs) -> List[str]:
     if sc.mode == "echo":
         argv += ["-depth", str(sc.depth), "-duration", f"{k.duration}s", "-warmup", f"{k.warmup}s",
                  "-client", k.client]
+        if sc.framing:
+            argv += ["-framing", sc.framing]
     elif sc.mode == "churn":
         argv += ["-mode", "churn", "-duration", f"{k.duration}s", "-warmup", f"{k.warmup}s"]
     elif sc.mode == "bulk":

@@ -9,7 +9,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 YARDSTICK = "uvloop"
 PYIOCP = "pyiocp io_uring"  # what backend="auto" picks where io_uring works
-UNIT_RATE = {"msgs": "msgs/s", "conns": "conns/s", "MB": "MB/s", "reqs": "req/s"}
+UNIT_RATE = {"msgs": "msgs/s", "conns": "conns/s", "MB": "MB/s", "reqs": "req/s", "lines": "lines/s",
+             "frames": "frames/s"}
 
 Results = Dict[str, Any]  # the suite's JSON document
 
@@ -70,6 +71,13 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
     add("Bulk: MB per CPU-s, io_uring vs epoll >= 1.0x (io_uring issue)",
         _ratio(g("bulk-1GiB", PYIOCP, "per_cpu_s"), g("bulk-1GiB", "pyiocp epoll", "per_cpu_s")),
         lambda v: v >= 1.0)
+    lines, length = "lines-50x64-d16", "length-50x64-d16"
+    add("Line echo, 50 x 64 B, 16 in flight: lines per CPU-s vs uvloop splitting with bytes.split >= 1.5x",
+        _ratio(g(lines, PYIOCP, "per_cpu_s"), g(lines, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.5)
+    add("Line echo: lines per CPU-s vs uvloop with StreamReader.readline() >= 2x",
+        _ratio(g(lines, PYIOCP, "per_cpu_s"), g(lines, "uvloop streams", "per_cpu_s")), lambda v: v >= 2.0)
+    add("Length-prefixed echo, 50 x 64 B, 16 in flight: frames per CPU-s vs uvloop (a Protocol) >= 1.5x",
+        _ratio(g(length, PYIOCP, "per_cpu_s"), g(length, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.5)
     calls = res.get("syscalls", {}).get(PYIOCP, {}).get("syscalls_per_unit")
     add("System calls per echoed message, 50 x 64 B, io_uring <= 0.5 (io_uring issue)",
         calls, lambda v: v <= 0.5, shown="")

@@ -20,11 +20,13 @@ class Scenario:
     unit: str = "msgs"  # what rate counts: msgs, conns, MB, reqs
     plot: bool = False  # a point of the msgs/s-against-connections plot
     quick: bool = False  # also run by --quick
+    framing: str = ""  # echo: each message one frame, "lines" or "length" (pyiocp-loadgen -framing)
 
     @property
     def kind(self) -> str:
-        """The kind of server it drives."""
-        return "http" if self.mode == "http" else "echo"
+        """The kind of server it drives: an echo server, a frame echo
+        server of its framing, or an HTTP server."""
+        return "http" if self.mode == "http" else self.framing or "echo"
 
 
 SCENARIOS: List[Scenario] = [
@@ -36,6 +38,10 @@ SCENARIOS: List[Scenario] = [
     Scenario("echo-50x4k", "echo, 50 connections x 4 KiB", "echo", 50, size=4096),
     Scenario("pipelined-50x64-d16", "pipelined echo, 50 connections x 64 B, 16 in flight each", "echo", 50,
              depth=16),
+    Scenario("lines-50x64-d16", "line echo, 50 connections x 64 B lines, 16 in flight each", "echo", 50,
+             depth=16, framing="lines", unit="lines", quick=True),
+    Scenario("length-50x64-d16", "length-prefixed echo, 50 connections x 64 B messages, 16 in flight each", "echo",
+             50, depth=16, framing="length", unit="frames", quick=True),
     Scenario("churn-50", "connection churn: connect, one 64 B echo, close; 50 at a time", "churn", 50,
              unit="conns", quick=True),
     Scenario("bulk-1GiB", "bulk: 1 GiB streamed through one connection in 64 KiB writes", "bulk", 1,

@@ -43,7 +43,7 @@ def servers(bindir: Path) -> List[Server]:
     echo, aio_echo = str(ROOT / "examples/echo.py"), str(ROOT / "bench/servers/aio_echo.py")
     http, aio_http = str(ROOT / "examples/http_server.py"), str(ROOT / "bench/servers/aio_http.py")
     engine = str(bindir / "engineecho")
-    return [
+    return [*_frame_servers(), 
         Server("pyiocp io_uring", "echo", (PY, echo, "--port", "0", "--backend", "io_uring")),
         Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll"), quick=False),
         Server("pyiocp io_uring w2", "echo", (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"),
@@ -58,6 +58,23 @@ def servers(bindir: Path) -> List[Server]:
         Server("uvloop", "http", (PY, aio_http, "--loop", "uvloop")),
         Server("asyncio", "http", (PY, aio_http, "--loop", "asyncio"), quick=False),
     ]
+
+
+def _frame_servers() -> List[Server]:
+    """The framing rows' servers: pyiocp splitting in the engine; uvloop
+    (the yardstick) splitting in an asyncio.Protocol, and with streams."""
+    frames, aio_frames = str(ROOT / "bench/servers/frame_echo.py"), str(ROOT / "bench/servers/aio_frames.py")
+    out = []
+    for framing in ("lines", "length"):
+        out += [
+            Server("pyiocp io_uring", framing, (PY, frames, "--framing", framing, "--backend", "io_uring")),
+            Server("pyiocp epoll", framing, (PY, frames, "--framing", framing, "--backend", "epoll"), quick=False),
+            Server("uvloop", framing, (PY, aio_frames, "--loop", "uvloop", "--framing", framing)),
+            Server("uvloop streams", framing, (PY, aio_frames, "--loop", "uvloop", "--framing", framing,
+                                               "--style", "streams")),
+            Server("asyncio", framing, (PY, aio_frames, "--loop", "asyncio", "--framing", framing), quick=False),
+        ]
+    return out
 
 
 def build(bindir: Path) -> None:
