@@ -5,7 +5,7 @@ every other client.
 
     nc 127.0.0.1 7070          # in two or more terminals
 
-Client lines (UTF-8, ending in a newline, at most 4096 bytes):
+Client lines (UTF-8, ending in a newline, at most 4096 bytes before it):
 
     /nick NAME     take a name (letters, digits, - and _; at most 32)
     /who           list who is here
@@ -15,6 +15,11 @@ Client lines (UTF-8, ending in a newline, at most 4096 bytes):
 Server lines: ``* welcome, you are guest1``, ``<alice> hello``,
 ``* bob joined``, ``* bob left``, ``* bob is now known as carol``,
 ``* here: alice, carol``, and ``! ...`` for an error.
+
+The engine splits the lines (``framing=pyiocp.Lines(...)``): ``on_recv``
+gets one whole line, and a line over the limit closes its connection
+(``on_close`` gets a ``pyiocp.ProtocolError``) before the rest of it is
+even read.
 
 Connections live on several workers; ``conn.send`` is safe from any thread,
 so the worker that reads a message writes it to every other member's
@@ -44,7 +49,7 @@ NICK = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
 
 
 class Chat(pyiocp.Handler):
-    """Per connection: ``nick`` and ``buf`` (a partial line)."""
+    """Per connection: ``nick``."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -54,32 +59,18 @@ class Chat(pyiocp.Handler):
     # ------------------------------------------------------------ events
 
     def on_accept(self, conn: pyiocp.Connection) -> None:
-        conn.buf = bytearray()
         with self.lock:
             conn.nick = f"guest{next(self.guests)}"
             self.members[conn.id] = conn
         self.tell(conn, f"* welcome, you are {conn.nick}")
         self.broadcast(f"* {conn.nick} joined", conn)
 
-    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
-        conn.buf += data
-        while True:
-            end = conn.buf.find(b"\n")
-            if end < 0:
-                if len(conn.buf) > MAX_LINE:
-                    self.tell(conn, f"! line longer than {MAX_LINE} bytes")
-                    conn.close()
-                return
-            line = bytes(conn.buf[:end]).rstrip(b"\r")
-            del conn.buf[:end + 1]
-            if len(line) > MAX_LINE:
-                self.tell(conn, f"! line longer than {MAX_LINE} bytes")
-                conn.close()
-                return
-            if not self.command(conn, line.decode("utf-8", "replace")):
-                return
+    def on_recv(self, conn: pyiocp.Connection, line: bytes) -> None:
+        self.command(conn, line.rstrip(b"\r").decode("utf-8", "replace"))
 
     def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
+        if isinstance(error, pyiocp.ProtocolError):
+            log.warning("%s: dropped: %s", conn.nick, error)
         with self.lock:
             was_member = self.members.pop(conn.id, None) is not None
         if was_member:
@@ -87,12 +78,12 @@ class Chat(pyiocp.Handler):
 
     # ------------------------------------------------------------ protocol
 
-    def command(self, conn: pyiocp.Connection, line: str) -> bool:
-        """Act on one line; False once the connection is closing."""
+    def command(self, conn: pyiocp.Connection, line: str) -> None:
+        """Act on one line."""
         if not line.startswith("/"):
             if line:
                 self.broadcast(f"<{conn.nick}> {line}", conn)
-            return True
+            return
         cmd, _, arg = line.partition(" ")
         if cmd == "/nick":
             self.rename(conn, arg.strip())
@@ -103,10 +94,8 @@ class Chat(pyiocp.Handler):
         elif cmd == "/quit":
             self.tell(conn, "* bye")
             conn.close()
-            return False
         else:
             self.tell(conn, f"! unknown command {cmd}")
-        return True
 
     def rename(self, conn: pyiocp.Connection, nick: str) -> None:
         if not NICK.match(nick):
@@ -160,7 +149,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     mgr = pyiocp.SocketManager(Chat(), workers=args.workers, backend=args.backend,
                                send_buffer_limit=args.send_buffer_limit)
     with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
-        host, port = mgr.listen(args.host, args.port).address
+        host, port = mgr.listen(args.host, args.port, framing=pyiocp.Lines(max_line=MAX_LINE)).address
         print(f"chat: listening on {host}:{port}", flush=True)
         mgr.serve_forever()
 

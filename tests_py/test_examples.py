@@ -85,7 +85,8 @@ def test_example_echo_with_the_load_generator() -> None:
 
 # Every example server, as a user starts it, and a file for file_transfer.
 EXTRA_ARGS: Dict[str, List[str]] = {"echo.py": [], "chat.py": [], "http_server.py": [],
-                                    "blocking_work.py": [], "file_transfer.py": ["--file", __file__]}
+                                    "blocking_work.py": [], "file_transfer.py": ["--file", __file__],
+                                    "kv_server.py": []}
 EXAMPLE_SERVERS = {script: [PYTHON, f"examples/{script}", "--port", "0", *extra]
                    for script, extra in EXTRA_ARGS.items()}
 

@@ -27,6 +27,7 @@ EXCHANGE = {
     "chat.py": (b"", b"* welcome"),
     "file_transfer.py": (b"", str(Path(__file__).stat().st_size).encode()),
     "blocking_work.py": (b"1 ping\n", b"1 pong"),
+    "kv_server.py": (b"\0\0\0\5GET k", b"\0\0\0\10NOTFOUND"),
 }
 
 
