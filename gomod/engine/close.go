@@ -105,11 +105,16 @@ func (w *worker) settle(c *Conn) {
 func (w *worker) finalize(c *Conn) {
 	c.mu.Lock()
 	c.freed = true
+	c.finalErr = c.closeErr
+	pool := c.pool
 	dropped := c.sendq.len()
 	c.sendq.reset()
 	paused := c.paused
 	c.paused = false
 	c.mu.Unlock()
+	if pool != nil {
+		pool.gone(c, c.closeErr)
+	}
 	w.cancelTimers(c)
 	if c.byName != nil {
 		c.byName.endLookup() // a lookup still running has nobody to tell

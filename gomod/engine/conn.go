@@ -58,6 +58,9 @@ type Conn struct {
 	timers      []*Timer // pending CallLater timers (timer.go)
 	local       netip.AddrPort
 	framing     Framing // what SendFrame uses (framing_conn.go)
+	pool        *Pool   // the Pool that adopted it, nil: none (pool.go)
+	opened      bool    // connected (outbound) or accepted: for a Pool adopting it late
+	finalErr    error   // closeErr, once freed: for a Pool adopting it late
 
 	// Owned by the worker: no lock.
 	state       connState

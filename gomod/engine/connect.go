@@ -139,8 +139,12 @@ func (w *worker) connected(c *Conn) {
 	// event has let the connection go (pollers.go).
 	w.rearm = append(w.rearm, c)
 	c.mu.Lock()
-	req := c.req
+	req, pool := c.req, c.pool
+	c.opened = true
 	c.mu.Unlock()
+	if pool != nil {
+		pool.connected(c)
+	}
 	if req == closeGraceful {
 		w.closeGracefully(c)
 	} else {
