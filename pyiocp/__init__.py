@@ -18,6 +18,7 @@ from . import _pyiocp, errors
 from ._handler import Handler
 from ._listener import Listener
 from ._manager import Completion, SocketManager
+from ._pool import ConnectionPool
 from ._pyiocp import Connection, Timer, backends
 from ._framing import LengthPrefixed, Lines
 from ._sockopts import KeepAlive
@@ -32,6 +33,7 @@ __all__ = [
     "Completion",
     "Connection",
     "ConnectionClosed",
+    "ConnectionPool",
     "Error",
     "Handler",
     "KeepAlive",

@@ -11,6 +11,7 @@ def test_public_names() -> None:
         "Completion",
         "Connection",
         "ConnectionClosed",
+        "ConnectionPool",
         "Error",
         "Handler",
         "KeepAlive",

@@ -286,6 +286,7 @@ static PyMethodDef Engine_methods[] = {
     {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, sockopts, framing) -> (handle, port)"},
     {"close_listener", (PyCFunction)Engine_close_listener, METH_O, "close_listener(handle)"},
     {"listener_waiting", (PyCFunction)Engine_listener_waiting, METH_O, "listener_waiting(handle) -> bool: connections wait, no worker has the listener"},
+    {"pool_new", (PyCFunction)Engine_pool_new, METH_VARARGS, "pool_new(size, idle_ns) -> Pool (pool.c)"},
     {"connect", (PyCFunction)Engine_connect, METH_VARARGS,
      "connect(host, port, timeout_ns, sockopts, framing) -> Connection: a name is resolved off this thread"},
     {"run_worker", (PyCFunction)Engine_run_worker, METH_VARARGS, "run_worker(index, is_main): dispatch until the worker quits"},

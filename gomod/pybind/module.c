@@ -61,6 +61,7 @@ PyMODINIT_FUNC PyInit__pyiocp(void)
     PyObject *m;
     clock_init();
     if (PyType_Ready(&EngineType) < 0 || PyType_Ready(&ConnType) < 0 || PyType_Ready(&TimerType) < 0 ||
+        PyType_Ready(&PoolType) < 0 ||
         timer_init() < 0)
         return NULL;
     for (int k = 0; k < NKINDS; k++)

@@ -129,6 +129,9 @@ PyObject *Conn_set_idle_timeout(ConnObject *self, PyObject *arg);
 int framing_from(PyObject *obj, pyiocp_framing *f);
 PyObject *Conn_set_framing(ConnObject *self, PyObject *obj);
 PyObject *Conn_send_frame(ConnObject *self, PyObject *data);
+/* pool.c */
+extern PyTypeObject PoolType;
+PyObject *Engine_pool_new(EngineObject *self, PyObject *args);
 /* dispatch.c */
 extern const char *const cb_names[NKINDS];
 void report(EngineObject *e, const char *msg, PyObject *exc);

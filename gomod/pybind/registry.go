@@ -21,6 +21,7 @@ type entry struct {
 	lmu       sync.Mutex
 	listeners map[int64]*engine.Listener
 	nextL     int64
+	pools     map[int64]*engine.Pool // by handle (pool.go), under lmu as the listeners
 
 	logmu   sync.Mutex
 	logs    []string
