@@ -52,6 +52,12 @@ SCENARIOS: List[Tuple[str, str, str, str, Tuple[str, ...]]] = [
      "No connection's timer runs after its `on_close`, and the one an hour away ends cancelled; every "
      "manager timer not cancelled runs exactly once, none that `cancel()` stopped runs; nothing is left "
      "behind.", (PY,)),
+    ("framing", "Framing under hostile peers",
+     "From 4 threads, peers of a `Lines` and a `LengthPrefixed` listener: good frames cut at random "
+     "places, lines and announced lengths over the limits, resets in the middle of a frame, garbage.",
+     "Every good frame is echoed whole; a frame over its limit ends its connection with `ProtocolError` "
+     "before the rest is sent; every connection closes exactly once, with nothing but `ProtocolError` or a "
+     "reset; nothing is left behind.", (PY,)),
     ("close_timeout", "Limit: `close_timeout` (a flood while closing)",
      "Peers flood the server and never read; the server closes each connection with 1 MiB of reply "
      "they cannot take.",
