@@ -5,6 +5,7 @@ callback on the main thread."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import subprocess
 import textwrap
@@ -80,6 +81,52 @@ SERVER_SCRIPT = textwrap.dedent("""
     finally:
         print("closed", mgr.closed, flush=True)
 """)
+
+
+class _InterruptOnce(logging.Handler):
+    """A log handler in which a Ctrl-C lands: its first record raises
+    KeyboardInterrupt, as the signal handler would mid-logging."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fired = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("where", ["slow batch warning", "on_error"])
+def test_ctrl_c_landing_in_pyiocps_logging_is_not_lost(backend: str, where: str) -> None:
+    """A KeyboardInterrupt raised while pyiocp logs on the main thread (a
+    slow batch's warning, a callback's exception) still stops
+    serve_forever: it was once swallowed as an unraisable exception, and
+    the server ran on after Ctrl-C."""
+
+    class H(Recorder):
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
+            super().on_recv(conn, data)
+            time.sleep(0.01)  # over slow_callback_warning
+            if where == "on_error":
+                raise ValueError("logged by on_error")
+
+    log = logging.getLogger("pyiocp")
+    catcher = _InterruptOnce()
+    log.addHandler(catcher)
+    mgr = pyiocp.SocketManager(H(), backend=backend, slow_callback_warning=0.001)
+    lst = mgr.listen("127.0.0.1", 0)
+    s = client(lst.address)
+    try:
+        threading.Timer(0.05, s.sendall, args=(b"x",)).start()
+        with pytest.raises(KeyboardInterrupt):
+            mgr.serve_forever()
+        assert catcher.fired and mgr.closed
+    finally:
+        log.removeHandler(catcher)
+        s.close()
+        mgr.close()
+
 
 
 @pytest.mark.linux  # Windows cannot send a child SIGINT (Ctrl-C needs a shared console)

@@ -8,10 +8,23 @@ const char *const cb_names[NKINDS] = {
     "timer", /* not the handler's: a call_later callback */
 };
 
+/* A Ctrl-C that lands while pyiocp's own code runs Python (logging, a
+ * failing on_error) must not be lost in it: the KeyboardInterrupt is
+ * dropped there and SIGINT tripped again, so the main thread's loop (or
+ * poll()) raises it at its next signal check. Reports whether it was one. */
+static int interrupt_again(void)
+{
+    if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+        return 0;
+    PyErr_Clear();
+    PyErr_SetInterrupt();
+    return 1;
+}
+
 void report(EngineObject *e, const char *msg, PyObject *exc)
 {
     PyObject *r = PyObject_CallFunction(e->report, "sO", msg, exc ? exc : Py_None);
-    if (!r)
+    if (!r && !interrupt_again())
         PyErr_WriteUnraisable(e->report);
     Py_XDECREF(r);
 }
@@ -37,7 +50,7 @@ static void callback_failed(EngineObject *e, PyObject *conn, loop_state *ls)
         PyObject *r = PyObject_CallFunctionObjArgs(e->on_error, conn ? conn : Py_None, value, NULL);
         if (r) {
             Py_DECREF(r);
-        } else {
+        } else if (!interrupt_again()) {
             PyObject *t2, *v2, *tb2;
             PyErr_Fetch(&t2, &v2, &tb2);
             PyErr_NormalizeException(&t2, &v2, &tb2);
