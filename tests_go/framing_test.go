@@ -204,3 +204,21 @@ func TestSetFramingInBatch(t *testing.T) {
 		}
 	})
 }
+
+// A FIN in the middle of a frame ends the connection with a ProtocolError,
+// after the frames before it are answered.
+func TestFramingEOFInAFrame(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		h, _, cli, srv := serveLines(t, backend)
+		cli.Write([]byte("ok\npart"))
+		cli.(*net.TCPConn).CloseWrite()
+		cli.SetReadDeadline(time.Now().Add(waitBound))
+		if back, _ := io.ReadAll(cli); string(back) != "ok\n" {
+			t.Fatalf("read %q, want the answer to ok", back)
+		}
+		var pe *engine.ProtocolError
+		if err := h.waitClosed(t, srv.ID()); !errors.As(err, &pe) {
+			t.Fatalf("closed with %v, want a ProtocolError", describe(err))
+		}
+	})
+}

@@ -259,3 +259,23 @@ def test_poll_mode_frames(iocp_manager: ManagerFactory, backend: str) -> None:
         while len(got) < 4:
             got += [c.data for c in mgr.poll(timeout=WAIT) if c.kind == "recv"]
     assert got == [b"one", b"two", b"", b"three"]
+
+
+@pytest.mark.parametrize("tail,error", [(b"", None), (b"part", "middle of a frame (4 bytes")])
+def test_the_peer_closing(iocp_manager: ManagerFactory, backend: str, tail: bytes, error: Optional[str]) -> None:
+    """A FIN between frames is a clean close; one in the middle of a frame
+    does not drop its bytes unseen: on_close gets a ProtocolError."""
+    rec = Frames()
+    mgr = iocp_manager(rec, backend=backend)
+    lst = mgr.listen("127.0.0.1", 0, framing=pyiocp.Lines())
+    with client(lst.address) as s:
+        s.sendall(b"whole\n" + tail)
+        s.shutdown(socket.SHUT_WR)
+        assert recv_until_eof(s) == b"whole\n"
+        err = rec.wait_closed(rec.first_conn().id)
+    assert rec.frames == [b"whole"]
+    if error is None:
+        assert err is None
+    else:
+        assert isinstance(err, pyiocp.ProtocolError) and error in str(err), err
+

@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/pyiocp/pyiocp/gomod/internal/poller"
+import (
+	"fmt"
+
+	"github.com/pyiocp/pyiocp/gomod/internal/poller"
+)
 
 // WithFraming splits the incoming bytes of every connection the listener
 // accepts with f (see Framing).
@@ -77,11 +81,23 @@ func (c *Conn) SendFrame(payload []byte) error {
 		return &OptionError{"framing", nil, "send_frame needs a framing (set one with listen or connect, or set_framing)"}
 	}
 	var hdr [8]byte
-	before, after, err := f.encode(payload, &hdr)
+	before, after, err := encodeFrame(f, payload, &hdr)
 	if err != nil {
 		return err
 	}
 	return c.sendParts(before, payload, after)
+}
+
+// encodeFrame is f.encode called on the concrete type: through the
+// interface hdr would escape, and every frame sent would allocate.
+func encodeFrame(f Framing, payload []byte, hdr *[8]byte) ([]byte, []byte, error) {
+	switch f := f.(type) {
+	case *Lines:
+		return f.encode(payload, hdr)
+	case *LengthPrefixed:
+		return f.encode(payload, hdr)
+	}
+	return nil, nil, nil
 }
 
 // reframe applies a new framing on c's worker: what was received and not
@@ -151,7 +167,9 @@ func (w *worker) uncut(c *Conn, from int, q *byteQueue) {
 // case a new framing comes first.
 func (w *worker) feed(c *Conn, d []byte) bool {
 	w.sink.c = c
-	rest, err := c.fr.feed(d, w.m.opts.recvLimit-c.held.len(), &w.sink)
+	// A frame must fit in recv_buffer_limit by itself; bytes held behind it
+	// (read while paused) were within the limit when they came.
+	rest, err := c.fr.feed(d, w.m.opts.recvLimit, &w.sink)
 	w.sink.c = nil
 	if err == nil {
 		return true
@@ -162,6 +180,18 @@ func (w *worker) feed(c *Conn, d []byte) bool {
 	q.appendQueue(&c.held)
 	c.held = q
 	return false
+}
+
+// endsInFrame reports whether the peer's FIN came in the middle of a
+// frame: then the bytes of that frame are not dropped unseen, the
+// connection closes (next round, the frames before answered) with a
+// ProtocolError saying so.
+func (w *worker) endsInFrame(c *Conn) bool {
+	if c.fr == nil || c.fr.held() == 0 {
+		return false
+	}
+	c.frameErr = &ProtocolError{fmt.Sprintf("the peer closed in the middle of a frame (%d bytes of it came)", c.fr.held())}
+	return true
 }
 
 // frameSink of a worker: frames become EventRecv events of conn c.

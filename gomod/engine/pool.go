@@ -283,8 +283,14 @@ func (p *Pool) forget(c *Conn) {
 	delete(p.byID, c.id)
 }
 
-// toFree makes c idle and arms the expiry. Called with p.mu held.
+// toFree makes c idle and arms the expiry; in a closed pool it closes c
+// instead. Called with p.mu held.
 func (p *Pool) toFree(c *Conn, pc *pooled) {
+	if p.closed {
+		pc.idle = false
+		c.Close() // its close takes it out of the pool (gone)
+		return
+	}
 	pc.idleSince = time.Now()
 	p.free = append(p.free, c)
 	p.changedLocked()

@@ -128,6 +128,10 @@ func (w *worker) deliverHeld() {
 			}
 		}
 		if c.eof && !c.eofTold {
+			if w.endsInFrame(c) {
+				keep = append(keep, c) // to close it next round
+				continue
+			}
 			w.eofReached(c)
 		}
 		w.postRecv(c)
@@ -144,6 +148,10 @@ func (w *worker) peerEOF(c *Conn) {
 	}
 	if c.held.len() > 0 || c.isPaused() {
 		return // told after the held data, on resume
+	}
+	if w.endsInFrame(c) {
+		w.resume = append(w.resume, c) // to close it next round
+		return
 	}
 	w.eofReached(c)
 }

@@ -79,6 +79,11 @@ PyObject *Conn_send_frame(ConnObject *self, PyObject *data)
     Py_buffer view;
     pyiocp_error err = {0};
     int rc;
+    if (PyBytes_CheckExact(data)) { /* the usual case, without the buffer protocol */
+        rc = pyiocpSendFrame(self->engine->h, self->slot, self->id, PyBytes_AS_STRING(data),
+                             (size_t)PyBytes_GET_SIZE(data), &err);
+        return rc == PYIOCP_OK ? (Py_INCREF(Py_None), Py_None) : raise_code(rc, &err);
+    }
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return NULL;
     rc = pyiocpSendFrame(self->engine->h, self->slot, self->id, view.buf, (size_t)view.len, &err);
