@@ -296,13 +296,16 @@ class SocketManager:
         worker and its claim is released, so close() does not wait for it."""
         done = self._claim(worker)
         gate = _StartGate()
+        t = threading.Thread(target=self._run, args=(worker, done, gate),
+                             name=f"pyiocp-worker-{worker}", daemon=True)
         try:
-            t = threading.Thread(target=self._run, args=(worker, done, gate),
-                                 name=f"pyiocp-worker-{worker}", daemon=True)
             t.start()
         except BaseException:
             if gate.abandon():
                 done.set()
+                # The thread may still be starting: a daemon thread left
+                # starting while the interpreter finalizes crashes it.
+                _threads.settle_start(t)
             raise
         self._threads.append(t)
 

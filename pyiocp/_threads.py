@@ -124,6 +124,25 @@ class _SigtermCatcher:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def settle_start(t: threading.Thread, timeout: float = 2.0) -> None:
+    """Waits for t, whose start() a Ctrl-C interrupted and whose gate was
+    abandoned, to have started and returned (at once). A daemon thread
+    still starting when the process exits makes the interpreter crash as
+    it finalizes (the new thread binds a freed thread state). A thread
+    that start() never got to launch is neither running nor in
+    threading's list of threads being launched: nothing to wait for."""
+    launching = getattr(threading, "_limbo", {})
+    if t.ident is None and t not in launching:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            t.join(max(0.0, deadline - time.monotonic()))
+            return
+        except RuntimeError:  # not started yet, or never will be
+            time.sleep(0.001)
+
+
 class _StartGate:
     """Decides, once, between a worker thread that begins and a spawn that
     was interrupted and gives the worker up: never both."""
