@@ -114,6 +114,9 @@ def test_ctrl_c_landing_in_pyiocps_logging_is_not_lost(backend: str, where: str)
     log = logging.getLogger("pyiocp")
     catcher = _InterruptOnce()
     log.addHandler(catcher)
+    # As in a terminal: a shell's background job (CI) starts with SIGINT
+    # ignored, and then there is no Ctrl-C to lose or to raise again.
+    old_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     mgr = pyiocp.SocketManager(H(), backend=backend, slow_callback_warning=0.001)
     lst = mgr.listen("127.0.0.1", 0)
     s = client(lst.address)
@@ -123,6 +126,7 @@ def test_ctrl_c_landing_in_pyiocps_logging_is_not_lost(backend: str, where: str)
             mgr.serve_forever()
         assert catcher.fired and mgr.closed
     finally:
+        signal.signal(signal.SIGINT, old_sigint)
         log.removeHandler(catcher)
         s.close()
         mgr.close()
