@@ -27,7 +27,7 @@ from ._listener import Listener
 from ._pyiocp import Connection, Timer
 from ._framing import Framing, framing_arg
 from ._sockopts import KeepAlive, sockopts
-from ._threads import _PollerExit, _SigtermCatcher, _StartGate, _UnservedWatch, _wait_set
+from ._threads import _LostInterruptCatcher, _PollerExit, _SigtermCatcher, _StartGate, _UnservedWatch, _wait_set
 from .errors import ManagerClosed
 
 logger = logging.getLogger("pyiocp")
@@ -243,11 +243,13 @@ class SocketManager:
                 self._state = "running"
                 self._served = True
         sigterm = _SigtermCatcher(self._engine)
+        lost = _LostInterruptCatcher()
         try:
             self._serve(started)
             if sigterm.caught:
                 self.close()
         finally:
+            lost.restore()
             sigterm.restore()
 
     def _serve(self, started: bool) -> None:
@@ -294,11 +296,15 @@ class SocketManager:
         """Start a thread for the worker. If the start is interrupted
         (Ctrl-C) before the thread began, the thread will not drive the
         worker and its claim is released, so close() does not wait for it."""
-        done = self._claim(worker)
+        done = threading.Event()
         gate = _StartGate()
         t = threading.Thread(target=self._run, args=(worker, done, gate),
                              name=f"pyiocp-worker-{worker}", daemon=True)
         try:
+            # Claimed inside the try, in one step: a Ctrl-C lands before
+            # (close() drives the worker itself) or after (it is released
+            # below), never between a claim and its release.
+            self._driven[worker] = done
             t.start()
         except BaseException:
             if gate.abandon():

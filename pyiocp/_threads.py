@@ -6,6 +6,7 @@ start that Ctrl-C may interrupt."""
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -122,6 +123,40 @@ class _SigtermCatcher:
             self._installed = False
             if signal.getsignal(signal.SIGTERM) == self._handle:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class _LostInterruptCatcher:
+    """While serve_forever runs on the main thread: a KeyboardInterrupt that
+    Python swallowed as unraisable is raised again. A signal handler runs
+    between any two bytecodes of the main thread, also inside a weakref
+    callback or a __del__ that the garbage collector happens to run there
+    (threading's WeakSet of threads, for one); what it raises there is only
+    printed ("Exception ignored in ..."), and Ctrl-C or the application's
+    SIGTERM handler would leave the server running. The hook has the
+    serving loop raise it at its next check instead."""
+
+    def __init__(self) -> None:
+        self._installed = False
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = sys.unraisablehook
+        sys.unraisablehook = self._hook
+        self._installed = True
+
+    def _hook(self, unraisable: Any) -> None:
+        if (issubclass(unraisable.exc_type, KeyboardInterrupt)
+                and threading.current_thread() is threading.main_thread()):
+            # Noted in C, for the loop to raise: a signal tripped again here
+            # would have its handler run inside this hook, and be lost again.
+            _pyiocp.lost_interrupt()
+            return
+        self._previous(unraisable)
+
+    def restore(self) -> None:
+        if self._installed:
+            self._installed = False
+            if sys.unraisablehook == self._hook:
+                sys.unraisablehook = self._previous
 
 
 def settle_start(t: threading.Thread, timeout: float = 2.0) -> None:

@@ -8,9 +8,11 @@ import contextlib
 import logging
 import signal
 import subprocess
+import sys
 import textwrap
 import threading
 import time
+import weakref
 from typing import Any, Iterator, List, Tuple
 
 import pytest
@@ -97,6 +99,46 @@ class _InterruptOnce(logging.Handler):
             raise KeyboardInterrupt
 
 
+def test_ctrl_c_swallowed_as_unraisable_still_stops_serve_forever(backend: str) -> None:
+    """A signal handler's KeyboardInterrupt raised inside a weakref callback
+    (or a __del__) that the garbage collector runs on the main thread is
+    only printed by Python ("Exception ignored in"); while serve_forever
+    runs, it is raised again. Once, a chat server stopped with SIGTERM
+    (its handler raising KeyboardInterrupt) ran on this way."""
+
+    class Gone:
+        pass
+
+    def interrupted(ref: Any) -> None:
+        raise KeyboardInterrupt
+
+    class H(Recorder):
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
+            super().on_recv(conn, data)
+            obj = Gone()
+            ref = weakref.ref(obj, interrupted)
+            del obj  # the callback runs here; what it raises is unraisable
+            assert ref() is None
+
+    old_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
+    hook = sys.unraisablehook
+    mgr = pyiocp.SocketManager(H(), backend=backend)  # one worker: on_recv runs on this thread
+    lst = mgr.listen("127.0.0.1", 0)
+    s = client(lst.address)
+    sender = threading.Timer(0.05, s.sendall, args=(b"x",))
+    try:
+        sender.start()
+        with pytest.raises(KeyboardInterrupt):
+            mgr.serve_forever()
+        assert mgr.closed
+    finally:
+        sender.join()
+        signal.signal(signal.SIGINT, old_sigint)
+        s.close()
+        mgr.close()
+    assert sys.unraisablehook == hook  # put back
+
+
 @pytest.mark.parametrize("where", ["slow batch warning", "on_error"])
 def test_ctrl_c_landing_in_pyiocps_logging_is_not_lost(backend: str, where: str) -> None:
     """A KeyboardInterrupt raised while pyiocp logs on the main thread (a
@@ -120,12 +162,14 @@ def test_ctrl_c_landing_in_pyiocps_logging_is_not_lost(backend: str, where: str)
     mgr = pyiocp.SocketManager(H(), backend=backend, slow_callback_warning=0.001)
     lst = mgr.listen("127.0.0.1", 0)
     s = client(lst.address)
+    sender = threading.Timer(0.05, s.sendall, args=(b"x",))
     try:
-        threading.Timer(0.05, s.sendall, args=(b"x",)).start()
+        sender.start()
         with pytest.raises(KeyboardInterrupt):
             mgr.serve_forever()
         assert catcher.fired and mgr.closed
     finally:
+        sender.join()
         signal.signal(signal.SIGINT, old_sigint)
         log.removeHandler(catcher)
         s.close()

@@ -278,6 +278,11 @@ PyObject *run_loop(EngineObject *e, int worker, int is_main)
             break;
         if (is_main && PyErr_CheckSignals() < 0)
             break;
+        if (is_main && lost_interrupt) {
+            lost_interrupt = 0;
+            PyErr_SetNone(PyExc_KeyboardInterrupt);
+            break;
+        }
     }
     PyMem_Free(evs);
     Py_DECREF(e);

@@ -28,6 +28,20 @@ static PyObject *mod_go_allocations(PyObject *mod, PyObject *unused)
     return PyLong_FromLongLong((long long)pyiocpGoAllocations());
 }
 
+/* Set by lost_interrupt(), taken by the main thread's worker loop. Only
+ * the main thread, with the GIL, touches it. */
+int lost_interrupt;
+
+/* lost_interrupt(): called by pyiocp's unraisable hook for a
+ * KeyboardInterrupt Python swallowed (a signal handler that ran inside a
+ * weakref callback or __del__). No Python code runs after it in the hook
+ * that a re-tripped signal could be lost in again. */
+static PyObject *mod_lost_interrupt(PyObject *mod, PyObject *unused)
+{
+    lost_interrupt = 1;
+    Py_RETURN_NONE;
+}
+
 /* go_heap() -> int: bytes the Go heap holds live, after a collection that
  * also returns freed memory to the OS (memory tests). */
 static PyObject *mod_go_heap(PyObject *mod, PyObject *unused)
@@ -42,6 +56,8 @@ static PyObject *mod_go_heap(PyObject *mod, PyObject *unused)
 static PyMethodDef module_methods[] = {
     {"_init", mod_init, METH_O, "_init(errors_module): the exception classes to raise"},
     {"go_allocations", mod_go_allocations, METH_NOARGS, "go_allocations() -> objects the Go side has allocated"},
+    {"lost_interrupt", mod_lost_interrupt, METH_NOARGS,
+     "lost_interrupt(): a KeyboardInterrupt was swallowed on the main thread: serve_forever's loop raises one"},
     {"go_heap", mod_go_heap, METH_NOARGS, "go_heap() -> bytes live on the Go heap, after a collection"},
     {"backends", mod_backends, METH_NOARGS, "backends() -> the backends that work here, preferred first"},
     {"bench_start", bench_start, METH_VARARGS, "bench_start(addr, conns, size, depth, duration_ns, warmup_ns) -> handle"},

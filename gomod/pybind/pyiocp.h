@@ -85,6 +85,7 @@ typedef struct {
 } loop_state;
 
 /* module.c */
+extern int lost_interrupt; /* a KeyboardInterrupt swallowed on the main thread (lost_interrupt()) */
 extern PyObject *kind_names[NKINDS];
 
 /* engine.c, connection.c, timer.c */
