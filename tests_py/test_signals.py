@@ -99,6 +99,29 @@ class _InterruptOnce(logging.Handler):
             raise KeyboardInterrupt
 
 
+def _interrupted_serve_forever(handler: pyiocp.Handler, backend: str, **options: Any) -> None:
+    """serve_forever on this thread, a client sending one byte 50 ms in:
+    it must end with KeyboardInterrupt, the manager closed. SIGINT gets
+    Python's handler meanwhile, as in a terminal: a shell's background job
+    (CI) starts with SIGINT ignored, and then there is no Ctrl-C to lose
+    or to raise again."""
+    old_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mgr = pyiocp.SocketManager(handler, backend=backend, **options)
+    lst = mgr.listen("127.0.0.1", 0)
+    s = client(lst.address)
+    sender = threading.Timer(0.05, s.sendall, args=(b"x",))
+    try:
+        sender.start()
+        with pytest.raises(KeyboardInterrupt):
+            mgr.serve_forever()
+        assert mgr.closed
+    finally:
+        sender.join()
+        signal.signal(signal.SIGINT, old_sigint)
+        s.close()
+        mgr.close()
+
+
 def test_ctrl_c_swallowed_as_unraisable_still_stops_serve_forever(backend: str) -> None:
     """A signal handler's KeyboardInterrupt raised inside a weakref callback
     (or a __del__) that the garbage collector runs on the main thread is
@@ -120,22 +143,8 @@ def test_ctrl_c_swallowed_as_unraisable_still_stops_serve_forever(backend: str) 
             del obj  # the callback runs here; what it raises is unraisable
             assert ref() is None
 
-    old_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     hook = sys.unraisablehook
-    mgr = pyiocp.SocketManager(H(), backend=backend)  # one worker: on_recv runs on this thread
-    lst = mgr.listen("127.0.0.1", 0)
-    s = client(lst.address)
-    sender = threading.Timer(0.05, s.sendall, args=(b"x",))
-    try:
-        sender.start()
-        with pytest.raises(KeyboardInterrupt):
-            mgr.serve_forever()
-        assert mgr.closed
-    finally:
-        sender.join()
-        signal.signal(signal.SIGINT, old_sigint)
-        s.close()
-        mgr.close()
+    _interrupted_serve_forever(H(), backend)  # one worker: on_recv runs on this thread
     assert sys.unraisablehook == hook  # put back
 
 
@@ -156,24 +165,11 @@ def test_ctrl_c_landing_in_pyiocps_logging_is_not_lost(backend: str, where: str)
     log = logging.getLogger("pyiocp")
     catcher = _InterruptOnce()
     log.addHandler(catcher)
-    # As in a terminal: a shell's background job (CI) starts with SIGINT
-    # ignored, and then there is no Ctrl-C to lose or to raise again.
-    old_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
-    mgr = pyiocp.SocketManager(H(), backend=backend, slow_callback_warning=0.001)
-    lst = mgr.listen("127.0.0.1", 0)
-    s = client(lst.address)
-    sender = threading.Timer(0.05, s.sendall, args=(b"x",))
     try:
-        sender.start()
-        with pytest.raises(KeyboardInterrupt):
-            mgr.serve_forever()
-        assert catcher.fired and mgr.closed
+        _interrupted_serve_forever(H(), backend, slow_callback_warning=0.001)
     finally:
-        sender.join()
-        signal.signal(signal.SIGINT, old_sigint)
         log.removeHandler(catcher)
-        s.close()
-        mgr.close()
+    assert catcher.fired
 
 
 
