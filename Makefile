@@ -198,10 +198,9 @@ test-windows-go: windows-deps
 # of the package in WIN_PKG, with the metadata an install writes beside it
 # (its entry points: the pytest plugin). setup.py, run by the Windows CPython
 # under Wine, gives the cgo flags of its Windows branch (that interpreter's
-# headers and python3XY.dll), whose Z:\ paths are made Linux ones again (and
-# its \r\n line ends \n).
+# headers and python3XY.dll): .ci/wine/cgo-env asks it, checks each answer
+# and makes its Z:\ paths Linux ones.
 WIN_PKG := build/windows/pkg
-unwine := sed -e 's|\r$$||' -e 's|Z:\\|/|g' -e 's|\\|/|g'
 
 windows-extension: $(VENV_STAMP) windows-deps
 	rm -rf $(WIN_PKG) && mkdir -p $(WIN_PKG)
@@ -209,11 +208,8 @@ windows-extension: $(VENV_STAMP) windows-deps
 	find $(WIN_PKG) -name __pycache__ -prune -exec rm -rf {} +
 	rm -f $(WIN_PKG)/pyiocp/_pyiocp*.so $(WIN_PKG)/pyiocp/_pyiocp*.h
 	$(PY) setup.py -q dist_info --output-dir $(WIN_PKG)
-	@set -e; py=.ci/wine/python; \
-	  ext=$$($$py -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' | $(unwine)); \
-	  cflags=$$($$py setup.py --print-cgo-env CGO_CFLAGS | $(unwine)); \
-	  ldflags=$$($$py setup.py --print-cgo-env CGO_LDFLAGS | $(unwine)); \
-	  goflags=$$($$py setup.py --print-cgo-env GOFLAGS | $(unwine)); \
+	@set -e; q=.ci/wine/cgo-env; \
+	  ext=$$($$q EXT_SUFFIX); cflags=$$($$q CGO_CFLAGS); ldflags=$$($$q CGO_LDFLAGS); goflags=$$($$q GOFLAGS); \
 	  echo "CGO_CFLAGS='$$cflags' CGO_LDFLAGS='$$ldflags' GOFLAGS='$$goflags'"; \
 	  GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc \
 	  CGO_CFLAGS="$$cflags" CGO_LDFLAGS="$$ldflags" GOFLAGS="$$goflags" \
