@@ -21,17 +21,14 @@ connection is answered at once even while every pool thread sleeps.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import hashlib
 import logging
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from types import FrameType
 from typing import List, Optional
 
 import pyiocp
+from _serving import arguments, serve, stop_on_signals
 
 log = logging.getLogger("pyiocp.examples.blocking_work")
 
@@ -96,29 +93,17 @@ def _is_seconds(text: str) -> bool:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=7090)
-    ap.add_argument("--workers", type=int, default=1, help="I/O worker threads")
-    ap.add_argument("--backend", default="auto", help="auto, or a backend such as epoll or io_uring")
+    ap = arguments(__doc__, port=7090)
     ap.add_argument("--pool", type=int, default=8, help="threads doing the blocking work")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
-
-    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_on_signals()
     # The pool outlives the manager: on the way out the manager closes first
     # (replies still being computed then find their connection closed), then
     # the pool drops the jobs not started and waits for the running ones.
     with ThreadPoolExecutor(args.pool, thread_name_prefix="job") as pool:
         mgr = pyiocp.SocketManager(Jobs(pool), workers=args.workers, backend=args.backend)
-        with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
-            host, port = mgr.listen(args.host, args.port).address
-            print(f"blocking_work: listening on {host}:{port}", flush=True)
-            mgr.serve_forever()
+        serve(mgr, "blocking_work", args.host, args.port)
         pool.shutdown(cancel_futures=True)
 
 

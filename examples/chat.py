@@ -30,17 +30,14 @@ everyone's messages in memory.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import itertools
 import logging
 import re
-import signal
 import threading
-from types import FrameType
 from typing import Dict, List, Optional
 
 import pyiocp
+from _serving import arguments, serve, stop_on_signals
 
 log = logging.getLogger("pyiocp.examples.chat")
 
@@ -131,27 +128,15 @@ class Chat(pyiocp.Handler):
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=7070)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--backend", default="auto", help="auto, or a backend such as epoll or io_uring")
+    ap = arguments(__doc__, port=7070, workers=2)
     ap.add_argument("--send-buffer-limit", type=int, default=1 << 20,
                     help="bytes queued for one member before it is dropped as a non-reader")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
-
-    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_on_signals()
     mgr = pyiocp.SocketManager(Chat(), workers=args.workers, backend=args.backend,
                                send_buffer_limit=args.send_buffer_limit)
-    with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
-        host, port = mgr.listen(args.host, args.port, framing=pyiocp.Lines(max_line=MAX_LINE)).address
-        print(f"chat: listening on {host}:{port}", flush=True)
-        mgr.serve_forever()
+    serve(mgr, "chat", args.host, args.port, framing=pyiocp.Lines(max_line=MAX_LINE))
 
 
 if __name__ == "__main__":

@@ -13,13 +13,10 @@ so TCP slows the peer down and memory stays bounded.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import signal
-from types import FrameType
 from typing import List, Optional
 
 import pyiocp
+from _serving import arguments, serve, stop_on_signals
 
 
 class Echo(pyiocp.Handler):
@@ -41,27 +38,10 @@ class Echo(pyiocp.Handler):
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=7007)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--backend", default="auto", help="auto, or a backend such as epoll or io_uring")
-    args = ap.parse_args(argv)
-
-    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
-        raise KeyboardInterrupt
-
-    # SIGTERM stops it like Ctrl-C (serve_forever would handle it too, but
-    # only once it runs: this handler also covers a SIGTERM right after the
-    # "listening" line); so does SIGINT even when the shell started it in
-    # the background with SIGINT ignored.
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    args = arguments(__doc__, port=7007).parse_args(argv)
+    stop_on_signals()
     mgr = pyiocp.SocketManager(Echo(), workers=args.workers, backend=args.backend)
-    with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
-        host, port = mgr.listen(args.host, args.port).address
-        print(f"echo: listening on {host}:{port}", flush=True)
-        mgr.serve_forever()
+    serve(mgr, "echo", args.host, args.port)
 
 
 if __name__ == "__main__":

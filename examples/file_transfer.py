@@ -18,15 +18,12 @@ bytes in memory, however slow its client.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import hashlib
 import os
-import signal
-from types import FrameType
 from typing import List, Optional
 
 import pyiocp
+from _serving import arguments, serve, stop_on_signals
 
 CHUNK = 256 << 10
 
@@ -82,12 +79,8 @@ class FileSender(pyiocp.Handler):
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = arguments(__doc__, port=7080)
     ap.add_argument("--file", required=True, help="the file to send")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=7080)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--backend", default="auto", help="auto, or a backend such as epoll or io_uring")
     ap.add_argument("--chunk", type=int, default=CHUNK, help="bytes read from the file at a time")
     ap.add_argument("--send-buffer-limit", type=int, default=1 << 20, help="bytes buffered per connection")
     args = ap.parse_args(argv)
@@ -95,19 +88,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         ap.error("--chunk must be between 1 and --send-buffer-limit")
     if not os.path.isfile(args.file):
         ap.error(f"{args.file}: not a file")
-
-    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_on_signals()
     handler = FileSender(args.file, args.chunk)
     mgr = pyiocp.SocketManager(handler, workers=args.workers, backend=args.backend,
                                send_buffer_limit=args.send_buffer_limit)
-    with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
-        host, port = mgr.listen(args.host, args.port).address
-        print(f"file_transfer: listening on {host}:{port}", flush=True)
-        mgr.serve_forever()
+    serve(mgr, "file_transfer", args.host, args.port)
 
 
 if __name__ == "__main__":

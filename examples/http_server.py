@@ -30,14 +30,11 @@ How it stays correct with any client:
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import logging
-import signal
-from types import FrameType
 from typing import Dict, List, Optional, Tuple
 
 import pyiocp
+from _serving import arguments, serve, stop_on_signals
 
 log = logging.getLogger("pyiocp.examples.http")
 
@@ -226,24 +223,11 @@ class Http(pyiocp.Handler):
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8080)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--backend", default="auto", help="auto, or a backend such as epoll or io_uring")
-    args = ap.parse_args(argv)
+    args = arguments(__doc__, port=8080).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
-
-    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_on_signals()
     mgr = pyiocp.SocketManager(Http(), workers=args.workers, backend=args.backend)
-    with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
-        host, port = mgr.listen(args.host, args.port).address
-        print(f"http_server: listening on {host}:{port}", flush=True)
-        mgr.serve_forever()
+    serve(mgr, "http_server", args.host, args.port)
 
 
 if __name__ == "__main__":

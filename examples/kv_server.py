@@ -23,14 +23,12 @@ connection closes, so no lock and no cleanup is needed.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import signal
 import threading
-from types import FrameType
 from typing import Dict, List, Optional
 
 import pyiocp
+from _serving import arguments, serve, stop_on_signals
 
 MAX_KEY = 250
 MAX_VALUE = 1 << 20
@@ -89,26 +87,13 @@ class KV(pyiocp.Handler):
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=7080)
-    ap.add_argument("--workers", type=int, default=2)
+    ap = arguments(__doc__, port=7080, workers=2)
     ap.add_argument("--idle", type=float, default=30.0, help="seconds a client may stay silent")
-    ap.add_argument("--backend", default="auto", help="auto, or a backend such as epoll or io_uring")
     args = ap.parse_args(argv)
-
-    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    framing = pyiocp.LengthPrefixed(max_size=MAX_KEY + MAX_VALUE + 16)
+    stop_on_signals()
     mgr = pyiocp.SocketManager(KV(args.idle), workers=args.workers, backend=args.backend,
                                recv_buffer_limit=2 * MAX_VALUE)
-    with mgr, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it quietly
-        host, port = mgr.listen(args.host, args.port, framing=framing).address
-        print(f"kv_server: listening on {host}:{port}", flush=True)
-        mgr.serve_forever()
+    serve(mgr, "kv_server", args.host, args.port, framing=pyiocp.LengthPrefixed(max_size=MAX_KEY + MAX_VALUE + 16))
 
 
 if __name__ == "__main__":

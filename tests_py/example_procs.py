@@ -4,6 +4,7 @@ subprocess that prints ``listening on HOST:PORT``, stopped with a signal."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import signal
 import subprocess
@@ -16,6 +17,10 @@ import pytest
 from iocp_helpers import PYTHON, REPO
 
 EXAMPLES = REPO / "examples"
+# The examples import their sibling _serving.py through the script's
+# directory on sys.path, which PYTHONSAFEPATH leaves out (the Windows
+# harness sets it, to keep the source tree's pyiocp off the path).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
 
 
 class Server:
@@ -54,7 +59,7 @@ def running(argv: List[str], *, extra_lines: int = 0, stop_signal: int = signal.
     ``listening on HOST:PORT`` line (and extra_lines more), yield it; at
     the end stop it with stop_signal and require exit code 0."""
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([PYTHON, *argv], stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen([PYTHON, *argv], stdout=subprocess.PIPE, stderr=err, text=True, env=ENV)
         assert proc.stdout is not None
         try:
             line = proc.stdout.readline()

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from example_procs import EXAMPLES, example, running
+from example_procs import ENV, EXAMPLES, example, running
 from iocp_helpers import PYTHON, unexpected_stderr
 from pyiocp.testing import Client
 
 EXTRA = {"file_transfer.py": ["--file", __file__]}
-NAMES = sorted(p.name for p in EXAMPLES.glob("*.py"))
+NAMES = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
 
 # A request each example answers, and the start of its answer: made before
 # the signal, so that the server is serving (its workers running). A
@@ -37,7 +37,8 @@ def test_every_example_is_here() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_help(name: str) -> None:
-    r = subprocess.run([PYTHON, str(EXAMPLES / name), "--help"], capture_output=True, text=True, timeout=20)
+    r = subprocess.run([PYTHON, str(EXAMPLES / name), "--help"], capture_output=True, text=True, timeout=20,
+                       env=ENV)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("usage:") and "--port" in r.stdout and "--host" in r.stdout
 
