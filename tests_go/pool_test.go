@@ -50,6 +50,20 @@ func acquire(p *engine.Pool, m *engine.Manager, addr netip.AddrPort) (*engine.Co
 	}
 }
 
+// acquireN takes n connections from p, failing the test on an error.
+func acquireN(t *testing.T, p *engine.Pool, m *engine.Manager, addr netip.AddrPort, n int) []*engine.Conn {
+	t.Helper()
+	var got []*engine.Conn
+	for range n {
+		c, err := acquire(p, m, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, c)
+	}
+	return got
+}
+
 func poolSetup(t *testing.T, backend string, size int, idle time.Duration) (*engine.Pool, *engine.Manager, netip.AddrPort, *recorder) {
 	srv := newEchoRecorder()
 	_, addr := serve(t, srv, backend)
@@ -92,14 +106,7 @@ func TestPoolReusesConnections(t *testing.T) {
 func TestPoolDropsConnectionsThePeerCloses(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		p, m, addr, srv := poolSetup(t, backend, 3, 0)
-		var got []*engine.Conn
-		for range 3 {
-			c, err := acquire(p, m, addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, c)
-		}
+		got := acquireN(t, p, m, addr, 3)
 		for _, c := range got {
 			p.Release(c)
 		}
@@ -121,14 +128,7 @@ func TestPoolDropsConnectionsThePeerCloses(t *testing.T) {
 func TestPoolSizeUnderContention(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		p, m, addr, _ := poolSetup(t, backend, 4, 0)
-		var held []*engine.Conn
-		for range 4 {
-			c, err := acquire(p, m, addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			held = append(held, c)
-		}
+		held := acquireN(t, p, m, addr, 4)
 		fifth := make(chan *engine.Conn)
 		go func() {
 			c, _ := acquire(p, m, addr)

@@ -8,30 +8,22 @@ from __future__ import annotations
 import random
 import socket
 import struct
-from typing import Optional
 
 import pyiocp
-from test_faults_harness import Closes, ScenarioFactory, connect, reset_close, run_all, stat, wait_until
+from test_faults_harness import Echo, ScenarioFactory, connect, reset_close, run_all, stat, wait_until
 from test_faults_harness import scenario  # noqa: F401 - the fixture, for pytest to find
 
 MAX_LINE, MAX_SIZE = 1024, 4096
 
 
-class FrameEcho(pyiocp.Handler):
-    def __init__(self) -> None:
-        self.closes = Closes()
-
-    def on_accept(self, conn: pyiocp.Connection) -> None:
-        self.closes.open(conn)
+class FrameEcho(Echo):
+    """Echoes each frame as a frame."""
 
     def on_recv(self, conn: pyiocp.Connection, frame: bytes) -> None:
         try:
             conn.send_frame(frame)
         except pyiocp.ConnectionClosed:
             pass
-
-    def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
-        self.closes.close(conn, error)
 
 
 def _send_cut(s: socket.socket, data: bytes, rng: random.Random) -> None:

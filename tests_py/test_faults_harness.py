@@ -474,6 +474,28 @@ class Closes:
             assert not open_only, f"opened, never closed: {open_only}"
 
 
+class Echo(pyiocp.Handler):
+    """Echoes; keeps the on_close bookkeeping."""
+
+    def __init__(self) -> None:
+        self.closes = Closes()
+
+    def on_accept(self, conn: pyiocp.Connection) -> None:
+        self.closes.open(conn)
+
+    def on_connect(self, conn: pyiocp.Connection) -> None:
+        self.closes.open(conn)
+
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
+        try:
+            conn.send(data)
+        except pyiocp.ConnectionClosed:
+            pass  # closing: what still arrives is dropped
+
+    def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
+        self.closes.close(conn, error)
+
+
 # ---------------------------------------------------------------- tests of the harness
 
 

@@ -15,34 +15,12 @@ from typing import List, Optional
 import pyiocp
 from iocp_helpers import SLOWDOWN
 from test_faults_harness import (
-    LOOPBACK, Address, Closes, ScenarioFactory, connect, mib, ms, payload, pick, recv_exactly, recv_until_eof,
+    LOOPBACK, Address, Echo, ScenarioFactory, connect, mib, ms, payload, pick, recv_exactly, recv_until_eof,
     reset_close, run_all, sha, stat, wait_until,
 )
 from test_faults_harness import scenario  # noqa: F401 - the fixture, for pytest to find
 from test_faults_limits import Hasher
 from test_faults_peers import Modal
-
-
-class Echo(pyiocp.Handler):
-    """Echoes; keeps the on_close bookkeeping."""
-
-    def __init__(self) -> None:
-        self.closes = Closes()
-
-    def on_accept(self, conn: pyiocp.Connection) -> None:
-        self.closes.open(conn)
-
-    def on_connect(self, conn: pyiocp.Connection) -> None:
-        self.closes.open(conn)
-
-    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
-        try:
-            conn.send(data)
-        except pyiocp.ConnectionClosed:
-            pass  # closing: what still arrives is dropped
-
-    def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
-        self.closes.close(conn, error)
 
 
 def test_fault_churn(scenario: ScenarioFactory) -> None:
