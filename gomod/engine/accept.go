@@ -97,6 +97,7 @@ func (w *worker) adopt(c *Conn) {
 	c.announced = true
 	c.openedAt = w.now
 	c.lastActive = w.now
+	w.learnLocal(c)
 	w.conns.push(c)
 	w.stats.accepted.Add(1)
 	w.emit(Event{Kind: EventAccept, Conn: c})
@@ -104,4 +105,20 @@ func (w *worker) adopt(c *Conn) {
 	// The first receive is posted next round, once whoever took this
 	// event has let the connection go (pollers.go).
 	w.rearm = append(w.rearm, c)
+}
+
+// learnLocal records the connection's own address before it is announced:
+// the listener's when it is a specific one, else the socket's. Done here,
+// on the worker, so that Local never makes a system call under c.mu (a
+// Python caller would wait for it holding the GIL).
+func (w *worker) learnLocal(c *Conn) {
+	var a netip.AddrPort
+	if c.listener != nil && !c.listener.addr.Addr().IsUnspecified() {
+		a = c.listener.addr
+	} else if got, err := poller.LocalAddr(c.fd); err == nil && got.Port() != 0 {
+		a = got
+	}
+	c.mu.Lock()
+	c.local = a
+	c.mu.Unlock()
 }

@@ -115,17 +115,12 @@ func (c *Conn) OpenedAt() time.Time { return c.m.epoch.Add(time.Duration(c.opene
 // being tried, valid to other goroutines once EventConnect came.
 func (c *Conn) Peer() netip.AddrPort { return c.peer }
 
-// Local is this end's address (known once accepted or connected).
+// Local is this end's address: known once accepted or connected, when the
+// worker records it (learnLocal), so that reading it makes no system call
+// under c.mu.
 func (c *Conn) Local() netip.AddrPort {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.local.IsValid() && !c.freed {
-		if c.listener != nil && !c.listener.addr.Addr().IsUnspecified() {
-			c.local = c.listener.addr
-		} else if a, err := poller.LocalAddr(c.fd); err == nil && a.Port() != 0 {
-			c.local = a // the socket is not closed while c.mu is held and c.freed unset
-		}
-	}
 	return c.local
 }
 

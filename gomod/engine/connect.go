@@ -132,6 +132,7 @@ func (w *worker) connected(c *Conn) {
 	c.state = stateOpen
 	c.connectBy = 0
 	c.lastActive = w.now
+	w.learnLocal(c)
 	w.stats.connected.Add(1)
 	w.emit(Event{Kind: EventConnect, Conn: c})
 	w.schedule(c)

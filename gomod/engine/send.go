@@ -7,6 +7,12 @@ import "github.com/pyiocp/pyiocp/gomod/internal/poller"
 // worker flushes what its handlers queued at the start of its next round,
 // so every send a batch made to a connection leaves in one write, and (in
 // Python) the write happens with the GIL released.
+//
+// c.mu is not held across the post (a write of up to a MiB on epoll and
+// IOCP): other threads' Send, Pending and Closed would wait for it, in
+// Python holding the GIL. The send slot is claimed first (c.sending), so
+// meanwhile a Send only appends (appending never moves queued bytes) and
+// asks for no flush; the loop below sees what it appended.
 func (w *worker) flush(c *Conn) {
 	c.mu.Lock()
 	c.flushQueued = false
@@ -17,16 +23,20 @@ func (w *worker) flush(c *Conn) {
 	var err error
 	for c.sendq.len() > 0 {
 		bufs := c.sendq.views(w.iov[:0], maxSendViews)
+		c.sending = true
+		c.mu.Unlock()
 		n, done, perr := w.p.PostSend(c.ref, bufs)
 		clear(bufs)
+		c.mu.Lock()
 		if perr != nil {
+			c.sending = false
 			err = perr
 			break
 		}
 		if !done {
-			c.sending = true
-			break
+			break // sendDone ends the claim
 		}
+		c.sending = false
 		w.sent(c, n)
 	}
 	shut := err == nil && c.writeShut && !c.shutDone && c.sendq.len() == 0 && !c.sending
