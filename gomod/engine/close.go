@@ -119,6 +119,7 @@ func (w *worker) finalize(c *Conn) {
 	if c.byName != nil {
 		c.byName.endLookup() // a lookup still running has nobody to tell
 	}
+	c.sockMu.Lock() // no socket option call is using the socket
 	switch {
 	case c.registered:
 		w.p.Release(c.ref, c.rst)
@@ -129,6 +130,7 @@ func (w *worker) finalize(c *Conn) {
 	default:
 		poller.CloseSock(c.fd)
 	}
+	c.sockMu.Unlock()
 	w.m.pendingSend.Add(-int64(dropped))
 	if paused {
 		w.m.pausedReading.Add(-1)

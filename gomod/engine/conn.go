@@ -46,6 +46,10 @@ type Conn struct {
 	// Context is the application's; the engine never touches it.
 	Context any
 
+	// sockMu is read-held by other threads' socket option calls, written by
+	// finalize around closing the socket (sockopt.go).
+	sockMu sync.RWMutex
+
 	mu          sync.Mutex // guards the fields up to the blank line
 	sendq       byteQueue
 	req         closeReq

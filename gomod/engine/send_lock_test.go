@@ -36,10 +36,10 @@ type openedConns struct {
 
 func (h *openedConns) OnOpen(c *Conn) { h.opened <- c }
 
-// TestNoConnectionLockAcrossASend: while the worker is inside a send,
-// other threads' Send, Pending, Closed and Local on that connection return
-// at once (in Python they hold the GIL while they wait), and every byte
-// still arrives, in order.
+// TestNoConnectionLockAcrossASend: while the worker is inside a send, other
+// threads' Send, Pending, Closed, Local and socket options on that
+// connection return at once (in Python they hold the GIL while they wait),
+// and every byte still arrives, in order.
 func TestNoConnectionLockAcrossASend(t *testing.T) {
 	for _, backend := range Backends() {
 		t.Run(backend, func(t *testing.T) {
@@ -80,6 +80,9 @@ func TestNoConnectionLockAcrossASend(t *testing.T) {
 				_ = c.Pending()
 				_ = c.Closed()
 				_ = c.Local()
+				if err == nil {
+					err = c.SetNoDelay(true)
+				}
 				done <- err
 			}()
 			select {
@@ -89,7 +92,7 @@ func TestNoConnectionLockAcrossASend(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				close(p.release)
-				t.Fatal("Send/Pending/Closed/Local waited for the worker's send")
+				t.Fatal("Send/Pending/Closed/Local/SetNoDelay waited for the worker's send")
 			}
 			close(p.release)
 			got := make([]byte, len(first)+len(second))

@@ -77,13 +77,17 @@ func (c *Conn) GetSockOpt(level, opt, n int) ([]byte, error) {
 	return out, err
 }
 
-// withSock runs f on the connection's socket unless it is closed. c.mu
-// keeps finalize from closing the socket (and the OS from giving its
-// number to another) meanwhile.
+// withSock runs f on the connection's socket unless it is closed. The
+// read lock on c.sockMu, not c.mu, is held across f's system call: it keeps
+// finalize from closing the socket (and the OS from giving its number to
+// another) meanwhile, and makes no Send or flush wait for it.
 func (c *Conn) withSock(f func(poller.Sock) error) error {
+	c.sockMu.RLock()
+	defer c.sockMu.RUnlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.freed {
+	freed := c.freed
+	c.mu.Unlock()
+	if freed {
 		return ErrClosed
 	}
 	return f(c.fd)
