@@ -94,6 +94,9 @@ func (w *worker) adopt(c *Conn) {
 	c.ref = ref
 	c.registered = true
 	c.state = stateOpen
+	c.mu.Lock()
+	c.opened = true
+	c.mu.Unlock()
 	c.announced = true
 	c.openedAt = w.now
 	c.lastActive = w.now

@@ -3,6 +3,7 @@ package engine
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pyiocp/pyiocp/gomod/internal/poller"
@@ -46,9 +47,12 @@ type Conn struct {
 	// Context is the application's; the engine never touches it.
 	Context any
 
-	// sockMu is read-held by other threads' socket option calls, written by
-	// finalize around closing the socket (sockopt.go).
+	// sockMu is read-held by other threads' socket option calls and SendNow
+	// writes, written by finalize around closing the socket (sockopt.go).
 	sockMu sync.RWMutex
+	// wroteAt is when SendNow last wrote (m.clock()): activity for the
+	// idle timeout, which the worker folds into lastActive (fire).
+	wroteAt atomic.Int64
 
 	mu          sync.Mutex // guards the fields up to the blank line
 	sendq       byteQueue
@@ -63,7 +67,7 @@ type Conn struct {
 	local       netip.AddrPort
 	framing     Framing // what SendFrame uses (framing_conn.go)
 	pool        *Pool   // the Pool that adopted it, nil: none (pool.go)
-	opened      bool    // connected (outbound) or accepted: for a Pool adopting it late
+	opened      bool    // connected (outbound) or accepted: for a Pool adopting it late, and SendNow
 	finalErr    error   // closeErr, once freed: for a Pool adopting it late
 
 	// Owned by the worker: no lock.

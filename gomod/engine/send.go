@@ -17,7 +17,11 @@ func (w *worker) flush(c *Conn) {
 	c.mu.Lock()
 	c.flushQueued = false
 	if c.sending || (c.state != stateOpen && c.state != stateClosing) {
+		sending := c.sending
 		c.mu.Unlock()
+		if !sending && c.state == stateCanceling {
+			w.settle(c) // a SendNow's write, which the cancel waited for, ended
+		}
 		return
 	}
 	var err error

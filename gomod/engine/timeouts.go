@@ -39,6 +39,9 @@ func (w *worker) fire(c *Conn) {
 	if c.state >= stateCanceling {
 		return
 	}
+	if t := c.wroteAt.Load(); t > c.lastActive {
+		c.lastActive = t // SendNow wrote, on another thread
+	}
 	if err := w.timedOut(c); err != nil {
 		w.stats.timedOut.Add(1)
 		w.abort(c, err, true)

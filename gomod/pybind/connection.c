@@ -15,17 +15,37 @@ static PyObject *conn_op(ConnObject *self, int op)
     Py_RETURN_NONE;
 }
 
+/* Whether a send from this thread is written at once, on this thread
+ * (engine.Conn.SendNow): with a handler, from any thread but one running a
+ * batch of this engine's callbacks. Those sends are left to their worker,
+ * which writes all a batch queued for a connection together at the start
+ * of its next round, with the GIL released. Poll mode leaves every send to
+ * the next poll(). */
+static int send_now(EngineObject *e)
+{
+    unsigned long ident;
+    if (!e->callbacks)
+        return 0;
+    ident = PyThread_get_thread_ident();
+    for (int w = 0; w < e->workers; w++) {
+        loop_state *d = e->dispatching[w];
+        if (d && d->ident == ident)
+            return 0;
+    }
+    return 1;
+}
+
 static PyObject *Conn_send(ConnObject *self, PyObject *data)
 {
     Py_buffer view;
-    int rc;
+    int rc, now = send_now(self->engine);
     if (PyBytes_CheckExact(data)) {
         rc = pyiocpSend(self->engine->h, self->slot, self->id, PyBytes_AS_STRING(data),
-                        (size_t)PyBytes_GET_SIZE(data));
+                        (size_t)PyBytes_GET_SIZE(data), now);
     } else {
         if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
             return NULL;
-        rc = pyiocpSend(self->engine->h, self->slot, self->id, view.buf, (size_t)view.len);
+        rc = pyiocpSend(self->engine->h, self->slot, self->id, view.buf, (size_t)view.len, now);
         PyBuffer_Release(&view);
     }
     if (rc != PYIOCP_OK)

@@ -32,6 +32,7 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
     /* With a handler each worker is run by one Python thread; in poll()
      * mode any thread may poll. */
     o.fixed_threads = handler != Py_None;
+    self->callbacks = handler != Py_None;
     if (handler != Py_None) {
         for (int k = 1; k < NKINDS; k++) {
             if (k == PYIOCP_EV_TIMER)

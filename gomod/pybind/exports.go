@@ -361,13 +361,20 @@ func pyiocpTakeLog(h C.int64_t, buf *C.char, n C.int) C.int {
 	return 1
 }
 
+// pyiocpSend queues (or, now set, writes at once: engine.Conn.SendNow) a
+// Connection.send.
+//
 //export pyiocpSend
-func pyiocpSend(h C.int64_t, slot C.uint32_t, id C.uint64_t, p *C.char, n C.size_t) C.int {
+func pyiocpSend(h C.int64_t, slot C.uint32_t, id C.uint64_t, p *C.char, n C.size_t, now C.int) C.int {
 	c := conn(h, slot, id)
 	if c == nil {
 		return C.PYIOCP_E_CLOSED
 	}
-	return setErr(nil, c.Send(unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))))
+	b := unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
+	if now != 0 {
+		return setErr(nil, c.SendNow(b))
+	}
+	return setErr(nil, c.Send(b))
 }
 
 // Connection operations for pyiocpConnOp.

@@ -62,7 +62,8 @@ struct EngineObject {
     uint32_t cap;
     int64_t slow_ns;      /* slow_callback_warning; 0: off */
     int coarse;           /* time it with the coarse clock (see mono_ns) */
-    void **dispatching;   /* by worker: the loop_state of the batch being dispatched, NULL: none (for set_framing) */
+    void **dispatching;   /* by worker: the loop_state of the batch being dispatched, NULL: none (for set_framing, send) */
+    int callbacks;        /* a handler: callback mode (else poll mode) */
 };
 
 typedef struct {
