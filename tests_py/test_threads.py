@@ -197,6 +197,40 @@ def test_reply_from_a_thread_pool(iocp_manager: ManagerFactory, backend: str) ->
         pool.shutdown(wait=True)
 
 
+@pytest.mark.linux  # iocp leaves every write to the worker (docs/design.md, "Sending")
+def test_a_send_from_another_thread_does_not_wait_for_its_worker(iocp_manager: ManagerFactory, backend: str) -> None:
+    """A send from a thread that runs no callbacks is written on that
+    thread: it leaves while the connection's only worker is held up in
+    another connection's callback (it used to wait for the worker)."""
+    gate = threading.Event()
+    blocked = threading.Event()
+
+    class H(Recorder):
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
+            super().on_recv(conn, data)
+            if data == b"block":
+                blocked.set()
+                gate.wait(60)
+
+    rec = H()
+    mgr = iocp_manager(rec, backend=backend, workers=1)
+    lst = mgr.listen("127.0.0.1", 0)
+    b = client(lst.address)  # accepted first: rec.first_conn()
+    c = client(lst.address)
+    try:
+        rec.wait_count("accept", 2)
+        c.sendall(b"block")
+        assert blocked.wait(10)
+        rec.first_conn().send(b"from this thread")
+        b.settimeout(10)  # well before the gate opens by itself
+        assert recv_exactly(b, 16) == b"from this thread"
+    finally:
+        gate.set()
+        b.close()
+        c.close()
+    rec.wait_all_closed(2)
+
+
 def test_start_twice_raises(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(Recorder(), backend=backend)
     with pytest.raises(RuntimeError):
