@@ -13,8 +13,8 @@ from typing import Dict, Optional, Tuple
 
 import pytest
 
-from example_procs import example, running
-from iocp_helpers import PYTHON, REPO
+from example_procs import ENV, EXAMPLES, example, running
+from iocp_helpers import PYTHON
 from pyiocp.testing import Client
 
 SIZE = 64 << 20
@@ -125,8 +125,8 @@ def test_clients_that_leave_early(big_file: Tuple[Path, str], backend: str) -> N
 
 
 def test_bad_arguments() -> None:
-    script = str(REPO / "examples" / "file_transfer.py")
+    script = str(EXAMPLES / "file_transfer.py")
     for args in (["--port", "0"], ["--file", __file__, "--chunk", "9", "--send-buffer-limit", "8"]):
-        r = subprocess.run([PYTHON, script, *args], capture_output=True, text=True, timeout=20)
+        r = subprocess.run([PYTHON, script, *args], capture_output=True, text=True, timeout=20, env=ENV)
         assert r.returncode == 2, (args, r.stderr)
         assert "error:" in r.stderr
