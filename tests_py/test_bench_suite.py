@@ -111,10 +111,10 @@ def test_quick_mode_shrinks_bulk_and_idle() -> None:
 @pytest.mark.timeout(240)
 def test_every_kind_of_scenario_runs_against_pyiocp_and_uvloop(tmp_path: Path) -> None:
     scenarios = ["echo-50x64", "pipelined-50x64-d16", "churn-50", "bulk-1GiB", "idle-10k", "http-50",
-                 "lines-50x64-d16", "length-50x64-d16"]
+                 "lines-50x64-d16", "length-50x64-d16", "pool-1x64"]
     argv = [sys.executable, "-m", "bench.suite", "--quick", "--reps", "1", "--duration", "1", "--warmup", "0.2",
             "--quiet-wait", "0", "--no-syscalls", "--out", str(tmp_path), "--only", "pyiocp io_uring",
-            "--only", "uvloop", "--only", "uvloop streams"]
+            "--only", "uvloop", "--only", "uvloop streams", "--only", report.INLINE]
     for name in scenarios:
         argv += ["--scenario", name]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=220,
@@ -123,7 +123,8 @@ def test_every_kind_of_scenario_runs_against_pyiocp_and_uvloop(tmp_path: Path) -
     res = json.loads((tmp_path / "results.json").read_text())
     for name in scenarios:
         framed = name.startswith(("lines", "length"))
-        for server in ("pyiocp io_uring", "uvloop") + (("uvloop streams",) if framed else ()):
+        extra = ("uvloop streams",) if framed else (report.INLINE,) if name.startswith("pool") else ()
+        for server in ("pyiocp io_uring", "uvloop") + extra:
             cells = res["results"][name][server]
             assert cells["errors"] == [], (name, server, cells["errors"])
             m = cells["median"]

@@ -1,13 +1,17 @@
 """The asyncio yardstick of the benchmarks: an asyncio Protocol echo server,
-on the default loop or on uvloop.
+on the default loop or on uvloop; with --pool each message goes through a
+thread pool first (run_in_executor), as blocking work would, and the reply
+is written back on the loop.
 
-    python bench/servers/aio_echo.py --loop asyncio|uvloop [--port 0]
+    python bench/servers/aio_echo.py --loop asyncio|uvloop [--port 0] [--pool]
 """
 
+import argparse
 import asyncio
-from typing import cast
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, cast
 
-from aio_main import run  # beside this file
+from aio_main import run_with  # beside this file
 
 
 class Echo(asyncio.Protocol):
@@ -18,5 +22,26 @@ class Echo(asyncio.Protocol):
         self.transport.write(data)
 
 
+POOL = ThreadPoolExecutor(4)
+
+
+def job(data: bytes) -> bytes:
+    return data
+
+
+class PoolEcho(Echo):
+    def data_received(self, data: bytes) -> None:
+        fut = asyncio.get_running_loop().run_in_executor(POOL, job, data)
+        fut.add_done_callback(lambda f: self.transport.write(f.result()))
+
+
+def options(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--pool", action="store_true", help="each message through a thread pool")
+
+
+def protocol(args: argparse.Namespace) -> Callable[[], asyncio.BaseProtocol]:
+    return PoolEcho if args.pool else Echo
+
+
 if __name__ == "__main__":
-    run("aio_echo", Echo)
+    run_with("aio_echo", options, protocol)

@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 YARDSTICK = "uvloop"
 PYIOCP = "pyiocp io_uring"  # what backend="auto" picks where io_uring works
+INLINE = "pyiocp io_uring, inline reply"  # the thread-pool rows' reference
 UNIT_RATE = {"msgs": "msgs/s", "conns": "conns/s", "MB": "MB/s", "reqs": "req/s", "lines": "lines/s",
              "frames": "frames/s"}
 
@@ -78,6 +79,10 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
         _ratio(g(lines, PYIOCP, "per_cpu_s"), g(lines, "uvloop streams", "per_cpu_s")), lambda v: v >= 2.0)
     add("Length-prefixed echo, 50 x 64 B, 16 in flight: frames per CPU-s vs uvloop (a Protocol) >= 1.5x",
         _ratio(g(length, PYIOCP, "per_cpu_s"), g(length, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.5)
+    add("Thread-pool reply, 1 x 64 B: p50 round trip vs pyiocp's inline reply <= 1.3x",
+        _ratio(g("pool-1x64", PYIOCP, "p50_us"), g("pool-1x64", INLINE, "p50_us")), lambda v: v <= 1.3)
+    add("Thread-pool reply, 50 x 64 B: msgs per CPU-s vs uvloop's run_in_executor >= 1.0x",
+        _ratio(g("pool-50x64", PYIOCP, "per_cpu_s"), g("pool-50x64", YARDSTICK, "per_cpu_s")), lambda v: v >= 1.0)
     calls = res.get("syscalls", {}).get(PYIOCP, {}).get("syscalls_per_unit")
     add("System calls per echoed message, 50 x 64 B, io_uring <= 0.5 (io_uring issue)",
         calls, lambda v: v <= 0.5, shown="")

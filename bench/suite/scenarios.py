@@ -21,12 +21,16 @@ class Scenario:
     plot: bool = False  # a point of the msgs/s-against-connections plot
     quick: bool = False  # also run by --quick
     framing: str = ""  # echo: each message one frame, "lines" or "length" (pyiocp-loadgen -framing)
+    pool: bool = False  # echo: the servers reply from a thread pool
 
     @property
     def kind(self) -> str:
         """The kind of server it drives: an echo server, a frame echo
-        server of its framing, or an HTTP server."""
-        return "http" if self.mode == "http" else self.framing or "echo"
+        server of its framing, one replying from a thread pool, or an HTTP
+        server."""
+        if self.mode == "http":
+            return "http"
+        return "pool" if self.pool else self.framing or "echo"
 
 
 SCENARIOS: List[Scenario] = [
@@ -42,6 +46,10 @@ SCENARIOS: List[Scenario] = [
              depth=16, framing="lines", unit="lines", quick=True),
     Scenario("length-50x64-d16", "length-prefixed echo, 50 connections x 64 B messages, 16 in flight each", "echo",
              50, depth=16, framing="length", unit="frames", quick=True),
+    Scenario("pool-1x64", "echo with the reply sent from a thread pool, 1 connection x 64 B", "echo", 1,
+             pool=True, quick=True),
+    Scenario("pool-50x64", "echo with the reply sent from a thread pool, 50 connections x 64 B", "echo", 50,
+             pool=True),
     Scenario("churn-50", "connection churn: connect, one 64 B echo, close; 50 at a time", "churn", 50,
              unit="conns", quick=True),
     Scenario("bulk-1GiB", "bulk: 1 GiB streamed through one connection in 64 KiB writes", "bulk", 1,

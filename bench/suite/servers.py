@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
 
+from .report import INLINE
+
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 GO = shutil.which("go") or "/usr/local/go/bin/go"
@@ -43,7 +45,9 @@ def servers(bindir: Path) -> List[Server]:
     echo, aio_echo = str(ROOT / "examples/echo.py"), str(ROOT / "bench/servers/aio_echo.py")
     http, aio_http = str(ROOT / "examples/http_server.py"), str(ROOT / "bench/servers/aio_http.py")
     engine = str(bindir / "engineecho")
-    return [*_frame_servers(), 
+    return [
+        *_frame_servers(),
+        *_pool_servers(),
         Server("pyiocp io_uring", "echo", (PY, echo, "--port", "0", "--backend", "io_uring")),
         Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll"), quick=False),
         Server("pyiocp io_uring w2", "echo", (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"),
@@ -57,6 +61,21 @@ def servers(bindir: Path) -> List[Server]:
         Server("pyiocp epoll", "http", (PY, http, "--port", "0", "--backend", "epoll"), quick=False),
         Server("uvloop", "http", (PY, aio_http, "--loop", "uvloop")),
         Server("asyncio", "http", (PY, aio_http, "--loop", "asyncio"), quick=False),
+    ]
+
+
+def _pool_servers() -> List[Server]:
+    """The thread-pool rows' servers: pyiocp sending from the pool's
+    thread; pyiocp's inline reply beside it (the pool's cost is the
+    difference); uvloop through run_in_executor."""
+    pool, echo, aio = (str(ROOT / p) for p in ("bench/servers/pool_echo.py", "examples/echo.py",
+                                               "bench/servers/aio_echo.py"))
+    return [
+        Server("pyiocp io_uring", "pool", (PY, pool, "--backend", "io_uring")),
+        Server("pyiocp epoll", "pool", (PY, pool, "--backend", "epoll"), quick=False),
+        Server(INLINE, "pool", (PY, echo, "--port", "0", "--backend", "io_uring")),
+        Server("uvloop", "pool", (PY, aio, "--loop", "uvloop", "--pool")),
+        Server("asyncio", "pool", (PY, aio, "--loop", "asyncio", "--pool"), quick=False),
     ]
 
 
