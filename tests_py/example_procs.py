@@ -10,17 +10,25 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, List, Tuple
+from typing import IO, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
 from iocp_helpers import PYTHON, REPO
 
 EXAMPLES = REPO / "examples"
-# The examples import their sibling _serving.py through the script's
-# directory on sys.path, which PYTHONSAFEPATH leaves out (the Windows
-# harness sets it, to keep the source tree's pyiocp off the path).
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
+
+
+def env_for(args: List[str]) -> Optional[Dict[str, str]]:
+    """The environment to run python with args in. The examples import their
+    sibling _serving.py through the script's directory on sys.path, which
+    PYTHONSAFEPATH leaves out (the Windows harness and the debug run set it,
+    so that the source tree's pyiocp, in the current directory, does not
+    shadow the build under test): a script runs without it. `-m` and `-c`
+    keep it (None: this environment)."""
+    if args and args[0].endswith(".py"):
+        return {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
+    return None
 
 
 class Server:
@@ -59,7 +67,8 @@ def running(argv: List[str], *, extra_lines: int = 0, stop_signal: int = signal.
     ``listening on HOST:PORT`` line (and extra_lines more), yield it; at
     the end stop it with stop_signal and require exit code 0."""
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([PYTHON, *argv], stdout=subprocess.PIPE, stderr=err, text=True, env=ENV)
+        proc = subprocess.Popen([PYTHON, *argv], stdout=subprocess.PIPE, stderr=err, text=True,
+                                env=env_for(argv))
         assert proc.stdout is not None
         try:
             line = proc.stdout.readline()

@@ -13,7 +13,7 @@ from typing import Dict, Optional, Tuple
 
 import pytest
 
-from example_procs import ENV, EXAMPLES, example, running
+from example_procs import EXAMPLES, env_for, example, running
 from iocp_helpers import PYTHON
 from pyiocp.testing import Client
 
@@ -127,6 +127,7 @@ def test_clients_that_leave_early(big_file: Tuple[Path, str], backend: str) -> N
 def test_bad_arguments() -> None:
     script = str(EXAMPLES / "file_transfer.py")
     for args in (["--port", "0"], ["--file", __file__, "--chunk", "9", "--send-buffer-limit", "8"]):
-        r = subprocess.run([PYTHON, script, *args], capture_output=True, text=True, timeout=20, env=ENV)
+        r = subprocess.run([PYTHON, script, *args], capture_output=True, text=True, timeout=20,
+                           env=env_for([script]))
         assert r.returncode == 2, (args, r.stderr)
         assert "error:" in r.stderr

@@ -13,6 +13,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
+from example_procs import env_for
 from iocp_helpers import PYTHON, reap, recv_exactly, small_rcvbuf_client
 
 # Linux: the servers run as subprocesses stopped with SIGINT or SIGTERM,
@@ -24,13 +25,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def start(argv: List[str]) -> Tuple["subprocess.Popen[str]", int]:
     """Start a server printing 'listening on HOST:PORT'; return it and the port."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env=env_for(argv[1:]))
     assert proc.stdout is not None and proc.stderr is not None
     line = proc.stdout.readline()
     m = re.search(r"listening on [\d.]+:(\d+)", line)
     if not m:
         proc.kill()
-        pytest.fail(f"no listening line: {line!r} {proc.stderr.read()}")
+        err = proc.stderr.read()
+        reap(proc)
+        pytest.fail(f"no listening line: {line!r} {err}")
     return proc, int(m.group(1))
 
 

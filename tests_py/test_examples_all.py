@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from example_procs import ENV, EXAMPLES, example, running
+from example_procs import EXAMPLES, env_for, example, running
 from iocp_helpers import PYTHON, unexpected_stderr
 from pyiocp.testing import Client
 
@@ -37,8 +37,8 @@ def test_every_example_is_here() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_help(name: str) -> None:
-    r = subprocess.run([PYTHON, str(EXAMPLES / name), "--help"], capture_output=True, text=True, timeout=20,
-                       env=ENV)
+    argv = [str(EXAMPLES / name), "--help"]
+    r = subprocess.run([PYTHON, *argv], capture_output=True, text=True, timeout=20, env=env_for(argv))
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("usage:") and "--port" in r.stdout and "--host" in r.stdout
 
