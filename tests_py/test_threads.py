@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import random
 import re
 import struct
+import subprocess
 import threading
 import time
 from typing import Any, Dict, List, Optional
@@ -16,7 +18,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 import pyiocp
-from iocp_helpers import Recorder, client, recv_exactly, recv_until_eof, wait_until
+from iocp_helpers import PYTHON, Recorder, client, recv_exactly, recv_until_eof, wait_until
 from pyiocp.testing import ManagerFactory
 
 
@@ -229,6 +231,21 @@ def test_a_send_from_another_thread_does_not_wait_for_its_worker(iocp_manager: M
         b.close()
         c.close()
     rec.wait_all_closed(2)
+
+
+@pytest.mark.linux  # taskset
+@pytest.mark.parametrize("env, want", [({}, 4), ({"GOMAXPROCS": "1"}, 1)], ids=["default", "GOMAXPROCS=1"])
+def test_a_manager_gives_go_a_p_per_worker_and_one_more(env: Dict[str, str], want: int) -> None:
+    """On one CPU (taskset here; a one-CPU container alike) Go has one P. A
+    worker waiting in a system call keeps its P, so 3 workers get 4: one
+    each, one for the thread holding the GIL. GOMAXPROCS set by hand rules."""
+    code = ("import pyiocp, pyiocp._pyiocp as ext; m = pyiocp.SocketManager(pyiocp.Handler(), workers=3); "
+            "print(ext.go_maxprocs()); m.close()")
+    base = {k: v for k, v in os.environ.items() if k != "GOMAXPROCS"}
+    r = subprocess.run(["taskset", "-c", "0", PYTHON, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**base, **env})
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) == want
 
 
 def test_start_twice_raises(iocp_manager: ManagerFactory, backend: str) -> None:

@@ -266,9 +266,9 @@ PyObject *run_loop(EngineObject *e, int worker, int is_main)
     Py_INCREF(e);
     while (!quit) {
         int n, logs = 0, held = 0;
-        Py_BEGIN_ALLOW_THREADS
+        PyThreadState *ts = PyEval_SaveThread();
         n = pyiocpPoll(e->h, worker, 0, evs, BATCH, is_main ? MAIN_SLICE_NS : -1, &quit, &logs, &held);
-        Py_END_ALLOW_THREADS
+        worker_take_gil(ts);
         dispatch(e, evs, n, &ls);
         if (held)
             pyiocpPollDone(e->h, worker);

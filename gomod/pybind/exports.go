@@ -149,6 +149,7 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 	if err != nil {
 		return setErr(e, err)
 	}
+	ensureProcs(m.Workers() + 1)
 	ent.m = m
 	handle, ok := register(ent)
 	if !ok {

@@ -53,12 +53,19 @@ static PyObject *mod_go_heap(PyObject *mod, PyObject *unused)
     return PyLong_FromLongLong(n);
 }
 
+/* go_maxprocs() -> int: the Go runtime's GOMAXPROCS. */
+static PyObject *mod_go_maxprocs(PyObject *mod, PyObject *unused)
+{
+    return PyLong_FromLongLong((long long)pyiocpGoMaxProcs());
+}
+
 static PyMethodDef module_methods[] = {
     {"_init", mod_init, METH_O, "_init(errors_module): the exception classes to raise"},
     {"go_allocations", mod_go_allocations, METH_NOARGS, "go_allocations() -> objects the Go side has allocated"},
     {"lost_interrupt", mod_lost_interrupt, METH_NOARGS,
      "lost_interrupt(): a KeyboardInterrupt was swallowed on the main thread: serve_forever's loop raises one"},
     {"go_heap", mod_go_heap, METH_NOARGS, "go_heap() -> bytes live on the Go heap, after a collection"},
+    {"go_maxprocs", mod_go_maxprocs, METH_NOARGS, "go_maxprocs() -> the Go runtime's GOMAXPROCS"},
     {"backends", mod_backends, METH_NOARGS, "backends() -> the backends that work here, preferred first"},
     {"bench_start", bench_start, METH_VARARGS, "bench_start(addr, conns, size, depth, duration_ns, warmup_ns) -> handle"},
     {"bench_progress", bench_progress, METH_O, "bench_progress(handle) -> (elapsed_s, messages, msgs_per_sec)"},

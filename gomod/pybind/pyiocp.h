@@ -85,6 +85,9 @@ typedef struct {
     int n, cur;          /* how many, and the one whose callback runs */
 } loop_state;
 
+/* turns.c */
+void worker_take_gil(PyThreadState *ts); /* PyEval_RestoreThread, other waiting workers first */
+
 /* module.c */
 extern int lost_interrupt; /* a KeyboardInterrupt swallowed on the main thread (lost_interrupt()) */
 extern PyObject *kind_names[NKINDS];

@@ -4,6 +4,7 @@ package main
 import "C"
 
 import (
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 )
@@ -29,3 +30,8 @@ func pyiocpGoHeap() C.int64_t {
 	metrics.Read(s)
 	return C.int64_t(s[0].Value.Uint64())
 }
+
+// pyiocpGoMaxProcs is the Go runtime's GOMAXPROCS (see ensureProcs).
+//
+//export pyiocpGoMaxProcs
+func pyiocpGoMaxProcs() C.int64_t { return C.int64_t(runtime.GOMAXPROCS(0)) }
