@@ -79,6 +79,11 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
         _ratio(g(lines, PYIOCP, "per_cpu_s"), g(lines, "uvloop streams", "per_cpu_s")), lambda v: v >= 2.0)
     add("Length-prefixed echo, 50 x 64 B, 16 in flight: frames per CPU-s vs uvloop (a Protocol) >= 1.5x",
         _ratio(g(length, PYIOCP, "per_cpu_s"), g(length, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.5)
+    add("Two workers keep the tail, 50 x 64 B, pinned to one CPU: p99 vs one worker's <= 1.5x",
+        _ratio(g(e50, PYIOCP + " w2", "p99_us"), g(e50, PYIOCP, "p99_us")), lambda v: v <= 1.5)
+    add("Two workers keep the tail, 50 x 64 B, unpinned: p99 vs one worker's <= 1.5x",
+        _ratio(g(e50, PYIOCP + " w2 unpinned", "p99_us"), g(e50, PYIOCP + " unpinned", "p99_us")),
+        lambda v: v <= 1.5)
     add("Thread-pool reply, 1 x 64 B: p50 round trip vs pyiocp's inline reply <= 1.3x",
         _ratio(g("pool-1x64", PYIOCP, "p50_us"), g("pool-1x64", INLINE, "p50_us")), lambda v: v <= 1.3)
     add("Thread-pool reply, 50 x 64 B: msgs per CPU-s vs uvloop's run_in_executor >= 1.0x",

@@ -38,6 +38,7 @@ class Server:
     kind: str  # "echo" or "http"
     argv: Tuple[str, ...]
     quick: bool = True  # also measured by --quick
+    pinned: bool = True  # on SERVER_CPU; else on any CPU (the load generator's too)
 
 
 def servers(bindir: Path) -> List[Server]:
@@ -52,6 +53,11 @@ def servers(bindir: Path) -> List[Server]:
         Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll"), quick=False),
         Server("pyiocp io_uring w2", "echo", (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"),
                quick=False),
+        # Several workers' tail against one worker's, on both CPUs.
+        Server("pyiocp io_uring unpinned", "echo", (PY, echo, "--port", "0", "--backend", "io_uring"),
+               quick=False, pinned=False),
+        Server("pyiocp io_uring w2 unpinned", "echo",
+               (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"), quick=False, pinned=False),
         Server("uvloop", "echo", (PY, aio_echo, "--loop", "uvloop")),
         Server("asyncio", "echo", (PY, aio_echo, "--loop", "asyncio"), quick=False),
         Server("engine io_uring (Go)", "echo", (engine, "-backend", "io_uring")),
@@ -103,11 +109,13 @@ def build(bindir: Path) -> None:
 
 
 class Running:
-    """A server process pinned to SERVER_CPU, listening on 127.0.0.1:port."""
+    """A server process pinned to SERVER_CPU (unless it says otherwise),
+    listening on 127.0.0.1:port."""
 
     def __init__(self, server: Server, timeout: float = 20.0) -> None:
         self.server = server
-        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *server.argv], stdout=subprocess.PIPE,
+        pin = ["taskset", "-c", SERVER_CPU] if server.pinned else []
+        self.proc = subprocess.Popen([*pin, *server.argv], stdout=subprocess.PIPE,
                                      text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         self.port = self._wait_listening(timeout)
 
