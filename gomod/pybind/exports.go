@@ -149,7 +149,7 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 	if err != nil {
 		return setErr(e, err)
 	}
-	ensureProcs(m.Workers() + 1)
+	addWorkers(m.Workers())
 	ent.m = m
 	handle, ok := register(ent)
 	if !ok {
@@ -494,6 +494,7 @@ func pyiocpRelease(h C.int64_t) C.int {
 		return 0
 	}
 	unregister(int64(h))
+	addWorkers(-ent.m.Workers())
 	return 1
 }
 

@@ -31,7 +31,7 @@ func pyiocpGoHeap() C.int64_t {
 	return C.int64_t(s[0].Value.Uint64())
 }
 
-// pyiocpGoMaxProcs is the Go runtime's GOMAXPROCS (see ensureProcs).
+// pyiocpGoMaxProcs is the Go runtime's GOMAXPROCS (see procs).
 //
 //export pyiocpGoMaxProcs
 func pyiocpGoMaxProcs() C.int64_t { return C.int64_t(runtime.GOMAXPROCS(0)) }
