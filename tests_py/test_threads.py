@@ -145,19 +145,25 @@ def test_concurrent_send_from_8_threads_keeps_each_send_contiguous(iocp_manager:
     rec.wait_all_closed(1)
 
 
+class Blocker(Recorder):
+    """Its on_recv of b"block" sets blocked and holds its worker until gate
+    is set (a minute at most); with echo=True it echoes everything."""
+
+    def __init__(self, echo: bool) -> None:
+        super().__init__(echo=echo)
+        self.gate = threading.Event()
+        self.blocked = threading.Event()
+
+    def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
+        if data == b"block":
+            self.blocked.set()
+            self.gate.wait(60)
+        super().on_recv(conn, data)
+
+
 def test_a_blocking_handler_stalls_only_its_own_worker(iocp_manager: ManagerFactory, backend: str) -> None:
-    gate = threading.Event()
-    blocked = threading.Event()
-
-    class H(Recorder):
-        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
-            super().on_recv(conn, data)
-            if data == b"block":
-                blocked.set()
-                gate.wait(10)
-            conn.send(data)
-
-    rec = H()
+    rec = Blocker(echo=True)
+    gate, blocked = rec.gate, rec.blocked
     mgr = iocp_manager(rec, backend=backend, workers=2)
     lst = mgr.listen("127.0.0.1", 0)
     a = client(lst.address)
@@ -204,17 +210,8 @@ def test_a_send_from_another_thread_does_not_wait_for_its_worker(iocp_manager: M
     """A send from a thread that runs no callbacks is written on that
     thread: it leaves while the connection's only worker is held up in
     another connection's callback (it used to wait for the worker)."""
-    gate = threading.Event()
-    blocked = threading.Event()
-
-    class H(Recorder):
-        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
-            super().on_recv(conn, data)
-            if data == b"block":
-                blocked.set()
-                gate.wait(60)
-
-    rec = H()
+    rec = Blocker(echo=False)
+    gate, blocked = rec.gate, rec.blocked
     mgr = iocp_manager(rec, backend=backend, workers=1)
     lst = mgr.listen("127.0.0.1", 0)
     b = client(lst.address)  # accepted first: rec.first_conn()
