@@ -32,7 +32,11 @@ def job(data: bytes) -> bytes:
 class PoolEcho(Echo):
     def data_received(self, data: bytes) -> None:
         fut = asyncio.get_running_loop().run_in_executor(POOL, job, data)
-        fut.add_done_callback(lambda f: self.transport.write(f.result()))
+        fut.add_done_callback(self.reply)
+
+    def reply(self, fut: "asyncio.Future[bytes]") -> None:
+        if not self.transport.is_closing():  # the client may be gone by now
+            self.transport.write(fut.result())
 
 
 def options(ap: argparse.ArgumentParser) -> None:

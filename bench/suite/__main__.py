@@ -36,10 +36,10 @@ def parse(argv: List[str]) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="fewer servers and scenarios, shorter and smaller (about 2 minutes); "
                          "writes bench/results/quick/, not bench/RESULTS.md")
-    ap.add_argument("--client", choices=["engine", "net"], default="engine",
-                    help="the load generator's client in the echo scenarios: engine (every connection on one "
-                         "worker of pyiocp's engine, batched system calls; default) or net (a goroutine per "
-                         "connection on Go's net package, which saturates first at hundreds of connections)")
+    ap.add_argument("--client", choices=["engine", "net"], default="net",
+                    help="the load generator's client in the echo scenarios: net (a goroutine per connection "
+                         "on Go's net package, one write per message, like independent clients; default) or "
+                         "engine (every connection on one worker of pyiocp's engine, batched system calls)")
     ap.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
     ap.add_argument("--duration", type=float, help="measured seconds per run (default 5, quick 1.5)")
     ap.add_argument("--warmup", type=float, help="seconds of traffic before measuring (default 1, quick 0.5)")
