@@ -149,13 +149,13 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 	if err != nil {
 		return setErr(e, err)
 	}
-	addWorkers(m.Workers())
 	ent.m = m
 	handle, ok := register(ent)
 	if !ok {
 		m.Close(0)
 		return setErr(e, syscall.EMFILE)
 	}
+	addWorkers(m.Workers()) // until pyiocpRelease unregisters it
 	*h = C.int64_t(handle)
 	return C.PYIOCP_OK
 }
