@@ -23,16 +23,7 @@ static PyObject *conn_op(ConnObject *self, int op)
  * the next poll(). */
 static int send_now(EngineObject *e)
 {
-    unsigned long ident;
-    if (!e->callbacks)
-        return 0;
-    ident = PyThread_get_thread_ident();
-    for (int w = 0; w < e->workers; w++) {
-        loop_state *d = e->dispatching[w];
-        if (d && d->ident == ident)
-            return 0;
-    }
-    return 1;
+    return e->callbacks && !dispatching_here(e);
 }
 
 static PyObject *Conn_send(ConnObject *self, PyObject *data)

@@ -218,6 +218,18 @@ static void warn_slow(EngineObject *e, int kind, int64_t took, int64_t batch)
     report(e, msg, NULL);
 }
 
+/* The batch of e's callbacks this thread is dispatching, NULL: none. */
+loop_state *dispatching_here(EngineObject *e)
+{
+    unsigned long ident = PyThread_get_thread_ident();
+    for (int w = 0; w < e->workers; w++) {
+        loop_state *d = e->dispatching[w];
+        if (d && d->ident == ident)
+            return d;
+    }
+    return NULL;
+}
+
 /* Delivers a batch. With slow_callback_warning on, one clock read per
  * event times each callback (with the making of its arguments). */
 static void dispatch(EngineObject *e, pyiocp_event *evs, int n, loop_state *ls)

@@ -45,17 +45,11 @@ PyObject *Conn_set_framing(ConnObject *self, PyObject *obj)
 {
     pyiocp_framing f;
     pyiocp_error err = {0};
-    loop_state *ls = NULL;
-    unsigned long ident = PyThread_get_thread_ident();
+    loop_state *ls;
     int worker = -1, k = 0, uncut = 0, rc;
     if (framing_from(obj, &f) < 0)
         return NULL;
-    /* Is this thread dispatching a batch of this engine's? */
-    for (int w = 0; w < self->engine->workers && !ls; w++) {
-        loop_state *d = self->engine->dispatching[w];
-        if (d && d->ident == ident)
-            ls = d;
-    }
+    ls = dispatching_here(self->engine);
     if (ls) {
         worker = ls->worker;
         k = ls->cur;

@@ -144,6 +144,7 @@ void flush_logs(EngineObject *e);
 ConnObject *accepted(EngineObject *e, const pyiocp_event *ev);
 void peer_from(ConnObject *c, const pyiocp_event *ev);
 PyObject *run_loop(EngineObject *e, int worker, int is_main);
+loop_state *dispatching_here(EngineObject *e);
 
 /* poll.c */
 PyObject *Engine_poll(EngineObject *self, PyObject *args);
