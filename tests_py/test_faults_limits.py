@@ -388,13 +388,17 @@ EMFILE_CHILD = CHILD_ECHO_SERVER + textwrap.dedent("""
     lst = mgr.listen("127.0.0.1", 0)
     mgr.start()
     say(port=lst.address[1])
+    base_fds = fds()
     fill = []
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["do"] == "fill":
+            # The last peers' descriptors must be free first: a connection
+            # is gone from mgr.connections before its descriptor is closed
+            # (io_uring queues the close for the worker's next submission).
             deadline = time.monotonic() + 10
-            while mgr.connections and time.monotonic() < deadline:
-                time.sleep(0.01)  # the last peers' descriptors must be free first
+            while (mgr.connections or fds() > base_fds) and time.monotonic() < deadline:
+                time.sleep(0.01)
             try:
                 while True:
                     fill.append(os.open(os.devnull, os.O_RDONLY))
