@@ -8,9 +8,6 @@ import (
 	"github.com/pyiocp/pyiocp/gomod/internal/poller"
 )
 
-// listenerBit marks a listener's token; connections' tokens never have it.
-const listenerBit = 1 << 63
-
 // acceptRetry is how long a listener waits after an accept failed for want
 // of descriptors or memory, instead of spinning on a socket it cannot take.
 const acceptRetry = 100 * time.Millisecond

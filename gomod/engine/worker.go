@@ -233,7 +233,7 @@ func (w *worker) complete(cpl *poller.Completion) {
 		return
 	}
 	c := w.m.table.occupant(uint32(cpl.Token))
-	if c == nil || uint32(c.id) != uint32(cpl.Token>>32) || c.w != w {
+	if c == nil || !c.ownsToken(cpl.Token) || c.w != w {
 		// A completion for a connection already freed would break the
 		// exactly-once rule; it is counted (tests assert zero) and dropped.
 		w.stats.stray.Add(1)
@@ -248,8 +248,6 @@ func (w *worker) complete(cpl *poller.Completion) {
 		w.connectDone(c, cpl)
 	}
 }
-
-func (c *Conn) token() uint64 { return uint64(c.slot) | uint64(uint32(c.id))<<32 }
 
 // waitTime bounds the caller's timeout by the earliest deadline.
 func (w *worker) waitTime(timeout time.Duration) time.Duration {
