@@ -169,8 +169,9 @@ class SocketManager:
         raises TooManyConnections (an OSError, errno EMFILE). The socket
         options are listen()'s. A host name is resolved off the calling
         thread, so that a callback may connect without stalling its worker;
-        its addresses are tried in turn, in Happy Eyeballs order (RFC 8305)
-        until one connects, all within timeout. A name that does not resolve
+        its addresses are raced in Happy Eyeballs order (RFC 8305: the next
+        one 250 ms after the last, or once it fails; the first to connect
+        wins), all within timeout. A name that does not resolve
         ends the connection with on_close(conn, socket.gaierror). Until it
         connects, the connection's peer is None. framing is listen()'s."""
         timeout_ns = _seconds_ns("timeout", timeout)

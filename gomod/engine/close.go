@@ -68,6 +68,7 @@ func (w *worker) cancel(c *Conn) {
 	if c.registered {
 		w.p.Cancel(c.ref)
 	}
+	w.cancelAttempts(c)
 	w.settle(c)
 }
 
@@ -94,7 +95,7 @@ func (w *worker) settle(c *Conn) {
 		c.mu.Lock()
 		sending := c.sending
 		c.mu.Unlock()
-		if !sending && !c.recvPosted && !c.connecting {
+		if !sending && !c.recvPosted && !c.connecting && (c.byName == nil || len(c.byName.racing) == 0) {
 			w.finalize(c)
 		}
 	}
@@ -124,7 +125,7 @@ func (w *worker) finalize(c *Conn) {
 	case c.registered:
 		w.p.Release(c.ref, c.rst)
 		c.registered = false
-	case c.fd == poller.NoSock: // a ConnectHost still resolving
+	case c.fd == poller.NoSock: // a ConnectHost that never connected (its attempts have their own sockets)
 	case c.rst:
 		poller.AbortSock(c.fd)
 	default:

@@ -119,8 +119,6 @@ func (w *worker) connectDone(c *Conn, cpl *poller.Completion) {
 	switch {
 	case cpl.Err == poller.ErrCanceled || c.state != stateConnecting:
 		w.settle(c)
-	case cpl.Err != nil && c.byName != nil && len(c.byName.addrs) > 0:
-		w.nextAddress(c, cpl.Err) // a name's next address (resolve.go)
 	case cpl.Err != nil:
 		w.abort(c, cpl.Err, false)
 	default:

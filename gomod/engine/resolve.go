@@ -22,9 +22,10 @@ func (e *ResolveError) Unwrap() error { return e.Err }
 
 // ConnectHost is Connect to a host name, returning the connection at once:
 // the name is resolved off the caller's thread (by Go's resolver, on a
-// goroutine of the lookup's own), then its addresses are tried one after
-// the other in Happy Eyeballs order (RFC 8305: the families alternating,
-// the resolver's first family first) until one connects. EventConnect
+// goroutine of the lookup's own), then its addresses are raced in Happy
+// Eyeballs order (RFC 8305: the families alternating, the resolver's
+// first family first, the next address started 250 ms after the last or
+// as soon as it fails; race.go) until one connects. EventConnect
 // follows, or EventClose with a *ResolveError, the last address's error,
 // or ErrConnectTimeout once timeout (0: none) has passed since the call,
 // the lookup included. An IP address is connected to as Connect does.
@@ -76,6 +77,9 @@ func WithLookup(f Lookup) Option {
 type byName struct {
 	resolving bool             // waiting for the lookup
 	addrs     []netip.AddrPort // the addresses not tried yet
+	racing    []*attempt       // the attempts in flight (race.go)
+	nextAt    int64            // when the next address starts unless one connects first; 0: not before one fails
+	lastErr   error            // the last failed attempt's
 	sock      SockOptions      // for each address's socket
 	endLookup func()           // cancels the lookup (set before the connect is queued)
 }
@@ -144,36 +148,5 @@ func (w *worker) applyResolved(c *Conn, r resolved) {
 		return
 	}
 	c.byName.addrs = r.addrs
-	w.nextAddress(c, nil)
-}
-
-// nextAddress connects to the connection's next address; with none left,
-// the connection ends with lastErr (the previous address's error).
-func (w *worker) nextAddress(c *Conn, lastErr error) {
-	bn := c.byName
-	for len(bn.addrs) > 0 {
-		addr := bn.addrs[0]
-		bn.addrs = bn.addrs[1:]
-		if c.registered {
-			w.p.Release(c.ref, true)
-			c.registered = false
-		} else if c.fd != poller.NoSock {
-			poller.AbortSock(c.fd)
-		}
-		c.fd = poller.NoSock
-		fd, err := poller.NewConnectSocket(addr, &bn.sock)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		c.mu.Lock() // withSock reads fd under the lock
-		c.fd = fd
-		c.mu.Unlock()
-		c.peer = addr
-		if err = w.postConnect(c); err == nil {
-			return
-		}
-		lastErr = err
-	}
-	w.abort(c, lastErr, false)
+	w.startAttempt(c) // race.go
 }

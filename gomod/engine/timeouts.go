@@ -20,6 +20,9 @@ func (w *worker) deadlineOf(c *Conn) int64 {
 		if c.connectBy > 0 {
 			earliest(c.connectBy)
 		}
+		if c.byName != nil && c.byName.nextAt > 0 {
+			earliest(c.byName.nextAt) // the next address's attempt (race.go)
+		}
 	case stateOpen, stateClosing:
 		if !c.outbound && !c.gotData && o.acceptTimeout > 0 {
 			earliest(c.openedAt + int64(o.acceptTimeout))
@@ -37,6 +40,9 @@ func (w *worker) schedule(c *Conn) { w.timers.set(c, w.deadlineOf(c)) }
 // deadline was computed before later activity) gets its next deadline.
 func (w *worker) fire(c *Conn) {
 	if c.state >= stateCanceling {
+		return
+	}
+	if w.nextAttemptDue(c) && c.state >= stateCanceling {
 		return
 	}
 	if t := c.wroteAt.Load(); t > c.lastActive {

@@ -3,7 +3,9 @@ package engine
 // A socket's token (poller.Completion.Token) says whose completion it is:
 //
 //	bit 63     set: a listener's; bits 0-31 index the worker's listeners
-//	bits 32-62 a connection's id, its low 31 bits
+//	bit 62     set: a connect attempt's (race.go); bits 0-31 index the
+//	           worker's attempts
+//	bits 32-61 a connection's id, its low 30 bits
 //	bits 0-31  the connection's slot in the manager's table
 //
 // Ids grow for the manager's life, so only their low bits fit; the slot
@@ -11,7 +13,8 @@ package engine
 // freed meanwhile from one of the slot's new occupant.
 const (
 	listenerBit = 1 << 63
-	tokenIDMask = 1<<31 - 1
+	raceBit     = 1 << 62
+	tokenIDMask = 1<<30 - 1
 )
 
 func (c *Conn) token() uint64 { return uint64(c.slot) | (c.id&tokenIDMask)<<32 }

@@ -49,6 +49,8 @@ type worker struct {
 	conns        connList
 	listeners    []*Listener
 	nlisteners   int
+	attempts     []*attempt // connect attempts by token (race.go)
+	freeAttempts []int
 	shutdown     bool
 	shutdownAt   int64
 	deadlineHit  bool
@@ -230,6 +232,10 @@ func (w *worker) apply(r *request) {
 func (w *worker) complete(cpl *poller.Completion) {
 	if cpl.Token&listenerBit != 0 {
 		w.acceptDone(cpl)
+		return
+	}
+	if cpl.Token&raceBit != 0 {
+		w.attemptDone(cpl)
 		return
 	}
 	c := w.m.table.occupant(uint32(cpl.Token))

@@ -201,6 +201,8 @@ func (p *epoll) Cancel(r Ref) {
 	}
 }
 
+func (p *epoll) Retoken(r Ref, token uint64) { p.fds.get(r).token = token }
+
 func (p *epoll) Release(r Ref, abort bool) { releaseNow(p, r, abort) }
 
 func (p *epoll) Unregister(r Ref) {

@@ -140,6 +140,8 @@ func (p *iocp) Cancel(r Ref) {
 	}
 }
 
+func (p *iocp) Retoken(r Ref, token uint64) { p.socks.get(r).token = token }
+
 func (p *iocp) Release(r Ref, abort bool) { releaseNow(p, r, abort) }
 
 func (p *iocp) Unregister(r Ref) {

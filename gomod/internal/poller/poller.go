@@ -102,6 +102,9 @@ type Poller interface {
 	// Cancel completes every outstanding operation of the socket (see
 	// ErrCanceled).
 	Cancel(r Ref)
+	// Retoken makes token the one the socket's later completions carry: a
+	// socket raced for a connection becomes the connection's.
+	Retoken(r Ref, token uint64)
 	// Unregister forgets the socket; the caller closes it afterwards.
 	Unregister(r Ref)
 	// Release forgets the socket and closes it (abort: with a reset,

@@ -185,6 +185,8 @@ type queuedClose struct {
 
 // Release forgets s and queues its close on the ring, submitted by the
 // next Wait: a connection's close costs no system call of its own.
+func (p *uring) Retoken(r Ref, token uint64) { p.fds.get(r).token = token }
+
 func (p *uring) Release(r Ref, abort bool) {
 	s := r.s
 	p.Unregister(r)
