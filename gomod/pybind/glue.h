@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
+/* turns.c: how many workers of live managers this process has. */
+void set_live_workers(int n);
+
 /* Event kinds: the engine's EventKind values. */
 enum {
     PYIOCP_EV_ACCEPT = 1,

@@ -1,5 +1,10 @@
 package main
 
+/*
+#include "glue.h"
+*/
+import "C"
+
 import (
 	"os"
 	"runtime"
@@ -23,17 +28,19 @@ var procs struct {
 	workers int // of the live managers
 }
 
-// addWorkers counts n more live workers (n < 0: fewer) and sets GOMAXPROCS.
+// addWorkers counts n more live workers (n < 0: fewer), tells turns.c,
+// and sets GOMAXPROCS.
 func addWorkers(n int) {
+	procs.Lock()
+	defer procs.Unlock()
+	procs.workers += n
+	C.set_live_workers(C.int(procs.workers))
 	if os.Getenv("GOMAXPROCS") != "" {
 		return
 	}
-	procs.Lock()
-	defer procs.Unlock()
 	if procs.base == 0 {
 		procs.base = runtime.GOMAXPROCS(0)
 	}
-	procs.workers += n
 	if want := max(procs.base, procs.workers+1); runtime.GOMAXPROCS(0) != want {
 		runtime.GOMAXPROCS(want)
 	}
