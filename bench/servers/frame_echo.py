@@ -5,13 +5,13 @@ handler sends each back with send_frame.
     python bench/servers/frame_echo.py --framing lines|length [--backend io_uring] [--port 0]
 """
 
-import argparse
-import contextlib
-import signal
-from types import FrameType
-from typing import Optional
+import os
+import sys
 
 import pyiocp
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"))
+from _serving import arguments, serve, stop_on_signals  # noqa: E402 (the examples' own runner)
 
 
 class FrameEcho(pyiocp.Handler):
@@ -20,21 +20,13 @@ class FrameEcho(pyiocp.Handler):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(prog="frame_echo")
+    ap = arguments(__doc__, port=0)
     ap.add_argument("--framing", choices=["lines", "length"], required=True)
-    ap.add_argument("--backend", default="auto")
-    ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
-
-    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
+    stop_on_signals()
     framing = pyiocp.Lines() if args.framing == "lines" else pyiocp.LengthPrefixed()
-    with pyiocp.SocketManager(FrameEcho(), backend=args.backend) as mgr, contextlib.suppress(KeyboardInterrupt):
-        host, port = mgr.listen("127.0.0.1", args.port, framing=framing).address
-        print(f"frame_echo: listening on {host}:{port}", flush=True)
-        mgr.serve_forever()
+    serve(pyiocp.SocketManager(FrameEcho(), workers=args.workers, backend=args.backend), "frame_echo",
+          args.host, args.port, framing=framing)
 
 
 if __name__ == "__main__":

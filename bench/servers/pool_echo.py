@@ -6,14 +6,15 @@ trip through the pool and the send from a thread that is not the worker.
     python bench/servers/pool_echo.py [--backend io_uring] [--port 0] [--threads 4]
 """
 
-import argparse
 import contextlib
-import signal
+import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
-from types import FrameType
-from typing import Optional
 
 import pyiocp
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples"))
+from _serving import arguments, serve, stop_on_signals  # noqa: E402 (the examples' own runner)
 
 
 class PoolEcho(pyiocp.Handler):
@@ -30,21 +31,13 @@ class PoolEcho(pyiocp.Handler):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(prog="pool_echo")
-    ap.add_argument("--backend", default="auto")
-    ap.add_argument("--port", type=int, default=0)
+    ap = arguments(__doc__, port=0)
     ap.add_argument("--threads", type=int, default=4)
     args = ap.parse_args()
-
-    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    with ThreadPoolExecutor(args.threads) as pool, pyiocp.SocketManager(PoolEcho(pool), backend=args.backend) as mgr, \
-            contextlib.suppress(KeyboardInterrupt):
-        host, port = mgr.listen("127.0.0.1", args.port).address
-        print(f"pool_echo: listening on {host}:{port}", flush=True)
-        mgr.serve_forever()
+    stop_on_signals()
+    with ThreadPoolExecutor(args.threads) as pool:
+        serve(pyiocp.SocketManager(PoolEcho(pool), workers=args.workers, backend=args.backend), "pool_echo",
+              args.host, args.port)
 
 
 if __name__ == "__main__":
