@@ -19,8 +19,8 @@ NAMES = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_
 # A request each example answers, and the start of its answer: made before
 # the signal, so that the server is serving (its workers running). A
 # Ctrl-C that lands while serve_forever() is still starting its worker
-# threads is a known SocketManager bug (close() then waits its timeout
-# plus 2 s for a worker that never ran), not what these tests are about.
+# threads is test_signals.py's
+# test_ctrl_c_while_the_workers_spawn_closes_at_once.
 EXCHANGE = {
     "echo.py": (b"ping", b"ping"),
     "http_server.py": (b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 OK"),
