@@ -118,7 +118,8 @@ test-python: $(VENV_STAMP)
 # Go 1.26's fuzz coordinator can end a clean run with "context deadline
 # exceeded" as -fuzztime expires (go.dev/issue/75804, fixed in Go 1.27): that
 # alone, with no failing input written, is not a failure.
-FUZZ_TARGETS := gomod/engine:FuzzParseAddr gomod/engine:FuzzLines gomod/engine:FuzzLengthPrefixed gomod/internal/poller:FuzzFromRaw
+FUZZ_TARGETS := gomod/engine:FuzzParseAddr gomod/engine:FuzzLines gomod/engine:FuzzLengthPrefixed gomod/internal/poller:FuzzFromRaw \
+	gomod/internal/tlsio:FuzzServerHandshakeInput
 FUZZTIME ?= 10s
 FUZZ_LOG_DIR ?=
 

@@ -141,6 +141,20 @@ SCENARIOS: List[Tuple[str, str, str, str, Tuple[str, ...]]] = [
      "gomod/internal/poller/testdata/fuzz.",
      "No panic or read past the buffer; AF_INET/AF_INET6 decode to the address and port the bytes spell "
      "(decoded independently), anything else to the zero address; `toSockaddr` gives it back.", (FUZZ,)),
+    ("fuzz_FuzzLines", "Fuzz: the `Lines` splitter",
+     "`go test -fuzz` on a byte stream cut into reads of a fuzzed size, through the engine's line "
+     "splitter (terminator and limit fuzzed too).",
+     "No panic; the same lines, and the same over-the-limit error at the same point, however the stream "
+     "is cut, as for the whole stream at once.", (FUZZ,)),
+    ("fuzz_FuzzLengthPrefixed", "Fuzz: the `LengthPrefixed` splitter",
+     "`go test -fuzz` on a byte stream cut into reads of a fuzzed size, through the engine's "
+     "length-prefix splitter (header size, byte order and limit fuzzed too).",
+     "No panic; the same frames, and the same over-the-limit error as soon as a header announces it, "
+     "however the stream is cut.", (FUZZ,)),
+    ("fuzz_FuzzServerHandshakeInput", "Fuzz: a TLS server's handshake input",
+     "`go test -fuzz` feeding arbitrary bytes, in two pieces, then the end of stream, to a server "
+     "handshake of gomod/internal/tlsio (stock crypto/tls over the engine's bytes).",
+     "No panic; the handshake ends with an error, never hangs, and leaves no goroutine waiting.", (FUZZ,)),
     ("debug_python", "The Python suite under debug checks",
      "All of tests_py with `PYTHONMALLOC=debug`, `python -X dev`, and the extension built with "
      "`GOEXPERIMENT=cgocheck2` (strictest cgo pointer checks).",
