@@ -206,23 +206,26 @@ def test_reply_from_a_thread_pool(iocp_manager: ManagerFactory, backend: str) ->
 
 
 @pytest.mark.linux  # iocp leaves every write to the worker (docs/design.md, "Sending")
-def test_a_send_from_another_thread_does_not_wait_for_its_worker(iocp_manager: ManagerFactory, backend: str) -> None:
-    """A send from a thread that runs no callbacks is written on that
-    thread: it leaves while the connection's only worker is held up in
-    another connection's callback (it used to wait for the worker)."""
+@pytest.mark.parametrize("how", ["send", "send_frame"])
+def test_a_send_from_another_thread_does_not_wait_for_its_worker(iocp_manager: ManagerFactory, backend: str,
+                                                                 how: str) -> None:
+    """A send (or a frame) from a thread that runs no callbacks is written
+    on that thread: it leaves while the connection's only worker is held up
+    in another connection's callback (it used to wait for the worker)."""
     rec = Blocker(echo=False)
     gate, blocked = rec.gate, rec.blocked
     mgr = iocp_manager(rec, backend=backend, workers=1)
-    lst = mgr.listen("127.0.0.1", 0)
+    lst = mgr.listen("127.0.0.1", 0, framing=pyiocp.Lines() if how == "send_frame" else None)
     b = client(lst.address)  # accepted first: rec.first_conn()
     c = client(lst.address)
     try:
         rec.wait_count("accept", 2)
-        c.sendall(b"block")
+        c.sendall(b"block\n" if how == "send_frame" else b"block")  # the line is b"block"
         assert blocked.wait(10)
-        rec.first_conn().send(b"from this thread")
+        getattr(rec.first_conn(), how)(b"from this thread")
         b.settimeout(10)  # well before the gate opens by itself
-        assert recv_exactly(b, 16) == b"from this thread"
+        want = b"from this thread" + (b"\n" if how == "send_frame" else b"")
+        assert recv_exactly(b, len(want)) == want
     finally:
         gate.set()
         b.close()

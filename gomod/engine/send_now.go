@@ -16,25 +16,49 @@ import "github.com/pyiocp/pyiocp/gomod/internal/poller"
 // its own thread; in Python it would hold the GIL meanwhile), and while
 // EventSend is produced (a Handler's OnSend counts every write on its
 // worker; WithEvents without MaskSend turns that off).
-func (c *Conn) SendNow(p []byte) error {
-	if !poller.CanWriteNow || len(p) > chunkSize || c.m.mask&MaskSend != 0 {
-		return c.Send(p)
+func (c *Conn) SendNow(p []byte) error { return c.sendNow(nil, p, nil) }
+
+// SendFrameNow is SendFrame as SendNow is Send: the frame written at once
+// on the caller's thread when nothing is queued before it.
+func (c *Conn) SendFrameNow(payload []byte) error {
+	c.mu.Lock()
+	f := c.framing
+	c.mu.Unlock()
+	if f == nil {
+		return c.SendFrame(payload) // its error
+	}
+	var hdr [8]byte
+	before, after, err := encodeFrame(f, payload, &hdr)
+	if err != nil {
+		return err
+	}
+	return c.sendNow(before, payload, after)
+}
+
+// sendNow writes the parts a, p, z at once if it can, else queues them as
+// sendParts does (with its errors).
+func (c *Conn) sendNow(a, p, z []byte) error {
+	n := len(a) + len(p) + len(z)
+	if !poller.CanWriteNow || n > chunkSize || c.m.mask&MaskSend != 0 {
+		return c.sendParts(a, p, z)
 	}
 	c.sockMu.RLock() // finalize does not close the socket meanwhile
 	defer c.sockMu.RUnlock()
 	c.mu.Lock()
 	if !c.opened || c.sending || c.flushQueued || c.sendq.len() > 0 || c.drainArmed ||
-		len(p) == 0 || len(p) > c.m.opts.sendLimit || c.req != closeNone || c.writeShut || c.freed {
+		n == 0 || n > c.m.opts.sendLimit || c.req != closeNone || c.writeShut || c.freed {
 		c.mu.Unlock()
-		return c.Send(p) // the usual way, with its errors
+		return c.sendParts(a, p, z) // the usual way, with its errors
 	}
 	// Queued first, so that what other threads send meanwhile goes behind
 	// it; the send slot is claimed, so the worker posts nothing meanwhile.
+	c.sendq.append(a)
 	c.sendq.append(p)
-	c.m.pendingSend.Add(int64(len(p)))
+	c.sendq.append(z)
+	c.m.pendingSend.Add(int64(n))
 	c.sending = true
 	var one [1][]byte
-	bufs := c.sendq.views(one[:0], 1) // p, whole: a queue empty before starts a fresh chunk
+	bufs := c.sendq.views(one[:0], 1) // the parts, whole: a queue empty before starts a fresh chunk
 	c.mu.Unlock()
 	n, err := poller.WriteNow(c.fd, bufs[0])
 	c.mu.Lock()

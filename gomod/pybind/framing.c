@@ -72,15 +72,15 @@ PyObject *Conn_send_frame(ConnObject *self, PyObject *data)
 {
     Py_buffer view;
     pyiocp_error err = {0};
-    int rc;
+    int rc, now = send_now(self->engine);
     if (PyBytes_CheckExact(data)) { /* the usual case, without the buffer protocol */
         rc = pyiocpSendFrame(self->engine->h, self->slot, self->id, PyBytes_AS_STRING(data),
-                             (size_t)PyBytes_GET_SIZE(data), &err);
+                             (size_t)PyBytes_GET_SIZE(data), now, &err);
         return rc == PYIOCP_OK ? (Py_INCREF(Py_None), Py_None) : raise_code(rc, &err);
     }
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    rc = pyiocpSendFrame(self->engine->h, self->slot, self->id, view.buf, (size_t)view.len, &err);
+    rc = pyiocpSendFrame(self->engine->h, self->slot, self->id, view.buf, (size_t)view.len, now, &err);
     PyBuffer_Release(&view);
     if (rc != PYIOCP_OK)
         return raise_code(rc, &err);

@@ -56,10 +56,14 @@ func pyiocpSetFraming(h C.int64_t, slot C.uint32_t, id C.uint64_t, fr *C.pyiocp_
 }
 
 //export pyiocpSendFrame
-func pyiocpSendFrame(h C.int64_t, slot C.uint32_t, id C.uint64_t, p *C.char, n C.size_t, e *C.pyiocp_error) C.int {
+func pyiocpSendFrame(h C.int64_t, slot C.uint32_t, id C.uint64_t, p *C.char, n C.size_t, now C.int, e *C.pyiocp_error) C.int {
 	c := conn(h, slot, id)
 	if c == nil {
 		return setErr(e, engine.ErrClosed)
 	}
-	return setErr(e, c.SendFrame(unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))))
+	b := unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
+	if now != 0 {
+		return setErr(e, c.SendFrameNow(b))
+	}
+	return setErr(e, c.SendFrame(b))
 }

@@ -134,6 +134,7 @@ PyObject *Conn_set_idle_timeout(ConnObject *self, PyObject *arg);
 int framing_from(PyObject *obj, pyiocp_framing *f);
 PyObject *Conn_set_framing(ConnObject *self, PyObject *obj);
 PyObject *Conn_send_frame(ConnObject *self, PyObject *data);
+int send_now(EngineObject *e); /* a send made here may be written at once (connection.c) */
 /* pool.c */
 extern PyTypeObject PoolType;
 PyObject *Engine_pool_new(EngineObject *self, PyObject *args);
