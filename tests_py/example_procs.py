@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Dict, Iterator, List, Optional, Tuple
@@ -19,16 +20,32 @@ from iocp_helpers import PYTHON, REPO
 EXAMPLES = REPO / "examples"
 
 
-def env_for(args: List[str]) -> Optional[Dict[str, str]]:
+def env_for(args: List[str]) -> Dict[str, str]:
     """The environment to run python with args in. The examples import their
     sibling _serving.py through the script's directory on sys.path, which
     PYTHONSAFEPATH leaves out (the Windows harness and the debug run set it,
     so that the source tree's pyiocp, in the current directory, does not
     shadow the build under test): a script runs without it. `-m` and `-c`
-    keep it (None: this environment)."""
+    keep it. faulthandler is on, for stop_for_stacks."""
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
     if args and args[0].endswith(".py"):
-        return {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
-    return None
+        env.pop("PYTHONSAFEPATH", None)
+    return env
+
+
+def stop_for_stacks(proc: "subprocess.Popen[str]") -> None:
+    """End a server that did not exit when told to. On Linux with SIGABRT:
+    faulthandler (env_for turns it on) first prints every thread's Python
+    stack to its stderr, which says where it was stuck. Elsewhere killed."""
+    if sys.platform == "win32":
+        proc.kill()
+    else:
+        proc.send_signal(signal.SIGABRT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class Server:
@@ -55,10 +72,9 @@ class Server:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            stop_for_stacks(self.proc)
             pytest.fail(f"{self.proc.args!r} did not exit within {timeout} s of {signal.Signals(sig).name}; "
-                        f"stderr: {self.stderr()[-2000:]}")
+                        f"stderr, with its stacks: {self.stderr()[-6000:]}")
 
 
 @contextlib.contextmanager

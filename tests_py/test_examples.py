@@ -13,7 +13,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from example_procs import env_for
+from example_procs import env_for, stop_for_stacks
 from iocp_helpers import PYTHON, reap, recv_exactly, small_rcvbuf_client
 
 # Linux: the servers run as subprocesses stopped with SIGINT or SIGTERM,
@@ -43,7 +43,13 @@ def stop(proc: "subprocess.Popen[str]", sig: int = signal.SIGINT) -> None:
     assert proc.stdout is not None and proc.stderr is not None
     proc.send_signal(sig)
     try:
-        assert proc.wait(10) == 0, proc.stderr.read()
+        try:
+            code = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            stop_for_stacks(proc)
+            pytest.fail(f"no exit within 10 s of {signal.Signals(sig).name}; stderr, with its stacks: "
+                        f"{proc.stderr.read()[-6000:]}")
+        assert code == 0, proc.stderr.read()
         assert proc.stderr.read() == ""
     finally:
         reap(proc)
