@@ -37,14 +37,17 @@ def test_keyboard_interrupt_from_a_callback_stops_serve_forever(backend: str) ->
     mgr = pyiocp.SocketManager(rec, backend=backend)
     lst = mgr.listen("127.0.0.1", 0)
     s = client(lst.address)
+    sender = threading.Timer(0.05, s.sendall, args=(b"boom",))
     try:
-        threading.Timer(0.05, s.sendall, args=(b"boom",)).start()
+        sender.start()
         with pytest.raises(KeyboardInterrupt):
             mgr.serve_forever()
         assert mgr.closed
         assert len(rec.closes) == 1
         assert rec.errors == []  # not an on_error matter
     finally:
+        sender.cancel()
+        sender.join()  # before the socket closes: it would send on a closed descriptor
         mgr.close()
         s.close()
 
