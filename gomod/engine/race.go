@@ -170,7 +170,8 @@ func (w *worker) forget(a *attempt) {
 // nextAttemptDue starts the next address once attemptDelay has passed
 // without a connection; false when it was not yet due.
 func (w *worker) nextAttemptDue(c *Conn) bool {
-	if c.state != stateConnecting || c.byName == nil || c.byName.nextAt == 0 || w.now < c.byName.nextAt {
+	if c.state != stateConnecting || c.byName == nil || c.byName.nextAt == 0 || w.now < c.byName.nextAt ||
+		c.connectBy > 0 && w.now >= c.connectBy { // timed out: fire ends it instead
 		return false
 	}
 	w.startAttempt(c)
