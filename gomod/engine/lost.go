@@ -35,6 +35,7 @@ func (w *worker) abandon(err error) {
 func (w *worker) dropLost(c *Conn, err error) {
 	c.registered = false // closed with the port: nothing to release there
 	c.recvPosted, c.connecting = false, false
+	w.closeAttemptsLost(c)
 	c.mu.Lock()
 	c.sending = false
 	c.mu.Unlock()

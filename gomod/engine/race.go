@@ -177,3 +177,16 @@ func (w *worker) nextAttemptDue(c *Conn) bool {
 	w.startAttempt(c)
 	return true
 }
+
+// closeAttemptsLost closes the sockets of c's attempts in flight when the
+// port is lost (lost.go): their completions will never come.
+func (w *worker) closeAttemptsLost(c *Conn) {
+	if c.byName == nil {
+		return
+	}
+	for _, a := range c.byName.racing {
+		poller.AbortSock(a.fd)
+		w.forget(a)
+	}
+	c.byName.racing = nil
+}
