@@ -196,12 +196,15 @@ func pattern(n int) []byte {
 // (WithFixedThreads: io_uring's single issuer) exits, and another closes
 // the manager. Where the port refuses any other thread (io_uring), the
 // worker is given up: Close returns promptly, every connection is closed
-// once with poller.ErrPortLost (its peer sees the end), nothing leaks.
-// Elsewhere the closing thread drives the worker to a clean close.
+// once with poller.ErrPortLost (its peer sees the end), nothing leaks, not
+// even the socket of a connect attempt in flight (a name whose address is
+// a black hole). Elsewhere the closing thread drives the worker to a clean
+// close.
 func TestCloseAfterTheDrivingThreadIsGone(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		r := newRecorder()
-		m := newManager(t, r, backend, engine.WithFixedThreads(true))
+		hole := fullListener(t)
+		m := newManager(t, r, backend, engine.WithFixedThreads(true), raceLookup(hole.Addr()))
 		l := listen(t, m)
 		cli := dial(t, l.Addr().String())
 		cli.Write([]byte("x"))
@@ -220,8 +223,14 @@ func TestCloseAfterTheDrivingThreadIsGone(t *testing.T) {
 						r.OnOpen(c)
 					case engine.EventRecv:
 						// One more round posts the next receive, which
-						// then stays outstanding on the port.
-						m.Poll(0, 64, 0)
+						// then stays outstanding on the port; so does the
+						// connect of an attempt that will never answer.
+						if _, err := m.ConnectHost("hole.test", hole.Port(), 0); err != nil {
+							t.Error(err)
+						}
+						for range 5 {
+							m.Poll(0, 64, 10*time.Millisecond)
+						}
 						accepted <- c
 						return
 					}
