@@ -38,15 +38,15 @@ func (c *Conn) SendFrameNow(payload []byte) error {
 // sendNow writes the parts a, p, z at once if it can, else queues them as
 // sendParts does (with its errors).
 func (c *Conn) sendNow(a, p, z []byte) error {
-	n := len(a) + len(p) + len(z)
-	if !poller.CanWriteNow || n > chunkSize || c.m.mask&MaskSend != 0 {
+	total := len(a) + len(p) + len(z)
+	if !poller.CanWriteNow || total > chunkSize || c.m.mask&MaskSend != 0 {
 		return c.sendParts(a, p, z)
 	}
 	c.sockMu.RLock() // finalize does not close the socket meanwhile
 	defer c.sockMu.RUnlock()
 	c.mu.Lock()
 	if !c.opened || c.sending || c.flushQueued || c.sendq.len() > 0 || c.drainArmed ||
-		n == 0 || n > c.m.opts.sendLimit || c.req != closeNone || c.writeShut || c.freed {
+		total == 0 || total > c.m.opts.sendLimit || c.req != closeNone || c.writeShut || c.freed {
 		c.mu.Unlock()
 		return c.sendParts(a, p, z) // the usual way, with its errors
 	}
@@ -55,7 +55,7 @@ func (c *Conn) sendNow(a, p, z []byte) error {
 	c.sendq.append(a)
 	c.sendq.append(p)
 	c.sendq.append(z)
-	c.m.pendingSend.Add(int64(n))
+	c.m.pendingSend.Add(int64(total))
 	c.sending = true
 	var one [1][]byte
 	bufs := c.sendq.views(one[:0], 1) // the parts, whole: a queue empty before starts a fresh chunk
