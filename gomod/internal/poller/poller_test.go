@@ -514,3 +514,31 @@ func TestUnknownBackend(t *testing.T) {
 		t.Fatalf("Open(kqueue): %v", err)
 	}
 }
+
+// TestRetoken: after Retoken, the socket's completions carry the new
+// token (a connect attempt's socket becoming its connection's), receives
+// and sends alike.
+func TestRetoken(t *testing.T) {
+	forBackends(t, func(t *testing.T, p Poller) {
+		s, cli := pair(t, p)
+		cli.Write([]byte("before"))
+		p.PostRecv(s, 1<<16)
+		if c := harvest(t, p, 1)[0]; c.Op != OpRecv || c.Token != 7 {
+			t.Fatalf("before: %+v", c)
+		}
+		p.Retoken(s, 9)
+		cli.Write([]byte("after"))
+		p.PostRecv(s, 1<<16)
+		if c := harvest(t, p, 1)[0]; c.Op != OpRecv || string(c.Data) != "after" || c.Token != 9 {
+			t.Fatalf("after: %+v", c)
+		}
+		if _, done, err := p.PostSend(s, [][]byte{[]byte("x")}); err != nil {
+			t.Fatal(err)
+		} else if !done {
+			if c := harvest(t, p, 1)[0]; c.Op != OpSend || c.Token != 9 {
+				t.Fatalf("send: %+v", c)
+			}
+		}
+		release(p, s)
+	})
+}
