@@ -74,18 +74,25 @@ func (c *Conn) setSendFraming(f Framing) (Framing, error) {
 // (LengthPrefixed) or before its terminator (Lines). The frame's bytes
 // are queued together, never interleaved with another send's.
 func (c *Conn) SendFrame(payload []byte) error {
-	c.mu.Lock()
-	f := c.framing
-	c.mu.Unlock()
-	if f == nil {
-		return &OptionError{"framing", nil, "send_frame needs a framing (set one with listen or connect, or set_framing)"}
-	}
 	var hdr [8]byte
-	before, after, err := encodeFrame(f, payload, &hdr)
+	before, after, err := c.frameParts(payload, &hdr)
 	if err != nil {
 		return err
 	}
 	return c.sendParts(before, payload, after)
+}
+
+// frameParts is what goes before and after payload to make it one frame
+// of c's framing (a header in hdr, or a terminator); an error without a
+// framing, or for a payload the framing cannot carry.
+func (c *Conn) frameParts(payload []byte, hdr *[8]byte) (before, after []byte, err error) {
+	c.mu.Lock()
+	f := c.framing
+	c.mu.Unlock()
+	if f == nil {
+		return nil, nil, &OptionError{"framing", nil, "send_frame needs a framing (set one with listen or connect, or set_framing)"}
+	}
+	return encodeFrame(f, payload, hdr)
 }
 
 // encodeFrame is f.encode called on the concrete type: through the

@@ -21,14 +21,8 @@ func (c *Conn) SendNow(p []byte) error { return c.sendNow(nil, p, nil) }
 // SendFrameNow is SendFrame as SendNow is Send: the frame written at once
 // on the caller's thread when nothing is queued before it.
 func (c *Conn) SendFrameNow(payload []byte) error {
-	c.mu.Lock()
-	f := c.framing
-	c.mu.Unlock()
-	if f == nil {
-		return c.SendFrame(payload) // its error
-	}
 	var hdr [8]byte
-	before, after, err := encodeFrame(f, payload, &hdr)
+	before, after, err := c.frameParts(payload, &hdr)
 	if err != nil {
 		return err
 	}

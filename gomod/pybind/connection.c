@@ -16,11 +16,11 @@ static PyObject *conn_op(ConnObject *self, int op)
 }
 
 /* Whether a send (or send_frame) from this thread is written at once, on
- * this thread (engine.Conn.SendNow, SendFrameNow): with a handler, from any thread but one running a
- * batch of this engine's callbacks. Those sends are left to their worker,
- * which writes all a batch queued for a connection together at the start
- * of its next round, with the GIL released. Poll mode leaves every send to
- * the next poll(). */
+ * this thread (engine.Conn.SendNow, SendFrameNow): with a handler, from
+ * any thread but one running a batch of this engine's callbacks. Those
+ * sends are left to their worker, which writes all a batch queued for a
+ * connection together at the start of its next round, with the GIL
+ * released. Poll mode leaves every send to the next poll(). */
 int send_now(EngineObject *e)
 {
     return e->callbacks && !dispatching_here(e);

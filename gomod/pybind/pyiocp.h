@@ -86,7 +86,7 @@ typedef struct {
 } loop_state;
 
 /* turns.c */
-void worker_take_gil(PyThreadState *ts); /* PyEval_RestoreThread, the other workers first (turns.c) */
+void worker_take_gil(PyThreadState *ts); /* PyEval_RestoreThread, the other workers first */
 
 /* module.c */
 extern int lost_interrupt; /* a KeyboardInterrupt swallowed on the main thread (lost_interrupt()) */
