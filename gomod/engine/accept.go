@@ -97,17 +97,26 @@ func (w *worker) adopt(c *Conn) {
 	c.mu.Lock()
 	c.opened = true
 	c.mu.Unlock()
-	c.announced = true
 	c.openedAt = w.now
 	c.lastActive = w.now
 	w.learnLocal(c)
 	w.conns.push(c)
-	w.stats.accepted.Add(1)
-	w.emit(Event{Kind: EventAccept, Conn: c})
 	w.schedule(c)
+	if lt := c.listener.tls.Load(); lt != nil {
+		w.startTLS(c, lt) // announced once its handshake succeeds
+	} else {
+		w.announce(c)
+	}
 	// The first receive is posted next round, once whoever took this
 	// event has let the connection go (pollers.go).
 	w.rearm = append(w.rearm, c)
+}
+
+// announce tells the application of an accepted connection.
+func (w *worker) announce(c *Conn) {
+	c.announced = true
+	w.stats.accepted.Add(1)
+	w.emit(Event{Kind: EventAccept, Conn: c})
 }
 
 // learnLocal records the connection's own address before it is announced:

@@ -28,14 +28,21 @@ func (w *worker) closeGracefully(c *Conn) {
 		c.mu.Lock()
 		pending := c.sendq.len() > 0
 		c.mu.Unlock()
-		if !pending {
+		if !pending && !c.tlsEarly() {
 			w.abort(c, nil, false) // nothing to deliver: stop connecting now
 			return
 		}
 		w.schedule(c) // with bytes queued: closes once connected and flushed
 		return
 	}
+	if c.outbound && c.tlsHandshaking() {
+		// Closed after the handshake, once what was sent before is
+		// written (tlsReady); close_timeout runs meanwhile.
+		w.schedule(c)
+		return
+	}
 	c.state = stateClosing
+	c.tlsClosing()
 	w.schedule(c)
 	w.flush(c)
 }
@@ -116,6 +123,7 @@ func (w *worker) finalize(c *Conn) {
 	if pool != nil {
 		pool.gone(c, c.closeErr)
 	}
+	w.tlsEnd(c)
 	w.cancelTimers(c)
 	if c.byName != nil {
 		c.byName.endLookup() // a lookup still running has nobody to tell

@@ -43,6 +43,7 @@ type Conn struct {
 	peer     netip.AddrPort
 	listener *Listener // nil for outbound connections
 	outbound bool
+	tls      *tlsConn // nil: plaintext (tls.go)
 
 	// Context is the application's; the engine never touches it.
 	Context any
@@ -141,6 +142,9 @@ func (c *Conn) Send(p []byte) error { return c.sendParts(nil, p, nil) }
 
 // sendParts queues a, p and z together, as one send.
 func (c *Conn) sendParts(a, p, z []byte) error {
+	if c.tls != nil {
+		return c.sendTLS(a, p, z)
+	}
 	c.mu.Lock()
 	if c.req != closeNone || c.writeShut || c.freed {
 		c.mu.Unlock()
@@ -215,6 +219,9 @@ func (c *Conn) requestClose(r closeReq) error {
 // ShutdownWrite half-closes: the peer gets FIN once pending bytes are
 // written; receiving goes on. Later sends fail with ErrClosed.
 func (c *Conn) ShutdownWrite() error {
+	if c.tls != nil && !c.Closed() {
+		c.tlsClosing() // close_notify, queued ahead of the FIN
+	}
 	c.mu.Lock()
 	if c.req != closeNone || c.freed {
 		c.mu.Unlock()

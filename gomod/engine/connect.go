@@ -15,6 +15,10 @@ import (
 // and outbound together) it fails with ErrTooManyConnections. so, if
 // given, are the socket's options (the default: SockOptions{}).
 func (m *Manager) Connect(addr netip.AddrPort, timeout time.Duration, so ...SockOptions) (*Conn, error) {
+	return m.connect(addr, timeout, nil, so)
+}
+
+func (m *Manager) connect(addr netip.AddrPort, timeout time.Duration, ct *clientTLS, so []SockOptions) (*Conn, error) {
 	if !addr.IsValid() || addr.Port() == 0 {
 		return nil, &OptionError{"address", addr, "must be an IP address and a port 1-65535"}
 	}
@@ -22,7 +26,7 @@ func (m *Manager) Connect(addr netip.AddrPort, timeout time.Duration, so ...Sock
 	if err != nil {
 		return nil, err
 	}
-	return m.outbound(timeout, func() (*Conn, error) {
+	return m.outbound(timeout, ct, func() (*Conn, error) {
 		fd, err := poller.NewConnectSocket(addr, &opts)
 		if err != nil {
 			return nil, err
@@ -46,7 +50,7 @@ func outboundOptions(timeout time.Duration, so []SockOptions) (SockOptions, erro
 // outbound makes an outbound connection with open and queues its connect
 // to its worker. Outbound connections count toward max_connections like
 // accepted ones: over the cap the caller hears it now, nothing is opened.
-func (m *Manager) outbound(timeout time.Duration, open func() (*Conn, error)) (*Conn, error) {
+func (m *Manager) outbound(timeout time.Duration, ct *clientTLS, open func() (*Conn, error)) (*Conn, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closing.Load() {
@@ -61,6 +65,9 @@ func (m *Manager) outbound(timeout time.Duration, open func() (*Conn, error)) (*
 		return nil, err
 	}
 	c.announced = true
+	if ct != nil {
+		c.tls = newClientTLS(c, ct)
+	}
 	if !m.table.add(c) {
 		if c.fd != poller.NoSock {
 			poller.CloseSock(c.fd)
@@ -131,12 +138,23 @@ func (w *worker) connected(c *Conn) {
 	c.connectBy = 0
 	c.lastActive = w.now
 	w.learnLocal(c)
-	w.stats.connected.Add(1)
-	w.emit(Event{Kind: EventConnect, Conn: c})
 	w.schedule(c)
 	// The first receive is posted next round, once whoever took this
 	// event has let the connection go (pollers.go).
 	w.rearm = append(w.rearm, c)
+	if c.tls != nil {
+		w.startClientTLS(c) // announced once its handshake succeeds
+		return
+	}
+	w.announceConnect(c)
+}
+
+// announceConnect tells the application its connection is up, and does
+// what waited for it: a pool's adoption, a close asked meanwhile, the
+// bytes sent before.
+func (w *worker) announceConnect(c *Conn) {
+	w.stats.connected.Add(1)
+	w.emit(Event{Kind: EventConnect, Conn: c})
 	c.mu.Lock()
 	req, pool := c.req, c.pool
 	c.opened = true

@@ -26,6 +26,7 @@ const (
 	reqIdleTimeout                      // Conn.SetIdleTimeout
 	reqResolved                         // a ConnectHost's lookup is done
 	reqFraming                          // Conn.SetFraming
+	reqTLSReady                         // a TLS handshake ended (tls.go)
 )
 
 // request is kept small (40 bytes): a flood of sends, posts or timers

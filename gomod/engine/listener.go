@@ -21,8 +21,9 @@ type Listener struct {
 	ref        poller.Ref // fd as its worker's port names it, once listening
 	addr       netip.AddrPort
 	accepts    int
-	sock       SockOptions // every accepted socket's too
-	framing    Framing     // every accepted connection's (never changed: shared)
+	sock       SockOptions                 // every accepted socket's too
+	framing    Framing                     // every accepted connection's (never changed: shared)
+	tls        atomic.Pointer[listenerTLS] // nil: plaintext (tls.go)
 	closeAsked atomic.Bool
 	taken      atomic.Bool   // its worker has run startListen
 	done       chan struct{} // closed once the socket is closed

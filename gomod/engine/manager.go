@@ -42,6 +42,8 @@ type Manager struct {
 	pendingSend   atomic.Int64
 	pausedReading atomic.Int64
 	rejected      atomic.Uint64
+
+	tlsState
 }
 
 // New creates a manager. h receives events when the manager runs its own
@@ -99,6 +101,7 @@ func New(h Handler, opts ...Option) (*Manager, error) {
 		for _, w := range m.workers {
 			w.p.Close()
 			w.spill.free()
+			w.plain.free()
 		}
 		var ub *poller.UnknownBackendError
 		if errors.As(err, &ub) {
@@ -161,6 +164,7 @@ func (m *Manager) Listen(addr netip.AddrPort, opts ...ListenOption) (*Listener, 
 	}
 	l := &Listener{m: m, w: m.pickWorker(), fd: fd, addr: local, accepts: lo.accepts, sock: lo.sock,
 		framing: lo.framing, done: make(chan struct{})}
+	l.tls.Store(lo.tls)
 	m.lmu.Lock()
 	m.listeners[l] = struct{}{}
 	m.lmu.Unlock()

@@ -195,6 +195,7 @@ type listenOptions struct {
 	reusePort bool
 	sock      SockOptions
 	framing   Framing
+	tls       *listenerTLS
 }
 
 // WithBacklog sets the kernel's queue of connections not yet accepted.

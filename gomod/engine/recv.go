@@ -31,20 +31,38 @@ func (w *worker) recvDone(c *Conn, cpl *poller.Completion) {
 		}
 		return
 	}
+	data := cpl.Data
+	if c.tls != nil {
+		var ok bool
+		if data, ok = w.tlsRecv(c, data); !ok {
+			return
+		}
+	}
 	if c.held.len() > 0 || c.isPaused() {
-		c.held.append(cpl.Data)
+		c.held.append(data)
 		w.resume = append(w.resume, c)
 		return
 	}
-	if c.fr != nil {
-		if !w.feed(c, cpl.Data) {
-			w.resume = append(w.resume, c) // to close it next round
-			return
-		}
-	} else {
-		w.emit(Event{Kind: EventRecv, Conn: c, Data: cpl.Data})
+	if !w.deliver(c, data) {
+		w.resume = append(w.resume, c) // to close it next round
+		return
+	}
+	if c.tls != nil && (c.tls.more || c.eof) {
+		w.resume = append(w.resume, c) // deliverHeld goes on
+		return
 	}
 	w.rearm = append(w.rearm, c)
+}
+
+// deliver hands received bytes to the application: as they came, or
+// split into frames. False when a bad frame came (the connection closes
+// next round).
+func (w *worker) deliver(c *Conn, data []byte) bool {
+	if c.fr != nil {
+		return w.feed(c, data)
+	}
+	w.emit(Event{Kind: EventRecv, Conn: c, Data: data})
+	return true
 }
 
 // rearmAll posts the next receive of every connection that received last
@@ -80,6 +98,13 @@ func (w *worker) postRecv(c *Conn) {
 	if c.fr != nil && c.state == stateOpen {
 		room -= c.fr.held()
 	}
+	if c.tls != nil && c.state == stateOpen {
+		// Ciphertext not yet decrypted counts too: a peer flooding a
+		// handshake cannot make the session buffer without bound.
+		if room -= c.tls.s.Buffered(); room <= 0 {
+			return
+		}
+	}
 	if err := w.p.PostRecv(c.ref, min(maxRead, room)); err != nil {
 		w.abort(c, err, false)
 		return
@@ -109,6 +134,7 @@ func (w *worker) deliverHeld() {
 			keep = append(keep, c) // a poller holds it: after it polls again
 			continue
 		}
+		delivered := false
 		if c.held.len() > 0 {
 			buf := w.spill.take(c.held.len())
 			if len(buf) == 0 {
@@ -116,9 +142,8 @@ func (w *worker) deliverHeld() {
 				continue
 			}
 			n := c.held.read(buf)
-			if c.fr == nil {
-				w.emit(Event{Kind: EventRecv, Conn: c, Data: buf[:n:n]})
-			} else if !w.feed(c, buf[:n:n]) {
+			delivered = true
+			if !w.deliver(c, buf[:n:n]) {
 				keep = append(keep, c) // to close it next round
 				continue
 			}
@@ -127,7 +152,26 @@ func (w *worker) deliverHeld() {
 				continue
 			}
 		}
+		if c.tls != nil && c.tls.more {
+			// Records the session holds, decrypted now the arena has room.
+			plain, ok := w.decrypt(c)
+			if c.state != stateOpen {
+				continue // a broken record aborted it
+			}
+			delivered = delivered || ok
+			if ok && !w.deliver(c, plain) || c.tls.more {
+				keep = append(keep, c)
+				continue
+			}
+		}
 		if c.eof && !c.eofTold {
+			if delivered {
+				// Told next round: with no EOF handler it closes the
+				// connection, and the handlers of the bytes just
+				// delivered may still answer them.
+				keep = append(keep, c)
+				continue
+			}
 			if w.endsInFrame(c) {
 				keep = append(keep, c) // to close it next round
 				continue
@@ -146,7 +190,14 @@ func (w *worker) peerEOF(c *Conn) {
 		w.settle(c)
 		return
 	}
-	if c.held.len() > 0 || c.isPaused() {
+	if c.tls != nil && !c.tls.up {
+		// The client may have sent its last handshake message and its
+		// request, then shut down: the handshake reads what came, and
+		// tlsReady goes on from there.
+		c.tls.s.FeedEOF()
+		return
+	}
+	if c.held.len() > 0 || c.isPaused() || c.tls != nil && c.tls.more {
 		return // told after the held data, on resume
 	}
 	if w.endsInFrame(c) {

@@ -30,8 +30,12 @@ func (e *ResolveError) Unwrap() error { return e.Err }
 // or ErrConnectTimeout once timeout (0: none) has passed since the call,
 // the lookup included. An IP address is connected to as Connect does.
 func (m *Manager) ConnectHost(host string, port uint16, timeout time.Duration, so ...SockOptions) (*Conn, error) {
+	return m.connectHost(host, port, timeout, nil, so)
+}
+
+func (m *Manager) connectHost(host string, port uint16, timeout time.Duration, ct *clientTLS, so []SockOptions) (*Conn, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return m.Connect(netip.AddrPortFrom(ip, port), timeout, so...)
+		return m.connect(netip.AddrPortFrom(ip, port), timeout, ct, so)
 	}
 	if port == 0 {
 		return nil, &OptionError{"port", port, "must be 1-65535"}
@@ -49,7 +53,7 @@ func (m *Manager) ConnectHost(host string, port uint16, timeout time.Duration, s
 	} else {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
-	c, err := m.outbound(timeout, func() (*Conn, error) {
+	c, err := m.outbound(timeout, ct, func() (*Conn, error) {
 		c := m.newConn(poller.NoSock, netip.AddrPort{}, true)
 		c.byName = &byName{resolving: true, sock: opts, endLookup: cancel}
 		return c, nil

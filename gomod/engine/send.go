@@ -43,7 +43,7 @@ func (w *worker) flush(c *Conn) {
 		c.sending = false
 		w.sent(c, n)
 	}
-	shut := err == nil && c.writeShut && !c.shutDone && c.sendq.len() == 0 && !c.sending
+	shut := err == nil && c.writeShut && !c.shutDone && c.sendq.len() == 0 && !c.sending && !c.tlsHandshaking()
 	c.mu.Unlock()
 	switch {
 	case err != nil:
@@ -69,8 +69,8 @@ func (w *worker) sent(c *Conn, n int) {
 	w.m.pendingSend.Add(-int64(n))
 	w.stats.bytesOut.Add(uint64(n))
 	c.lastActive = w.now
-	if w.m.mask&MaskSend != 0 {
-		w.emit(Event{Kind: EventSend, Conn: c, N: n})
+	if w.m.mask&MaskSend != 0 && c.announced {
+		w.emit(Event{Kind: EventSend, Conn: c, N: n}) // not a TLS handshake's
 	}
 	if c.drainArmed && c.sendq.len() <= w.m.lowWater {
 		c.drainArmed = false

@@ -26,6 +26,9 @@ func (a *spillArena) take(n int) []byte {
 	return b
 }
 
+// untake gives back the last n bytes of the last take, unused.
+func (a *spillArena) untake(n int) { a.off -= n }
+
 // takeAll returns n bytes of free spill memory, or nil if fewer are left.
 func (a *spillArena) takeAll(n int) []byte {
 	if n > len(a.buf)-a.off {

@@ -15,6 +15,8 @@ type workerStats struct {
 	waitErrors   atomic.Uint64
 	stray        atomic.Uint64
 
+	tlsHandshakeErrors atomic.Uint64
+
 	acceptErrorEpisodes atomic.Uint64
 }
 
@@ -42,6 +44,9 @@ type Stats struct {
 	// of descriptors until some free up, say): each is logged once, and
 	// ends at the listener's next accept that succeeds.
 	AcceptErrorEpisodes uint64
+
+	TLSConnections     int    // announced TLS connections open now
+	TLSHandshakeErrors uint64 // inbound TLS connections closed before their handshake succeeded
 }
 
 // Stats returns the current counters.
@@ -54,6 +59,7 @@ func (m *Manager) Stats() Stats {
 		Listeners:        len(m.Listeners()),
 		Workers:          len(m.workers),
 		Backend:          m.backend,
+		TLSConnections:   int(m.tlsConns.Load()),
 	}
 	for _, w := range m.workers {
 		st := &w.stats
@@ -67,6 +73,7 @@ func (m *Manager) Stats() Stats {
 		s.AcceptErrors += st.acceptErrors.Load()
 		s.AcceptErrorEpisodes += st.acceptErrorEpisodes.Load()
 		s.Stray += st.stray.Load()
+		s.TLSHandshakeErrors += st.tlsHandshakeErrors.Load()
 	}
 	return s
 }

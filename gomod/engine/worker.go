@@ -58,6 +58,7 @@ type worker struct {
 	lost         bool // the port is lost and closed (lost.go)
 	released     bool
 	spill        spillArena
+	plain        spillArena // TLS plaintext (tls.go); allocated with the first TLS connection
 	stats        workerStats
 }
 
@@ -98,6 +99,7 @@ func (w *worker) poll(max int, timeout time.Duration, pid uint64) ([]Event, bool
 	}
 	w.now = w.m.clock()
 	w.spill.reset()
+	w.plain.reset()
 	w.freeSpent()
 	w.freeSlots()
 	w.applyInbox()
@@ -205,6 +207,8 @@ func (w *worker) apply(r *request) {
 		w.resume = append(w.resume, r.c)
 	case reqAdopt:
 		w.adopt(r.c)
+	case reqTLSReady:
+		w.tlsReady(r.c)
 	case reqConnect:
 		w.startConnect(r.c, r.t)
 	case reqListen:
@@ -388,6 +392,7 @@ func (w *worker) releasePort() bool {
 			w.p.Close()
 		}
 		w.spill.free()
+		w.plain.free()
 	}
 	return true
 }
