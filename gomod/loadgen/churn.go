@@ -54,7 +54,7 @@ func (w *worker) churn(r *runner, stop context.Context) {
 	d := net.Dialer{Timeout: r.cfg.ConnectTimeout}
 	for seq := uint64(0); !r.stopped.Load() && time.Now().Before(r.end); seq++ {
 		began := time.Now()
-		c, err := d.DialContext(stop, "tcp", r.cfg.Addr)
+		c, err := dial(stop, &d, r.cfg)
 		if err != nil {
 			if stop.Err() == nil {
 				w.failed(r, fmt.Errorf("connect: %w", err))

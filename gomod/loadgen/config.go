@@ -46,6 +46,9 @@ type Config struct {
 	// Client is what drives ModeEcho's connections: ClientNet ("" means
 	// the same) or ClientEngine. The other modes take only ClientNet.
 	Client string
+	// TLS speaks TLS 1.3 to the server (ClientNet only): a full handshake
+	// per connection, the server's certificate not checked (tls.go).
+	TLS bool
 	// Duration is the measured run length (>0); for ModeBulk it is a time
 	// limit (a transfer not done by then is an error), for ModeIdle how long
 	// the connections sit idle.

@@ -37,7 +37,7 @@ func runIdle(ctx context.Context, cfg Config) (Result, error) {
 	defer cancel()
 	eachParallel(cfg.Conns, func(slot, i int) {
 		s := &slots[slot]
-		c, err := d.DialContext(dialCtx, "tcp", cfg.Addr)
+		c, err := dial(dialCtx, &d, cfg)
 		if err != nil {
 			if dialCtx.Err() == nil {
 				s.fail(i, fmt.Errorf("connect: %w", err))

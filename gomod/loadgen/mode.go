@@ -66,6 +66,8 @@ func (c Config) validateMode() error {
 		return &ConfigError{"Client", c.Client, fmt.Sprintf("must be %q or %q", ClientNet, ClientEngine)}
 	case m != ModeEcho && c.Client == ClientEngine:
 		return &ConfigError{"Client", c.Client, fmt.Sprintf("must be %q unless Mode is %s", ClientNet, ModeEcho)}
+	case c.TLS && c.Client == ClientEngine:
+		return &ConfigError{"Client", c.Client, fmt.Sprintf("must be %q with TLS", ClientNet)}
 	case m != ModeEcho && c.Depth > 1:
 		return &ConfigError{"Depth", c.Depth, fmt.Sprintf("must be 0 or 1 unless Mode is %s", ModeEcho)}
 	}

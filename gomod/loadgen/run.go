@@ -124,7 +124,7 @@ func dialAll(ctx context.Context, cfg Config) (conns []net.Conn, failed uint64, 
 	)
 	for i := range conns {
 		wg.Go(func() {
-			c, err := d.DialContext(ctx, "tcp", cfg.Addr)
+			c, err := dial(ctx, &d, cfg)
 			if err == nil {
 				conns[i] = c
 				return

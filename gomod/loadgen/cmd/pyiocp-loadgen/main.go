@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var((*byteCount)(&cfg.Bytes), "bytes", "`bytes` each connection streams in bulk mode, e.g. 1073741824 or 1GiB (default 1GiB)")
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", loadgen.DefaultConnectTimeout, "timeout of one connect")
 	fs.DurationVar(&cfg.ReplyTimeout, "reply-timeout", loadgen.DefaultReplyTimeout, "longest wait for one echo")
+	fs.BoolVar(&cfg.TLS, "tls", false, "speak TLS 1.3 (net client; a full handshake per connection, the certificate not checked)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	progress := fs.Bool("progress", false, "print progress to stderr every second (echo, churn)")
 	if err := fs.Parse(args); err != nil {

@@ -1,0 +1,30 @@
+package loadgen
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+)
+
+// clientTLS is the load generator's TLS: 1.3 only, no session resumption
+// (every connection makes a full handshake), and no check of the server's
+// certificate: it measures servers, it does not protect data.
+var clientTLS = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}
+
+// dial connects to cfg.Addr; with cfg.TLS it also makes the handshake,
+// bounded by ConnectTimeout.
+func dial(ctx context.Context, d *net.Dialer, cfg Config) (net.Conn, error) {
+	c, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	if err != nil || !cfg.TLS {
+		return c, err
+	}
+	hctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	defer cancel()
+	tc := tls.Client(c, clientTLS)
+	if err := tc.HandshakeContext(hctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tc, nil
+}
