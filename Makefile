@@ -34,7 +34,7 @@ PYTEST_ARGS ?=
 
 APT_PACKAGES := gcc pkg-config python3-dev python3-venv python3-pip python3-setuptools \
 	python3-wheel python3-pytest python3-pytest-timeout python3-uvloop \
-	python3-hypothesis mypy curl wrk
+	python3-hypothesis mypy curl wrk openssl
 
 # The cgo environment of the extension build, from setup.py (one source of
 # truth), so that `go vet` and `go test` compile gomod/pybind the same way:
@@ -226,9 +226,12 @@ windows-extension: $(VENV_STAMP) windows-deps
 # wineserver (a user's own tests under Wine would set the same).
 WINDOWS_PY_SKIP := --deselect tests_py/test_faults_callbacks.py::test_fault_reference_counts_stay_flat
 
+# The TLS tests' certificates are made here, with Linux's openssl command
+# (tests_py/tls_pki.py), which the Windows side does not have.
 test-windows-python: windows-extension
-	.ci/wine/python -m pytest tests_py -p no:cacheprovider -m "not linux" $(WINDOWS_PY_SKIP) \
-		-o iocp_settle_timeout=8 --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
+	rm -rf build/windows/pki && $(PY) tests_py/tls_pki.py build/windows/pki
+	PYIOCP_TEST_PKI=build/windows/pki .ci/wine/python -m pytest tests_py -p no:cacheprovider -m "not linux" \
+		$(WINDOWS_PY_SKIP) -o iocp_settle_timeout=8 --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
 
 run: build
 	PY=$(PY) bash scripts/run_demo.sh

@@ -9,20 +9,32 @@ import argparse
 import contextlib
 import signal
 from types import FrameType
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import pyiocp
 
 
-def arguments(doc: Optional[str], *, port: int, workers: int = 1) -> argparse.ArgumentParser:
-    """A parser with --host, --port, --workers and --backend; the example
-    adds its own options."""
+def arguments(doc: Optional[str], *, port: int, workers: int = 1, tls: bool = False) -> argparse.ArgumentParser:
+    """A parser with --host, --port, --workers and --backend (with tls,
+    --tls-cert and --tls-key too: see tls_config); the example adds its own
+    options."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=port)
     ap.add_argument("--workers", type=int, default=workers, help="I/O worker threads")
     ap.add_argument("--backend", default="auto", help="auto, or a backend such as epoll or io_uring")
+    if tls:
+        ap.add_argument("--tls-cert", help="speak TLS with this certificate chain (PEM)")
+        ap.add_argument("--tls-key", help="its key (PEM; default: in --tls-cert)")
     return ap
+
+
+def tls_config(args: argparse.Namespace, alpn: Tuple[str, ...] = ()) -> Optional[pyiocp.TLSConfig]:
+    """The TLSConfig of --tls-cert and --tls-key, None without them. The
+    files are read now: a bad one stops the server before it listens."""
+    if not args.tls_cert:
+        return None
+    return pyiocp.TLSConfig(args.tls_cert, args.tls_key, alpn=alpn)
 
 
 def stop_on_signals() -> None:

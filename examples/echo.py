@@ -1,6 +1,7 @@
 """An echo server on pyiocp: every byte a client sends comes back.
 
     python examples/echo.py [--host 127.0.0.1] [--port 7007] [--workers 1] [--backend auto]
+                            [--tls-cert server.pem --tls-key server.key]
 
 Drive it with the built-in load generator:
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 import pyiocp
-from _serving import arguments, serve, stop_on_signals
+from _serving import arguments, serve, stop_on_signals, tls_config
 
 
 class Echo(pyiocp.Handler):
@@ -38,10 +39,11 @@ class Echo(pyiocp.Handler):
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    args = arguments(__doc__, port=7007).parse_args(argv)
+    args = arguments(__doc__, port=7007, tls=True).parse_args(argv)
+    tls = tls_config(args)
     stop_on_signals()
     mgr = pyiocp.SocketManager(Echo(), workers=args.workers, backend=args.backend)
-    serve(mgr, "echo", args.host, args.port)
+    serve(mgr, "echo", args.host, args.port, tls=tls)
 
 
 if __name__ == "__main__":

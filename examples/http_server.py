@@ -1,10 +1,12 @@
 """An HTTP/1.1 server on pyiocp: keep-alive, pipelining, bounded requests.
 
     python examples/http_server.py [--host 127.0.0.1] [--port 8080] [--workers 1] [--backend auto]
+                                   [--tls-cert server.pem --tls-key server.key]
 
     curl http://127.0.0.1:8080/
     curl -d 'some body' http://127.0.0.1:8080/echo
     wrk -t1 -c10 -d5s http://127.0.0.1:8080/
+    curl --cacert ca.pem https://localhost:8080/     (with --tls-cert: HTTPS)
 
 Routes: ``GET /`` (and ``HEAD /``) says hello; ``POST /echo`` answers with
 the request body. Anything else is a 404 (or 405 for a wrong method).
@@ -34,7 +36,7 @@ import logging
 from typing import Dict, List, Optional, Tuple
 
 import pyiocp
-from _serving import arguments, serve, stop_on_signals
+from _serving import arguments, serve, stop_on_signals, tls_config
 
 log = logging.getLogger("pyiocp.examples.http")
 
@@ -223,11 +225,12 @@ class Http(pyiocp.Handler):
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    args = arguments(__doc__, port=8080).parse_args(argv)
+    args = arguments(__doc__, port=8080, tls=True).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
+    tls = tls_config(args, alpn=("http/1.1",))
     stop_on_signals()
     mgr = pyiocp.SocketManager(Http(), workers=args.workers, backend=args.backend)
-    serve(mgr, "http_server", args.host, args.port)
+    serve(mgr, "http_server", args.host, args.port, tls=tls)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from ._pool import ConnectionPool
 from ._pyiocp import Connection, Timer, backends
 from ._framing import LengthPrefixed, Lines
 from ._sockopts import KeepAlive
+from ._tls import TLSConfig, TLSInfo
 from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError, TooManyConnections
 
 _pyiocp._init(errors)
@@ -43,6 +44,8 @@ __all__ = [
     "ManagerClosed",
     "ProtocolError",
     "SocketManager",
+    "TLSConfig",
+    "TLSInfo",
     "Timer",
     "TooManyConnections",
     "backends",

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 if TYPE_CHECKING:
     from ._manager import SocketManager
+    from ._tls import TLSConfig
 
 
 class Listener:
     """A listening socket of a SocketManager."""
 
-    def __init__(self, manager: "SocketManager", handle: int, address: Tuple[str, int]) -> None:
+    def __init__(self, manager: "SocketManager", handle: int, address: Tuple[str, int],
+                 tls: "Optional[TLSConfig]" = None) -> None:
         self._manager = manager
         self._handle = handle
         self.address = address
         self._closed = False
+        self.tls = tls
+
+    def reload_tls(self, config: "TLSConfig") -> None:
+        """New handshakes use config (rotated certificates, say);
+        connections already accepted keep theirs. The handshake timeout
+        stays the listener's first. ValueError on a listener without TLS."""
+        if self.tls is None:
+            raise ValueError("reload_tls: the listener was not made with tls=")
+        if self._closed:
+            raise ValueError("reload_tls: the listener is closed")
+        self._manager._reload_tls(self._handle, config)
+        self.tls = config
 
     def close(self) -> None:
         """Stop accepting; the socket closes once its posted accepts are

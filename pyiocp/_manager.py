@@ -27,6 +27,7 @@ from ._listener import Listener
 from ._pyiocp import Connection, Timer
 from ._framing import Framing, framing_arg
 from ._sockopts import KeepAlive, sockopts
+from ._tls import TLSConfig, tls_handle
 from ._threads import _LostInterruptCatcher, _PollerExit, _SigtermCatcher, _StartGate, _UnservedWatch, _wait_set
 from .errors import ManagerClosed
 
@@ -138,21 +139,27 @@ class SocketManager:
         rcvbuf: Optional[int] = None,
         sndbuf: Optional[int] = None,
         framing: Framing = None,
+        tls: Optional[TLSConfig] = None,
     ) -> Listener:
         """Listen on host:port (port 0 picks a free port: see .address).
         The socket options (TCP_NODELAY, keepalive, the kernel's buffer
         sizes) are every accepted connection's too, and so is framing (a
-        pyiocp.Lines or LengthPrefixed: on_recv gets one whole frame)."""
+        pyiocp.Lines or LengthPrefixed: on_recv gets one whole frame).
+        With tls (a pyiocp.TLSConfig with a certificate) every connection
+        does its TLS handshake first: on_accept comes after it succeeded,
+        a failed one is never announced (stats()["tls_handshake_errors"]),
+        and the callbacks see plaintext."""
         backlog = _int_arg("backlog", backlog, 1, MAX_BACKLOG)
         accepts = _int_arg("accepts", accepts, 1, MAX_ACCEPTS)
         if not isinstance(reuse_port, bool):
             raise TypeError(f"reuse_port must be a bool, not {type(reuse_port).__name__}")
         opts = sockopts(nodelay, keepalive, rcvbuf, sndbuf)
         framing = framing_arg(framing)
+        tls_h = tls_handle(tls)
         self._check_open()
         ip, port = _resolve(host, port, passive=True)
-        handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port, opts, framing)
-        lst = Listener(self, handle, (ip, bound))
+        handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port, opts, framing, tls_h)
+        lst = Listener(self, handle, (ip, bound), tls)
         self._listeners.append(lst)
         with self._lock:
             if not self._served and self._watch is None and self._state == "open":
@@ -182,6 +189,10 @@ class SocketManager:
         port = _int_arg("port", port, 1, 65535)
         self._check_open()
         return self._engine.connect(host, port, timeout_ns, opts, framing)
+
+    def _reload_tls(self, handle: int, tls: TLSConfig) -> None:
+        self._check_open()
+        self._engine.reload_tls(handle, tls_handle(tls))
 
     def _close_listener(self, handle: int) -> None:
         if self._state != "closed":

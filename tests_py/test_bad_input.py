@@ -128,7 +128,7 @@ def test_connection_cannot_be_made_directly() -> None:
         (("127.0.0.1", 0), {"accepts": 2.5}, TypeError),
         (("127.0.0.1", 0), {"reuse_port": 1}, TypeError),
         (("127.0.0.1", 0), {"reuse_port": "yes"}, TypeError),
-        (("127.0.0.1", 0), {"tls": None}, TypeError),  # no such option (yet)
+        (("127.0.0.1", 0), {"tls": "yes"}, TypeError),  # not a pyiocp.TLSConfig
     ],
 )
 def test_listen_bad_arguments(iocp_manager: ManagerFactory, backend: str, args: Tuple[Any, ...],

@@ -4,6 +4,7 @@ by curl, http.client, wrk and raw sockets."""
 from __future__ import annotations
 
 import http.client
+import pathlib
 import re
 import shutil
 import signal
@@ -19,6 +20,7 @@ from conftest import BACKENDS
 from example_procs import Server, example, running
 from iocp_helpers import recv_until_eof
 from pyiocp.testing import Client, faults
+from tls_pki import make_pki
 
 # Linux: the servers run as subprocesses stopped with SIGINT or SIGTERM,
 # which Windows cannot send to a child process.
@@ -72,6 +74,27 @@ def test_curl_keep_alive_and_post(server: Server) -> None:
     r = subprocess.run(["curl", "-sS", "-v", "--http1.0", f"{url}/"], capture_output=True, text=True, timeout=20)
     assert r.returncode == 0 and r.stdout == "hello, world\n"
     assert re.search(r"< Connection: close", r.stderr), r.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_https_with_curl(tmp_path: pathlib.Path, backend: str) -> None:
+    """--tls-cert: curl, checking the certificate against the test CA, gets
+    its answers over one TLS connection, HTTP/1.1 agreed by ALPN."""
+    pki = make_pki(tmp_path)
+    argv = example("http_server.py", "--backend", backend, "--tls-cert", pki.server, "--tls-key", pki.server_key)
+    with running(argv) as server:
+        url = f"https://pyiocp.test:{server.port}"
+        opts = ["-sS", "-v", "--cacert", pki.ca, "--resolve", f"pyiocp.test:{server.port}:127.0.0.1"]
+        r = subprocess.run(["curl", *opts, f"{url}/", "--next", *opts, "--data-binary", "over tls", f"{url}/echo"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "hello, world\nover tls", r.stderr
+        assert "SSL certificate verify ok" in r.stderr
+        assert "ALPN: server accepted http/1.1" in r.stderr or "ALPN, server accepted to use http/1.1" in r.stderr
+        assert r.stderr.count("Re-using existing connection") == 1, r.stderr
+        r = subprocess.run(["curl", "-sS", f"https://127.0.0.1:{server.port}/", "--cacert", pki.ca],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 60 and "127.0.0.1" in r.stderr  # the certificate names another host
 
 
 def test_http_client_reuses_the_connection(server: Server) -> None:

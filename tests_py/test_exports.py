@@ -21,6 +21,8 @@ def test_public_names() -> None:
         "ManagerClosed",
         "ProtocolError",
         "SocketManager",
+        "TLSConfig",
+        "TLSInfo",
         "Timer",
         "TooManyConnections",
         "backends",

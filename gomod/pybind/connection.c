@@ -167,6 +167,7 @@ static PyGetSetDef Conn_getset[] = {
     {"local", (getter)Conn_get_local, NULL, "(host, port) of this end, None once closed", NULL},
     {"pending", (getter)Conn_get_pending, NULL, "bytes queued and not yet written", NULL},
     {"closed", (getter)Conn_get_closed, NULL, "True once closing or closed", NULL},
+    {"tls", (getter)Conn_get_tls, NULL, "a pyiocp.TLSInfo, or None for plaintext", NULL},
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {NULL},
 };

@@ -140,11 +140,12 @@ static PyObject *Engine_listen(EngineObject *self, PyObject *args)
     pyiocp_error err;
     pyiocp_sockopts so;
     pyiocp_framing fr;
+    long long tls;
     PyObject *opts, *framing;
-    if (!PyArg_ParseTuple(args, "siiipOO", &ip, &port, &backlog, &accepts, &reuse, &opts, &framing) ||
+    if (!PyArg_ParseTuple(args, "siiipOOL", &ip, &port, &backlog, &accepts, &reuse, &opts, &framing, &tls) ||
         sockopts_from(opts, &so) < 0 || framing_from(framing, &fr) < 0)
         return NULL;
-    if (pyiocpListen(self->h, (char *)ip, port, backlog, accepts, reuse, &so, &fr, &lh, &bound, &err) != PYIOCP_OK)
+    if (pyiocpListen(self->h, (char *)ip, port, backlog, accepts, reuse, &so, &fr, tls, &lh, &bound, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
     return Py_BuildValue("Li", (long long)lh, bound);
 }
@@ -155,6 +156,19 @@ static PyObject *Engine_close_listener(EngineObject *self, PyObject *arg)
     if (lh == -1 && PyErr_Occurred())
         return NULL;
     pyiocpListenerClose(self->h, lh);
+    Py_RETURN_NONE;
+}
+
+/* reload_tls(listener_handle, tls_handle): new handshakes use it. */
+static PyObject *Engine_reload_tls(EngineObject *self, PyObject *args)
+{
+    long long lh, tls;
+    pyiocp_error err;
+    int rc;
+    if (!PyArg_ParseTuple(args, "LL", &lh, &tls))
+        return NULL;
+    if ((rc = pyiocpListenerReloadTLS(self->h, lh, tls, &err)) != PYIOCP_OK)
+        return raise_code(rc, &err);
     Py_RETURN_NONE;
 }
 
@@ -256,7 +270,7 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused)
     memset(&s, 0, sizeof(s));
     if (!pyiocpStats(self->h, &s))
         return raise_code(PYIOCP_E_MANAGER_CLOSED, NULL);
-    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLss}",
+    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLss}",
                          "connections", (long long)s.connections, "accepted", (long long)s.accepted,
                          "connected", (long long)s.connected, "closed", (long long)s.closed,
                          "rejected", (long long)s.rejected, "timed_out", (long long)s.timed_out,
@@ -266,7 +280,9 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused)
                          "completions", (long long)s.completions, "accept_errors", (long long)s.accept_errors,
                          "accept_error_episodes", (long long)s.accept_error_episodes,
                          "stray_completions", (long long)s.stray, "listeners", (long long)s.listeners,
-                         "workers", (long long)s.workers, "backend", s.backend);
+                         "workers", (long long)s.workers,
+                         "tls_connections", (long long)s.tls_connections,
+                         "tls_handshake_errors", (long long)s.tls_handshake_errors, "backend", s.backend);
 }
 
 static PyObject *Engine_get(EngineObject *self, PyObject *arg)
@@ -284,8 +300,9 @@ static PyObject *Engine_get(EngineObject *self, PyObject *arg)
 }
 
 static PyMethodDef Engine_methods[] = {
-    {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, sockopts, framing) -> (handle, port)"},
+    {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, sockopts, framing, tls_handle) -> (handle, port)"},
     {"close_listener", (PyCFunction)Engine_close_listener, METH_O, "close_listener(handle)"},
+    {"reload_tls", (PyCFunction)Engine_reload_tls, METH_VARARGS, "reload_tls(listener_handle, tls_handle)"},
     {"listener_waiting", (PyCFunction)Engine_listener_waiting, METH_O, "listener_waiting(handle) -> bool: connections wait, no worker has the listener"},
     {"pool_new", (PyCFunction)Engine_pool_new, METH_VARARGS, "pool_new(size, idle_ns) -> Pool (pool.c)"},
     {"connect", (PyCFunction)Engine_connect, METH_VARARGS,

@@ -162,14 +162,18 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 
 //export pyiocpListen
 func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort C.int, so *C.pyiocp_sockopts,
-	fr *C.pyiocp_framing, lh *C.int64_t, boundPort *C.int, e *C.pyiocp_error) C.int {
+	fr *C.pyiocp_framing, tlsHandle C.int64_t, lh *C.int64_t, boundPort *C.int, e *C.pyiocp_error) C.int {
 	ent, addr, err := target(h, ip, port)
 	if err != nil {
 		return setErr(e, err)
 	}
-	l, err := ent.m.Listen(addr, engine.WithBacklog(int(backlog)), engine.WithAccepts(int(accepts)),
+	withTLS, err := listenTLS(tlsHandle)
+	if err != nil {
+		return setErr(e, err)
+	}
+	l, err := ent.m.Listen(addr, append(withTLS, engine.WithBacklog(int(backlog)), engine.WithAccepts(int(accepts)),
 		engine.WithReusePort(reusePort != 0), engine.WithSockOptions(sockOptions(so)),
-		engine.WithFraming(framing(fr)))
+		engine.WithFraming(framing(fr)))...)
 	if err != nil {
 		return setErr(e, err)
 	}
@@ -529,6 +533,8 @@ func pyiocpStats(h C.int64_t, out *C.pyiocp_stats) C.int {
 	out.stray = C.int64_t(s.Stray)
 	out.listeners = C.int64_t(s.Listeners)
 	out.workers = C.int64_t(s.Workers)
+	out.tls_connections = C.int64_t(s.TLSConnections)
+	out.tls_handshake_errors = C.int64_t(s.TLSHandshakeErrors)
 	putString(out.backend[:], s.Backend)
 	return 1
 }

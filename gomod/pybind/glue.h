@@ -120,6 +120,7 @@ typedef struct pyiocp_stats {
     int64_t bytes_in, bytes_out, pending_send_bytes, paused_reading;
     int64_t completions, accept_errors, stray, listeners, workers;
     int64_t accept_error_episodes;
+    int64_t tls_connections, tls_handshake_errors;
     char backend[32];
 } pyiocp_stats;
 

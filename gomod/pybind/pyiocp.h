@@ -104,6 +104,12 @@ int coarse_enough(int64_t threshold_ns);
 extern PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed, *ErrTooManyConnections, *ErrProtocol;
 void errors_defaults(void);
 PyObject *mod_init(PyObject *mod, PyObject *errors);
+
+/* tls.c */
+PyObject *mod_tls_init(PyObject *mod, PyObject *factory);
+PyObject *mod_tls_config(PyObject *mod, PyObject *arg);
+PyObject *mod_tls_config_free(PyObject *mod, PyObject *arg);
+PyObject *Conn_get_tls(ConnObject *self, void *unused);
 PyObject *raise_code(int code, const pyiocp_error *e);
 PyObject *close_error(const pyiocp_error *e);
 

@@ -1,0 +1,65 @@
+/* tls.c: TLS configurations, built and held by the Go side (tls.go) and
+ * named here by a handle, and Connection.tls. */
+#include <stdlib.h>
+#include "pyiocp.h"
+
+/* pyiocp._tls.TLSInfo.from_json, handed over by _tls_init. */
+static PyObject *tls_info_factory;
+
+/* _tls_init(factory): what makes a TLSInfo of the engine's JSON. */
+PyObject *mod_tls_init(PyObject *mod, PyObject *factory)
+{
+    Py_INCREF(factory);
+    Py_XSETREF(tls_info_factory, factory);
+    Py_RETURN_NONE;
+}
+
+/* tls_config(spec_json) -> handle: the files are read now, without the GIL
+ * (spec stays valid: the caller holds the str). */
+PyObject *mod_tls_config(PyObject *mod, PyObject *arg)
+{
+    const char *spec = PyUnicode_AsUTF8(arg);
+    int64_t h = 0;
+    int rc;
+    pyiocp_error err;
+    if (!spec)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pyiocpTLSConfig((char *)spec, &h, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != PYIOCP_OK)
+        return raise_code(rc, &err);
+    return PyLong_FromLongLong((long long)h);
+}
+
+/* tls_config_free(handle) */
+PyObject *mod_tls_config_free(PyObject *mod, PyObject *arg)
+{
+    long long h = PyLong_AsLongLong(arg);
+    if (h == -1 && PyErr_Occurred())
+        return NULL;
+    pyiocpTLSConfigFree(h);
+    Py_RETURN_NONE;
+}
+
+/* Connection.tls: a TLSInfo, or None for a plaintext (or gone) one. The
+ * JSON is C memory the Go side allocated: freed here. */
+PyObject *Conn_get_tls(ConnObject *self, void *unused)
+{
+    char *json = pyiocpConnTLS(self->engine->h, self->slot, self->id);
+    PyObject *text, *info;
+    if (!json)
+        Py_RETURN_NONE;
+    text = PyUnicode_FromString(json);
+    free(json);
+    if (!text)
+        return NULL;
+    if (!tls_info_factory) {
+        Py_DECREF(text);
+        PyErr_SetString(PyExc_RuntimeError, "pyiocp's TLS support is not initialised");
+        return NULL;
+    }
+    info = PyObject_CallOneArg(tls_info_factory, text);
+    Py_DECREF(text);
+    return info;
+}
