@@ -23,7 +23,7 @@ from ._pyiocp import Connection, Timer, backends
 from ._framing import LengthPrefixed, Lines
 from ._sockopts import KeepAlive
 from ._tls import TLSConfig, TLSInfo
-from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError, TooManyConnections
+from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError, TLSError, TooManyConnections
 
 _pyiocp._init(errors)
 
@@ -45,6 +45,7 @@ __all__ = [
     "ProtocolError",
     "SocketManager",
     "TLSConfig",
+    "TLSError",
     "TLSInfo",
     "Timer",
     "TooManyConnections",

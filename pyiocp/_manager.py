@@ -168,7 +168,8 @@ class SocketManager:
 
     def connect(self, host: str, port: int, *, timeout: Optional[float] = None, nodelay: bool = True,
                 keepalive: Optional[KeepAlive] = None, rcvbuf: Optional[int] = None,
-                sndbuf: Optional[int] = None, framing: Framing = None) -> Connection:
+                sndbuf: Optional[int] = None, framing: Framing = None,
+                tls: Optional[TLSConfig] = None) -> Connection:
         """Start connecting to host:port and return the Connection at once;
         on_connect follows, or on_close with the error (TimeoutError after
         timeout seconds). Bytes sent before it connects go out once it does.
@@ -180,15 +181,20 @@ class SocketManager:
         one 250 ms after the last, or once it fails; the first to connect
         wins), all within timeout. A name that does not resolve
         ends the connection with on_close(conn, socket.gaierror). Until it
-        connects, the connection's peer is None. framing is listen()'s."""
+        connects, the connection's peer is None. framing is listen()'s.
+        With tls (a pyiocp.TLSConfig) the TLS handshake follows the
+        connect: on_connect comes after it, a failure ends in
+        on_close(conn, pyiocp.TLSError), and what is sent before is
+        written once it is done."""
         timeout_ns = _seconds_ns("timeout", timeout)
         opts = sockopts(nodelay, keepalive, rcvbuf, sndbuf)
         framing = framing_arg(framing)
+        tls_h = tls_handle(tls, server=False)
         if not isinstance(host, str) or not host:
             raise TypeError(f"host must be a non-empty str, not {host!r}")
         port = _int_arg("port", port, 1, 65535)
         self._check_open()
-        return self._engine.connect(host, port, timeout_ns, opts, framing)
+        return self._engine.connect(host, port, timeout_ns, opts, framing, tls_h)
 
     def _reload_tls(self, handle: int, tls: TLSConfig) -> None:
         self._check_open()

@@ -47,17 +47,24 @@ def _path(name: str, value: Any) -> Optional[str]:
 
 
 class TLSConfig:
-    """A TLS configuration: for listen(tls=...), a server's certificate
-    chain and key (certfile, keyfile; the key may be in certfile), more
-    pairs chosen by the name the client asks for (certs, SNI), the CAs
-    client certificates are checked against (cafile, with client_auth
-    "optional" or "required": mutual TLS), the protocols offered by ALPN,
-    the lowest version ("1.2" or "1.3") and how long a handshake may take.
-    The files are read here: a missing one raises OSError, one without a
-    PEM certificate or key ValueError.
+    """A TLS configuration.
 
-    verify and server_name are a client's (connect with TLS is not built
-    yet); they are checked and kept."""
+    For listen(tls=...): a server's certificate chain and key (certfile,
+    keyfile; the key may be in certfile), more pairs chosen by the name
+    the client asks for (certs, SNI), the CAs client certificates are
+    checked against (cafile, with client_auth "optional" or "required":
+    mutual TLS).
+
+    For connect(tls=...): the server's certificate is checked against
+    cafile, or the system's CAs without it, and against server_name
+    (default: the host given to connect); verify=False checks nothing.
+    certfile and keyfile are the client's certificate, for a server that
+    asks for one.
+
+    Both: the protocols offered by ALPN, the lowest version ("1.2" or
+    "1.3") and how long a handshake may take. The files are read here: a
+    missing one raises OSError, one without a PEM certificate or key
+    ValueError."""
 
     def __init__(
         self,
@@ -108,7 +115,7 @@ class TLSConfig:
         spec = {
             "certfile": self.certfile, "keyfile": self.keyfile, "certs": pairs, "cafile": self.cafile,
             "client_auth": client_auth, "alpn": protocols, "min_version": min_version,
-            "handshake_timeout_ns": max(1, int(timeout * 1e9)),
+            "server_name": server_name, "verify": verify, "handshake_timeout_ns": max(1, int(timeout * 1e9)),
         }
         self._handle: int = _pyiocp.tls_config(json.dumps(spec))
         weakref.finalize(self, _pyiocp.tls_config_free, self._handle)
@@ -117,12 +124,13 @@ class TLSConfig:
         return f"<pyiocp.TLSConfig certfile={self.certfile!r} certs={len(self.certs)} client_auth={self.client_auth!r}>"
 
 
-def tls_handle(tls: Any) -> int:
-    """The engine's handle of a listen()'s tls argument (0: none)."""
+def tls_handle(tls: Any, server: bool = True) -> int:
+    """The engine's handle of a listen()'s (server) or connect()'s tls
+    argument (0: none)."""
     if tls is None:
         return 0
     if not isinstance(tls, TLSConfig):
         raise TypeError(f"tls must be a pyiocp.TLSConfig, not {type(tls).__name__}")
-    if tls.certfile is None and not tls.certs:
+    if server and tls.certfile is None and not tls.certs:
         raise ValueError("a listener's TLSConfig needs certfile or certs")
     return tls._handle

@@ -6,6 +6,8 @@ pyiocp.ConnectionClosed`` both work. Timeouts use the builtin
 :class:`TimeoutError`; OS errors are :class:`OSError` with ``errno`` set.
 """
 
+import ssl
+
 
 class Error(Exception):
     """Base class of pyiocp's own exceptions."""
@@ -43,4 +45,13 @@ class TooManyConnections(Error, OSError):
     """
 
 
-__all__ = ["Error", "ConnectionClosed", "BufferFull", "ProtocolError", "ManagerClosed", "TooManyConnections"]
+class TLSError(Error, ssl.SSLError):
+    """TLS ended the connection: its handshake failed (the server's
+    certificate not trusted or for another name, no version or cipher in
+    common, the peer's alert, handshake_timeout), or later a record was
+    broken or the peer sent an alert. on_close gets it; the message says
+    why."""
+
+
+__all__ = ["Error", "ConnectionClosed", "BufferFull", "ProtocolError", "ManagerClosed", "TooManyConnections",
+           "TLSError"]

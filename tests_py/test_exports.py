@@ -1,6 +1,8 @@
 """The public names of the package are pinned here: adding or removing one
 is a decision, not an accident."""
 
+import ssl
+
 import pyiocp
 import pyiocp.errors
 
@@ -22,6 +24,7 @@ def test_public_names() -> None:
         "ProtocolError",
         "SocketManager",
         "TLSConfig",
+        "TLSError",
         "TLSInfo",
         "Timer",
         "TooManyConnections",
@@ -39,8 +42,9 @@ def test_error_hierarchy() -> None:
     assert issubclass(e.ManagerClosed, e.Error) and issubclass(e.ManagerClosed, RuntimeError)
     assert issubclass(e.ProtocolError, e.Error)
     assert issubclass(e.TooManyConnections, e.Error) and issubclass(e.TooManyConnections, OSError)
+    assert issubclass(e.TLSError, e.Error) and issubclass(e.TLSError, ssl.SSLError)
     assert sorted(e.__all__) == [
-        "BufferFull", "ConnectionClosed", "Error", "ManagerClosed", "ProtocolError", "TooManyConnections",
+        "BufferFull", "ConnectionClosed", "Error", "ManagerClosed", "ProtocolError", "TLSError", "TooManyConnections",
     ]
 
 

@@ -263,3 +263,122 @@ def test_tls_bad_input(iocp_manager: ManagerFactory, pki: PKI, tmp_path: Any) ->
     with pytest.raises(ValueError, match="tls="):
         plain.reload_tls(server_config(pki))
     assert mgr.stats()["listeners"] == 1
+
+
+class SSLEchoServer:
+    """Python's ssl module as the server: echoes, one thread per
+    connection, and records what each connection got before its end."""
+
+    def __init__(self, ctx: ssl.SSLContext) -> None:
+        self.ctx = ctx
+        self.sock = socket.create_server((LOOPBACK, 0))
+        self.sock.settimeout(0.05)  # closing it does not wake an accept: look at stop
+        self.stop = threading.Event()
+        self.address = self.sock.getsockname()[:2]
+        self.got: List[bytes] = []
+        self.failed: List[BaseException] = []
+        self.threads: List[threading.Thread] = []
+        self.accepter = threading.Thread(target=self._accept, daemon=True)
+        self.accepter.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                raw, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            t = threading.Thread(target=self._serve, args=(raw,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        raw.settimeout(TIMEOUT)
+        got = bytearray()
+        try:
+            with self.ctx.wrap_socket(raw, server_side=True) as s:
+                while chunk := s.recv(65536):
+                    got += chunk
+                    s.sendall(chunk)
+                self.got.append(bytes(got))
+        except (OSError, ssl.SSLError) as exc:
+            self.failed.append(exc)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.accepter.join(TIMEOUT)
+        self.sock.close()
+        for t in self.threads:
+            t.join(TIMEOUT)
+
+
+@pytest.fixture
+def ssl_server(pki: PKI) -> Any:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.server, pki.server_key)
+    ctx.set_alpn_protocols(["pyiocp"])
+    server = SSLEchoServer(ctx)
+    yield server
+    server.close()
+
+
+def test_tls_client_to_the_ssl_module(iocp_manager: ManagerFactory, backend: str, pki: PKI,
+                                      ssl_server: SSLEchoServer) -> None:
+    rec = Recorder()
+    mgr = iocp_manager(rec, backend=backend)
+    tls = pyiocp.TLSConfig(cafile=pki.ca, server_name="pyiocp.test", alpn=("pyiocp",))
+    conn = mgr.connect(*ssl_server.address, tls=tls)
+    early = os.urandom(50_000)
+    conn.send(early)  # before the handshake: written once it is done
+    rec.first_conn("connect")
+    info = conn.tls
+    assert info is not None and info.alpn == "pyiocp" and info.version == "TLSv1.3"
+    assert info.peer_cert is not None  # the server's certificate
+    conn.send(b"after")
+    rec.wait(lambda: len(rec.data[conn.id]) == len(early) + 5, what="the echo")
+    assert bytes(rec.data[conn.id]) == early + b"after"
+    conn.close()  # close_notify: the ssl server sees a clean end
+    assert rec.wait_closed(conn.id) is None
+    wait_until(lambda: ssl_server.got == [early + b"after"], what="the server's clean end")
+    assert mgr.stats()["tls_connections"] == 0
+
+
+def test_tls_client_refuses_the_wrong_name(iocp_manager: ManagerFactory, backend: str, pki: PKI,
+                                            ssl_server: SSLEchoServer) -> None:
+    rec = Recorder()
+    mgr = iocp_manager(rec, backend=backend)
+    conn = mgr.connect(*ssl_server.address, tls=pyiocp.TLSConfig(cafile=pki.ca, server_name="other.test"))
+    err = rec.wait_closed(conn.id)
+    assert isinstance(err, pyiocp.TLSError) and isinstance(err, ssl.SSLError), repr(err)
+    assert "other.test" in str(err)
+    assert rec.count("connect") == 0
+    # Without a CA: the system's do not know the test CA.
+    conn = mgr.connect(*ssl_server.address, tls=pyiocp.TLSConfig(server_name="pyiocp.test"))
+    assert isinstance(rec.wait_closed(conn.id), pyiocp.TLSError)
+    # verify=False checks nothing.
+    conn = mgr.connect(*ssl_server.address, tls=pyiocp.TLSConfig(verify=False))
+    rec.wait(lambda: rec.count("connect") == 1, what="the unchecked connect")
+    conn.send(b"x")
+    rec.wait(lambda: bytes(rec.data[conn.id]) == b"x", what="the echo")
+
+
+def test_tls_pyiocp_to_pyiocp_with_client_certificates(iocp_manager: ManagerFactory, backend: str,
+                                                       pki: PKI) -> None:
+    server = TLSRecorder()
+    mgr = iocp_manager(server, backend=backend)
+    lst = mgr.listen(LOOPBACK, 0, tls=server_config(pki, cafile=pki.ca, client_auth="required"))
+    rec = Recorder()
+    cli = iocp_manager(rec, backend=backend)
+    tls = pyiocp.TLSConfig(pki.client, pki.client_key, cafile=pki.ca, server_name="pyiocp.test",
+                           alpn=("pyiocp",), min_version="1.3")
+    conn = cli.connect(*lst.address, tls=tls)
+    conn.send(b"hello")
+    rec.wait(lambda: bytes(rec.data[conn.id]) == b"hello", what="the echo")
+    with open(pki.client) as f:
+        assert server.infos[0] is not None and server.infos[0].peer_cert == ssl.PEM_cert_to_DER_cert(f.read())
+    assert conn.tls is not None and conn.tls.version == "TLSv1.3"
+    # Without its certificate the server refuses it: TLSError, or the
+    # connection closed under the handshake.
+    conn = cli.connect(*lst.address, tls=pyiocp.TLSConfig(cafile=pki.ca, server_name="pyiocp.test"))
+    err = rec.wait_closed(conn.id)
+    assert isinstance(err, (pyiocp.TLSError, ConnectionError)), repr(err)
+    wait_until(lambda: mgr.stats()["tls_handshake_errors"] == 1, what="the server's count")

@@ -93,12 +93,13 @@ type tlsConn struct {
 	more bool // decrypted plaintext may wait in the session (the arena ran short)
 }
 
-// TLSError is why a TLS handshake failed: the peer's certificate not
-// trusted, no version or cipher in common, the peer's alert, the
-// handshake timeout. An outbound connection's EventClose carries it.
+// TLSError is why TLS ended a connection: its handshake failed (the
+// peer's certificate not trusted, no version or cipher in common, the
+// peer's alert, the handshake timeout: an outbound connection's
+// EventClose carries it), or a record was broken or an alert came later.
 type TLSError struct{ Err error }
 
-func (e *TLSError) Error() string { return "TLS handshake failed: " + e.Err.Error() }
+func (e *TLSError) Error() string { return "TLS: " + e.Err.Error() }
 func (e *TLSError) Unwrap() error { return e.Err }
 
 // TLS is the connection's TLS state (version, cipher suite, ALPN, the
@@ -327,7 +328,7 @@ func (w *worker) decrypt(c *Conn) ([]byte, bool) {
 			w.resume = append(w.resume, c) // told after the plaintext before it
 			break
 		}
-		w.abort(c, err, false)
+		w.abort(c, &TLSError{err}, false)
 		return nil, false
 	}
 	w.plain.untake(len(buf) - n)

@@ -191,7 +191,7 @@ static PyObject *Engine_connect(EngineObject *self, PyObject *args)
 {
     const char *host;
     int port;
-    long long timeout_ns;
+    long long timeout_ns, tls;
     uint32_t slot = 0;
     uint64_t id = 0;
     pyiocp_error err;
@@ -200,10 +200,10 @@ static PyObject *Engine_connect(EngineObject *self, PyObject *args)
     pyiocp_sockopts so;
     pyiocp_framing fr;
     PyObject *opts, *framing;
-    if (!PyArg_ParseTuple(args, "siLOO", &host, &port, &timeout_ns, &opts, &framing) || sockopts_from(opts, &so) < 0 ||
-        framing_from(framing, &fr) < 0)
+    if (!PyArg_ParseTuple(args, "siLOOL", &host, &port, &timeout_ns, &opts, &framing, &tls) ||
+        sockopts_from(opts, &so) < 0 || framing_from(framing, &fr) < 0)
         return NULL;
-    if (pyiocpConnect(self->h, (char *)host, port, timeout_ns, &so, &fr, &slot, &id, &err) != PYIOCP_OK)
+    if (pyiocpConnect(self->h, (char *)host, port, timeout_ns, &so, &fr, tls, &slot, &id, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
     c = conn_adopt(self, slot, id);
     if (!c)
@@ -306,7 +306,7 @@ static PyMethodDef Engine_methods[] = {
     {"listener_waiting", (PyCFunction)Engine_listener_waiting, METH_O, "listener_waiting(handle) -> bool: connections wait, no worker has the listener"},
     {"pool_new", (PyCFunction)Engine_pool_new, METH_VARARGS, "pool_new(size, idle_ns) -> Pool (pool.c)"},
     {"connect", (PyCFunction)Engine_connect, METH_VARARGS,
-     "connect(host, port, timeout_ns, sockopts, framing) -> Connection: a name is resolved off this thread"},
+     "connect(host, port, timeout_ns, sockopts, framing, tls_handle) -> Connection: a name is resolved off this thread"},
     {"run_worker", (PyCFunction)Engine_run_worker, METH_VARARGS, "run_worker(index, is_main): dispatch until the worker quits"},
     {"poll", (PyCFunction)Engine_poll, METH_VARARGS, "poll(timeout_ns, max, is_main) -> list of Completion"},
     {"release_poller", (PyCFunction)Engine_release_poller, METH_O, "release_poller(thread_ident)"},

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed, *ErrTooManyConnections, *ErrProtocol;
+PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed, *ErrTooManyConnections, *ErrProtocol, *ErrTLS;
 
 /* Until pyiocp.errors hands over its classes (mod_init), builtin ones. */
 void errors_defaults(void)
@@ -14,7 +14,9 @@ void errors_defaults(void)
     ErrManagerClosed = PyExc_RuntimeError;
     ErrTooManyConnections = PyExc_OSError;
     ErrProtocol = PyExc_RuntimeError;
+    ErrTLS = PyExc_OSError;
     Py_INCREF(ErrProtocol);
+    Py_INCREF(ErrTLS);
     Py_INCREF(ErrBase);
     Py_INCREF(ErrConnectionClosed);
     Py_INCREF(ErrBufferFull);
@@ -26,10 +28,10 @@ void errors_defaults(void)
 PyObject *mod_init(PyObject *mod, PyObject *errors)
 {
     PyObject **slots[] = {&ErrBase, &ErrConnectionClosed, &ErrBufferFull, &ErrManagerClosed, &ErrTooManyConnections,
-                          &ErrProtocol};
+                          &ErrProtocol, &ErrTLS};
     const char *names[] = {"Error", "ConnectionClosed", "BufferFull", "ManagerClosed", "TooManyConnections",
-                           "ProtocolError"};
-    for (int i = 0; i < 6; i++) {
+                           "ProtocolError", "TLSError"};
+    for (int i = 0; i < 7; i++) {
         PyObject *cls = PyObject_GetAttrString(errors, names[i]);
         if (!cls)
             return NULL;
@@ -73,6 +75,9 @@ PyObject *raise_code(int code, const pyiocp_error *e)
         break;
     case PYIOCP_E_PROTOCOL:
         PyErr_SetString(ErrProtocol, msg);
+        break;
+    case PYIOCP_E_TLS:
+        PyErr_SetString(ErrTLS, msg);
         break;
     case PYIOCP_E_RESOLVE: {
         /* socket.gaierror, as getaddrinfo's failures are in Python. */

@@ -55,8 +55,11 @@ func classifyFailure(err error) (code int32, errno int32) {
 	var oe *engine.OptionError
 	var re *engine.ResolveError
 	var pe *engine.ProtocolError
+	var te *engine.TLSError
 	var en syscall.Errno
 	switch {
+	case errors.As(err, &te):
+		return C.PYIOCP_E_TLS, 0
 	case errors.Is(err, engine.ErrClosed):
 		return C.PYIOCP_E_CLOSED, 0
 	case errors.Is(err, engine.ErrBufferFull):
@@ -224,7 +227,7 @@ func pyiocpListenerWaiting(h, lh C.int64_t) C.int {
 //
 //export pyiocpConnect
 func pyiocpConnect(h C.int64_t, host *C.char, port C.int, timeoutNs C.int64_t, so *C.pyiocp_sockopts,
-	fr *C.pyiocp_framing, slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {
+	fr *C.pyiocp_framing, tlsHandle C.int64_t, slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {
 	ent := lookup(int64(h))
 	if ent == nil {
 		return setErr(e, engine.ErrManagerClosed)
@@ -232,7 +235,16 @@ func pyiocpConnect(h C.int64_t, host *C.char, port C.int, timeoutNs C.int64_t, s
 	if port < 1 || port > 65535 {
 		return setErr(e, &engine.OptionError{Name: "port", Value: int(port), Reason: "must be 1-65535"})
 	}
-	c, err := ent.m.ConnectHost(C.GoString(host), uint16(port), duration(timeoutNs), sockOptions(so))
+	t, err := tlsConfig(tlsHandle)
+	if err != nil {
+		return setErr(e, err)
+	}
+	var c *engine.Conn
+	if t != nil {
+		c, err = ent.m.ConnectTLS(C.GoString(host), uint16(port), duration(timeoutNs), t.client, t.timeout, sockOptions(so))
+	} else {
+		c, err = ent.m.ConnectHost(C.GoString(host), uint16(port), duration(timeoutNs), sockOptions(so))
+	}
 	if err != nil {
 		return setErr(e, err)
 	}

@@ -39,6 +39,7 @@ enum {
     PYIOCP_E_TOO_MANY_CONNS = 8,  /* TooManyConnections: OSError(EMFILE, msg) */
     PYIOCP_E_RESOLVE = 9,         /* socket.gaierror(EAI_NONAME, msg): a name not resolved */
     PYIOCP_E_PROTOCOL = 10,       /* ProtocolError (msg): a peer broke the framing */
+    PYIOCP_E_TLS = 11,            /* TLSError (msg): a TLS handshake failed */
 };
 
 /* EV_TIMER's flags, in n. */

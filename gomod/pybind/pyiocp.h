@@ -101,7 +101,8 @@ int64_t mono_ns(int coarse);
 int coarse_enough(int64_t threshold_ns);
 
 /* errors.c */
-extern PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed, *ErrTooManyConnections, *ErrProtocol;
+extern PyObject *ErrBase, *ErrConnectionClosed, *ErrBufferFull, *ErrManagerClosed, *ErrTooManyConnections, *ErrProtocol,
+    *ErrTLS;
 void errors_defaults(void);
 PyObject *mod_init(PyObject *mod, PyObject *errors);
 

@@ -29,12 +29,16 @@ type tlsSpec struct {
 	ClientAuth       string      `json:"client_auth"`
 	ALPN             []string    `json:"alpn"`
 	MinVersion       string      `json:"min_version"`
+	ServerName       *string     `json:"server_name"`
+	Verify           bool        `json:"verify"`
 	HandshakeTimeout int64       `json:"handshake_timeout_ns"`
 }
 
-// tlsEntry is a built configuration, named by a handle Python holds.
+// tlsEntry is a built configuration, named by a handle Python holds: a
+// listener's side (nil without a certificate) and a connect's.
 type tlsEntry struct {
-	cfg     *tls.Config
+	server  *tls.Config
+	client  *tls.Config
 	timeout time.Duration
 }
 
@@ -48,7 +52,7 @@ func tlsValueError(what string, v any, why string) error {
 	return &engine.OptionError{Name: what, Value: v, Reason: why}
 }
 
-// build makes the server side's tls.Config of the spec.
+// build makes the tls.Configs of the spec: the server's and the client's.
 func (s *tlsSpec) build() (*tlsEntry, error) {
 	cfg := &tls.Config{NextProtos: s.ALPN}
 	switch s.MinVersion {
@@ -100,7 +104,18 @@ func (s *tlsSpec) build() (*tlsEntry, error) {
 	default:
 		return nil, tlsValueError("client_auth", s.ClientAuth, `must be "none", "optional" or "required"`)
 	}
-	return &tlsEntry{cfg: cfg, timeout: time.Duration(s.HandshakeTimeout)}, nil
+	// A client checks the server against cafile, or the system's CAs (nil
+	// RootCAs); it shows its certificate when the server asks for one.
+	client := &tls.Config{NextProtos: cfg.NextProtos, MinVersion: cfg.MinVersion, Certificates: cfg.Certificates,
+		RootCAs: cfg.RootCAs, InsecureSkipVerify: !s.Verify}
+	if s.ServerName != nil {
+		client.ServerName = *s.ServerName
+	}
+	ent := &tlsEntry{client: client, timeout: time.Duration(s.HandshakeTimeout)}
+	if len(cfg.Certificates) > 0 {
+		ent.server = cfg
+	}
+	return ent, nil
 }
 
 // loadPair reads a certificate chain and its key; a missing file is an
@@ -160,19 +175,25 @@ func tlsConfig(handle C.int64_t) (*tlsEntry, error) {
 	if ent == nil {
 		return nil, tlsValueError("tls", int64(handle), "no such TLSConfig")
 	}
-	if len(ent.cfg.Certificates) == 0 {
+	return ent, nil
+}
+
+// serverTLS is the listener's side of handle (nil for 0).
+func serverTLS(handle C.int64_t) (*tlsEntry, error) {
+	ent, err := tlsConfig(handle)
+	if ent != nil && ent.server == nil {
 		return nil, tlsValueError("tls", "no certificate", "a listener's TLSConfig needs certfile or certs")
 	}
-	return ent, nil
+	return ent, err
 }
 
 // listenTLS is the listen option of handle, if any.
 func listenTLS(handle C.int64_t) ([]engine.ListenOption, error) {
-	ent, err := tlsConfig(handle)
+	ent, err := serverTLS(handle)
 	if ent == nil {
 		return nil, err
 	}
-	return []engine.ListenOption{engine.WithTLS(ent.cfg, ent.timeout)}, nil
+	return []engine.ListenOption{engine.WithTLS(ent.server, ent.timeout)}, nil
 }
 
 //export pyiocpListenerReloadTLS
@@ -187,14 +208,14 @@ func pyiocpListenerReloadTLS(h, lh, handle C.int64_t, e *C.pyiocp_error) C.int {
 	if l == nil {
 		return setErr(e, engine.ErrClosed)
 	}
-	t, err := tlsConfig(handle)
+	t, err := serverTLS(handle)
 	if err != nil {
 		return setErr(e, err)
 	}
 	if t == nil {
 		return setErr(e, tlsValueError("tls", nil, "must be a pyiocp.TLSConfig"))
 	}
-	return setErr(e, l.ReloadTLS(t.cfg))
+	return setErr(e, l.ReloadTLS(t.server))
 }
 
 // tlsInfo is what Python's TLSInfo is made of.
