@@ -1,19 +1,21 @@
 """What the asyncio yardsticks share: the command line (--loop
-asyncio|uvloop, --port), listening like pyiocp's listen() (127.0.0.1,
-backlog 1024), the "listening on" line the suite waits for, and stopping
-on SIGINT or SIGTERM."""
+asyncio|uvloop, --port, --tls-cert/--tls-key: TLS through the ssl module),
+listening like pyiocp's listen() (127.0.0.1, backlog 1024), the "listening
+on" line the suite waits for, and stopping on SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import signal
-from typing import Callable
+import ssl
+from typing import Callable, Optional
 
 
-async def _serve(name: str, protocol: Callable[[], asyncio.BaseProtocol], port: int) -> None:
+async def _serve(name: str, protocol: Callable[[], asyncio.BaseProtocol], port: int,
+                 tls: Optional[ssl.SSLContext]) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(protocol, "127.0.0.1", port, backlog=1024)
+    server = await loop.create_server(protocol, "127.0.0.1", port, backlog=1024, ssl=tls)
     host, port = server.sockets[0].getsockname()[:2]
     print(f"{name}: listening on {host}:{port}", flush=True)
     stop = loop.create_future()
@@ -34,10 +36,16 @@ def run_with(name: str, add_args: Callable[[argparse.ArgumentParser], None],
     ap = argparse.ArgumentParser(prog=name)
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls-cert", help="speak TLS with this certificate chain (PEM)")
+    ap.add_argument("--tls-key", help="its key (PEM)")
     add_args(ap)
     args = ap.parse_args()
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     if args.loop == "uvloop":
         import uvloop
 
         uvloop.install()
-    asyncio.run(_serve(name, protocol_of(args), args.port))
+    asyncio.run(_serve(name, protocol_of(args), args.port, tls))

@@ -59,6 +59,8 @@ def _loadgen(bindir: Path, port: int, sc: Scenario, k: Knobs) -> List[str]:
         argv += ["-mode", "bulk", "-bytes", str(sc.nbytes), "-duration", "300s"]
     elif sc.mode == "idle":
         argv += ["-mode", "idle", "-duration", f"{sc.hold}s", "-connect-timeout", "20s"]
+    if sc.tls:
+        argv.append("-tls")
     return argv
 
 

@@ -91,6 +91,16 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
     calls = res.get("syscalls", {}).get(PYIOCP, {}).get("syscalls_per_unit")
     add("System calls per echoed message, 50 x 64 B, io_uring <= 0.5 (io_uring issue)",
         calls, lambda v: v <= 0.5, shown="")
+    tls_echo, tls_churn, tls_bulk = "tls-echo-50x64", "tls-churn-50", "tls-bulk-1GiB"
+    add("TLS echo, 50 x 64 B: msgs per CPU-s vs uvloop's ssl >= 2x",
+        _ratio(g(tls_echo, PYIOCP, "per_cpu_s"), g(tls_echo, YARDSTICK, "per_cpu_s")), lambda v: v >= 2.0)
+    add("TLS full handshakes per CPU-s vs uvloop's ssl >= 1x",
+        _ratio(g(tls_churn, PYIOCP, "per_cpu_s"), g(tls_churn, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.0)
+    add("TLS bulk, 1 GiB: MB per CPU-s vs uvloop's ssl >= 1x",
+        _ratio(g(tls_bulk, PYIOCP, "per_cpu_s"), g(tls_bulk, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.0)
+    add("TLS idle: memory per idle connection at 10,000 vs uvloop's <= 1x",
+        _ratio(g("tls-idle-10k", PYIOCP, "rss_per_conn_kib"), g("tls-idle-10k", YARDSTICK, "rss_per_conn_kib")),
+        lambda v: v <= 1.0)
     return rows
 
 

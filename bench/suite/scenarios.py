@@ -22,14 +22,17 @@ class Scenario:
     quick: bool = False  # also run by --quick
     framing: str = ""  # echo: each message one frame, "lines" or "length" (pyiocp-loadgen -framing)
     pool: bool = False  # echo: the servers reply from a thread pool
+    tls: bool = False  # over TLS 1.3 (pyiocp-loadgen -tls): the servers' TLS echo
 
     @property
     def kind(self) -> str:
         """The kind of server it drives: an echo server, a frame echo
-        server of its framing, one replying from a thread pool, or an HTTP
-        server."""
+        server of its framing, one replying from a thread pool, a TLS echo
+        server, or an HTTP server."""
         if self.mode == "http":
             return "http"
+        if self.tls:
+            return "tls"
         return "pool" if self.pool else self.framing or "echo"
 
 
@@ -58,6 +61,13 @@ SCENARIOS: List[Scenario] = [
              quick=True),
     Scenario("http-50", "HTTP/1.1 keep-alive GET / under wrk, 50 connections", "http", 50, unit="reqs",
              quick=True),
+    Scenario("tls-echo-50x64", "TLS 1.3 echo, 50 connections x 64 B", "echo", 50, tls=True, quick=True),
+    Scenario("tls-churn-50", "TLS 1.3 full handshakes: connect, handshake, one 64 B echo, close; 50 at a time",
+             "churn", 50, unit="conns", tls=True, quick=True),
+    Scenario("tls-bulk-1GiB", "TLS 1.3 bulk: 1 GiB streamed through one connection in 64 KiB writes", "bulk", 1,
+             size=64 << 10, nbytes=1 << 30, unit="MB", tls=True),
+    Scenario("tls-idle-10k", "10,000 idle TLS connections (each echoed once)", "idle", 10_000, hold=2.0,
+             unit="conns", tls=True),
 ]
 
 # --quick shrinks what takes long.

@@ -49,6 +49,7 @@ def servers(bindir: Path) -> List[Server]:
     return [
         *_frame_servers(),
         *_pool_servers(),
+        *_tls_servers(bindir),
         Server("pyiocp io_uring", "echo", (PY, echo, "--port", "0", "--backend", "io_uring")),
         Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll"), quick=False),
         Server("pyiocp io_uring w2", "echo", (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"),
@@ -102,10 +103,30 @@ def _frame_servers() -> List[Server]:
     return out
 
 
+def _tls_servers(bindir: Path) -> List[Server]:
+    """The TLS rows' servers, all with the one certificate build() made
+    (ECDSA P-256): pyiocp (crypto/tls in the engine), uvloop and asyncio
+    (the ssl module), Go's net behind crypto/tls."""
+    cert = ("--tls-cert", str(bindir / "tls.pem"), "--tls-key", str(bindir / "tls.key"))
+    echo, aio = str(ROOT / "examples/echo.py"), str(ROOT / "bench/servers/aio_echo.py")
+    return [
+        Server("pyiocp io_uring", "tls", (PY, echo, "--port", "0", "--backend", "io_uring", *cert)),
+        Server("pyiocp epoll", "tls", (PY, echo, "--port", "0", "--backend", "epoll", *cert), quick=False),
+        Server("uvloop", "tls", (PY, aio, "--loop", "uvloop", *cert)),
+        Server("asyncio", "tls", (PY, aio, "--loop", "asyncio", *cert), quick=False),
+        Server("Go net", "tls", (str(bindir / "netecho"), *cert)),
+    ]
+
+
 def build(bindir: Path) -> None:
-    """Build the Go servers and the load generator into bindir."""
+    """Build the Go servers and the load generator into bindir, and the TLS
+    servers' certificate (a throwaway, made for the run)."""
     for name, pkg in GO_COMMANDS.items():
         subprocess.run([GO, "build", "-o", str(bindir / name), pkg], cwd=ROOT, check=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(bindir / "tls.key"), "-out", str(bindir / "tls.pem"), "-days", "2",
+                    "-subj", "/CN=pyiocp-bench", "-addext", "subjectAltName=DNS:pyiocp-bench"],
+                   check=True, capture_output=True)
 
 
 class Running:

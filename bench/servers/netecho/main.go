@@ -1,5 +1,6 @@
 // Command netecho is the Go yardstick of the benchmarks: an echo server on
-// Go's net package, one goroutine per connection.
+// Go's net package, one goroutine per connection; with -tls-cert and
+// -tls-key, behind crypto/tls.
 //
 // Each goroutine reads into its own 32 KiB buffer and writes back what it
 // read: the plain Go server. (io.Copy between two TCP sockets would splice
@@ -9,6 +10,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net"
@@ -17,11 +19,21 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	certFile := flag.String("tls-cert", "", "speak TLS with this certificate chain (PEM)")
+	keyFile := flag.String("tls-key", "", "its key (PEM)")
 	flag.Parse()
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "netecho:", err)
 		os.Exit(1)
+	}
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "netecho:", err)
+			os.Exit(1)
+		}
+		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}})
 	}
 	fmt.Printf("netecho: listening on %s\n", l.Addr())
 	for {
