@@ -86,6 +86,13 @@ SCENARIOS: List[Tuple[str, str, str, str, Tuple[str, ...]]] = [
      "on the same listener never errs; the listener lives on (`listeners` = 1) and serves a new client. "
      "(Uploads reset while still in the kernel's SYN queue, more connections at once than the listen "
      "backlog, never reach the server: counted, not failures.)", ALL),
+    ("tls_peers", "TLS: full handshakes among hostile peers, the certificate reloaded",
+     "Clients make full TLS 1.3 handshakes (one echo each) from 8 threads while peers send garbage, stay "
+     "silent, cut a handshake record then FIN, reset mid-handshake-record, or reset mid-record after "
+     "the handshake; the listener's certificate is reloaded every 5 ms meanwhile.",
+     "Every good client gets its echo; every failed handshake is counted in `tls_handshake_errors` and "
+     "never announced (a peer reset before it was accepted may go unseen where AcceptEx drops it); those "
+     "reset mid-record close with an error; nothing is left (descriptors, goroutines, heap, RSS).", (GO,)),
     ("half_close", "Half-close both ways",
      "Peers send FIN first and read the whole reply; and the server sends FIN first and reads the "
      "whole upload.",

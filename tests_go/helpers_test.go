@@ -176,6 +176,7 @@ type recorder struct {
 	got      map[uint64]*bytes.Buffer
 	nrecv    map[uint64]int
 	discard  bool // count received bytes without keeping them (for floods)
+	unlisted bool // OnOpen hands no connection to nextConn (for more than conns holds)
 	order    map[uint64][]engine.EventKind
 	inCall   map[uint64]bool
 	overlap  int
@@ -239,7 +240,9 @@ func (r *recorder) OnOpen(c *engine.Conn) {
 	if r.onOpen != nil {
 		r.onOpen(c)
 	}
-	r.conns <- c
+	if !r.unlisted {
+		r.conns <- c
+	}
 }
 
 func (r *recorder) OnRecv(c *engine.Conn, data []byte) {
@@ -284,7 +287,13 @@ func (r *recorder) OnClose(c *engine.Conn, err error) {
 	r.closeErr[c.ID()] = err
 	r.outbound[c.ID()] = c.Outbound()
 	r.mu.Unlock()
-	r.closes <- c.ID()
+	// A wake-up for waitClosed, which reads the maps: when the channel is
+	// full (more closes than it holds, none waited for), a waiter finds a
+	// wake-up there anyway, and the handler must not block.
+	select {
+	case r.closes <- c.ID():
+	default:
+	}
 }
 
 func (r *recorder) closeErrOf(id uint64) error {
