@@ -35,7 +35,6 @@ class TLSInfo(NamedTuple):
                    base64.b64decode(cert) if cert is not None else None, d["resumed"])
 
 
-_pyiocp._tls_init(TLSInfo._from_json)
 
 
 def _path(name: str, value: Any) -> Optional[str]:
@@ -122,6 +121,9 @@ class TLSConfig:
 
     def __repr__(self) -> str:
         return f"<pyiocp.TLSConfig certfile={self.certfile!r} certs={len(self.certs)} client_auth={self.client_auth!r}>"
+
+
+_pyiocp._tls_init(TLSInfo._from_json, TLSConfig)
 
 
 def tls_handle(tls: Any, server: bool = True) -> int:

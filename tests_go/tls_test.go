@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,21 +217,39 @@ func TestTLSManyHandshakes(t *testing.T) {
 
 // tlsEchoServer is Go's crypto/tls in front of an echo, for the engine's
 // client: it reports each connection's end of stream (close_notify) on eof.
+// Made after the manager, its cleanup runs before the leak check: it
+// closes its sockets and waits for its goroutines.
 func tlsEchoServer(t *testing.T, cfg *tls.Config) (addr string, eof <-chan []byte) {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	ends := make(chan []byte, 16)
-	go func() {
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() {
 				defer c.Close()
 				var got []byte
 				buf := make([]byte, 32<<10)
@@ -246,9 +266,9 @@ func tlsEchoServer(t *testing.T, cfg *tls.Config) (addr string, eof <-chan []byt
 						return
 					}
 				}
-			}()
+			})
 		}
-	}()
+	})
 	return ln.Addr().String(), ends
 }
 
@@ -258,7 +278,6 @@ func tlsEchoServer(t *testing.T, cfg *tls.Config) (addr string, eof <-chan []byt
 func TestTLSClient(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		p := newTestPKI(t)
-		addr, ends := tlsEchoServer(t, p.server("pyiocp.test"))
 		r := newEchoRecorder()
 		r.onRecv = nil
 		m := newManager(t, r, backend)
@@ -266,6 +285,7 @@ func TestTLSClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { closeManager(t, m) })
+		addr, ends := tlsEchoServer(t, p.server("pyiocp.test"))
 		host, port := splitAddr(t, addr)
 		c, err := m.ConnectTLS(host, port, waitBound, p.client("pyiocp.test", tls.VersionTLS13), 0)
 		if err != nil {
@@ -306,13 +326,13 @@ func TestTLSClient(t *testing.T) {
 func TestTLSClientRefusesAWrongName(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		p := newTestPKI(t)
-		addr, ends := tlsEchoServer(t, p.server("pyiocp.test"))
 		r := newRecorder()
 		m := newManager(t, r, backend)
 		if err := m.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { closeManager(t, m) })
+		addr, ends := tlsEchoServer(t, p.server("pyiocp.test"))
 		host, port := splitAddr(t, addr)
 		c, err := m.ConnectTLS(host, port, waitBound, p.client("other.test", tls.VersionTLS13), 0)
 		if err != nil {
@@ -378,4 +398,99 @@ func splitAddr(t *testing.T, addr string) (string, uint16) {
 		t.Fatal(err)
 	}
 	return ap.Addr().String(), ap.Port()
+}
+
+// TestTLSStartTLS: a plaintext command, then TLS on the same connection,
+// as the server (a stock client upgrades after the server's go-ahead) and
+// as the client (against a stock server doing the same).
+func TestTLSStartTLS(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		p := newTestPKI(t)
+		r := newRecorder()
+		r.onRecv = func(c *engine.Conn, data []byte) {
+			if string(data) == "STARTTLS\n" && c.TLS() == nil {
+				c.Send([]byte("GO\n"))
+				if err := c.StartTLS(p.server("pyiocp.test"), true, 0); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			c.Send(data)
+		}
+		_, cli, srv := serveOne(t, r, backend)
+		cli.Write([]byte("STARTTLS\n"))
+		b := make([]byte, 3)
+		if _, err := io.ReadFull(cli, b); err != nil || string(b) != "GO\n" {
+			t.Fatalf("go-ahead: %q, %v", b, err)
+		}
+		tc := tls.Client(cli, p.client("pyiocp.test", tls.VersionTLS13))
+		tc.Write([]byte("secret"))
+		b = make([]byte, 6)
+		if _, err := io.ReadFull(tc, b); err != nil || string(b) != "secret" {
+			t.Fatalf("over TLS: %q, %v", b, err)
+		}
+		if st := srv.TLS(); st == nil || st.Version != tls.VersionTLS13 {
+			t.Fatalf("server's state %+v", st)
+		}
+		if err := srv.StartTLS(p.server("pyiocp.test"), true, 0); err == nil {
+			t.Error("a second StartTLS was taken")
+		}
+
+		// The client side, against crypto/tls.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		served := make(chan error, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				served <- err
+				return
+			}
+			defer c.Close()
+			cmd := make([]byte, 9)
+			if _, err := io.ReadFull(c, cmd); err != nil || string(cmd) != "STARTTLS\n" {
+				served <- fmt.Errorf("command %q, %v", cmd, err)
+				return
+			}
+			c.Write([]byte("GO\n"))
+			s := tls.Server(c, p.server("pyiocp.test"))
+			got := make([]byte, 6)
+			if _, err := io.ReadFull(s, got); err != nil {
+				served <- err
+				return
+			}
+			s.Write(got)
+			served <- nil
+		}()
+		r2 := newRecorder()
+		r2.onRecv = func(c *engine.Conn, data []byte) {
+			if string(data) == "GO\n" {
+				if err := c.StartTLS(p.client("pyiocp.test", tls.VersionTLS13), false, 0); err != nil {
+					t.Error(err)
+				}
+				c.Send([]byte("secret")) // written once the handshake is done
+			}
+		}
+		m2 := newManager(t, r2, backend)
+		if err := m2.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { closeManager(t, m2) })
+		host, port := splitAddr(t, ln.Addr().String())
+		c, err := m2.ConnectHost(host, port, waitBound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Send([]byte("STARTTLS\n"))
+		eventually(t, "the echo over TLS", func() bool { return r2.receivedLen(c.ID()) >= 9 })
+		if got := string(r2.received(c.ID())); got != "GO\nsecret" {
+			t.Fatalf("client got %q", got)
+		}
+		if err := <-served; err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -382,3 +382,54 @@ def test_tls_pyiocp_to_pyiocp_with_client_certificates(iocp_manager: ManagerFact
     err = rec.wait_closed(conn.id)
     assert isinstance(err, (pyiocp.TLSError, ConnectionError)), repr(err)
     wait_until(lambda: mgr.stats()["tls_handshake_errors"] == 1, what="the server's count")
+
+
+def test_tls_start_tls(iocp_manager: ManagerFactory, backend: str, pki: PKI) -> None:
+    """STARTTLS: a plaintext command, the go-ahead, then TLS on the same
+    connection: pyiocp as the server (Python's ssl upgrades its socket)
+    and as the client (against pyiocp's server)."""
+
+    class Upgrading(Recorder):
+        echo = True
+
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
+            if data == b"STARTTLS\n" and conn.tls is None:
+                conn.send(b"GO\n")
+                conn.start_tls(server_config(pki), server_side=True)
+                return
+            super().on_recv(conn, data)
+
+    rec = Upgrading()
+    mgr = iocp_manager(rec, backend=backend)
+    lst = mgr.listen(LOOPBACK, 0)
+    with socket.create_connection(lst.address, timeout=TIMEOUT) as raw:
+        raw.sendall(b"STARTTLS\n")
+        assert recv_all(raw, 3) == b"GO\n"
+        with client_context(pki).wrap_socket(raw, server_hostname="pyiocp.test") as s:
+            s.sendall(b"secret")
+            assert recv_all(s, 6) == b"secret"
+            conn = rec.first_conn()
+            assert conn.tls is not None and conn.tls.alpn == "pyiocp"
+            with pytest.raises(ValueError, match="already"):
+                conn.start_tls(server_config(pki), server_side=True)
+
+    class Client(Recorder):
+        def on_connect(self, conn: pyiocp.Connection) -> None:
+            super().on_connect(conn)
+            conn.send(b"STARTTLS\n")
+
+        def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
+            super().on_recv(conn, data)
+            if data == b"GO\n":
+                conn.start_tls(pyiocp.TLSConfig(cafile=pki.ca, server_name="pyiocp.test"))
+                conn.send(b"private")  # written once the handshake is done
+
+    cli = Client()
+    cmgr = iocp_manager(cli, backend=backend)
+    c = cmgr.connect(*lst.address)
+    cli.wait(lambda: bytes(cli.data[c.id]) == b"GO\nprivate", what="the echo over TLS")
+    assert c.tls is not None
+    with pytest.raises(TypeError, match="TLSConfig"):
+        c.start_tls("yes")
+    with pytest.raises(ValueError, match="certfile or certs"):
+        cmgr.connect(*lst.address).start_tls(pyiocp.TLSConfig(cafile=pki.ca), server_side=True)

@@ -35,9 +35,10 @@ func (w *worker) closeGracefully(c *Conn) {
 		w.schedule(c) // with bytes queued: closes once connected and flushed
 		return
 	}
-	if c.outbound && c.tlsHandshaking() {
-		// Closed after the handshake, once what was sent before is
-		// written (tlsReady); close_timeout runs meanwhile.
+	if c.announced && c.tlsHandshaking() {
+		// An outbound or upgraded connection: closed after the handshake,
+		// once what was sent before is written (tlsReady); close_timeout
+		// runs meanwhile.
 		w.schedule(c)
 		return
 	}

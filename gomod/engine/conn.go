@@ -43,7 +43,7 @@ type Conn struct {
 	peer     netip.AddrPort
 	listener *Listener // nil for outbound connections
 	outbound bool
-	tls      *tlsConn // nil: plaintext (tls.go)
+	tlsp     atomic.Pointer[tlsConn] // nil: plaintext (tls.go); set once, before it is shared or by StartTLS
 
 	// Context is the application's; the engine never touches it.
 	Context any
@@ -142,7 +142,7 @@ func (c *Conn) Send(p []byte) error { return c.sendParts(nil, p, nil) }
 
 // sendParts queues a, p and z together, as one send.
 func (c *Conn) sendParts(a, p, z []byte) error {
-	if c.tls != nil {
+	if c.tlsc() != nil {
 		return c.sendTLS(a, p, z)
 	}
 	c.mu.Lock()
@@ -219,7 +219,7 @@ func (c *Conn) requestClose(r closeReq) error {
 // ShutdownWrite half-closes: the peer gets FIN once pending bytes are
 // written; receiving goes on. Later sends fail with ErrClosed.
 func (c *Conn) ShutdownWrite() error {
-	if c.tls != nil && !c.Closed() {
+	if c.tlsc() != nil && !c.Closed() {
 		c.tlsClosing() // close_notify, queued ahead of the FIN
 	}
 	c.mu.Lock()

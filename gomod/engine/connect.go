@@ -66,7 +66,7 @@ func (m *Manager) outbound(timeout time.Duration, ct *clientTLS, open func() (*C
 	}
 	c.announced = true
 	if ct != nil {
-		c.tls = newClientTLS(c, ct)
+		c.tlsp.Store(newClientTLS(c, ct))
 	}
 	if !m.table.add(c) {
 		if c.fd != poller.NoSock {
@@ -142,7 +142,7 @@ func (w *worker) connected(c *Conn) {
 	// The first receive is posted next round, once whoever took this
 	// event has let the connection go (pollers.go).
 	w.rearm = append(w.rearm, c)
-	if c.tls != nil {
+	if c.tlsc() != nil {
 		w.startClientTLS(c) // announced once its handshake succeeds
 		return
 	}

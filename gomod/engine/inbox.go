@@ -27,6 +27,7 @@ const (
 	reqResolved                         // a ConnectHost's lookup is done
 	reqFraming                          // Conn.SetFraming
 	reqTLSReady                         // a TLS handshake ended (tls.go)
+	reqStartTLS                         // Conn.StartTLS (tls_upgrade.go)
 )
 
 // request is kept small (40 bytes): a flood of sends, posts or timers

@@ -32,7 +32,7 @@ func (w *worker) recvDone(c *Conn, cpl *poller.Completion) {
 		return
 	}
 	data := cpl.Data
-	if c.tls != nil {
+	if c.tlsc() != nil {
 		var ok bool
 		if data, ok = w.tlsRecv(c, data); !ok {
 			return
@@ -47,7 +47,7 @@ func (w *worker) recvDone(c *Conn, cpl *poller.Completion) {
 		w.resume = append(w.resume, c) // to close it next round
 		return
 	}
-	if c.tls != nil && (c.tls.more || c.eof) {
+	if c.tlsc() != nil && (c.tlsc().more || c.eof) {
 		w.resume = append(w.resume, c) // deliverHeld goes on
 		return
 	}
@@ -98,10 +98,10 @@ func (w *worker) postRecv(c *Conn) {
 	if c.fr != nil && c.state == stateOpen {
 		room -= c.fr.held()
 	}
-	if c.tls != nil && c.state == stateOpen {
+	if c.tlsc() != nil && c.state == stateOpen {
 		// Ciphertext not yet decrypted counts too: a peer flooding a
 		// handshake cannot make the session buffer without bound.
-		if room -= c.tls.s.Buffered(); room <= 0 {
+		if room -= c.tlsc().s.Buffered(); room <= 0 {
 			return
 		}
 	}
@@ -152,14 +152,14 @@ func (w *worker) deliverHeld() {
 				continue
 			}
 		}
-		if c.tls != nil && c.tls.more {
+		if c.tlsc() != nil && c.tlsc().more {
 			// Records the session holds, decrypted now the arena has room.
 			plain, ok := w.decrypt(c)
 			if c.state != stateOpen {
 				continue // a broken record aborted it
 			}
 			delivered = delivered || ok
-			if ok && !w.deliver(c, plain) || c.tls.more {
+			if ok && !w.deliver(c, plain) || c.tlsc().more {
 				keep = append(keep, c)
 				continue
 			}
@@ -190,14 +190,14 @@ func (w *worker) peerEOF(c *Conn) {
 		w.settle(c)
 		return
 	}
-	if c.tls != nil && !c.tls.up {
+	if c.tlsc() != nil && !c.tlsc().up {
 		// The client may have sent its last handshake message and its
 		// request, then shut down: the handshake reads what came, and
 		// tlsReady goes on from there.
-		c.tls.s.FeedEOF()
+		c.tlsc().s.FeedEOF()
 		return
 	}
-	if c.held.len() > 0 || c.isPaused() || c.tls != nil && c.tls.more {
+	if c.held.len() > 0 || c.isPaused() || c.tlsc() != nil && c.tlsc().more {
 		return // told after the held data, on resume
 	}
 	if w.endsInFrame(c) {

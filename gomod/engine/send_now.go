@@ -33,7 +33,7 @@ func (c *Conn) SendFrameNow(payload []byte) error {
 // sendParts does (with its errors).
 func (c *Conn) sendNow(a, p, z []byte) error {
 	total := len(a) + len(p) + len(z)
-	if !poller.CanWriteNow || total > chunkSize || c.m.mask&MaskSend != 0 || c.tls != nil {
+	if !poller.CanWriteNow || total > chunkSize || c.m.mask&MaskSend != 0 || c.tlsc() != nil {
 		return c.sendParts(a, p, z)
 	}
 	c.sockMu.RLock() // finalize does not close the socket meanwhile

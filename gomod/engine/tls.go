@@ -79,6 +79,7 @@ type tlsConn struct {
 	s       *tlsio.Session
 	timeout time.Duration // the handshake's
 	err     error         // the handshake's, written before reqTLSReady is queued
+	upgrade bool          // StartTLS made it: the connection was announced before
 
 	// wmu orders the application's sends: those made before the handshake
 	// ended wait in early (an outbound connection's), and are encrypted
@@ -106,12 +107,17 @@ func (e *TLSError) Unwrap() error { return e.Err }
 // peer's certificates), or nil for a plaintext connection. Valid once the
 // connection is announced.
 func (c *Conn) TLS() *tls.ConnectionState {
-	if c.tls == nil || !c.tls.s.Ready() {
+	t := c.tlsc()
+	if t == nil || !t.s.Ready() {
 		return nil
 	}
-	st := c.tls.s.State()
+	st := t.s.State()
 	return &st
 }
+
+// tlsc is c's TLS session, nil for plaintext. An atomic load: StartTLS
+// sets it on a connection other threads already use.
+func (c *Conn) tlsc() *tlsConn { return c.tlsp.Load() }
 
 // handshakes is the manager's pool for TLS handshakes, made on first use:
 // crypto/tls handshakes are blocking code, so each takes a goroutine, at
@@ -126,8 +132,9 @@ func (m *Manager) handshakes() *tlsio.Pool {
 // Until it ends, c is not announced; the session's records go out
 // through c's send queue.
 func (w *worker) startTLS(c *Conn, lt *listenerTLS) {
-	c.tls = &tlsConn{timeout: lt.timeout}
-	c.tls.s = tlsio.Server(lt.cfg, c.tlsOut)
+	t := &tlsConn{timeout: lt.timeout}
+	t.s = tlsio.Server(lt.cfg, c.tlsOut)
+	c.tlsp.Store(t)
 	w.handshake(c)
 }
 
@@ -141,8 +148,9 @@ func (w *worker) handshake(c *Conn) {
 			return
 		}
 	}
-	c.tls.s.Handshake(w.m.handshakes(), c.tls.timeout, func(err error) {
-		c.tls.err = err
+	t := c.tlsc()
+	t.s.Handshake(w.m.handshakes(), t.timeout, func(err error) {
+		t.err = err
 		// A worker that quit has dropped c already: nothing to tell.
 		c.w.enqueue(request{kind: reqTLSReady, c: c})
 	})
@@ -176,7 +184,7 @@ func (c *Conn) tlsOut(b []byte) error {
 // announces it, writes what was sent before, and delivers what came with
 // the handshake's end.
 func (w *worker) tlsReady(c *Conn) {
-	t := c.tls
+	t := c.tlsc()
 	if c.state != stateOpen {
 		return // closed meanwhile (a timeout, a reset, the manager's close)
 	}
@@ -192,25 +200,44 @@ func (w *worker) tlsReady(c *Conn) {
 	t.up, t.more = true, true
 	w.m.tlsConns.Add(1)
 	w.resume = append(w.resume, c)
+	if t.upgrade {
+		w.writable(c)
+		w.afterHandshake(c)
+		return
+	}
 	if !c.outbound {
 		w.writable(c)
 		w.announce(c)
 		return
 	}
 	w.writable(c)
+	w.afterHandshake(c)
+	w.announceConnect(c)
+}
+
+// afterHandshake does what an announced connection asked for while its
+// handshake ran: shutdown_write (close_notify now), close (after what is
+// queued).
+func (w *worker) afterHandshake(c *Conn) {
 	c.mu.Lock()
-	shut := c.writeShut
+	shut, req := c.writeShut, c.req
 	c.mu.Unlock()
 	if shut {
-		c.tlsClosing() // shutdown_write was asked meanwhile
+		c.tlsClosing()
 	}
-	w.announceConnect(c)
+	if t := c.tlsc(); t.upgrade {
+		if req == closeGraceful {
+			w.closeGracefully(c)
+		} else {
+			w.flush(c)
+		}
+	}
 }
 
 // writable lets the application's sends through to the session, the
 // early ones first.
 func (w *worker) writable(c *Conn) {
-	t := c.tls
+	t := c.tlsc()
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
 	t.writable = true
@@ -228,7 +255,7 @@ func (w *worker) writable(c *Conn) {
 // records queued by tlsOut.
 func (c *Conn) sendTLS(a, p, z []byte) error {
 	n := len(a) + len(p) + len(z)
-	t := c.tls
+	t := c.tlsc()
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
 	c.mu.Lock()
@@ -258,7 +285,7 @@ func (c *Conn) sendTLS(a, p, z []byte) error {
 		// One Write: a frame's header and payload in the same records.
 		p = append(append(append(make([]byte, 0, n), a...), p...), z...)
 	}
-	if _, err := c.tls.s.Write(p); err != nil {
+	if _, err := t.s.Write(p); err != nil {
 		// close_notify went out meanwhile (a close from another thread),
 		// or the connection is gone.
 		return ErrClosed
@@ -274,8 +301,8 @@ func (c *Conn) sendTLS(a, p, z []byte) error {
 // tlsClosing sends close_notify ahead of a graceful close or a
 // shutdown_write's FIN, after everything sent before it.
 func (c *Conn) tlsClosing() {
-	if c.tls != nil && c.tls.s.Ready() {
-		c.tls.s.CloseWrite()
+	if t := c.tlsc(); t != nil && t.s.Ready() {
+		t.s.CloseWrite()
 	}
 }
 
@@ -284,7 +311,7 @@ func (c *Conn) tlsClosing() {
 // ok false when there is none yet: a handshake runs (the next receive is
 // posted), or no record is whole.
 func (w *worker) tlsRecv(c *Conn, data []byte) (plain []byte, ok bool) {
-	t := c.tls
+	t := c.tlsc()
 	t.s.Feed(data)
 	if !t.up {
 		w.rearm = append(w.rearm, c) // the handshake's goroutine reads it
@@ -306,7 +333,7 @@ const tlsPlainChunk = maxRead
 // comes back for the rest). The peer's close_notify is its end of stream;
 // a broken record aborts c.
 func (w *worker) decrypt(c *Conn) ([]byte, bool) {
-	t := c.tls
+	t := c.tlsc()
 	t.more = false
 	buf := w.plain.take(tlsPlainChunk)
 	n := 0
@@ -342,15 +369,16 @@ func (w *worker) decrypt(c *Conn) ([]byte, bool) {
 // finds c closed); a connection never announced counts as a failed
 // handshake, whatever ended it (the peer, a timeout, a bad message).
 func (w *worker) tlsEnd(c *Conn) {
-	if c.tls == nil {
+	t := c.tlsc()
+	if t == nil {
 		return
 	}
-	c.tls.s.Close()
-	c.tls.wmu.Lock()
-	c.tls.early.reset()
-	c.tls.wmu.Unlock()
+	t.s.Close()
+	t.wmu.Lock()
+	t.early.reset()
+	t.wmu.Unlock()
 	switch {
-	case c.tls.up:
+	case t.up:
 		w.m.tlsConns.Add(-1)
 	case !c.outbound:
 		w.stats.tlsHandshakeErrors.Add(1)

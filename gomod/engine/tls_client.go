@@ -52,14 +52,14 @@ func (w *worker) startClientTLS(c *Conn) {
 // tlsEarly reports whether c has bytes sent before its handshake ended,
 // waiting to be written.
 func (c *Conn) tlsEarly() bool {
-	if c.tls == nil {
+	if c.tlsc() == nil {
 		return false
 	}
-	c.tls.wmu.Lock()
-	defer c.tls.wmu.Unlock()
-	return c.tls.early.len() > 0
+	c.tlsc().wmu.Lock()
+	defer c.tlsc().wmu.Unlock()
+	return c.tlsc().early.len() > 0
 }
 
 // tlsHandshaking reports whether c's handshake is still running (so that
 // a close or shutdown_write asked meanwhile waits for it).
-func (c *Conn) tlsHandshaking() bool { return c.tls != nil && !c.tls.done }
+func (c *Conn) tlsHandshaking() bool { return c.tlsc() != nil && !c.tlsc().done }

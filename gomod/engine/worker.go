@@ -209,6 +209,8 @@ func (w *worker) apply(r *request) {
 		w.adopt(r.c)
 	case reqTLSReady:
 		w.tlsReady(r.c)
+	case reqStartTLS:
+		w.upgrade(r.c)
 	case reqConnect:
 		w.startConnect(r.c, r.t)
 	case reqListen:

@@ -138,6 +138,8 @@ static PyMethodDef Conn_methods[] = {
     {"close", (PyCFunction)Conn_close, METH_NOARGS, "close(): flush pending bytes, then close. Idempotent."},
     {"abort", (PyCFunction)Conn_abort, METH_NOARGS, "abort(): reset now, dropping pending bytes. Idempotent."},
     {"shutdown_write", (PyCFunction)Conn_shutdown_write, METH_NOARGS, "shutdown_write(): send FIN after pending bytes."},
+    {"start_tls", (PyCFunction)(void (*)(void))Conn_start_tls, METH_VARARGS | METH_KEYWORDS,
+     "start_tls(config, server_side=False): TLS from here on (STARTTLS); a failed handshake closes with TLSError"},
     {"pause_reading", (PyCFunction)Conn_pause_reading, METH_NOARGS, "pause_reading(): stop on_recv and reading."},
     {"resume_reading", (PyCFunction)Conn_resume_reading, METH_NOARGS, "resume_reading(): undo pause_reading()."},
     {"set_nodelay", (PyCFunction)Conn_set_nodelay, METH_O, "set_nodelay(flag): TCP_NODELAY on or off"},

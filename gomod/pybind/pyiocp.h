@@ -107,10 +107,11 @@ void errors_defaults(void);
 PyObject *mod_init(PyObject *mod, PyObject *errors);
 
 /* tls.c */
-PyObject *mod_tls_init(PyObject *mod, PyObject *factory);
+PyObject *mod_tls_init(PyObject *mod, PyObject *args);
 PyObject *mod_tls_config(PyObject *mod, PyObject *arg);
 PyObject *mod_tls_config_free(PyObject *mod, PyObject *arg);
 PyObject *Conn_get_tls(ConnObject *self, void *unused);
+PyObject *Conn_start_tls(ConnObject *self, PyObject *args, PyObject *kwargs);
 PyObject *raise_code(int code, const pyiocp_error *e);
 PyObject *close_error(const pyiocp_error *e);
 

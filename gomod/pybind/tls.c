@@ -3,14 +3,51 @@
 #include <stdlib.h>
 #include "pyiocp.h"
 
-/* pyiocp._tls.TLSInfo.from_json, handed over by _tls_init. */
-static PyObject *tls_info_factory;
+/* Handed over by _tls_init: pyiocp._tls.TLSInfo._from_json, and the
+ * TLSConfig class (start_tls checks its argument against it). */
+static PyObject *tls_info_factory, *tls_config_class;
 
-/* _tls_init(factory): what makes a TLSInfo of the engine's JSON. */
-PyObject *mod_tls_init(PyObject *mod, PyObject *factory)
+/* _tls_init(factory, config_class) */
+PyObject *mod_tls_init(PyObject *mod, PyObject *args)
 {
+    PyObject *factory, *cls;
+    if (!PyArg_ParseTuple(args, "OO", &factory, &cls))
+        return NULL;
     Py_INCREF(factory);
     Py_XSETREF(tls_info_factory, factory);
+    Py_INCREF(cls);
+    Py_XSETREF(tls_config_class, cls);
+    Py_RETURN_NONE;
+}
+
+/* Connection.start_tls(config, server_side=False): STARTTLS (see
+ * engine.Conn.StartTLS). config's handle is its _handle. */
+PyObject *Conn_start_tls(ConnObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"config", "server_side", NULL};
+    PyObject *config, *handle;
+    int server = 0, rc, ok;
+    long long h;
+    pyiocp_error err;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p", kwlist, &config, &server))
+        return NULL;
+    ok = tls_config_class ? PyObject_IsInstance(config, tls_config_class) : 0;
+    if (ok < 0)
+        return NULL;
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "config must be a pyiocp.TLSConfig, not %.100s", Py_TYPE(config)->tp_name);
+        return NULL;
+    }
+    handle = PyObject_GetAttrString(config, "_handle");
+    if (!handle)
+        return NULL;
+    h = PyLong_AsLongLong(handle);
+    Py_DECREF(handle);
+    if (h == -1 && PyErr_Occurred())
+        return NULL;
+    rc = pyiocpConnStartTLS(self->engine->h, self->slot, self->id, h, server, &err);
+    if (rc != PYIOCP_OK)
+        return raise_code(rc, &err);
     Py_RETURN_NONE;
 }
 

@@ -218,6 +218,30 @@ func pyiocpListenerReloadTLS(h, lh, handle C.int64_t, e *C.pyiocp_error) C.int {
 	return setErr(e, l.ReloadTLS(t.server))
 }
 
+// pyiocpConnStartTLS upgrades a connection (engine.Conn.StartTLS) with
+// the server's or the client's side of handle.
+//
+//export pyiocpConnStartTLS
+func pyiocpConnStartTLS(h C.int64_t, slot C.uint32_t, id C.uint64_t, handle C.int64_t, server C.int,
+	e *C.pyiocp_error) C.int {
+	c := conn(h, slot, id)
+	if c == nil {
+		return setErr(e, engine.ErrClosed)
+	}
+	t, err := tlsConfig(handle)
+	if err != nil {
+		return setErr(e, err)
+	}
+	cfg := t.client
+	if server != 0 {
+		if t.server == nil {
+			return setErr(e, tlsValueError("tls", "no certificate", "server_side needs a TLSConfig with certfile or certs"))
+		}
+		cfg = t.server
+	}
+	return setErr(e, c.StartTLS(cfg, server != 0, t.timeout))
+}
+
 // tlsInfo is what Python's TLSInfo is made of.
 type tlsInfo struct {
 	Version    string  `json:"version"`
