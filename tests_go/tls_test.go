@@ -317,6 +317,12 @@ func TestTLSClient(t *testing.T) {
 			t.Fatal("the server never read close_notify")
 		}
 		wantNil(t, r.waitClosed(t, c.ID()))
+		r.mu.Lock()
+		order := r.order[c.ID()]
+		r.mu.Unlock()
+		if len(order) == 0 || order[0] != engine.EventAccept {
+			t.Errorf("events %v: want OnOpen first (no OnSend for the handshake's bytes)", order)
+		}
 	})
 }
 

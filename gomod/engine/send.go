@@ -69,8 +69,10 @@ func (w *worker) sent(c *Conn, n int) {
 	w.m.pendingSend.Add(-int64(n))
 	w.stats.bytesOut.Add(uint64(n))
 	c.lastActive = w.now
-	if w.m.mask&MaskSend != 0 && c.announced {
-		w.emit(Event{Kind: EventSend, Conn: c, N: n}) // not a TLS handshake's
+	if w.m.mask&MaskSend != 0 && c.announced && (c.tlsc() == nil || c.tlsc().up) {
+		// Not for a TLS handshake's bytes: the application's connection
+		// is not up yet (an outbound one's EventConnect comes after).
+		w.emit(Event{Kind: EventSend, Conn: c, N: n})
 	}
 	if c.drainArmed && c.sendq.len() <= w.m.lowWater {
 		c.drainArmed = false
