@@ -143,7 +143,7 @@ func (w *worker) connected(c *Conn) {
 	// event has let the connection go (pollers.go).
 	w.rearm = append(w.rearm, c)
 	if c.tlsc() != nil {
-		w.startClientTLS(c) // announced once its handshake succeeds
+		w.handshake(c) // announced once it succeeds
 		return
 	}
 	w.announceConnect(c)
@@ -162,6 +162,12 @@ func (w *worker) announceConnect(c *Conn) {
 	if pool != nil {
 		pool.connected(c)
 	}
+	w.closeOrFlush(c, req)
+}
+
+// closeOrFlush goes on from a connection now up: a close asked meanwhile
+// (req) closes it after what is queued, else what is queued is written.
+func (w *worker) closeOrFlush(c *Conn, req closeReq) {
 	if req == closeGraceful {
 		w.closeGracefully(c)
 	} else {

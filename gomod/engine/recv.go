@@ -190,7 +190,7 @@ func (w *worker) peerEOF(c *Conn) {
 		w.settle(c)
 		return
 	}
-	if c.tlsc() != nil && !c.tlsc().up {
+	if c.tlsc() != nil && !c.tlsc().up() {
 		// The client may have sent its last handshake message and its
 		// request, then shut down: the handshake reads what came, and
 		// tlsReady goes on from there.

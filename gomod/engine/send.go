@@ -69,7 +69,7 @@ func (w *worker) sent(c *Conn, n int) {
 	w.m.pendingSend.Add(-int64(n))
 	w.stats.bytesOut.Add(uint64(n))
 	c.lastActive = w.now
-	if w.m.mask&MaskSend != 0 && c.announced && (c.tlsc() == nil || c.tlsc().up) {
+	if w.m.mask&MaskSend != 0 && c.announced && (c.tlsc() == nil || c.tlsc().up()) {
 		// Not for a TLS handshake's bytes: the application's connection
 		// is not up yet (an outbound one's EventConnect comes after).
 		w.emit(Event{Kind: EventSend, Conn: c, N: n})

@@ -70,9 +70,6 @@ func (l *Listener) ReloadTLS(cfg *tls.Config) error {
 	return nil
 }
 
-// TLS reports whether the listener speaks TLS.
-func (l *Listener) TLS() bool { return l.tls.Load() != nil }
-
 // tlsConn is a TLS connection's session. The pointer is set before the
 // connection is shared and never changes.
 type tlsConn struct {
@@ -89,10 +86,14 @@ type tlsConn struct {
 	early    byteQueue
 
 	// Its worker's.
-	done bool // the handshake ended
-	up   bool // it succeeded and the connection was announced
+	done bool // the handshake ended (up: it succeeded)
 	more bool // decrypted plaintext may wait in the session (the arena ran short)
 }
+
+// up reports whether the handshake succeeded. err is the handshake
+// goroutine's, written before reqTLSReady; done, set when the worker takes
+// that, is read first.
+func (t *tlsConn) up() bool { return t.done && t.err == nil }
 
 // TLSError is why TLS ended a connection: its handshake failed (the
 // peer's certificate not trusted, no version or cipher in common, the
@@ -197,40 +198,23 @@ func (w *worker) tlsReady(c *Conn) {
 		w.closeGracefully(c)
 		return
 	}
-	t.up, t.more = true, true
+	t.more = true
 	w.m.tlsConns.Add(1)
 	w.resume = append(w.resume, c)
-	if t.upgrade {
-		w.writable(c)
-		w.afterHandshake(c)
-		return
-	}
-	if !c.outbound {
-		w.writable(c)
-		w.announce(c)
-		return
-	}
 	w.writable(c)
-	w.afterHandshake(c)
-	w.announceConnect(c)
-}
-
-// afterHandshake does what an announced connection asked for while its
-// handshake ran: shutdown_write (close_notify now), close (after what is
-// queued).
-func (w *worker) afterHandshake(c *Conn) {
 	c.mu.Lock()
 	shut, req := c.writeShut, c.req
 	c.mu.Unlock()
 	if shut {
-		c.tlsClosing()
+		c.tlsClosing() // shutdown_write was asked while the handshake ran
 	}
-	if t := c.tlsc(); t.upgrade {
-		if req == closeGraceful {
-			w.closeGracefully(c)
-		} else {
-			w.flush(c)
-		}
+	switch {
+	case t.upgrade:
+		w.closeOrFlush(c, req)
+	case c.outbound:
+		w.announceConnect(c)
+	default:
+		w.announce(c)
 	}
 }
 
@@ -313,7 +297,7 @@ func (c *Conn) tlsClosing() {
 func (w *worker) tlsRecv(c *Conn, data []byte) (plain []byte, ok bool) {
 	t := c.tlsc()
 	t.s.Feed(data)
-	if !t.up {
+	if !t.up() {
 		w.rearm = append(w.rearm, c) // the handshake's goroutine reads it
 		return nil, false
 	}
@@ -378,7 +362,7 @@ func (w *worker) tlsEnd(c *Conn) {
 	t.early.reset()
 	t.wmu.Unlock()
 	switch {
-	case t.up:
+	case t.up():
 		w.m.tlsConns.Add(-1)
 	case !c.outbound:
 		w.stats.tlsHandshakeErrors.Add(1)

@@ -43,12 +43,6 @@ func newClientTLS(c *Conn, ct *clientTLS) *tlsConn {
 	return t
 }
 
-// startClientTLS begins the handshake of an outbound connection that has
-// just connected.
-func (w *worker) startClientTLS(c *Conn) {
-	w.handshake(c)
-}
-
 // tlsEarly reports whether c has bytes sent before its handshake ended,
 // waiting to be written.
 func (c *Conn) tlsEarly() bool {
