@@ -92,6 +92,18 @@ func newManager(t *testing.T, h engine.Handler, backend string, opts ...engine.O
 	return m
 }
 
+// startManager makes a manager on backend and starts its workers, for a
+// test that connects out; it is closed (and checked) when the test ends.
+func startManager(t *testing.T, h engine.Handler, backend string, opts ...engine.Option) *engine.Manager {
+	t.Helper()
+	m := newManager(t, h, backend, opts...)
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeManager(t, m) })
+	return m
+}
+
 // listenAndStart opens a loopback listener on m and starts its workers.
 func listenAndStart(t *testing.T, m *engine.Manager, opts ...engine.ListenOption) *engine.Listener {
 	t.Helper()

@@ -68,11 +68,7 @@ func poolSetup(t *testing.T, backend string, size int, idle time.Duration) (*eng
 	srv := newEchoRecorder()
 	_, addr := serve(t, srv, backend)
 	cli := newRecorder()
-	m := newManager(t, cli, backend)
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { closeManager(t, m) })
+	m := startManager(t, cli, backend)
 	p, err := m.NewPool(size, idle)
 	if err != nil {
 		t.Fatal(err)

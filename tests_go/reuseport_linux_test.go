@@ -11,7 +11,7 @@ import (
 // connections over both.
 func TestReusePortSharesAPort(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
-		a, b := reusePortManager(t, backend), reusePortManager(t, backend)
+		a, b := startManager(t, echoHandler{}, backend), startManager(t, echoHandler{}, backend)
 		la, err := a.Listen(loopback, engine.WithReusePort(true))
 		if err != nil {
 			t.Fatal(err)
@@ -34,14 +34,4 @@ func TestReusePortSharesAPort(t *testing.T) {
 			return a.Stats().Accepted+b.Stats().Accepted == 40
 		})
 	})
-}
-
-func reusePortManager(t *testing.T, backend string) *engine.Manager {
-	t.Helper()
-	m := newManager(t, echoHandler{}, backend)
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { closeManager(t, m) })
-	return m
 }

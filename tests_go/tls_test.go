@@ -280,11 +280,7 @@ func TestTLSClient(t *testing.T) {
 		p := newTestPKI(t)
 		r := newEchoRecorder()
 		r.onRecv = nil
-		m := newManager(t, r, backend)
-		if err := m.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { closeManager(t, m) })
+		m := startManager(t, r, backend)
 		addr, ends := tlsEchoServer(t, p.server("pyiocp.test"))
 		host, port := splitAddr(t, addr)
 		c, err := m.ConnectTLS(host, port, waitBound, p.client("pyiocp.test", tls.VersionTLS13), 0)
@@ -333,11 +329,7 @@ func TestTLSClientRefusesAWrongName(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		p := newTestPKI(t)
 		r := newRecorder()
-		m := newManager(t, r, backend)
-		if err := m.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { closeManager(t, m) })
+		m := startManager(t, r, backend)
 		addr, ends := tlsEchoServer(t, p.server("pyiocp.test"))
 		host, port := splitAddr(t, addr)
 		c, err := m.ConnectTLS(host, port, waitBound, p.client("other.test", tls.VersionTLS13), 0)
@@ -376,11 +368,7 @@ func TestTLSEngineToEngine(t *testing.T) {
 		p := newTestPKI(t)
 		_, l := serveTLS(t, newEchoRecorder(), backend, p.server("pyiocp.test"), 0)
 		r := newRecorder()
-		m := newManager(t, r, backend)
-		if err := m.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { closeManager(t, m) })
+		m := startManager(t, r, backend)
 		c, err := m.ConnectTLS("127.0.0.1", l.Addr().Port(), waitBound, p.client("pyiocp.test", tls.VersionTLS13), 0)
 		if err != nil {
 			t.Fatal(err)
@@ -480,11 +468,7 @@ func TestTLSStartTLS(t *testing.T) {
 				c.Send([]byte("secret")) // written once the handshake is done
 			}
 		}
-		m2 := newManager(t, r2, backend)
-		if err := m2.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { closeManager(t, m2) })
+		m2 := startManager(t, r2, backend)
 		host, port := splitAddr(t, ln.Addr().String())
 		c, err := m2.ConnectHost(host, port, waitBound)
 		if err != nil {
