@@ -385,6 +385,40 @@ func TestTLSEngineToEngine(t *testing.T) {
 	})
 }
 
+// TestTLSEngineResumes: with a ClientSessionCache in the config, a second
+// ConnectTLS resumes the first one's session (TLS 1.2 and 1.3), and both
+// ends report it.
+func TestTLSEngineResumes(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		p := newTestPKI(t)
+		server := newEchoRecorder()
+		_, l := serveTLS(t, server, backend, p.server("pyiocp.test"), 0)
+		r := newRecorder()
+		m := startManager(t, r, backend)
+		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			cfg := p.client("pyiocp.test", version)
+			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			var resumed []bool
+			for range 2 {
+				c, err := m.ConnectTLS("127.0.0.1", l.Addr().Port(), waitBound, cfg, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Send([]byte("hi")) // its echo comes after the server's tickets
+				eventually(t, "the echo", func() bool { return r.receivedLen(c.ID()) == 2 })
+				srv := server.nextConn(t)
+				resumed = append(resumed, c.TLS().DidResume, srv.TLS().DidResume)
+				c.Close()
+				wantNil(t, r.waitClosed(t, c.ID()))
+			}
+			if fmt.Sprint(resumed) != "[false false true true]" {
+				t.Errorf("%s: resumed (client, server) %v, want a full handshake, then both resumed",
+					tls.VersionName(version), resumed)
+			}
+		}
+	})
+}
+
 func splitAddr(t *testing.T, addr string) (string, uint16) {
 	t.Helper()
 	ap, err := netip.ParseAddrPort(addr)

@@ -384,6 +384,57 @@ def test_tls_pyiocp_to_pyiocp_with_client_certificates(iocp_manager: ManagerFact
     wait_until(lambda: mgr.stats()["tls_handshake_errors"] == 1, what="the server's count")
 
 
+def test_tls_session_resumption(iocp_manager: ManagerFactory, backend: str, pki: PKI,
+                                ssl_server: SSLEchoServer) -> None:
+    """A second connection resumes the first one's session with its ticket:
+    Python's ssl as the client of a pyiocp server, and pyiocp's client (one
+    TLSConfig, one session cache) against pyiocp's server and ssl's."""
+    server = TLSRecorder()
+    mgr = iocp_manager(server, backend=backend)
+    lst = mgr.listen(LOOPBACK, 0, tls=server_config(pki))
+    ctx = client_context(pki)
+    with tls_client(lst.address, ctx) as s:
+        s.sendall(b"one")
+        assert recv_all(s, 3) == b"one"  # the tickets came before the echo
+        session = s.session
+        assert not s.session_reused
+    raw = socket.create_connection(lst.address, timeout=TIMEOUT)
+    with ctx.wrap_socket(raw, server_hostname="pyiocp.test", session=session) as s:
+        s.sendall(b"two")
+        assert recv_all(s, 3) == b"two"
+        assert s.session_reused
+    assert [i.resumed for i in server.infos if i] == [False, True]
+
+    rec = Recorder()
+    cli = iocp_manager(rec, backend=backend)
+    for address in (lst.address, ssl_server.address):
+        tls = pyiocp.TLSConfig(cafile=pki.ca, server_name="pyiocp.test", alpn=("pyiocp",))
+        resumed = []
+        for _ in range(2):
+            conn = cli.connect(*address, tls=tls)
+            conn.send(b"hello")  # its echo comes after the tickets
+            rec.wait(lambda: bytes(rec.data[conn.id]) == b"hello", what="the echo")
+            assert conn.tls is not None
+            resumed.append(conn.tls.resumed)
+            conn.close()
+            rec.wait_closed(conn.id)
+        assert resumed == [False, True], address
+    assert [i.resumed for i in server.infos if i][2:] == [False, True]
+    # Another configuration's tickets are another's: after reload_tls, a
+    # session from before makes a full handshake.
+    lst.reload_tls(server_config(pki))
+    raw = socket.create_connection(lst.address, timeout=TIMEOUT)
+    with ctx.wrap_socket(raw, server_hostname="pyiocp.test", session=session) as s:
+        s.sendall(b"three")
+        assert recv_all(s, 5) == b"three"
+        assert not s.session_reused
+    # Another TLSConfig has its own cache: a full handshake.
+    conn = cli.connect(*lst.address, tls=pyiocp.TLSConfig(cafile=pki.ca, server_name="pyiocp.test"))
+    conn.send(b"x")
+    rec.wait(lambda: bytes(rec.data[conn.id]) == b"x", what="the echo")
+    assert conn.tls is not None and not conn.tls.resumed
+
+
 def test_tls_start_tls(iocp_manager: ManagerFactory, backend: str, pki: PKI) -> None:
     """STARTTLS: a plaintext command, the go-ahead, then TLS on the same
     connection: pyiocp as the server (Python's ssl upgrades its socket)

@@ -48,6 +48,10 @@ var tlsConfigs = struct {
 	m    map[int64]*tlsEntry
 }{m: map[int64]*tlsEntry{}}
 
+// sessionCacheSize is how many servers' tickets a client TLSConfig keeps
+// (one a server name; the least recently used goes first).
+const sessionCacheSize = 256
+
 func tlsValueError(what string, v any, why string) error {
 	return &engine.OptionError{Name: what, Value: v, Reason: why}
 }
@@ -106,8 +110,12 @@ func (s *tlsSpec) build() (*tlsEntry, error) {
 	}
 	// A client checks the server against cafile, or the system's CAs (nil
 	// RootCAs); it shows its certificate when the server asks for one.
+	// Connections made with one TLSConfig share a session cache, so that
+	// a second connect to a server resumes with a ticket the first got
+	// (an abbreviated handshake: no certificate, no signature).
 	client := &tls.Config{NextProtos: cfg.NextProtos, MinVersion: cfg.MinVersion, Certificates: cfg.Certificates,
-		RootCAs: cfg.RootCAs, InsecureSkipVerify: !s.Verify}
+		RootCAs: cfg.RootCAs, InsecureSkipVerify: !s.Verify,
+		ClientSessionCache: tls.NewLRUClientSessionCache(sessionCacheSize)}
 	if s.ServerName != nil {
 		client.ServerName = *s.ServerName
 	}
