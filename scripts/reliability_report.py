@@ -93,6 +93,12 @@ SCENARIOS: List[Tuple[str, str, str, str, Tuple[str, ...]]] = [
      "Every good client gets its echo; every failed handshake is counted in `tls_handshake_errors` and "
      "never announced (a peer reset before it was accepted may go unseen where AcceptEx drops it); those "
      "reset mid-record close with an error; nothing is left (descriptors, goroutines, heap, RSS).", (GO,)),
+    ("unix_peers", "Unix domain sockets: peers of every kind at once",
+     "On a Unix domain listener, from 8 threads: echo clients, downloads closed with the server's stream "
+     "unread, uploads cut mid-stream, peers that connect and leave at once; an echo client all along.",
+     "Every echo byte checked; every connection ends exactly once (interrupted downloads with an OS "
+     "error); the control client is never disturbed; nothing is left behind, the socket file included "
+     "once the manager closes.", (GO,)),
     ("half_close", "Half-close both ways",
      "Peers send FIN first and read the whole reply; and the server sends FIN first and reads the "
      "whole upload.",

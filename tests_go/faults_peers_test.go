@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -100,10 +101,10 @@ func (h *modal) closedCount() int {
 
 // controlClient does echo round trips until stop closes, timing each; an
 // error is a fault of the scenario (another connection's trouble reached
-// this one).
+// this one). addr is host:port, or unix:PATH.
 func controlClient(t *testing.T, addr string, stop <-chan struct{}, lat *latencies) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	c, err := dialAny(addr)
 	if err != nil {
 		t.Error(err)
 		return
@@ -147,6 +148,14 @@ func startControlClient(t *testing.T, addr string) (stop func() *latencies) {
 		wg.Wait()
 		return lat
 	}
+}
+
+// dialAny connects to host:port, or to the Unix domain socket unix:PATH.
+func dialAny(addr string) (net.Conn, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return net.DialTimeout("unix", path, faultWait)
+	}
+	return net.DialTimeout("tcp", addr, faultWait)
 }
 
 func isErrno(err error) bool {

@@ -14,7 +14,7 @@ func (m *Manager) accept(w *worker, l *Listener, fd poller.Sock, peer netip.Addr
 		return
 	}
 	if err := poller.ApplyAccepted(fd, &l.sock); err != nil {
-		m.logf("listener %v: accepted socket options: %v", l.addr, err)
+		m.logf("listener %v: accepted socket options: %v", l, err)
 		poller.AbortSock(fd)
 		return
 	}
@@ -26,6 +26,9 @@ func (m *Manager) accept(w *worker, l *Listener, fd poller.Sock, peer netip.Addr
 	}
 	c := m.newConn(fd, peer, false)
 	c.listener = l
+	if l.unix != nil {
+		c.unix = &unixNames{local: l.unix.name, peer: poller.UnixPeerName(fd)}
+	}
 	if l.framing != nil {
 		c.framing, c.fr = l.framing, newFramer(l.framing)
 	}
@@ -124,6 +127,9 @@ func (w *worker) announce(c *Conn) {
 // on the worker, so that Local never makes a system call under c.mu (a
 // Python caller would wait for it holding the GIL).
 func (w *worker) learnLocal(c *Conn) {
+	if c.unix != nil {
+		return // named when made (accept, connectUnix)
+	}
 	var a netip.AddrPort
 	if c.listener != nil && !c.listener.addr.Addr().IsUnspecified() {
 		a = c.listener.addr

@@ -41,7 +41,8 @@ type Conn struct {
 	fd       poller.Sock
 	ref      poller.Ref // fd as its worker's port names it, once registered
 	peer     netip.AddrPort
-	listener *Listener // nil for outbound connections
+	unix     *unixNames // a Unix domain connection's names (unix.go); nil: TCP
+	listener *Listener  // nil for outbound connections
 	outbound bool
 	tlsp     atomic.Pointer[tlsConn] // nil: plaintext (tls.go); set once, before it is shared or by StartTLS
 

@@ -109,6 +109,9 @@ func (w *worker) postConnect(c *Conn) error {
 		return err
 	}
 	c.ref, c.registered = ref, true
+	if c.unix != nil {
+		return w.connectUnix(c)
+	}
 	done, err := w.p.PostConnect(c.ref, c.peer)
 	switch {
 	case err != nil:

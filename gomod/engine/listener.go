@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ type Listener struct {
 	fd         poller.Sock
 	ref        poller.Ref // fd as its worker's port names it, once listening
 	addr       netip.AddrPort
+	unix       *unixListener // a Unix domain listener's name and file (unix.go); nil: TCP
 	accepts    int
 	sock       SockOptions                 // every accepted socket's too
 	framing    Framing                     // every accepted connection's (never changed: shared)
@@ -37,8 +39,17 @@ type Listener struct {
 	closing     bool
 }
 
-// Addr is the address the listener is bound to (the port filled in).
+// Addr is the address the listener is bound to (the port filled in);
+// invalid for a Unix domain listener (see Path).
 func (l *Listener) Addr() netip.AddrPort { return l.addr }
+
+// String names the listener in logs: its address or path.
+func (l *Listener) String() string {
+	if l.unix != nil {
+		return fmt.Sprintf("unix:%q", l.unix.name)
+	}
+	return l.addr.String()
+}
 
 // Accepts is the number of accepts the listener keeps posted.
 func (l *Listener) Accepts() int { return l.accepts }
@@ -49,6 +60,7 @@ func (l *Listener) Close() error {
 	if l.closeAsked.Swap(true) {
 		return nil
 	}
+	l.removeFile()
 	l.w.enqueue(request{kind: reqCloseListener, v: l})
 	return nil
 }
@@ -90,7 +102,7 @@ func (w *worker) startListen(l *Listener) {
 	}
 	ref, err := w.p.Listen(l.fd, l.token)
 	if err != nil {
-		w.m.logf("listener %v: %v", l.addr, err)
+		w.m.logf("listener %v: %v", l, err)
 		w.closeListenSock(l)
 		return
 	}
@@ -121,7 +133,7 @@ func (w *worker) acceptDone(cpl *poller.Completion) {
 				l.failing = true
 				w.stats.acceptErrorEpisodes.Add(1)
 				w.m.logf("listener %v: accept: %v; retrying every %v (logged once until an accept succeeds)",
-					l.addr, cpl.Err, acceptRetry)
+					l, cpl.Err, acceptRetry)
 			}
 			if l.retrying == 0 {
 				l.retryAt = w.now + int64(acceptRetry)
@@ -177,6 +189,7 @@ func (w *worker) settleListener(l *Listener) {
 
 func (w *worker) closeListenSock(l *Listener) {
 	poller.CloseSock(l.fd)
+	l.removeFile()
 	w.m.forgetListener(l)
 	close(l.done)
 }

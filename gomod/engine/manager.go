@@ -164,12 +164,18 @@ func (m *Manager) Listen(addr netip.AddrPort, opts ...ListenOption) (*Listener, 
 	}
 	l := &Listener{m: m, w: m.pickWorker(), fd: fd, addr: local, accepts: lo.accepts, sock: lo.sock,
 		framing: lo.framing, done: make(chan struct{})}
+	return m.addListener(l, lo)
+}
+
+// addListener hands a new listener to its worker (m.mu read-held).
+func (m *Manager) addListener(l *Listener, lo listenOptions) (*Listener, error) {
 	l.tls.Store(lo.tls)
 	m.lmu.Lock()
 	m.listeners[l] = struct{}{}
 	m.lmu.Unlock()
 	if !l.w.enqueue(request{kind: reqListen, v: l}) {
-		poller.CloseSock(fd)
+		poller.CloseSock(l.fd)
+		l.removeFile()
 		m.forgetListener(l)
 		return nil, ErrManagerClosed
 	}
