@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--port", type=_port, default=7007)
     e.add_argument("--workers", type=_positive(int), default=1)
     e.add_argument("--backend", default="auto")
+    e.add_argument("--unix", default=None, metavar="PATH",
+                   help="listen on this Unix domain socket instead of --host/--port (a leading @: Linux's "
+                        "abstract namespace)")
     e.add_argument("--stats-port", type=_port, default=None, metavar="PORT",
                    help="also serve statistics on this port (0: a free one), for `pyiocp top`")
     e.set_defaults(run=cmd_echo)
@@ -50,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="drive an echo server, verify every byte, print the figures")
     b.add_argument("--host", default="127.0.0.1")
     b.add_argument("--port", type=_port, default=7007)
+    b.add_argument("--unix", default=None, metavar="PATH",
+                   help="drive the server on this Unix domain socket instead of --host/--port (a leading @: "
+                        "Linux's abstract namespace)")
     b.add_argument("--conns", type=_positive(int), default=50, help="concurrent connections")
     b.add_argument("--size", type=_positive(int), default=64, help="bytes per message")
     b.add_argument("--depth", type=_positive(int), default=1, help="messages in flight per connection")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from ._manager import SocketManager
@@ -12,8 +12,10 @@ if TYPE_CHECKING:
 class Listener:
     """A listening socket of a SocketManager."""
 
-    def __init__(self, manager: "SocketManager", handle: int, address: Tuple[str, int],
+    def __init__(self, manager: "SocketManager", handle: int, address: Any,
                  tls: "Optional[TLSConfig]" = None) -> None:
+        # (host, port); a Unix domain listener's: its path (a str). Any, as
+        # socket.getsockname() is typed.
         self._manager = manager
         self._handle = handle
         self.address = address

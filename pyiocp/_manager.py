@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import namedtuple
@@ -28,6 +29,7 @@ from ._pyiocp import Connection, Timer
 from ._framing import Framing, framing_arg
 from ._sockopts import KeepAlive, sockopts
 from ._tls import TLSConfig, tls_handle
+from ._unix import PathArg, unix_mode, unix_path, unix_supported
 from ._threads import _LostInterruptCatcher, _PollerExit, _SigtermCatcher, _StartGate, _UnservedWatch, _wait_set
 from .errors import ManagerClosed
 
@@ -159,7 +161,11 @@ class SocketManager:
         self._check_open()
         ip, port = _resolve(host, port, passive=True)
         handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port, opts, framing, tls_h)
-        lst = Listener(self, handle, (ip, bound), tls)
+        return self._keep_listener(Listener(self, handle, (ip, bound), tls))
+
+    def _keep_listener(self, lst: Listener) -> Listener:
+        """Records a new listener; until a worker runs, a watch warns of
+        connections waiting on it."""
         self._listeners.append(lst)
         with self._lock:
             if not self._served and self._watch is None and self._state == "open":
@@ -196,6 +202,42 @@ class SocketManager:
         self._check_open()
         return self._engine.connect(host, port, timeout_ns, opts, framing, tls_h)
 
+    def listen_unix(self, path: PathArg, *, backlog: int = DEFAULT_BACKLOG, mode: Optional[int] = None,
+                    accepts: int = DEFAULT_ACCEPTS, framing: Framing = None,
+                    tls: Optional[TLSConfig] = None) -> Listener:
+        """Listen on the Unix domain socket path (Linux; a leading "\\0"
+        names the abstract namespace, with no file). A socket file left by
+        a listener that is gone is replaced; one something listens on, or
+        any other file, is OSError EADDRINUSE. mode sets the file's
+        permission bits (0o660, say). The file is removed when the listener
+        closes. The connections are listen()'s: the same Handler, framing,
+        tls, timeouts and limits; Connection.peer and .local are the names
+        ("" when unnamed)."""
+        unix_supported()
+        raw = unix_path(path)
+        perm = unix_mode(mode)
+        backlog = _int_arg("backlog", backlog, 1, MAX_BACKLOG)
+        accepts = _int_arg("accepts", accepts, 1, MAX_ACCEPTS)
+        framing = framing_arg(framing)
+        tls_h = tls_handle(tls)
+        self._check_open()
+        handle = self._engine.listen_unix(raw, perm, backlog, accepts, framing, tls_h)
+        return self._keep_listener(Listener(self, handle, os.fsdecode(raw), tls))
+
+    def connect_unix(self, path: PathArg, *, timeout: Optional[float] = None,
+                     framing: Framing = None) -> Connection:
+        """Connect to the Unix domain socket path and return the Connection
+        at once: on_connect follows, or on_close with the error
+        (FileNotFoundError, ConnectionRefusedError; BlockingIOError when
+        the listener's backlog is full: a Unix domain connect does not
+        wait). Counts toward max_connections as connect() does."""
+        unix_supported()
+        raw = unix_path(path)
+        timeout_ns = _seconds_ns("timeout", timeout)
+        framing = framing_arg(framing)
+        self._check_open()
+        return self._engine.connect_unix(raw, timeout_ns, framing)
+
     def _reload_tls(self, handle: int, tls: TLSConfig) -> None:
         self._check_open()
         self._engine.reload_tls(handle, tls_handle(tls))
@@ -215,7 +257,7 @@ class SocketManager:
                        if not lst._closed and self._engine.listener_waiting(lst._handle)]
         if not waiting:
             return False
-        where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in waiting)
+        where = ", ".join(_where(a) for a in waiting)
         logger.warning("connections wait on %s, but no worker has run for %g s: nothing accepts them until "
                        "start() or serve_forever() (or poll(), without a handler) is called",
                        where, _threads.UNSERVED_WARNING_DELAY)
@@ -540,3 +582,11 @@ def _event_mask(handler: Optional[Handler]) -> int:
     if cls.on_eof is not Handler.on_eof:
         mask |= _pyiocp.MASK_EOF
     return mask
+
+
+def _where(address: Any) -> str:
+    """A listener's address as a log line names it."""
+    if isinstance(address, str):
+        return "unix:" + repr(address)
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

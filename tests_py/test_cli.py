@@ -155,3 +155,31 @@ def test_echo_unknown_backend_exits_1() -> None:
     r = run("echo", "--port", "0", "--backend", "nope", timeout=10)
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "backend" in r.stderr
+
+
+@pytest.mark.linux  # Unix domain sockets, and SIGINT to stop the server
+@pytest.mark.parametrize("abstract", [False, True], ids=["path", "abstract"])
+def test_echo_and_bench_on_a_unix_socket(tmp_path: Path, abstract: bool) -> None:
+    name = f"@pyiocp-cli-{time.monotonic_ns()}" if abstract else str(tmp_path / "echo.sock")
+    proc = subprocess.Popen([PYTHON, "-m", "pyiocp", "echo", "--unix", name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        line = proc.stdout.readline()
+        assert f"listening on unix:{name}" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(LATE)
+            s.connect("\0" + name[1:] if abstract else name)
+            s.sendall(b"hello")
+            assert recv_exactly(s, 5) == b"hello"
+        r = run("bench", "--unix", name, "--conns", "4", "--duration", "0.5", "--warmup", "0.1", "--json")
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        result = json.loads(r.stdout)
+        assert (result["errors"], result["mismatches"], result["connected"]) == (0, 0, 4)
+        assert result["messages"] > 0
+        code, _ = _stop(proc, signal.SIGINT)
+        assert code == 0
+    finally:
+        reap(proc)
+    if not abstract:
+        assert not Path(name).exists()  # removed as the server stopped

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -28,7 +29,7 @@ type Config struct {
 	// Mode is what the run does: ModeEcho ("" means the same), ModeChurn,
 	// ModeBulk or ModeIdle; see those for how each uses the fields below.
 	Mode  string
-	Addr  string // "host:port" (IPv4 or [IPv6]:port)
+	Addr  string // "host:port" (IPv4 or [IPv6]:port), or "unix:PATH" (a Unix domain socket; "unix:@name": abstract)
 	Conns int    // concurrent connections (>=1)
 	Size  int    // bytes per message (>=1)
 	// Depth is the number of messages in flight per connection (pipelining);
@@ -79,9 +80,13 @@ type Config struct {
 // Validate reports the first bad value as a *ConfigError.
 func (c Config) Validate() error {
 	if c.Addr == "" {
-		return &ConfigError{"Addr", `""`, "must be host:port"}
+		return &ConfigError{"Addr", `""`, "must be host:port or unix:PATH"}
 	}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+	if network, path := c.target(); network == "unix" {
+		if path == "" {
+			return &ConfigError{"Addr", c.Addr, "names no path after unix:"}
+		}
+	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return &ConfigError{"Addr", c.Addr, err.Error()}
 	}
 	switch {
@@ -152,4 +157,15 @@ func readBufSize(size, depth int) int {
 		return 0
 	}
 	return min(max(size*depth, 4096), 64<<10)
+}
+
+// unixPrefix marks an Addr that names a Unix domain socket.
+const unixPrefix = "unix:"
+
+// target is the network and address Addr names, as net.Dial takes them.
+func (c Config) target() (network, address string) {
+	if path, ok := strings.CutPrefix(c.Addr, unixPrefix); ok {
+		return "unix", path
+	}
+	return "tcp", c.Addr
 }

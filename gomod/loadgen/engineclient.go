@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,7 +60,7 @@ type engineConn struct {
 
 func runEngineEcho(ctx context.Context, cfg Config) (Result, error) {
 	res := Result{Mode: ModeEcho, Addr: cfg.Addr, Conns: cfg.Conns, Size: cfg.Size, Depth: cfg.Depth}
-	addr, err := net.ResolveTCPAddr("tcp", cfg.Addr)
+	connect, err := engineConnect(cfg)
 	if err != nil {
 		res.Errors = uint64(cfg.Conns)
 		res.FirstError = err.Error()
@@ -83,7 +83,7 @@ func runEngineEcho(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer m.Close(time.Second)
 
-	e.connectAll(m, addr.AddrPort(), cfg)
+	e.connectAll(func() (*engine.Conn, error) { return connect(m) }, cfg)
 	select {
 	case <-e.connected:
 	case <-ctx.Done():
@@ -137,11 +137,11 @@ func runEngineEcho(ctx context.Context, cfg Config) (Result, error) {
 
 // connectAll starts every connect. mu is held throughout, so that OnOpen
 // and OnClose find each connection in the map.
-func (e *engineRun) connectAll(m *engine.Manager, addr netip.AddrPort, cfg Config) {
+func (e *engineRun) connectAll(connect func() (*engine.Conn, error), cfg Config) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i := 0; i < cfg.Conns; i++ {
-		c, err := m.Connect(addr, cfg.ConnectTimeout)
+		c, err := connect()
 		if err != nil {
 			e.dialFailed(i, err)
 			continue
@@ -267,4 +267,21 @@ func (ec *engineConn) recv(r *runner, data []byte) {
 			ec.failed(r, err)
 		}
 	}
+}
+
+// engineConnect is how the engine client connects to cfg's target: a TCP
+// address resolved once, or a Unix domain socket (the engine spells an
+// abstract name with a leading NUL, Go's net with '@').
+func engineConnect(cfg Config) (func(*engine.Manager) (*engine.Conn, error), error) {
+	if network, path := cfg.target(); network == "unix" {
+		if rest, ok := strings.CutPrefix(path, "@"); ok {
+			path = "\x00" + rest
+		}
+		return func(m *engine.Manager) (*engine.Conn, error) { return m.ConnectUnix(path, cfg.ConnectTimeout) }, nil
+	}
+	addr, err := net.ResolveTCPAddr("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return func(m *engine.Manager) (*engine.Conn, error) { return m.Connect(addr.AddrPort(), cfg.ConnectTimeout) }, nil
 }

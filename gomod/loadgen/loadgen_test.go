@@ -279,6 +279,7 @@ func TestValidateRejectsBadValues(t *testing.T) {
 	cases := map[string]func(*Config){
 		"Addr":           func(c *Config) { c.Addr = "" },
 		"Addr ":          func(c *Config) { c.Addr = "127.0.0.1" },
+		"Addr  ":         func(c *Config) { c.Addr = "unix:" },
 		"Conns":          func(c *Config) { c.Conns = 0 },
 		"Conns ":         func(c *Config) { c.Conns = -1 },
 		"Size":           func(c *Config) { c.Size = 0 },

@@ -16,10 +16,11 @@ import (
 var clientTLS = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13,
 	CurvePreferences: []tls.CurveID{tls.X25519}}
 
-// dial connects to cfg.Addr; with cfg.TLS it also makes the handshake,
+// dial connects to cfg.Addr (TCP, or a Unix domain socket); with cfg.TLS it also makes the handshake,
 // bounded by ConnectTimeout.
 func dial(ctx context.Context, d *net.Dialer, cfg Config) (net.Conn, error) {
-	c, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	network, address := cfg.target()
+	c, err := d.DialContext(ctx, network, address)
 	if err != nil || !cfg.TLS {
 		return c, err
 	}

@@ -62,6 +62,8 @@ static PyObject *address(int family, const uint8_t *ip, uint16_t port)
 
 static PyObject *Conn_get_peer(ConnObject *self, void *unused)
 {
+    if (self->family == 1)
+        return self->unix_peer ? Py_NewRef(self->unix_peer) : PyUnicode_FromString("");
     return address(self->family, self->ip, self->port);
 }
 
@@ -70,6 +72,8 @@ static PyObject *Conn_get_local(ConnObject *self, void *unused)
     uint8_t ip[16];
     uint16_t port = 0;
     int family = pyiocpConnLocal(self->engine->h, self->slot, self->id, ip, &port);
+    if (family == 1)
+        return unix_name(self, 0);
     return address(family, ip, port);
 }
 
@@ -127,6 +131,7 @@ static void Conn_dealloc(ConnObject *self)
     if (self->weaklist)
         PyObject_ClearWeakRefs((PyObject *)self);
     Conn_clear(self);
+    Py_CLEAR(self->unix_peer);
     Py_CLEAR(self->engine);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }

@@ -123,6 +123,17 @@ void peer_from(ConnObject *c, const pyiocp_event *ev)
     c->family = ev->family;
     c->port = ev->port;
     memcpy(c->ip, ev->ip, 16);
+    if (ev->family == 1 && !c->unix_peer) {
+        /* Named now, while the connection is surely there. Without it (no
+         * memory) the peer reads "": the event is delivered all the same. */
+        PyObject *name = unix_name(c, 1);
+        if (!name)
+            PyErr_Clear();
+        else if (PyUnicode_Check(name))
+            c->unix_peer = name;
+        else
+            Py_DECREF(name); /* None: gone already */
+    }
 }
 
 /* Runs a due timer's callback; an exception goes to on_error with the

@@ -180,13 +180,18 @@ func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort C.i
 	if err != nil {
 		return setErr(e, err)
 	}
-	ent.lmu.Lock()
-	ent.nextL++
-	ent.listeners[ent.nextL] = l
-	*lh = C.int64_t(ent.nextL)
-	ent.lmu.Unlock()
+	*lh = C.int64_t(ent.keepListener(l))
 	*boundPort = C.int(l.Addr().Port())
 	return C.PYIOCP_OK
+}
+
+// keepListener names l by a new handle, which Python holds.
+func (ent *entry) keepListener(l *engine.Listener) int64 {
+	ent.lmu.Lock()
+	defer ent.lmu.Unlock()
+	ent.nextL++
+	ent.listeners[ent.nextL] = l
+	return ent.nextL
 }
 
 //export pyiocpListenerClose
@@ -248,6 +253,12 @@ func pyiocpConnect(h C.int64_t, host *C.char, port C.int, timeoutNs C.int64_t, s
 	if err != nil {
 		return setErr(e, err)
 	}
+	return connected(c, fr, slot, id, e)
+}
+
+// connected gives a new outbound connection its framing and names it to
+// the caller.
+func connected(c *engine.Conn, fr *C.pyiocp_framing, slot *C.uint32_t, id *C.uint64_t, e *C.pyiocp_error) C.int {
 	if f := framing(fr); f != nil {
 		// Queued behind the connect: the worker takes it before it posts
 		// the connection's first receive.
@@ -327,6 +338,10 @@ func fill(ent *entry, out *C.pyiocp_event, ev *engine.Event) {
 	}
 	switch ev.Kind {
 	case engine.EventAccept, engine.EventConnect: // a ConnectHost's peer is known from its connect
+		if ev.Conn.IsUnix() {
+			out.family = 1 // the names: pyiocpConnUnixName
+			break
+		}
 		peer := c4or6(ev.Conn.Peer())
 		out.family = 6
 		if peer.Addr().Is4() {
@@ -450,6 +465,9 @@ func pyiocpConnLocal(h C.int64_t, slot C.uint32_t, id C.uint64_t, ip *C.uint8_t,
 	c := conn(h, slot, id)
 	if c == nil {
 		return 0
+	}
+	if c.IsUnix() {
+		return 1 // the name: pyiocpConnUnixName
 	}
 	a := c4or6(c.Local())
 	if !a.IsValid() {

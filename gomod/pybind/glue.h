@@ -73,7 +73,7 @@ typedef struct pyiocp_event {
     pyiocp_error err;    /* EV_CLOSE: why (code 0: clean) */
     uint16_t port;       /* EV_ACCEPT: the peer's port */
     uint8_t kind;
-    uint8_t family;      /* EV_ACCEPT: 4 or 6 */
+    uint8_t family;      /* EV_ACCEPT, EV_CONNECT: 4 or 6; 1 for Unix domain (unix.go) */
     uint8_t ip[16];      /* EV_ACCEPT: the peer's address */
 } pyiocp_event;
 

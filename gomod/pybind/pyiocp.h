@@ -42,9 +42,10 @@ typedef struct {
     uint64_t id;
     uint32_t slot;
     uint16_t port;
-    uint8_t family; /* of the peer; 0: unknown */
+    uint8_t family; /* of the peer: 4, 6, 1 for Unix domain; 0: unknown */
     uint8_t ip[16];
     uint8_t gone;   /* on_close was delivered */
+    PyObject *unix_peer; /* a Unix domain connection's peer name (a str); NULL otherwise */
     PyObject *dict;
     PyObject *weaklist;
 } ConnObject;
@@ -114,6 +115,11 @@ PyObject *Conn_get_tls(ConnObject *self, void *unused);
 PyObject *Conn_start_tls(ConnObject *self, PyObject *args, PyObject *kwargs);
 PyObject *raise_code(int code, const pyiocp_error *e);
 PyObject *close_error(const pyiocp_error *e);
+
+/* unix.c */
+PyObject *Engine_listen_unix(EngineObject *self, PyObject *args);
+PyObject *Engine_connect_unix(EngineObject *self, PyObject *args);
+PyObject *unix_name(ConnObject *c, int peer);
 
 /* table.c */
 ConnObject *table_get(EngineObject *e, uint32_t slot, uint64_t id);

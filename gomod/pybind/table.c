@@ -53,6 +53,7 @@ static ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id)
     c->family = 0;
     memset(c->ip, 0, sizeof(c->ip));
     c->gone = 0;
+    c->unix_peer = NULL;
     c->dict = NULL;
     c->weaklist = NULL;
     PyObject_GC_Track(c);

@@ -13,8 +13,9 @@ from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 def cmd_bench(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
+    target = f"unix:{args.unix}" if args.unix is not None else f"{host}:{args.port}"
     try:
-        handle = _pyiocp.bench_start(f"{host}:{args.port}", args.conns, args.size, args.depth,
+        handle = _pyiocp.bench_start(target, args.conns, args.size, args.depth,
                                      int(args.duration * 1e9), int(args.warmup * 1e9))
     except ValueError as exc:
         print(f"pyiocp bench: {exc}", file=sys.stderr)

@@ -37,3 +37,10 @@ def _port(text: str) -> int:
 
 def _stop(signum: int, frame: Optional[FrameType]) -> None:
     raise KeyboardInterrupt
+
+
+def unix_name(text: str) -> str:
+    """A --unix argument as listen_unix takes it: a leading @ (as ss and
+    Go spell it) names the abstract namespace, which Python spells with a
+    NUL."""
+    return "\0" + text[1:] if text.startswith("@") else text

@@ -16,7 +16,7 @@ from .._handler import Handler
 from .._manager import SocketManager
 from .._pyiocp import Connection
 from ..errors import BufferFull, ConnectionClosed
-from .common import EXIT_FAILED, EXIT_OK, _stop
+from .common import EXIT_FAILED, EXIT_OK, _stop, unix_name
 
 
 class EchoHandler(Handler):
@@ -103,7 +103,10 @@ def cmd_echo(args: argparse.Namespace) -> int:
     mgr: Optional[SocketManager] = None
     try:
         mgr = SocketManager(handler, workers=args.workers, backend=args.backend)
-        lst = mgr.listen(args.host, args.port)
+        if args.unix is not None:
+            lst = mgr.listen_unix(unix_name(args.unix))
+        else:
+            lst = mgr.listen(args.host, args.port)
         if isinstance(handler, StatsEchoHandler):
             stats_lst = mgr.listen(args.host, args.stats_port)
             handler.manager = mgr
@@ -113,12 +116,12 @@ def cmd_echo(args: argparse.Namespace) -> int:
         if mgr is not None:
             mgr.close()
         return EXIT_FAILED
-    host, port = lst.address
+    where = f"unix:{args.unix}" if args.unix is not None else "{}:{}".format(*lst.address)
     try:  # a signal right after the "listening" line still ends it quietly
-        print(f"pyiocp echo: listening on {host}:{port} (workers={args.workers}, "
+        print(f"pyiocp echo: listening on {where} (workers={args.workers}, "
               f"backend={mgr.stats()['backend']})", flush=True)
         if isinstance(handler, StatsEchoHandler):
-            print(f"pyiocp echo: stats on {host}:{handler.stats_port}", flush=True)
+            print(f"pyiocp echo: stats on {args.host}:{handler.stats_port}", flush=True)
         mgr.serve_forever()
     except KeyboardInterrupt:
         mgr.close()

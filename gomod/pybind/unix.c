@@ -1,0 +1,73 @@
+/* unix.c: Unix domain sockets: listen_unix, connect_unix, and the names a
+ * Unix domain Connection's peer and local give (unix.go). A name is bytes
+ * (os.fsencode), with its length: an abstract one starts with NUL. */
+#include "pyiocp.h"
+
+/* sun_path's size: no name is longer. */
+#define UNIX_NAME_MAX 108
+
+/* listen_unix(path, mode, backlog, accepts, framing, tls_handle) -> handle */
+PyObject *Engine_listen_unix(EngineObject *self, PyObject *args)
+{
+    const char *path;
+    Py_ssize_t len;
+    int mode, backlog, accepts;
+    long long tls;
+    int64_t lh = 0;
+    pyiocp_error err;
+    pyiocp_framing fr;
+    PyObject *framing;
+    if (!PyArg_ParseTuple(args, "y#iiiOL", &path, &len, &mode, &backlog, &accepts, &framing, &tls) ||
+        framing_from(framing, &fr) < 0)
+        return NULL;
+    if (len > UNIX_NAME_MAX)
+        return PyErr_Format(PyExc_ValueError, "path is too long (%zd bytes)", len);
+    if (pyiocpListenUnix(self->h, (char *)path, (int)len, mode, backlog, accepts, &fr, tls, &lh, &err) != PYIOCP_OK)
+        return raise_code(err.code, &err);
+    return PyLong_FromLongLong(lh);
+}
+
+/* connect_unix(path, timeout_ns, framing) -> Connection. As connect, the
+ * GIL is held until the object is in the table. */
+PyObject *Engine_connect_unix(EngineObject *self, PyObject *args)
+{
+    const char *path;
+    Py_ssize_t len;
+    long long timeout_ns;
+    uint32_t slot = 0;
+    uint64_t id = 0;
+    pyiocp_error err;
+    pyiocp_framing fr;
+    PyObject *framing, *peer;
+    ConnObject *c;
+    if (!PyArg_ParseTuple(args, "y#LO", &path, &len, &timeout_ns, &framing) || framing_from(framing, &fr) < 0)
+        return NULL;
+    if (len > UNIX_NAME_MAX)
+        return PyErr_Format(PyExc_ValueError, "path is too long (%zd bytes)", len);
+    peer = PyUnicode_DecodeFSDefaultAndSize(path, len);
+    if (!peer)
+        return NULL;
+    if (pyiocpConnectUnix(self->h, (char *)path, (int)len, timeout_ns, &fr, &slot, &id, &err) != PYIOCP_OK) {
+        Py_DECREF(peer);
+        return raise_code(err.code, &err);
+    }
+    c = conn_adopt(self, slot, id);
+    if (!c) {
+        Py_DECREF(peer);
+        return NULL;
+    }
+    c->family = 1;
+    c->unix_peer = peer; /* the reference is the object's */
+    return (PyObject *)c;
+}
+
+/* The connection's own name (peer 0) or its peer's: a str ("" when
+ * unnamed), or None once the connection is gone. */
+PyObject *unix_name(ConnObject *c, int peer)
+{
+    char buf[UNIX_NAME_MAX];
+    int n = pyiocpConnUnixName(c->engine->h, c->slot, c->id, peer, buf, sizeof(buf));
+    if (n < 0)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeFSDefaultAndSize(buf, n);
+}
