@@ -15,12 +15,14 @@ import pyiocp
 
 
 def arguments(doc: Optional[str], *, port: int, workers: int = 1, tls: bool = False) -> argparse.ArgumentParser:
-    """A parser with --host, --port, --workers and --backend (with tls,
-    --tls-cert and --tls-key too: see tls_config); the example adds its own
-    options."""
+    """A parser with --host, --port (or --unix), --workers and --backend
+    (with tls, --tls-cert and --tls-key too: see tls_config); the example
+    adds its own options."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=port)
+    ap.add_argument("--unix", metavar="PATH", help="listen on this Unix domain socket instead of --host/--port "
+                                                   "(Linux)")
     ap.add_argument("--workers", type=int, default=workers, help="I/O worker threads")
     ap.add_argument("--backend", default="auto", help="auto, or a backend such as epoll or io_uring")
     if tls:
@@ -52,11 +54,17 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def serve(mgr: pyiocp.SocketManager, name: str, host: str, port: int, **listen: Any) -> None:
-    """Listen on host:port (listen's other arguments, such as framing=,
-    are passed on), say where, and serve until Ctrl-C or SIGTERM, which
-    end it quietly; the manager is closed on the way out."""
+def serve(mgr: pyiocp.SocketManager, name: str, host: str, port: int, unix: Optional[str] = None,
+          **listen: Any) -> None:
+    """Listen on host:port, or on the Unix domain socket unix when given
+    (listen's other arguments, such as framing=, are passed on), say where,
+    and serve until Ctrl-C or SIGTERM, which end it quietly; the manager is
+    closed on the way out."""
     with mgr, contextlib.suppress(KeyboardInterrupt):
-        host, port = mgr.listen(host, port, **listen).address
-        print(f"{name}: listening on {host}:{port}", flush=True)
+        if unix is not None:
+            mgr.listen_unix(unix, **listen)
+            print(f"{name}: listening on unix:{unix}", flush=True)
+        else:
+            host, port = mgr.listen(host, port, **listen).address
+            print(f"{name}: listening on {host}:{port}", flush=True)
         mgr.serve_forever()

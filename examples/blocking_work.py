@@ -103,7 +103,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     # the pool drops the jobs not started and waits for the running ones.
     with ThreadPoolExecutor(args.pool, thread_name_prefix="job") as pool:
         mgr = pyiocp.SocketManager(Jobs(pool), workers=args.workers, backend=args.backend)
-        serve(mgr, "blocking_work", args.host, args.port)
+        serve(mgr, "blocking_work", args.host, args.port, args.unix)
         pool.shutdown(cancel_futures=True)
 
 

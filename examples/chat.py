@@ -136,7 +136,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     stop_on_signals()
     mgr = pyiocp.SocketManager(Chat(), workers=args.workers, backend=args.backend,
                                send_buffer_limit=args.send_buffer_limit)
-    serve(mgr, "chat", args.host, args.port, framing=pyiocp.Lines(max_line=MAX_LINE))
+    serve(mgr, "chat", args.host, args.port, args.unix, framing=pyiocp.Lines(max_line=MAX_LINE))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """An echo server on pyiocp: every byte a client sends comes back.
 
-    python examples/echo.py [--host 127.0.0.1] [--port 7007] [--workers 1] [--backend auto]
+    python examples/echo.py [--host 127.0.0.1] [--port 7007 | --unix PATH] [--workers 1] [--backend auto]
                             [--tls-cert server.pem --tls-key server.key]
 
 Drive it with the built-in load generator:
@@ -43,7 +43,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     tls = tls_config(args)
     stop_on_signals()
     mgr = pyiocp.SocketManager(Echo(), workers=args.workers, backend=args.backend)
-    serve(mgr, "echo", args.host, args.port, tls=tls)
+    serve(mgr, "echo", args.host, args.port, args.unix, tls=tls)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     handler = FileSender(args.file, args.chunk)
     mgr = pyiocp.SocketManager(handler, workers=args.workers, backend=args.backend,
                                send_buffer_limit=args.send_buffer_limit)
-    serve(mgr, "file_transfer", args.host, args.port)
+    serve(mgr, "file_transfer", args.host, args.port, args.unix)
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     tls = tls_config(args, alpn=("http/1.1",))
     stop_on_signals()
     mgr = pyiocp.SocketManager(Http(), workers=args.workers, backend=args.backend)
-    serve(mgr, "http_server", args.host, args.port, tls=tls)
+    serve(mgr, "http_server", args.host, args.port, args.unix, tls=tls)
 
 
 if __name__ == "__main__":

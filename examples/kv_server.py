@@ -93,7 +93,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     stop_on_signals()
     mgr = pyiocp.SocketManager(KV(args.idle), workers=args.workers, backend=args.backend,
                                recv_buffer_limit=2 * MAX_VALUE)
-    serve(mgr, "kv_server", args.host, args.port, framing=pyiocp.LengthPrefixed(max_size=MAX_KEY + MAX_VALUE + 16))
+    serve(mgr, "kv_server", args.host, args.port, args.unix,
+          framing=pyiocp.LengthPrefixed(max_size=MAX_KEY + MAX_VALUE + 16))
 
 
 if __name__ == "__main__":

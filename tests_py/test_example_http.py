@@ -17,8 +17,8 @@ from typing import Dict, Iterator, Tuple
 import pytest
 
 from conftest import BACKENDS
-from example_procs import Server, example, running
-from iocp_helpers import recv_until_eof
+from example_procs import Server, env_for, example, path_of, running
+from iocp_helpers import PYTHON, recv_until_eof
 from pyiocp.testing import Client, faults
 from tls_pki import make_pki
 
@@ -225,3 +225,30 @@ def test_sigterm_with_a_connection_open() -> None:
             assert s.recv(1000).endswith(HELLO)
             own.stop(signal.SIGTERM)
             assert recv_until_eof(s) == b""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_curl_over_a_unix_socket(tmp_path: pathlib.Path, backend: str) -> None:
+    """--unix PATH: the server on a Unix domain socket, as behind a local
+    proxy; curl --unix-socket speaks HTTP to it; the file goes with it."""
+    path = str(tmp_path / "http.sock")
+    argv = [PYTHON, str(path_of("http_server.py")), "--unix", path, "--backend", backend]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(argv))
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == f"http_server: listening on unix:{path}", (line, proc.stderr.read()
+                                                                         if proc.poll() is not None else "")
+        r = subprocess.run(["curl", "-sS", "--unix-socket", path, "http://localhost/", "http://localhost/"],
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == HELLO * 2
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert not pathlib.Path(path).exists()

@@ -26,7 +26,7 @@ def main() -> None:
     stop_on_signals()
     framing = pyiocp.Lines() if args.framing == "lines" else pyiocp.LengthPrefixed()
     serve(pyiocp.SocketManager(FrameEcho(), workers=args.workers, backend=args.backend), "frame_echo",
-          args.host, args.port, framing=framing)
+          args.host, args.port, args.unix, framing=framing)
 
 
 if __name__ == "__main__":

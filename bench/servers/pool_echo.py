@@ -37,7 +37,7 @@ def main() -> None:
     stop_on_signals()
     with ThreadPoolExecutor(args.threads) as pool:
         serve(pyiocp.SocketManager(PoolEcho(pool), workers=args.workers, backend=args.backend), "pool_echo",
-              args.host, args.port)
+              args.host, args.port, args.unix)
 
 
 if __name__ == "__main__":

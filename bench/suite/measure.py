@@ -45,8 +45,8 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _loadgen(bindir: Path, port: int, sc: Scenario, k: Knobs) -> List[str]:
-    argv = ["taskset", "-c", CLIENT_CPU, str(bindir / "pyiocp-loadgen"), "-addr", f"127.0.0.1:{port}",
+def _loadgen(bindir: Path, target: str, sc: Scenario, k: Knobs) -> List[str]:
+    argv = ["taskset", "-c", CLIENT_CPU, str(bindir / "pyiocp-loadgen"), "-addr", target,
             "-conns", str(sc.conns), "-size", str(sc.size), "-json"]
     if sc.mode == "echo":
         argv += ["-depth", str(sc.depth), "-duration", f"{k.duration}s", "-warmup", f"{k.warmup}s",
@@ -89,7 +89,7 @@ def _loadgen_run(run: Running, bindir: Path, sc: Scenario, k: Knobs) -> Fig:
     win: Optional[Dict[str, float]] = None
     bulk: Optional[Window] = None
     cpu0, srv0 = _children_cpu(), proc_cpu(run.pid)
-    client = subprocess.Popen(_loadgen(bindir, run.port, sc, k), stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    client = subprocess.Popen(_loadgen(bindir, run.target, sc, k), stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         if sc.mode in ("echo", "churn"):
             win = _windowed(run, client, k)
@@ -192,7 +192,7 @@ def count_syscalls(server: Server, sc: Scenario, bindir: Path, k: Knobs) -> Fig:
     tracepoints). Its CPU figures are not kept: perf attached slows the server."""
     try:
         with Running(server) as run:
-            client = subprocess.Popen(_loadgen(bindir, run.port, sc, k), stdout=subprocess.PIPE, text=True)
+            client = subprocess.Popen(_loadgen(bindir, run.target, sc, k), stdout=subprocess.PIPE, text=True)
             time.sleep(k.warmup + MARGIN)
             span = max(0.5, k.duration - 2 * MARGIN)
             perf = subprocess.run(["perf", "stat", "-x", ",", "-e", "syscalls:sys_enter_*", "-p", str(run.pid),

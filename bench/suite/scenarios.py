@@ -23,16 +23,19 @@ class Scenario:
     framing: str = ""  # echo: each message one frame, "lines" or "length" (pyiocp-loadgen -framing)
     pool: bool = False  # echo: the servers reply from a thread pool
     tls: bool = False  # over TLS 1.3 (pyiocp-loadgen -tls): the servers' TLS echo
+    unix: bool = False  # over a Unix domain socket: the servers' Unix-socket echo
 
     @property
     def kind(self) -> str:
         """The kind of server it drives: an echo server, a frame echo
         server of its framing, one replying from a thread pool, a TLS echo
-        server, or an HTTP server."""
+        server, a Unix-socket echo server, or an HTTP server."""
         if self.mode == "http":
             return "http"
         if self.tls:
             return "tls"
+        if self.unix:
+            return "unix"
         return "pool" if self.pool else self.framing or "echo"
 
 
@@ -61,6 +64,7 @@ SCENARIOS: List[Scenario] = [
              quick=True),
     Scenario("http-50", "HTTP/1.1 keep-alive GET / under wrk, 50 connections", "http", 50, unit="reqs",
              quick=True),
+    Scenario("unix-echo-50x64", "Unix-socket echo, 50 connections x 64 B", "echo", 50, unix=True, quick=True),
     Scenario("tls-echo-50x64", "TLS 1.3 echo, 50 connections x 64 B", "echo", 50, tls=True, quick=True),
     Scenario("tls-churn-50", "TLS 1.3 full handshakes: connect, handshake, one 64 B echo, close; 50 at a time",
              "churn", 50, unit="conns", tls=True, quick=True),

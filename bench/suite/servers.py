@@ -1,6 +1,6 @@
 """The servers the suite measures, how each is built, started pinned to its
 CPU, and stopped. Every server prints one line ``...listening on HOST:PORT``
-when it is ready."""
+(or ``...listening on unix:PATH``) when it is ready."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ PY = sys.executable
 GO = shutil.which("go") or "/usr/local/go/bin/go"
 SERVER_CPU, CLIENT_CPU = "0", "1"
 
-# What `ready` lines look like; the port is the last number.
-LISTENING = re.compile(r"listening on .*:(\d+)\s*$")
+# What `ready` lines look like: the port is the last number, or a Unix
+# domain socket's path follows "unix:".
+LISTENING = re.compile(r"listening on (?:unix:(?P<path>\S+)|.*:(?P<port>\d+))\s*$")
 
 GO_COMMANDS = {
     "netecho": "./bench/servers/netecho",
@@ -50,6 +51,7 @@ def servers(bindir: Path) -> List[Server]:
         *_frame_servers(),
         *_pool_servers(),
         *_tls_servers(bindir),
+        *_unix_servers(bindir),
         Server("pyiocp io_uring", "echo", (PY, echo, "--port", "0", "--backend", "io_uring")),
         Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll"), quick=False),
         Server("pyiocp io_uring w2", "echo", (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"),
@@ -118,6 +120,20 @@ def _tls_servers(bindir: Path) -> List[Server]:
     ]
 
 
+def _unix_servers(bindir: Path) -> List[Server]:
+    """The Unix-socket rows' servers, each on the one path (servers run one
+    at a time; a socket file one leaves is replaced by the next)."""
+    path = ("--unix", str(bindir / "echo.sock"))
+    echo, aio = str(ROOT / "examples/echo.py"), str(ROOT / "bench/servers/aio_echo.py")
+    return [
+        Server("pyiocp io_uring", "unix", (PY, echo, "--backend", "io_uring", *path)),
+        Server("pyiocp epoll", "unix", (PY, echo, "--backend", "epoll", *path), quick=False),
+        Server("uvloop", "unix", (PY, aio, "--loop", "uvloop", *path)),
+        Server("asyncio", "unix", (PY, aio, "--loop", "asyncio", *path), quick=False),
+        Server("Go net", "unix", (str(bindir / "netecho"), "-unix", path[1])),
+    ]
+
+
 def build(bindir: Path) -> None:
     """Build the Go servers and the load generator into bindir, and the TLS
     servers' certificate (a throwaway, made for the run)."""
@@ -138,13 +154,14 @@ class Running:
         pin = ["taskset", "-c", SERVER_CPU] if server.pinned else []
         self.proc = subprocess.Popen([*pin, *server.argv], stdout=subprocess.PIPE,
                                      text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        self.port = self._wait_listening(timeout)
+        self.port = 0
+        self.target = self._wait_listening(timeout)  # what pyiocp-loadgen -addr takes
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def _wait_listening(self, timeout: float) -> int:
+    def _wait_listening(self, timeout: float) -> str:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -152,8 +169,11 @@ class Running:
             if ready:
                 line = self.proc.stdout.readline()
                 m = LISTENING.search(line)
+                if m and m.group("path"):
+                    return "unix:" + m.group("path")
                 if m:
-                    return int(m.group(1))
+                    self.port = int(m.group("port"))
+                    return f"127.0.0.1:{self.port}"
                 if not line:  # it exited
                     break
         self.stop()

@@ -1,6 +1,6 @@
 // Command netecho is the Go yardstick of the benchmarks: an echo server on
 // Go's net package, one goroutine per connection; with -tls-cert and
-// -tls-key, behind crypto/tls.
+// -tls-key, behind crypto/tls; with -unix, on a Unix domain socket.
 //
 // Each goroutine reads into its own 32 KiB buffer and writes back what it
 // read: the plain Go server. (io.Copy between two TCP sockets would splice
@@ -21,8 +21,14 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	certFile := flag.String("tls-cert", "", "speak TLS with this certificate chain (PEM)")
 	keyFile := flag.String("tls-key", "", "its key (PEM)")
+	unixPath := flag.String("unix", "", "listen on this Unix domain socket instead (a file there is replaced)")
 	flag.Parse()
-	l, err := net.Listen("tcp", *addr)
+	network, where := "tcp", *addr
+	if *unixPath != "" {
+		network, where = "unix", *unixPath
+		os.Remove(where) // a server killed before left it
+	}
+	l, err := net.Listen(network, where)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "netecho:", err)
 		os.Exit(1)
@@ -35,7 +41,11 @@ func main() {
 		}
 		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}})
 	}
-	fmt.Printf("netecho: listening on %s\n", l.Addr())
+	if network == "unix" {
+		fmt.Printf("netecho: listening on unix:%s\n", where)
+	} else {
+		fmt.Printf("netecho: listening on %s\n", l.Addr())
+	}
 	for {
 		c, err := l.Accept()
 		if err != nil {
