@@ -39,11 +39,15 @@ class Echo(pyiocp.Handler):
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    args = arguments(__doc__, port=7007, tls=True).parse_args(argv)
+    ap = arguments(__doc__, port=7007, tls=True)
+    ap.add_argument("--first-data", action="store_true",
+                    help="accept a connection only once its peer has sent something (listen(first_data=True))")
+    args = ap.parse_args(argv)
     tls = tls_config(args)
     stop_on_signals()
     mgr = pyiocp.SocketManager(Echo(), workers=args.workers, backend=args.backend)
-    serve(mgr, "echo", args.host, args.port, args.unix, tls=tls)
+    first = {"first_data": True} if args.first_data else {}
+    serve(mgr, "echo", args.host, args.port, args.unix, tls=tls, **first)
 
 
 if __name__ == "__main__":

@@ -142,6 +142,7 @@ class SocketManager:
         sndbuf: Optional[int] = None,
         framing: Framing = None,
         tls: Optional[TLSConfig] = None,
+        first_data: bool = False,
     ) -> Listener:
         """Listen on host:port (port 0 picks a free port: see .address).
         The socket options (TCP_NODELAY, keepalive, the kernel's buffer
@@ -150,17 +151,21 @@ class SocketManager:
         With tls (a pyiocp.TLSConfig with a certificate) every connection
         does its TLS handshake first: on_accept comes after it succeeded,
         a failed one is never announced (stats()["tls_handshake_errors"]),
-        and the callbacks see plaintext."""
+        and the callbacks see plaintext. With first_data a connection is
+        accepted only once its peer has sent something (a peer silent for
+        accept_timeout, or 10 s without one, is dropped); on_accept then
+        on_recv with those bytes follow, as without it."""
         backlog = _int_arg("backlog", backlog, 1, MAX_BACKLOG)
         accepts = _int_arg("accepts", accepts, 1, MAX_ACCEPTS)
-        if not isinstance(reuse_port, bool):
-            raise TypeError(f"reuse_port must be a bool, not {type(reuse_port).__name__}")
+        for name, flag in (("reuse_port", reuse_port), ("first_data", first_data)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
         opts = sockopts(nodelay, keepalive, rcvbuf, sndbuf)
         framing = framing_arg(framing)
         tls_h = tls_handle(tls)
         self._check_open()
         ip, port = _resolve(host, port, passive=True)
-        handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port, opts, framing, tls_h)
+        handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port, first_data, opts, framing, tls_h)
         return self._keep_listener(Listener(self, handle, (ip, bound), tls))
 
     def _keep_listener(self, lst: Listener) -> Listener:

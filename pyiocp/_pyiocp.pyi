@@ -71,7 +71,8 @@ class Engine:
         slow_callback_ns: int,
     ) -> None: ...
     def listen(
-        self, ip: str, port: int, backlog: int, accepts: int, reuse_port: bool, sockopts: Tuple[Any, ...],
+        self, ip: str, port: int, backlog: int, accepts: int, reuse_port: bool, first_data: bool,
+        sockopts: Tuple[Any, ...],
         framing: Any, tls_handle: int,
     ) -> Tuple[int, int]: ...
     def reload_tls(self, handle: int, tls_handle: int) -> None: ...

@@ -99,6 +99,11 @@ SCENARIOS: List[Tuple[str, str, str, str, Tuple[str, ...]]] = [
      "Every echo byte checked; every connection ends exactly once (interrupted downloads with an OS "
      "error); the control client is never disturbed; nothing is left behind, the socket file included "
      "once the manager closes.", (GO,)),
+    ("first_data_silent", "Accept with the first data: a crowd of silent peers",
+     "Peers that connect and never send, more than the 16 accepts posted, on a `first_data` listener "
+     "(accept timeout 1 s), while 4 clients that speak first make short connections.",
+     "Every silent peer is dropped (on Windows never accepted: its AcceptEx is swept); every speaking "
+     "client gets its echo; no connection is left; nothing leaks.", (GO,)),
     ("half_close", "Half-close both ways",
      "Peers send FIN first and read the whole reply; and the server sends FIN first and reads the "
      "whole upload.",

@@ -233,7 +233,7 @@ def test_curl_over_a_unix_socket(tmp_path: pathlib.Path, backend: str) -> None:
     proxy; curl --unix-socket speaks HTTP to it; the file goes with it."""
     path = str(tmp_path / "http.sock")
     argv = [PYTHON, str(path_of("http_server.py")), "--unix", path, "--backend", backend]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(argv))
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(argv[1:]))
     assert proc.stdout is not None and proc.stderr is not None
     try:
         line = proc.stdout.readline()

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"net/netip"
 
 	"github.com/pyiocp/pyiocp/gomod/internal/poller"
@@ -8,7 +9,7 @@ import (
 
 // accept takes a socket that listener l's worker w accepted and hands it to
 // the next worker round-robin; that worker owns it for life.
-func (m *Manager) accept(w *worker, l *Listener, fd poller.Sock, peer netip.AddrPort) {
+func (m *Manager) accept(w *worker, l *Listener, fd poller.Sock, peer netip.AddrPort, first []byte) {
 	if m.closing.Load() {
 		poller.CloseSock(fd)
 		return
@@ -28,6 +29,9 @@ func (m *Manager) accept(w *worker, l *Listener, fd poller.Sock, peer netip.Addr
 	c.listener = l
 	if l.unix != nil {
 		c.unix = &unixNames{local: l.unix.name, peer: poller.UnixPeerName(fd)}
+	}
+	if len(first) > 0 {
+		c.first = bytes.Clone(first) // first is the poller's until its next Wait
 	}
 	if l.framing != nil {
 		c.framing, c.fr = l.framing, newFramer(l.framing)
@@ -110,6 +114,7 @@ func (w *worker) adopt(c *Conn) {
 	} else {
 		w.announce(c)
 	}
+	w.deliverFirst(c)
 	// The first receive is posted next round, once whoever took this
 	// event has let the connection go (pollers.go).
 	w.rearm = append(w.rearm, c)

@@ -43,6 +43,7 @@ type Conn struct {
 	peer     netip.AddrPort
 	unix     *unixNames // a Unix domain connection's names (unix.go); nil: TCP
 	listener *Listener  // nil for outbound connections
+	first    []byte     // the bytes that came with its accept (first_data.go), until adopted
 	outbound bool
 	tlsp     atomic.Pointer[tlsConn] // nil: plaintext (tls.go); set once, before it is shared or by StartTLS
 

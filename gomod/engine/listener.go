@@ -35,6 +35,9 @@ type Listener struct {
 	outstanding int // accepts posted and not completed
 	retrying    int // accepts to post again at retryAt
 	retryAt     int64
+	firstData   bool  // accepts wait for the first bytes (first_data.go)
+	sweepEvery  int64 // ns between SweepAccepts, 0: never
+	sweepAt     int64
 	failing     bool // in an episode of failed accepts: logged once, until one succeeds
 	closing     bool
 }
@@ -109,6 +112,9 @@ func (w *worker) startListen(l *Listener) {
 	l.ref = ref
 	w.listeners[idx] = l
 	w.nlisteners++
+	if l.firstData {
+		w.startFirstData(l)
+	}
 	w.p.PostAccept(l.ref, l.accepts)
 	l.outstanding = l.accepts
 }
@@ -151,7 +157,7 @@ func (w *worker) acceptDone(cpl *poller.Completion) {
 	l.failing = false
 	w.p.PostAccept(l.ref, 1)
 	l.outstanding++
-	w.m.accept(w, l, cpl.Sock, cpl.Peer)
+	w.m.accept(w, l, cpl.Sock, cpl.Peer, cpl.Data)
 }
 
 // retryAccepts re-posts accepts that failed for want of resources.

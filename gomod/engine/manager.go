@@ -162,8 +162,16 @@ func (m *Manager) Listen(addr netip.AddrPort, opts ...ListenOption) (*Listener, 
 	if err != nil {
 		return nil, err
 	}
+	if lo.firstData {
+		// Before a peer can connect: set on the listener, not when its
+		// worker takes it up.
+		if err := poller.DeferAccept(fd, m.firstDataTimeout()); err != nil {
+			poller.CloseSock(fd)
+			return nil, err
+		}
+	}
 	l := &Listener{m: m, w: m.pickWorker(), fd: fd, addr: local, accepts: lo.accepts, sock: lo.sock,
-		framing: lo.framing, done: make(chan struct{})}
+		framing: lo.framing, firstData: lo.firstData, done: make(chan struct{})}
 	return m.addListener(l, lo)
 }
 

@@ -196,6 +196,7 @@ type listenOptions struct {
 	sock      SockOptions
 	framing   Framing
 	tls       *listenerTLS
+	firstData bool // first_data.go
 }
 
 // WithBacklog sets the kernel's queue of connections not yet accepted.

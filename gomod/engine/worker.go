@@ -282,6 +282,9 @@ func (w *worker) waitTime(timeout time.Duration) time.Duration {
 		if l != nil && l.retrying > 0 {
 			limit(l.retryAt)
 		}
+		if l != nil && l.sweepEvery > 0 {
+			limit(l.sweepAt)
+		}
 	}
 	return timeout
 }
@@ -306,6 +309,7 @@ func (w *worker) expire() {
 	}
 	w.fireTimers()
 	w.retryAccepts()
+	w.sweepAccepts()
 }
 
 // checkQuit ends the worker once shutdown has closed everything it owned.

@@ -135,17 +135,17 @@ static void Engine_dealloc(EngineObject *self)
 static PyObject *Engine_listen(EngineObject *self, PyObject *args)
 {
     const char *ip;
-    int port, backlog, accepts, reuse, bound = 0;
+    int port, backlog, accepts, reuse, first, bound = 0;
     int64_t lh = 0;
     pyiocp_error err;
     pyiocp_sockopts so;
     pyiocp_framing fr;
     long long tls;
     PyObject *opts, *framing;
-    if (!PyArg_ParseTuple(args, "siiipOOL", &ip, &port, &backlog, &accepts, &reuse, &opts, &framing, &tls) ||
+    if (!PyArg_ParseTuple(args, "siiippOOL", &ip, &port, &backlog, &accepts, &reuse, &first, &opts, &framing, &tls) ||
         sockopts_from(opts, &so) < 0 || framing_from(framing, &fr) < 0)
         return NULL;
-    if (pyiocpListen(self->h, (char *)ip, port, backlog, accepts, reuse, &so, &fr, tls, &lh, &bound, &err) != PYIOCP_OK)
+    if (pyiocpListen(self->h, (char *)ip, port, backlog, accepts, reuse, first, &so, &fr, tls, &lh, &bound, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
     return Py_BuildValue("Li", (long long)lh, bound);
 }
@@ -300,7 +300,7 @@ static PyObject *Engine_get(EngineObject *self, PyObject *arg)
 }
 
 static PyMethodDef Engine_methods[] = {
-    {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, sockopts, framing, tls_handle) -> (handle, port)"},
+    {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, first_data, sockopts, framing, tls_handle) -> (handle, port)"},
     {"close_listener", (PyCFunction)Engine_close_listener, METH_O, "close_listener(handle)"},
     {"reload_tls", (PyCFunction)Engine_reload_tls, METH_VARARGS, "reload_tls(listener_handle, tls_handle)"},
     {"listener_waiting", (PyCFunction)Engine_listener_waiting, METH_O, "listener_waiting(handle) -> bool: connections wait, no worker has the listener"},

@@ -164,7 +164,7 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 }
 
 //export pyiocpListen
-func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort C.int, so *C.pyiocp_sockopts,
+func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort, firstData C.int, so *C.pyiocp_sockopts,
 	fr *C.pyiocp_framing, tlsHandle C.int64_t, lh *C.int64_t, boundPort *C.int, e *C.pyiocp_error) C.int {
 	ent, addr, err := target(h, ip, port)
 	if err != nil {
@@ -175,7 +175,7 @@ func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort C.i
 		return setErr(e, err)
 	}
 	l, err := ent.m.Listen(addr, append(withTLS, engine.WithBacklog(int(backlog)), engine.WithAccepts(int(accepts)),
-		engine.WithReusePort(reusePort != 0), engine.WithSockOptions(sockOptions(so)),
+		engine.WithReusePort(reusePort != 0), engine.WithFirstData(firstData != 0), engine.WithSockOptions(sockOptions(so)),
 		engine.WithFraming(framing(fr)))...)
 	if err != nil {
 		return setErr(e, err)

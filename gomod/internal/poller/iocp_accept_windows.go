@@ -50,9 +50,21 @@ func (p *iocp) postAccept(st *sockState, ctx *ioCtx) error {
 		return err
 	}
 	ctx.accepted = as
-	err = windows.AcceptEx(st.s, as, &ctx.addrs[0], 0, acceptAddrLen, acceptAddrLen, &ctx.bytes, &ctx.ov)
+	buf, dataLen := &ctx.addrs[0], uint32(0)
+	if st.first != nil {
+		if buf, dataLen, err = p.firstBuf(st, ctx); err != nil {
+			windows.Closesocket(as)
+			p.ctxs.put(ctx)
+			return err
+		}
+	}
+	err = windows.AcceptEx(st.s, as, buf, dataLen, acceptAddrLen, acceptAddrLen, &ctx.bytes, &ctx.ov)
 	if err != nil && err != windows.ERROR_IO_PENDING {
 		windows.Closesocket(as)
+		if st.first != nil {
+			p.firstDone(st, ctx, 0)
+			p.releaseFirst(ctx)
+		}
 		p.ctxs.put(ctx)
 		return err
 	}
@@ -72,9 +84,22 @@ func peerGone(err error) bool {
 	return false
 }
 
-func (p *iocp) acceptDone(st *sockState, ctx *ioCtx, err error, batch []Completion, n int) int {
+// acceptDone reports an AcceptEx; nbytes is what it received with the
+// connection (first-data listeners).
+func (p *iocp) acceptDone(st *sockState, ctx *ioCtx, nbytes uint32, err error, batch []Completion, n int) int {
 	st.accepts--
 	as := ctx.accepted
+	var data []byte
+	addrs, dataLen := &ctx.addrs[0], uint32(0)
+	if st.first != nil {
+		data, addrs = p.firstDone(st, ctx, nbytes)
+		dataLen = firstDataLen
+		if as == NoSock && !st.canceled {
+			// Swept: its peer stayed silent (closing the socket ends the
+			// AcceptEx as aborted). Posted again, unreported.
+			err = windows.WSAECONNRESET
+		}
+	}
 	if err == nil {
 		// Gives the accepted socket the listener's properties, and makes
 		// getpeername, shutdown and the like work on it.
@@ -82,7 +107,10 @@ func (p *iocp) acceptDone(st *sockState, ctx *ioCtx, err error, batch []Completi
 			(*byte)(unsafe.Pointer(&st.s)), int32(unsafe.Sizeof(st.s)))
 	}
 	if err != nil {
-		windows.Closesocket(as)
+		p.releaseFirst(ctx)
+		if as != NoSock {
+			windows.Closesocket(as)
+		}
 		if peerGone(err) && !st.canceled {
 			if err = p.postAccept(st, ctx); err == nil {
 				return n
@@ -95,8 +123,9 @@ func (p *iocp) acceptDone(st *sockState, ctx *ioCtx, err error, batch []Completi
 	}
 	var local, remote *windows.RawSockaddrAny
 	var llen, rlen int32
-	windows.GetAcceptExSockaddrs(&ctx.addrs[0], 0, acceptAddrLen, acceptAddrLen, &local, &llen, &remote, &rlen)
-	batch[n] = Completion{Op: OpAccept, Token: st.token, Sock: as, Peer: fromRaw(remote)}
+	windows.GetAcceptExSockaddrs(addrs, dataLen, acceptAddrLen, acceptAddrLen, &local, &llen, &remote, &rlen)
+	batch[n] = Completion{Op: OpAccept, Token: st.token, Sock: as, Peer: fromRaw(remote), Data: data}
+	p.releaseFirst(ctx) // the addresses were read from it
 	p.ctxs.put(ctx)
 	return n + 1
 }

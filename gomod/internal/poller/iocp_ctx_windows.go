@@ -20,7 +20,8 @@ type ioCtx struct {
 	gen      uint32 // ... while it has this generation
 	flags    uint32 // WSARecv's flags, in place until the completion
 	bytes    uint32 // AcceptEx's byte count, likewise
-	accepted Sock   // ctxAccept: the socket AcceptEx accepts into
+	accepted Sock   // ctxAccept: the socket AcceptEx accepts into; NoSock once swept (iocp_first_windows.go)
+	first    *byte  // ctxAccept on a first-data listener: its receive buffer, outside the Go heap
 	// ctxAccept: where AcceptEx writes the local and the remote address.
 	addrs [2 * acceptAddrLen]byte
 }

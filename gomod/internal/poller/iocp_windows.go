@@ -28,7 +28,8 @@ type sockState struct {
 	readable   bool // the last read filled its buffer: read again without a probe
 	sending    bool
 	connecting bool
-	accepts    int // AcceptEx calls in the kernel
+	accepts    int         // AcceptEx calls in the kernel
+	first      *firstState // a listener whose accepts wait for the first bytes; nil: plain
 	canceled   bool
 	pin        runtime.Pinner // the bytes of the send in the kernel
 }
@@ -41,14 +42,15 @@ type sockState struct {
 // immediate send; that waits until it can be tested on Windows itself (CI
 // runs these tests under Wine).
 type iocp struct {
-	port    windows.Handle
-	socks   table[sockState] // by a slot of its own: a SOCKET is a handle
-	ctxs    ctxPool
-	entries []winapi.OverlappedEntry
-	ready   []*sockState // receives whose read waits for the next Wait
-	done    doneQueue[Completion]
-	arena   recvArena
-	wsabufs []windows.WSABuf
+	port      windows.Handle
+	socks     table[sockState] // by a slot of its own: a SOCKET is a handle
+	ctxs      ctxPool
+	firstBufs bufPool // first-data accepts' buffers (iocp_first_windows.go)
+	entries   []winapi.OverlappedEntry
+	ready     []*sockState // receives whose read waits for the next Wait
+	done      doneQueue[Completion]
+	arena     recvArena
+	wsabufs   []windows.WSABuf
 }
 
 func newIOCP(Config) (Poller, error) {
@@ -199,9 +201,10 @@ func (p *iocp) finish(ctx *ioCtx, nbytes uint32, batch []Completion, n int) int 
 	if st == nil {
 		// Unregistered with the operation outstanding: a broken rule, but
 		// the accepted socket at least is not leaked.
-		if ctx.op == ctxAccept {
+		if ctx.op == ctxAccept && ctx.accepted != NoSock {
 			windows.Closesocket(ctx.accepted)
 		}
+		p.releaseFirst(ctx)
 		p.ctxs.put(ctx)
 		return n
 	}
@@ -211,7 +214,7 @@ func (p *iocp) finish(ctx *ioCtx, nbytes uint32, batch []Completion, n int) int 
 	}
 	switch ctx.op {
 	case ctxAccept:
-		return p.acceptDone(st, ctx, err, batch, n)
+		return p.acceptDone(st, ctx, nbytes, err, batch, n)
 	case ctxConnect:
 		return p.connectDone(st, ctx, err, batch, n)
 	case ctxProbe:
@@ -237,6 +240,7 @@ func opError(s Sock, ctx *ioCtx) error {
 
 func (p *iocp) Close() error {
 	p.ctxs.release()
+	p.firstBufs.release()
 	p.arena.free()
 	return windows.CloseHandle(p.port)
 }

@@ -62,7 +62,7 @@ type Completion struct {
 	Sock  Sock           // OpAccept: the accepted socket, non-blocking, close-on-exec
 	Peer  netip.AddrPort // OpAccept: the peer's address
 	N     int            // OpSend: bytes written (may be fewer than posted)
-	Data  []byte         // OpRecv: the bytes read, valid until the next Wait
+	Data  []byte         // OpRecv: the bytes read; OpAccept: its first bytes (FirstData, Windows); valid until the next Wait
 	Err   error          // nil, ErrCanceled, or the OS error (syscall.Errno)
 }
 
@@ -85,6 +85,17 @@ type Poller interface {
 	// PostAccept posts n more accepts on a listening socket; each completes
 	// once with an accepted socket or an error.
 	PostAccept(r Ref, n int) error
+	// FirstData makes the accepts of listening socket r wait for the
+	// peer's first bytes, so that a peer that connects and stays silent is
+	// not accepted: Linux holds it in the kernel (TCP_DEFER_ACCEPT, for
+	// about timeout); Windows posts AcceptEx with a receive buffer, and
+	// the bytes come with the accept (Completion.Data). sweep > 0: call
+	// SweepAccepts that often, to drop peers silent for over timeout.
+	FirstData(r Ref, timeout time.Duration) (sweep time.Duration, err error)
+	// SweepAccepts drops the connections a first-data listener's posted
+	// accepts hold whose peers have been silent for over its timeout;
+	// those accepts are posted again. A no-op where FirstData's sweep is 0.
+	SweepAccepts(r Ref)
 	// PostConnect starts connecting the socket to addr. done=true:
 	// connected at once.
 	PostConnect(r Ref, addr netip.AddrPort) (done bool, err error)
