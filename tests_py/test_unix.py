@@ -16,7 +16,7 @@ from typing import Any, List
 import pytest
 
 import pyiocp
-from iocp_helpers import Recorder, wait_until
+from iocp_helpers import Recorder, recv_exactly, wait_until
 from pyiocp.testing import ManagerFactory
 
 TIMEOUT = 20.0
@@ -32,16 +32,6 @@ def unix_client(name: str) -> socket.socket:
         s.close()
         raise
     return s
-
-
-def recv_all(s: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            break
-        buf += chunk
-    return bytes(buf)
 
 
 def stale_socket_file(path: str) -> None:
@@ -62,7 +52,7 @@ def test_unix_echo(iocp_manager: ManagerFactory, backend: str, tmp_path: Path) -
     payload = os.urandom(300 << 10)
     with unix_client(path) as s:
         threading.Thread(target=s.sendall, args=(payload,), daemon=True).start()
-        assert recv_all(s, len(payload)) == payload
+        assert recv_exactly(s, len(payload)) == payload
         conn = rec.first_conn()
         assert (conn.peer, conn.local) == ("", path)
 
@@ -91,7 +81,7 @@ def test_unix_socket_file(iocp_manager: ManagerFactory, backend: str, tmp_path: 
     mgr.listen_unix(path)
     with unix_client(path) as s:
         s.sendall(b"x")
-        assert recv_all(s, 1) == b"x"
+        assert recv_exactly(s, 1) == b"x"
     with pytest.raises(OSError) as live:
         mgr.listen_unix(path)
     assert live.value.errno == errno.EADDRINUSE
@@ -115,7 +105,7 @@ def test_unix_abstract(iocp_manager: ManagerFactory, backend: str) -> None:
     assert lst.address == name
     with unix_client(name) as s:
         s.sendall(b"abstract")
-        assert recv_all(s, 8) == b"abstract"
+        assert recv_exactly(s, 8) == b"abstract"
         assert rec.first_conn().local == name
     cli = Recorder()
     c = iocp_manager(cli, backend=backend).connect_unix(name.encode())  # bytes work too
@@ -176,7 +166,7 @@ def test_unix_poll_mode(iocp_manager: ManagerFactory, backend: str, tmp_path: Pa
                 elif c.kind == "recv":
                     c.conn.send(c.data)
         mgr.poll(0.05)  # writes the reply
-        assert recv_all(s, 6) == b"polled"
+        assert recv_exactly(s, 6) == b"polled"
     assert kinds[0] == "accept"
 
 

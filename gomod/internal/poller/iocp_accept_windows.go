@@ -52,7 +52,7 @@ func (p *iocp) postAccept(st *sockState, ctx *ioCtx) error {
 	ctx.accepted = as
 	buf, dataLen := &ctx.addrs[0], uint32(0)
 	if st.first != nil {
-		if buf, dataLen, err = p.firstBuf(st, ctx); err != nil {
+		if buf, dataLen, err = p.takeFirstBuf(st, ctx); err != nil {
 			windows.Closesocket(as)
 			p.ctxs.put(ctx)
 			return err

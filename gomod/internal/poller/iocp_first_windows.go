@@ -63,15 +63,15 @@ func (p *iocp) SweepAccepts(r Ref) {
 	}
 }
 
-// firstBuf gives ctx a receive buffer for a first-data AcceptEx.
-func (p *iocp) firstBuf(st *sockState, ctx *ioCtx) (*byte, uint32, error) {
+// takeFirstBuf gives ctx a receive buffer for a first-data AcceptEx.
+func (p *iocp) takeFirstBuf(st *sockState, ctx *ioCtx) (*byte, uint32, error) {
 	b, err := p.firstBufs.get()
 	if err != nil {
 		return nil, 0, err
 	}
 	ctx.first = b
 	st.first.pending = append(st.first.pending, ctx)
-	return b, firstDataLen, nil
+	return &b[0], firstDataLen, nil
 }
 
 // firstDone takes ctx's first bytes out of its buffer (into the arena, or
@@ -80,7 +80,7 @@ func (p *iocp) firstBuf(st *sockState, ctx *ioCtx) (*byte, uint32, error) {
 // back.
 func (p *iocp) firstDone(st *sockState, ctx *ioCtx, nbytes uint32) (data []byte, addrs *byte) {
 	st.first.pending = slices.DeleteFunc(st.first.pending, func(c *ioCtx) bool { return c == ctx })
-	buf := unsafe.Slice(ctx.first, firstBufSize)
+	buf := ctx.first[:]
 	if nbytes > 0 {
 		data = p.arena.room(int(nbytes))
 		if len(data) < int(nbytes) {
@@ -102,35 +102,5 @@ func (p *iocp) releaseFirst(ctx *ioCtx) {
 	}
 }
 
-// bufPool is a free list of firstBufSize buffers outside the Go heap (the
-// kernel writes into them after the call that posted them returned),
-// grown a slab at a time and released with the port.
-type bufPool struct {
-	slabs [][]byte
-	free  []*byte
-}
-
-func (bp *bufPool) get() (*byte, error) {
-	if len(bp.free) == 0 {
-		slab, err := AllocMemory(64 << 10)
-		if err != nil {
-			return nil, err
-		}
-		bp.slabs = append(bp.slabs, slab)
-		for off := 0; off+firstBufSize <= len(slab); off += firstBufSize {
-			bp.free = append(bp.free, &slab[off])
-		}
-	}
-	b := bp.free[len(bp.free)-1]
-	bp.free = bp.free[:len(bp.free)-1]
-	return b, nil
-}
-
-func (bp *bufPool) put(b *byte) { bp.free = append(bp.free, b) }
-
-func (bp *bufPool) release() {
-	for _, s := range bp.slabs {
-		FreeMemory(s)
-	}
-	bp.slabs, bp.free = nil, nil
-}
+// firstBuf is one first-data accept's buffer.
+type firstBuf [firstBufSize]byte

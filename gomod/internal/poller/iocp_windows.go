@@ -45,7 +45,7 @@ type iocp struct {
 	port      windows.Handle
 	socks     table[sockState] // by a slot of its own: a SOCKET is a handle
 	ctxs      ctxPool
-	firstBufs bufPool // first-data accepts' buffers (iocp_first_windows.go)
+	firstBufs slabPool[firstBuf] // first-data accepts' buffers (iocp_first_windows.go)
 	entries   []winapi.OverlappedEntry
 	ready     []*sockState // receives whose read waits for the next Wait
 	done      doneQueue[Completion]

@@ -2,7 +2,6 @@ package poller
 
 import (
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
@@ -35,9 +34,11 @@ func ringStarved(Poller) (uint64, bool) { return 0, false }
 // unregistered.
 func checkSettled(t *testing.T, p Poller) {
 	ip := p.(*iocp)
-	perSlab := ctxSlabSize / int(unsafe.Sizeof(ioCtx{}))
-	if held := len(ip.ctxs.slabs)*perSlab - len(ip.ctxs.free); held != 0 {
+	if held := ip.ctxs.held(); held != 0 {
 		t.Errorf("%d operation contexts not back in the pool", held)
+	}
+	if held := ip.firstBufs.held(); held != 0 {
+		t.Errorf("%d first-data accept buffers not back in the pool", held)
 	}
 	registered := 0
 	for _, st := range ip.socks.states {
