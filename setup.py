@@ -224,7 +224,7 @@ class build_go_ext(build_ext):
 
 
 setup(
-    packages=["pyiocp", "pyiocp._cli", "pyiocp.testing"],
+    packages=["pyiocp", "pyiocp._cli", "pyiocp.aio", "pyiocp.testing"],
     package_data={"pyiocp": ["_pyiocp.pyi", "py.typed"]},
     ext_modules=[GoExtension("pyiocp._pyiocp", GO_PACKAGE)],
     cmdclass={"build_ext": build_go_ext},

@@ -111,7 +111,7 @@ class SocketManager:
             _seconds_ns("accept_timeout", accept_timeout),
             _seconds_ns("close_timeout", close_timeout),
             cap,
-            _event_mask(handler),
+            self._event_mask(handler),
             slow_ns,
         )
         self._lock = threading.Lock()
@@ -570,6 +570,11 @@ class SocketManager:
 
     def __repr__(self) -> str:
         return f"<pyiocp.SocketManager workers={self._workers} {self._state}>"
+
+    def _event_mask(self, handler: Optional[Handler]) -> int:
+        """The optional events the engine delivers (a subclass that needs
+        fewer in poll mode narrows them: pyiocp.aio takes no "send")."""
+        return _event_mask(handler)
 
 
 def _event_mask(handler: Optional[Handler]) -> int:

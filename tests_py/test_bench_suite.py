@@ -111,7 +111,8 @@ def test_quick_mode_shrinks_bulk_and_idle() -> None:
 @pytest.mark.timeout(240)
 def test_every_kind_of_scenario_runs_against_pyiocp_and_uvloop(tmp_path: Path) -> None:
     scenarios = ["echo-50x64", "pipelined-50x64-d16", "churn-50", "bulk-1GiB", "idle-10k", "http-50",
-                 "lines-50x64-d16", "length-50x64-d16", "pool-1x64", "tls-echo-50x64", "unix-echo-50x64"]
+                 "lines-50x64-d16", "length-50x64-d16", "pool-1x64", "tls-echo-50x64", "unix-echo-50x64",
+                 "streams-echo-50x64"]
     argv = [sys.executable, "-m", "bench.suite", "--quick", "--reps", "1", "--duration", "1", "--warmup", "0.2",
             "--quiet-wait", "0", "--no-syscalls", "--out", str(tmp_path), "--only", "pyiocp io_uring",
             "--only", "uvloop", "--only", "uvloop streams", "--only", report.INLINE]

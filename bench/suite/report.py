@@ -101,6 +101,9 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
     add("TLS idle: memory per idle connection at 10,000 vs uvloop's <= 1x",
         _ratio(g("tls-idle-10k", PYIOCP, "rss_per_conn_kib"), g("tls-idle-10k", YARDSTICK, "rss_per_conn_kib")),
         lambda v: v <= 1.0)
+    add("asyncio streams echo, 50 x 64 B, pyiocp.aio vs uvloop's streams: msgs per CPU-s >= 1x",
+        _ratio(g("streams-echo-50x64", PYIOCP, "per_cpu_s"), g("streams-echo-50x64", YARDSTICK, "per_cpu_s")),
+        lambda v: v >= 1.0)
     add("Unix-socket echo, 50 x 64 B: msgs per CPU-s vs uvloop >= 1.1x",
         _ratio(g("unix-echo-50x64", PYIOCP, "per_cpu_s"), g("unix-echo-50x64", YARDSTICK, "per_cpu_s")),
         lambda v: v >= 1.1)

@@ -24,6 +24,7 @@ class Scenario:
     pool: bool = False  # echo: the servers reply from a thread pool
     tls: bool = False  # over TLS 1.3 (pyiocp-loadgen -tls): the servers' TLS echo
     unix: bool = False  # over a Unix domain socket: the servers' Unix-socket echo
+    streams: bool = False  # the echo on asyncio streams: pyiocp.aio against asyncio's transports
 
     @property
     def kind(self) -> str:
@@ -36,6 +37,8 @@ class Scenario:
             return "tls"
         if self.unix:
             return "unix"
+        if self.streams:
+            return "streams"
         return "pool" if self.pool else self.framing or "echo"
 
 
@@ -63,6 +66,8 @@ SCENARIOS: List[Scenario] = [
     Scenario("idle-10k", "10,000 idle connections (each echoed once)", "idle", 10_000, hold=2.0, unit="conns",
              quick=True),
     Scenario("http-50", "HTTP/1.1 keep-alive GET / under wrk, 50 connections", "http", 50, unit="reqs",
+             quick=True),
+    Scenario("streams-echo-50x64", "asyncio streams echo, 50 connections x 64 B", "echo", 50, streams=True,
              quick=True),
     Scenario("unix-echo-50x64", "Unix-socket echo, 50 connections x 64 B", "echo", 50, unix=True, quick=True),
     Scenario("tls-echo-50x64", "TLS 1.3 echo, 50 connections x 64 B", "echo", 50, tls=True, quick=True),

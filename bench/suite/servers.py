@@ -52,6 +52,7 @@ def servers(bindir: Path) -> List[Server]:
         *_pool_servers(),
         *_tls_servers(bindir),
         *_unix_servers(bindir),
+        *_streams_servers(),
         Server("pyiocp io_uring", "echo", (PY, echo, "--port", "0", "--backend", "io_uring")),
         Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll"), quick=False),
         Server("pyiocp io_uring w2", "echo", (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"),
@@ -131,6 +132,20 @@ def _unix_servers(bindir: Path) -> List[Server]:
         Server("uvloop", "unix", (PY, aio, "--loop", "uvloop", *path)),
         Server("asyncio", "unix", (PY, aio, "--loop", "asyncio", *path), quick=False),
         Server("Go net", "unix", (str(bindir / "netecho"), "-unix", path[1])),
+    ]
+
+
+def _streams_servers() -> List[Server]:
+    """The asyncio streams rows' servers: one echo on StreamReader and
+    StreamWriter, through pyiocp.aio (on uvloop) and through asyncio's own
+    transports (uvloop's, the yardstick, and the default loop's)."""
+    streams = str(ROOT / "bench/servers/aio_streams.py")
+    return [
+        Server("pyiocp io_uring", "streams", (PY, streams, "--loop", "uvloop", "--pyiocp", "--backend", "io_uring")),
+        Server("pyiocp epoll", "streams", (PY, streams, "--loop", "uvloop", "--pyiocp", "--backend", "epoll"),
+               quick=False),
+        Server("uvloop", "streams", (PY, streams, "--loop", "uvloop")),
+        Server("asyncio", "streams", (PY, streams, "--loop", "asyncio"), quick=False),
     ]
 
 

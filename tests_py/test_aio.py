@@ -1,0 +1,342 @@
+"""pyiocp.aio: asyncio protocols and streams, unchanged, on the pyiocp
+engine, on asyncio's default loop and on uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.client
+import importlib.util
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, List, Optional, cast
+
+import pytest
+
+import pyiocp.aio
+
+LOOPS = ["asyncio"] + (["uvloop"] if importlib.util.find_spec("uvloop") else [])
+TIMEOUT = 20.0
+
+if "uvloop" in LOOPS:
+    # uvloop opens a pipe for the process on its first loop, kept for good:
+    # open it now, before a test counts descriptors.
+    import uvloop
+
+    uvloop.new_event_loop().close()
+
+
+@pytest.fixture(params=LOOPS)
+def run(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
+    """Runs a coroutine to its end on a new loop of the kind asked for."""
+
+    def runner(coro: Awaitable[Any]) -> Any:
+        loop: asyncio.AbstractEventLoop
+        if request.param == "uvloop":
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        else:
+            loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    return runner
+
+
+class Echo(asyncio.Protocol):
+    """Echoes; records what asyncio calls."""
+
+    def __init__(self) -> None:
+        self.calls: List[str] = []
+        self.lost: "Optional[asyncio.Future[Optional[BaseException]]]" = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.calls.append("made")
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def eof_received(self) -> Optional[bool]:
+        self.calls.append("eof")
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.calls.append("lost")
+        assert self.lost is not None
+        self.lost.set_result(exc)
+
+
+def test_protocol_echo(run: Any, backend: str) -> None:
+    """A plain asyncio.Protocol served by pyiocp, driven by asyncio's own
+    streams (real sockets): every byte back, the addresses, EOF and the
+    close told once each."""
+    protocols: List[Echo] = []
+
+    def factory() -> Echo:
+        protocols.append(Echo())
+        return protocols[-1]
+
+    async def main() -> None:
+        server = await pyiocp.aio.create_server(factory, "127.0.0.1", 0, backend=backend)
+        host, port = server.address
+        reader, writer = await asyncio.open_connection(host, port)
+        payload = os.urandom(300 << 10)
+        for off in range(0, len(payload), 50_000):
+            writer.write(payload[off:off + 50_000])
+            await writer.drain()
+        assert await reader.readexactly(len(payload)) == payload
+        t = protocols[0].transport
+        assert t.get_extra_info("peername") == writer.get_extra_info("sockname")
+        assert t.get_extra_info("sockname") == (host, port)
+        assert t.can_write_eof() and not t.is_closing()
+        writer.write_eof()
+        assert await reader.read() == b""  # the default eof_received closes
+        assert await asyncio.wait_for(cast(Any, protocols[0].lost), TIMEOUT) is None
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        assert protocols[0].calls == ["made", "eof", "lost"]
+
+    run(main())
+
+
+def test_streams_both_ends(run: Any, backend: str) -> None:
+    """start_server and open_connection: asyncio's streams on both ends,
+    with a half-close: the server reads to EOF, then answers and closes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.read()  # to EOF
+        writer.write(hashlib.sha256(data).hexdigest().encode() + b"\n")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main() -> None:
+        server = await pyiocp.aio.start_server(handle, "127.0.0.1", 0, backend=backend)
+        reader, writer = await pyiocp.aio.open_connection(*server.address)
+        data = os.urandom(1 << 20)
+        writer.write(data)
+        await writer.drain()
+        writer.write_eof()
+        assert await reader.readline() == hashlib.sha256(data).hexdigest().encode() + b"\n"
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
+class Flood(asyncio.Protocol):
+    """Writes n bytes at once to a peer that does not read yet."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.paused = self.resumed = 0
+        self.sizes: List[int] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        t = cast(asyncio.Transport, transport)
+        t.set_write_buffer_limits(high=256 << 10)
+        for off in range(0, len(self.data), 1 << 20):
+            t.write(self.data[off:off + (1 << 20)])  # never refused, never blocks
+        self.sizes.append(t.get_write_buffer_size())
+        t.close()  # after all of it
+
+    def pause_writing(self) -> None:
+        self.paused += 1
+
+    def resume_writing(self) -> None:
+        self.resumed += 1
+
+
+def test_backpressure(run: Any, backend: str) -> None:
+    """Writes over the high-water mark pause the protocol; once the peer
+    reads, it resumes, and every byte arrives in order, then the close."""
+    data = os.urandom(16 << 20)
+    flood = Flood(data)
+
+    async def main() -> None:
+        server = await pyiocp.aio.create_server(lambda: flood, "127.0.0.1", 0, backend=backend)
+        reader, writer = await asyncio.open_connection(*server.address)
+        await asyncio.sleep(0.2)  # let the buffers fill
+        assert flood.paused == 1 and flood.sizes[0] > 256 << 10
+        got = await reader.read()  # to the close
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+        assert flood.resumed == 1
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
+class Pausing(asyncio.Protocol):
+    """Pauses reading at the first bytes; resumes when told."""
+
+    def __init__(self) -> None:
+        self.got = bytearray()
+        self.first: "Optional[asyncio.Future[None]]" = None  # made by the test, on its loop
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.got += data
+        if self.first is not None and not self.first.done():
+            self.transport.pause_reading()
+            self.first.set_result(None)
+
+
+def test_pause_reading(run: Any, backend: str) -> None:
+    """No data_received while paused; resumed, the rest arrives in order."""
+    proto = Pausing()
+    data = os.urandom(1 << 20)
+
+    async def main() -> None:
+        proto.first = asyncio.get_running_loop().create_future()
+        server = await pyiocp.aio.create_server(lambda: proto, "127.0.0.1", 0, backend=backend)
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(data)
+        await asyncio.wait_for(cast(Any, proto.first), TIMEOUT)
+        seen = len(proto.got)
+        await asyncio.sleep(0.3)
+        assert len(proto.got) == seen and not proto.transport.is_reading()
+        proto.transport.resume_reading()
+        while len(proto.got) < len(data):
+            await asyncio.sleep(0.01)
+        assert bytes(proto.got) == data
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
+def test_errors_and_abort(run: Any, backend: str) -> None:
+    """A protocol callback that raises goes to the loop's exception handler
+    and the connection is aborted; abort() resets and tells connection_lost;
+    a refused connect raises ConnectionRefusedError."""
+    seen: List[Dict[str, Any]] = []
+
+    class Raising(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            raise ValueError("bad input")
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: seen.append(ctx))
+        server = await pyiocp.aio.create_server(Raising, "127.0.0.1", 0, backend=backend)
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(b"x")
+        try:
+            assert await reader.read() == b""
+        except ConnectionResetError:
+            pass
+        assert isinstance(seen[0]["exception"], ValueError)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+        echo = Echo()
+        server = await pyiocp.aio.create_server(lambda: echo, "127.0.0.1", 0, backend=backend)
+        transport, client = await pyiocp.aio.create_connection(Echo, *server.address)
+        transport.abort()
+        assert await asyncio.wait_for(cast(Any, cast(Echo, client).lost), TIMEOUT) is None
+        while echo.lost is None:  # its accept may come after the client's connect
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(cast(Any, echo.lost), TIMEOUT)  # the server's end too
+        host, port = server.address
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(ConnectionRefusedError):
+            await pyiocp.aio.create_connection(Echo, host, port)
+
+    run(main())
+
+
+def test_server_close_keeps_connections(run: Any, backend: str) -> None:
+    """close() stops accepting (a connect racing it is closed at once, no
+    protocol made); connections open go on; wait_closed returns once they
+    have closed."""
+    made: List[Echo] = []
+
+    def factory() -> Echo:
+        made.append(Echo())
+        return made[-1]
+
+    async def main() -> None:
+        server = await pyiocp.aio.create_server(factory, "127.0.0.1", 0, backend=backend)
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(b"a")
+        assert await reader.readexactly(1) == b"a"
+        server.close()
+        assert not server.is_serving()
+        try:
+            late_reader, late_writer = await asyncio.open_connection(*server.address)
+        except OSError:
+            pass  # refused: the listening socket is closed
+        else:
+            try:
+                assert await late_reader.read() == b""  # accepted by the kernel, closed by the server
+            except ConnectionResetError:
+                pass
+            late_writer.close()
+        assert len(made) == 1
+        writer.write(b"b")  # still served
+        assert await reader.readexactly(1) == b"b"
+        closing = asyncio.ensure_future(server.wait_closed())
+        await asyncio.sleep(0.1)
+        assert not closing.done()
+        writer.close()
+        await asyncio.wait_for(closing, TIMEOUT)
+
+    run(main())
+
+
+def test_unmodified_http_protocol(run: Any, backend: str) -> None:
+    """The bench's asyncio HTTP protocol (examples/http_server.py's parser
+    behind asyncio.Protocol), served unchanged by pyiocp.aio."""
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "bench" / "servers"))
+    try:
+        from aio_http import Http
+    finally:
+        sys.path.remove(str(root / "bench" / "servers"))
+
+    def fetch(port: int) -> List[bytes]:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        bodies = []
+        for _ in range(3):  # keep-alive
+            c.request("GET", "/")
+            bodies.append(c.getresponse().read())
+        c.close()
+        return bodies
+
+    async def main() -> None:
+        server = await pyiocp.aio.create_server(Http, "127.0.0.1", 0, backend=backend)
+        got = await asyncio.get_running_loop().run_in_executor(None, fetch, server.address[1])
+        assert got == [b"hello, world\n"] * 3
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
+def test_no_thread_left() -> None:
+    """The engines' polling threads end with them."""
+    left = [t.name for t in threading.enumerate() if t.name.startswith("pyiocp-aio-")]
+    deadline = 50
+    while left and deadline:
+        threading.Event().wait(0.05)
+        deadline -= 1
+        left = [t.name for t in threading.enumerate() if t.name.startswith("pyiocp-aio-")]
+    assert left == []
