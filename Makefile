@@ -12,7 +12,7 @@
 #   make soak    the long forms of the fault suite (minutes), the fuzz targets for SOAK_FUZZTIME,
 #                the debug-Python run; docs/reliability.md written from that run
 #   make run     echo server + `python -m pyiocp bench` against it, on a free port
-#   make bench   the benchmark suite (bench/suite, about 30 minutes): bench/RESULTS.md, its plot and
+#   make bench   the benchmark suite (bench/suite, about an hour): bench/RESULTS.md, its plot and
 #                a JSON record in bench/results/; make bench-quick: about 2 minutes, into bench/results/quick/
 #   make test-windows  under Wine, on the iocp backend: the Go tests built for Windows
 #                (make test-windows-go), then the Python tests on a Windows CPython against the

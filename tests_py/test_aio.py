@@ -222,6 +222,34 @@ def test_pause_reading(run: Any, backend: str) -> None:
     run(main())
 
 
+def test_close_while_reading_is_paused(run: Any, backend: str) -> None:
+    """A transport closed while its reading is paused still hears of its
+    end: connection_lost comes, without the bytes that waited."""
+    lost: List[Optional[Exception]] = []
+
+    class Told(Pausing):
+        def connection_lost(self, exc: Optional[Exception]) -> None:
+            lost.append(exc)
+
+    proto = Told()
+
+    async def main() -> None:
+        proto.first = asyncio.get_running_loop().create_future()
+        server = await pyiocp.aio.create_server(lambda: proto, "127.0.0.1", 0, backend=backend)
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(os.urandom(1 << 20))
+        await asyncio.wait_for(cast(Any, proto.first), TIMEOUT)
+        proto.transport.close()
+        while not lost:
+            await asyncio.sleep(0.01)
+        assert lost == [None] and proto.transport.is_closing()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
 def test_errors_and_abort(run: Any, backend: str) -> None:
     """A protocol callback that raises goes to the loop's exception handler
     and the connection is aborted; abort() resets and tells connection_lost;

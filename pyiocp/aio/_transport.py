@@ -173,8 +173,14 @@ class Transport(asyncio.Transport):
         if kind == "drain":
             self._drain()
             return
-        if kind == "close" and self._closing:
-            self._held.clear()  # closed by the application: nothing more is read
+        if kind == "close":
+            # The end: after close() or abort(), or an error or a timeout.
+            # What waited for a resume_reading is not delivered (asyncio
+            # would not have read it either), and a transport paused for
+            # good still hears of its end.
+            self._held.clear()
+            self._connection_lost(c.error)
+            return
         if self._reading_paused or self._held:
             self._held.append(c)  # behind what came while reading was paused
             return
@@ -182,9 +188,6 @@ class Transport(asyncio.Transport):
 
     def _deliver(self, c: Completion) -> None:
         kind = c.kind
-        if kind == "close":
-            self._connection_lost(c.error)
-            return
         try:
             if kind == "recv":
                 self._data_received(c.data)
