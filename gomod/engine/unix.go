@@ -36,7 +36,8 @@ type unixListener struct {
 // listener is gone is replaced; one something listens on is EADDRINUSE.
 // The file is removed when the listener closes (Close, or the manager's).
 // Of the options, WithBacklog, WithAccepts, WithFraming and WithTLS apply;
-// socket options and WithReusePort are TCP's.
+// socket options, WithReusePort and WithFirstData are TCP's (an
+// OptionError).
 func (m *Manager) ListenUnix(name string, mode os.FileMode, opts ...ListenOption) (*Listener, error) {
 	lo := listenOptions{backlog: DefaultBacklog, accepts: DefaultAccepts}
 	for _, opt := range opts {
