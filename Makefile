@@ -74,7 +74,7 @@ deps:
 
 $(VENV): $(VENV_STAMP)
 
-$(VENV_STAMP): pyproject.toml setup.py | deps
+$(VENV_STAMP): pyproject.toml setup.py pyiocp/__init__.py | deps
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --no-build-isolation --no-deps --no-index -e .
 	touch $@

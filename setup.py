@@ -19,6 +19,7 @@ exactly as the extension build does.
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -116,6 +117,15 @@ if sys.argv[1:2] == ["--print-cgo-env"]:
     print(env[sys.argv[2]])
     sys.exit(0)
 
+if "bdist_wheel" in sys.argv[1:]:
+    # pip builds a wheel even to install from source; without the wheel
+    # package setuptools would only say "invalid command 'bdist_wheel'".
+    try:
+        import wheel  # noqa: F401
+    except ImportError:
+        raise SystemExit("pyiocp: building needs the 'wheel' package: on Debian `apt-get install "
+                         "python3-wheel` (then pip install --no-build-isolation), or `pip install wheel`.")
+
 from setuptools import Extension, setup  # noqa: E402
 from setuptools.command.build_ext import build_ext  # noqa: E402
 from setuptools.errors import ExecError, PlatformError  # noqa: E402
@@ -138,6 +148,26 @@ def find_go():
         "/usr/local/go/bin/go. Install Go 1.26 or newer (and a C compiler "
         "for cgo), or set GO=/path/to/go."
     )
+
+
+# The oldest Go the engine builds with (go.mod's go line).
+MIN_GO = (1, 26)
+
+
+def check_go_version(go):
+    """A clear error, not a compiler's, when go is not Go or too old."""
+    try:
+        r = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=120)
+        out = r.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        r, out = None, str(exc)
+    m = re.match(r"go(\d+)\.(\d+)", out)
+    if r is None or r.returncode != 0 or not m:
+        raise PlatformError(f"pyiocp: `{go} env GOVERSION` did not give a Go version ({out or r.stderr.strip()}); "
+                            "set GO=/path/to/go")
+    if (int(m[1]), int(m[2])) < MIN_GO:
+        raise PlatformError(f"pyiocp: building the extension needs Go {MIN_GO[0]}.{MIN_GO[1]} or newer, "
+                            f"and {go} is {out}. Install a newer Go (https://go.dev/dl/), or set GO=/path/to/go.")
 
 
 def go_source_files():
@@ -194,6 +224,7 @@ class build_go_ext(build_ext):
                           logging.INFO)
             return
         go = find_go()
+        check_go_version(go)
         env = cgo_env()
         cmd = [go, "build", "-buildmode=c-shared", "-trimpath",
                "-o", str(target), ext.go_package]
@@ -223,7 +254,18 @@ class build_go_ext(build_ext):
         super().copy_extensions_to_source()
 
 
+def package_version():
+    """pyiocp.__version__, read from its source (importing the package
+    would need the extension this builds): the version's one place."""
+    text = (ROOT / "pyiocp" / "__init__.py").read_text()
+    found = re.search(r'^__version__ = "([^"]+)"$', text, re.M)
+    if not found:
+        raise SystemExit("setup.py: pyiocp/__init__.py has no __version__ = \"...\" line")
+    return found.group(1)
+
+
 setup(
+    version=package_version(),
     packages=["pyiocp", "pyiocp._cli", "pyiocp.aio", "pyiocp.testing"],
     package_data={"pyiocp": ["_pyiocp.pyi", "py.typed"]},
     ext_modules=[GoExtension("pyiocp._pyiocp", GO_PACKAGE)],

@@ -105,3 +105,39 @@ def test_pip_install_into_a_fresh_venv(tmp_path: Path) -> None:
                        env=env, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "usage: pyiocp" in r.stdout
+
+
+@pytest.mark.parametrize("fake", ["echo go1.21.5", "echo not a go; exit 3"], ids=["too old", "not go"])
+def test_a_build_without_a_usable_go_says_why(tmp_path: Path, fake: str) -> None:
+    """GO pointing at an old Go (or at something else): setup.py stops with
+    one clear line, not a traceback nor a compiler's error."""
+    src = tmp_path / "src"
+    src.mkdir()
+    _copy_sources(src)
+    go = tmp_path / "go"
+    go.write_text(f"#!/bin/sh\n{fake}\n")
+    go.chmod(0o755)
+    env = {**_go_env(), "GO": str(go)}
+    r = subprocess.run([SYSTEM_PYTHON, "setup.py", "build_ext", "--inplace"], cwd=src, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr, r.stderr
+    want = "needs Go 1.26 or newer" if "1.21" in fake else "did not give a Go version"
+    assert want in r.stderr, r.stderr
+
+
+def test_a_wheel_build_without_the_wheel_package_says_why(tmp_path: Path) -> None:
+    """pip builds a wheel to install from source: without the wheel
+    package, one clear line says what to install."""
+    src = tmp_path / "src"
+    src.mkdir()
+    _copy_sources(src)
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['wheel'] = None  # as if not installed\n")
+    env = {**_go_env(), "PYTHONPATH": str(hide)}
+    r = subprocess.run([SYSTEM_PYTHON, "setup.py", "bdist_wheel"], cwd=src, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr, r.stderr
+    assert "needs the 'wheel' package" in r.stderr, r.stderr
