@@ -168,7 +168,8 @@ def test_backpressure(run: Any, backend: str) -> None:
     async def main() -> None:
         server = await pyiocp.aio.create_server(lambda: flood, "127.0.0.1", 0, backend=backend)
         reader, writer = await asyncio.open_connection(*server.address)
-        await asyncio.sleep(0.2)  # let the buffers fill
+        while not flood.sizes:  # connection_made has not run yet
+            await asyncio.sleep(0.01)
         assert flood.paused == 1 and flood.sizes[0] > 256 << 10
         got = await reader.read()  # to the close
         assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
