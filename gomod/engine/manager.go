@@ -144,11 +144,9 @@ func (m *Manager) Lookup(slot uint32, id uint64) *Conn { return m.table.lookup(s
 
 // Listen opens a listening socket on addr (port 0 picks a free one).
 func (m *Manager) Listen(addr netip.AddrPort, opts ...ListenOption) (*Listener, error) {
-	lo := listenOptions{backlog: DefaultBacklog, accepts: DefaultAccepts}
-	for _, opt := range opts {
-		if err := opt(&lo); err != nil {
-			return nil, err
-		}
+	lo, err := newListenOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	if !addr.Addr().IsValid() {
 		return nil, &OptionError{"address", addr, "must be an IP address"}
@@ -170,13 +168,14 @@ func (m *Manager) Listen(addr netip.AddrPort, opts ...ListenOption) (*Listener, 
 			return nil, err
 		}
 	}
-	l := &Listener{m: m, w: m.pickWorker(), fd: fd, addr: local, accepts: lo.accepts, sock: lo.sock,
-		framing: lo.framing, firstData: lo.firstData, done: make(chan struct{})}
-	return m.addListener(l, lo)
+	return m.addListener(&Listener{fd: fd, addr: local}, lo)
 }
 
-// addListener hands a new listener to its worker (m.mu read-held).
+// addListener gives a new listener (its socket and name set) the options
+// and a worker, and hands it to that worker (m.mu read-held).
 func (m *Manager) addListener(l *Listener, lo listenOptions) (*Listener, error) {
+	l.m, l.w, l.done = m, m.pickWorker(), make(chan struct{})
+	l.accepts, l.sock, l.framing, l.firstData = lo.accepts, lo.sock, lo.framing, lo.firstData
 	l.tls.Store(lo.tls)
 	m.lmu.Lock()
 	m.listeners[l] = struct{}{}

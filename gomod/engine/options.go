@@ -199,6 +199,17 @@ type listenOptions struct {
 	firstData bool // first_data.go
 }
 
+// newListenOptions applies opts over the defaults.
+func newListenOptions(opts []ListenOption) (listenOptions, error) {
+	lo := listenOptions{backlog: DefaultBacklog, accepts: DefaultAccepts}
+	for _, opt := range opts {
+		if err := opt(&lo); err != nil {
+			return lo, err
+		}
+	}
+	return lo, nil
+}
+
 // WithBacklog sets the kernel's queue of connections not yet accepted.
 func WithBacklog(n int) ListenOption {
 	return func(o *listenOptions) error {

@@ -39,11 +39,9 @@ type unixListener struct {
 // socket options, WithReusePort and WithFirstData are TCP's (an
 // OptionError).
 func (m *Manager) ListenUnix(name string, mode os.FileMode, opts ...ListenOption) (*Listener, error) {
-	lo := listenOptions{backlog: DefaultBacklog, accepts: DefaultAccepts}
-	for _, opt := range opts {
-		if err := opt(&lo); err != nil {
-			return nil, err
-		}
+	lo, err := newListenOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	if err := poller.CheckUnixName(name); err != nil {
 		return nil, &OptionError{"path", name, err.Error()}
@@ -63,9 +61,7 @@ func (m *Manager) ListenUnix(name string, mode os.FileMode, opts ...ListenOption
 	if err != nil {
 		return nil, err
 	}
-	l := &Listener{m: m, w: m.pickWorker(), fd: fd, unix: &unixListener{name: name, file: file},
-		accepts: lo.accepts, framing: lo.framing, done: make(chan struct{})}
-	return m.addListener(l, lo)
+	return m.addListener(&Listener{fd: fd, unix: &unixListener{name: name, file: file}}, lo)
 }
 
 // Path is a Unix domain listener's name ("" for TCP).

@@ -52,7 +52,7 @@ func (p *iocp) postAccept(st *sockState, ctx *ioCtx) error {
 	ctx.accepted = as
 	buf, dataLen := &ctx.addrs[0], uint32(0)
 	if st.first != nil {
-		if buf, dataLen, err = p.takeFirstBuf(st, ctx); err != nil {
+		if buf, dataLen, err = p.takeFirstBuf(ctx); err != nil {
 			windows.Closesocket(as)
 			p.ctxs.put(ctx)
 			return err
@@ -61,14 +61,14 @@ func (p *iocp) postAccept(st *sockState, ctx *ioCtx) error {
 	err = windows.AcceptEx(st.s, as, buf, dataLen, acceptAddrLen, acceptAddrLen, &ctx.bytes, &ctx.ov)
 	if err != nil && err != windows.ERROR_IO_PENDING {
 		windows.Closesocket(as)
-		if st.first != nil {
-			p.firstDone(st, ctx, 0)
-			p.releaseFirst(ctx)
-		}
+		p.releaseFirst(ctx)
 		p.ctxs.put(ctx)
 		return err
 	}
 	st.accepts++
+	if st.first != nil {
+		st.first.pending = append(st.first.pending, ctx) // what SweepAccepts looks at
+	}
 	return nil
 }
 

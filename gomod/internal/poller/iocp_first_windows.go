@@ -64,13 +64,12 @@ func (p *iocp) SweepAccepts(r Ref) {
 }
 
 // takeFirstBuf gives ctx a receive buffer for a first-data AcceptEx.
-func (p *iocp) takeFirstBuf(st *sockState, ctx *ioCtx) (*byte, uint32, error) {
+func (p *iocp) takeFirstBuf(ctx *ioCtx) (*byte, uint32, error) {
 	b, err := p.firstBufs.get()
 	if err != nil {
 		return nil, 0, err
 	}
 	ctx.first = b
-	st.first.pending = append(st.first.pending, ctx)
 	return &b[0], firstDataLen, nil
 }
 

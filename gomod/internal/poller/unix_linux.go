@@ -32,7 +32,7 @@ type UnixFile struct {
 // one is EADDRINUSE, as is any other file there. The UnixFile says what
 // to remove once the listener closes (nil for an abstract name).
 func ListenUnix(name string, backlog int, mode os.FileMode) (Sock, *UnixFile, error) {
-	s, err := newUnixSocket()
+	s, err := NewUnixSocket()
 	if err != nil {
 		return NoSock, nil, err
 	}
@@ -86,20 +86,18 @@ func stale(path string) bool {
 	if unix.Lstat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return false
 	}
-	s, err := newUnixSocket()
+	s, err := NewUnixSocket()
 	if err != nil {
 		return false
 	}
 	defer unix.Close(s)
 	// A refused connect means nothing listens; EAGAIN means a listener
 	// whose backlog is full: alive.
-	return unix.Connect(s, unixSockaddr(path)) == unix.ECONNREFUSED
+	return ConnectUnix(s, path) == unix.ECONNREFUSED
 }
 
-// NewUnixSocket opens a Unix domain socket for ConnectUnix.
-func NewUnixSocket() (Sock, error) { return newUnixSocket() }
-
-func newUnixSocket() (Sock, error) {
+// NewUnixSocket opens a non-blocking, close-on-exec Unix domain socket.
+func NewUnixSocket() (Sock, error) {
 	return unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 }
 
