@@ -48,6 +48,7 @@ class Engine:
         self.manager = _Manager(None, **options)
         self.routes: Dict[int, Callable[[Completion], None]] = {}
         self.on_accept: Optional[Callable[[Connection], None]] = None
+        self.on_idle: Optional[Callable[[], None]] = None  # called when the last connection is forgotten
         self.done = loop.create_future()
         self._ending = False
         self._stop_sent = False
@@ -102,6 +103,8 @@ class Engine:
 
     def forget(self, conn_id: int) -> None:
         self.routes.pop(conn_id, None)
+        if not self.routes and self.on_idle is not None:
+            self.on_idle()
         self._maybe_end()
 
     def end_when_idle(self) -> None:

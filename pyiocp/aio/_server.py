@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, Callable, Optional, Set, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import pyiocp
 from pyiocp import Completion, Connection
@@ -27,7 +27,6 @@ class Server(asyncio.AbstractServer):
         self._factory = factory
         self._engine = engine
         self._listener = listener
-        self._transports: Set[Transport] = set()
         self._serving = True
         engine.on_accept = self._accept
 
@@ -75,12 +74,7 @@ class Server(asyncio.AbstractServer):
             conn.abort()
             self._loop.call_exception_handler({"message": "protocol_factory() failed", "exception": exc})
             return
-        t = Transport(self._engine, conn, protocol, self)
-        self._transports.add(t)
-        _made(t, protocol)
-
-    def _detach(self, t: Transport) -> None:
-        self._transports.discard(t)
+        _made(Transport(self._engine, conn, protocol), protocol)
 
     def __repr__(self) -> str:
         return f"<pyiocp.aio.Server {self._listener.address!r}{'' if self._serving else ' closed'}>"
@@ -119,10 +113,17 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine]" = weakr
 
 def _client_engine(loop: asyncio.AbstractEventLoop) -> Engine:
     engine = _clients.get(loop)
-    if engine is None or engine._ending:
-        engine = Engine(loop, "client")
-        _clients[loop] = engine
-    return engine
+    if engine is not None:
+        return engine
+    made = _clients[loop] = Engine(loop, "client")
+
+    def retire() -> None:  # the last connection is gone: so is the engine
+        if _clients.get(loop) is made:
+            del _clients[loop]
+        made.end_when_idle()
+
+    made.on_idle = retire
+    return made
 
 
 async def create_connection(protocol_factory: ProtocolFactory, host: str, port: int,
@@ -141,13 +142,11 @@ async def create_connection(protocol_factory: ProtocolFactory, host: str, port: 
             engine.forget(conn.id)
             if not done.done():
                 done.set_exception(c.error or ConnectionError(f"the connection to {host}:{port} closed"))
-            _idle(loop, engine)
             return
         if c.kind != "connect":
             return
         protocol = protocol_factory()
         t = Transport(engine, conn, protocol)
-        t._server = _ClientCount(loop, engine)
         _made(t, protocol)
         if not done.done():
             done.set_result((t, protocol))
@@ -158,19 +157,3 @@ async def create_connection(protocol_factory: ProtocolFactory, host: str, port: 
     except asyncio.CancelledError:
         conn.abort()
         raise
-
-
-class _ClientCount:
-    """Closes a loop's client engine when its last connection has."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, engine: Engine) -> None:
-        self._loop, self._engine = loop, engine
-
-    def _detach(self, t: Transport) -> None:
-        _idle(self._loop, self._engine)
-
-
-def _idle(loop: asyncio.AbstractEventLoop, engine: Engine) -> None:
-    if not engine.routes and _clients.get(loop) is engine:
-        del _clients[loop]
-        engine.end_when_idle()

@@ -26,14 +26,12 @@ class Transport(asyncio.Transport):
     and the protocol is paused over the high-water mark), reading pauses
     and resumes, EOF both ways, close after what is pending, abort."""
 
-    def __init__(self, engine: Engine, conn: Connection, protocol: asyncio.BaseProtocol,
-                 server: Any = None) -> None:
+    def __init__(self, engine: Engine, conn: Connection, protocol: asyncio.BaseProtocol) -> None:
         super().__init__()
         self._engine = engine
         self._loop = engine.loop
         self._conn = conn
         self._protocol = protocol
-        self._server = server
         self._extra = {"peername": conn.peer, "sockname": conn.local}
         self._closing = False  # close() or abort() called, or the connection is gone
         self._lost = False  # connection_lost was called
@@ -285,11 +283,7 @@ class Transport(asyncio.Transport):
             self._call_protocol("resume_writing")
         if error is not None and not isinstance(error, Exception):
             error = ConnectionError(str(error))  # asyncio's protocols take an Exception
-        try:
-            self._protocol.connection_lost(error)
-        finally:
-            if self._server is not None:
-                self._server._detach(self)
+        self._protocol.connection_lost(error)
 
     def __repr__(self) -> str:
         state = " closed" if self._lost else " closing" if self._closing else ""
