@@ -44,6 +44,10 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
     def g(sc: str, srv: str, key: str) -> Optional[float]:
         return _get(res, sc, srv, key)
 
+    def vs(sc: str, key: str, other: str = YARDSTICK) -> Optional[float]:
+        """pyiocp's figure over other's in scenario sc."""
+        return _ratio(g(sc, PYIOCP, key), g(sc, other, key))
+
     rows: List[Tuple[str, str, Optional[bool]]] = []
 
     def add(what: str, value: Optional[float], ok: Callable[[float], bool], shown: str = "x") -> None:
@@ -52,11 +56,11 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
 
     e50, e1k = "echo-50x64", "echo-1000x64"
     add("Python handler, 50 x 64 B: msgs/s vs uvloop >= 1.0x",
-        _ratio(g(e50, PYIOCP, "rate"), g(e50, YARDSTICK, "rate")), lambda v: v >= 1.0)
+        vs(e50, "rate"), lambda v: v >= 1.0)
     add("Python handler, 50 x 64 B: msgs per CPU-s vs uvloop >= 1.5x (io_uring issue: >= 1.3x)",
-        _ratio(g(e50, PYIOCP, "per_cpu_s"), g(e50, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.5)
+        vs(e50, "per_cpu_s"), lambda v: v >= 1.5)
     add("Python handler, 1000 x 64 B: msgs per CPU-s vs uvloop >= 1.3x (io_uring issue)",
-        _ratio(g(e1k, PYIOCP, "per_cpu_s"), g(e1k, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.3)
+        vs(e1k, "per_cpu_s"), lambda v: v >= 1.3)
     add("Go handler, 50 x 64 B: msgs/s vs Go net >= 1.0x",
         _ratio(g(e50, "engine io_uring (Go)", "rate"), g(e50, "Go net", "rate")), lambda v: v >= 1.0)
     add("Go handler, 50 x 64 B: CPU per msg vs Go net <= 0.7x (io_uring issue: per CPU-s >= 1.3x)",
@@ -66,47 +70,43 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
     add("Idle: server RSS per idle connection at 10,000 <= 4 KiB",
         g("idle-10k", PYIOCP, "rss_per_conn_kib"), lambda v: v <= 4.0, shown="KiB")
     add("HTTP keep-alive: req/s vs uvloop (same parser) >= 1.0x",
-        _ratio(g("http-50", PYIOCP, "rate"), g("http-50", YARDSTICK, "rate")), lambda v: v >= 1.0)
+        vs("http-50", "rate"), lambda v: v >= 1.0)
     add("Churn: conns/s vs uvloop >= 1.0x",
-        _ratio(g("churn-50", PYIOCP, "rate"), g("churn-50", YARDSTICK, "rate")), lambda v: v >= 1.0)
+        vs("churn-50", "rate"), lambda v: v >= 1.0)
     add("Bulk: MB per CPU-s, io_uring vs epoll >= 1.0x (io_uring issue)",
-        _ratio(g("bulk-1GiB", PYIOCP, "per_cpu_s"), g("bulk-1GiB", "pyiocp epoll", "per_cpu_s")),
-        lambda v: v >= 1.0)
+        vs("bulk-1GiB", "per_cpu_s", "pyiocp epoll"), lambda v: v >= 1.0)
     lines, length = "lines-50x64-d16", "length-50x64-d16"
     add("Line echo, 50 x 64 B, 16 in flight: lines per CPU-s vs uvloop splitting with bytes.split >= 1.5x",
-        _ratio(g(lines, PYIOCP, "per_cpu_s"), g(lines, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.5)
+        vs(lines, "per_cpu_s"), lambda v: v >= 1.5)
     add("Line echo: lines per CPU-s vs uvloop with StreamReader.readline() >= 2x",
-        _ratio(g(lines, PYIOCP, "per_cpu_s"), g(lines, "uvloop streams", "per_cpu_s")), lambda v: v >= 2.0)
+        vs(lines, "per_cpu_s", "uvloop streams"), lambda v: v >= 2.0)
     add("Length-prefixed echo, 50 x 64 B, 16 in flight: frames per CPU-s vs uvloop (a Protocol) >= 1.5x",
-        _ratio(g(length, PYIOCP, "per_cpu_s"), g(length, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.5)
+        vs(length, "per_cpu_s"), lambda v: v >= 1.5)
     add("Two workers keep the tail, 50 x 64 B, pinned to one CPU: p99 vs one worker's <= 1.5x",
         _ratio(g(e50, PYIOCP + " w2", "p99_us"), g(e50, PYIOCP, "p99_us")), lambda v: v <= 1.5)
     add("Two workers keep the tail, 50 x 64 B, unpinned: p99 vs one worker's <= 1.5x",
         _ratio(g(e50, PYIOCP + " w2 unpinned", "p99_us"), g(e50, PYIOCP + " unpinned", "p99_us")),
         lambda v: v <= 1.5)
     add("Thread-pool reply, 1 x 64 B: p50 round trip vs pyiocp's inline reply <= 1.3x",
-        _ratio(g("pool-1x64", PYIOCP, "p50_us"), g("pool-1x64", INLINE, "p50_us")), lambda v: v <= 1.3)
+        vs("pool-1x64", "p50_us", INLINE), lambda v: v <= 1.3)
     add("Thread-pool reply, 50 x 64 B: msgs per CPU-s vs uvloop's run_in_executor >= 1.0x",
-        _ratio(g("pool-50x64", PYIOCP, "per_cpu_s"), g("pool-50x64", YARDSTICK, "per_cpu_s")), lambda v: v >= 1.0)
+        vs("pool-50x64", "per_cpu_s"), lambda v: v >= 1.0)
     calls = res.get("syscalls", {}).get(PYIOCP, {}).get("syscalls_per_unit")
     add("System calls per echoed message, 50 x 64 B, io_uring <= 0.5 (io_uring issue)",
         calls, lambda v: v <= 0.5, shown="")
     tls_echo, tls_churn, tls_bulk = "tls-echo-50x64", "tls-churn-50", "tls-bulk-1GiB"
     add("TLS echo, 50 x 64 B: msgs per CPU-s vs uvloop's ssl >= 2x",
-        _ratio(g(tls_echo, PYIOCP, "per_cpu_s"), g(tls_echo, YARDSTICK, "per_cpu_s")), lambda v: v >= 2.0)
+        vs(tls_echo, "per_cpu_s"), lambda v: v >= 2.0)
     add("TLS full handshakes per CPU-s vs uvloop's ssl >= 1x",
-        _ratio(g(tls_churn, PYIOCP, "per_cpu_s"), g(tls_churn, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.0)
+        vs(tls_churn, "per_cpu_s"), lambda v: v >= 1.0)
     add("TLS bulk, 1 GiB: MB per CPU-s vs uvloop's ssl >= 1x",
-        _ratio(g(tls_bulk, PYIOCP, "per_cpu_s"), g(tls_bulk, YARDSTICK, "per_cpu_s")), lambda v: v >= 1.0)
+        vs(tls_bulk, "per_cpu_s"), lambda v: v >= 1.0)
     add("TLS idle: memory per idle connection at 10,000 vs uvloop's <= 1x",
-        _ratio(g("tls-idle-10k", PYIOCP, "rss_per_conn_kib"), g("tls-idle-10k", YARDSTICK, "rss_per_conn_kib")),
-        lambda v: v <= 1.0)
+        vs("tls-idle-10k", "rss_per_conn_kib"), lambda v: v <= 1.0)
     add("asyncio streams echo, 50 x 64 B, pyiocp.aio vs uvloop's streams: msgs per CPU-s >= 1x",
-        _ratio(g("streams-echo-50x64", PYIOCP, "per_cpu_s"), g("streams-echo-50x64", YARDSTICK, "per_cpu_s")),
-        lambda v: v >= 1.0)
+        vs("streams-echo-50x64", "per_cpu_s"), lambda v: v >= 1.0)
     add("Unix-socket echo, 50 x 64 B: msgs per CPU-s vs uvloop >= 1.1x",
-        _ratio(g("unix-echo-50x64", PYIOCP, "per_cpu_s"), g("unix-echo-50x64", YARDSTICK, "per_cpu_s")),
-        lambda v: v >= 1.1)
+        vs("unix-echo-50x64", "per_cpu_s"), lambda v: v >= 1.1)
     return rows
 
 
