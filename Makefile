@@ -18,6 +18,10 @@
 #                (make test-windows-go), then the Python tests on a Windows CPython against the
 #                extension cross-built for it (make test-windows-python, make windows-extension)
 #   make windows-deps  Wine, MinGW-w64 and a Windows CPython (.ci/wine/setup, .ci/wine/python-setup)
+#   make wheel   dist/: the Linux wheel (manylinux_2_34, checked by auditwheel), the win_amd64
+#                wheel (cross-built with MinGW-w64) and the sdist; no Go or C compiler is needed
+#                to install a wheel (tests_py/test_wheel.py, make test-windows-wheel,
+#                scripts/wheel_fresh_check.sh on a fresh root without them)
 #   make clean   remove build outputs (make distclean: also .venv)
 #
 # Go and Python build against Debian's /usr/bin/python3, never a pyenv one.
@@ -34,7 +38,7 @@ PYTEST_ARGS ?=
 
 APT_PACKAGES := gcc pkg-config python3-dev python3-venv python3-pip python3-setuptools \
 	python3-wheel python3-pytest python3-pytest-timeout python3-uvloop \
-	python3-hypothesis mypy curl wrk openssl
+	python3-hypothesis mypy curl wrk openssl python3-pyelftools
 
 # The cgo environment of the extension build, from setup.py (one source of
 # truth), so that `go vet` and `go test` compile gomod/pybind the same way:
@@ -53,7 +57,7 @@ export GOFLAGS := $(call cgo_env,GOFLAGS)
 VENV_STAMP := $(VENV)/.pyiocp-editable
 
 .PHONY: deps build test test-python test-windows test-windows-go windows-deps windows-extension \
-	test-windows-python typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
+	test-windows-python test-windows-wheel wheel wheel-linux wheel-windows sdist typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
 
 # Installs the Debian packages among $(1) that are missing.
 define apt_install
@@ -190,6 +194,7 @@ windows-deps:
 test-windows:
 	$(MAKE) --no-print-directory test-windows-go
 	$(MAKE) --no-print-directory test-windows-python
+	$(MAKE) --no-print-directory test-windows-wheel
 
 test-windows-go: windows-deps
 	GOOS=windows CGO_ENABLED=0 $(GO) vet ./gomod/internal/... ./gomod/engine ./tests_go
@@ -233,6 +238,43 @@ test-windows-python: windows-extension
 	PYIOCP_TEST_PKI=build/windows/pki .ci/wine/python -m pytest tests_py -p no:cacheprovider -m "not linux" \
 		$(WINDOWS_PY_SKIP) -o iocp_settle_timeout=8 --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
 
+# The Windows wheel as a user gets it: unpacked (RECORD's hashes checked)
+# into a directory of its own and run from there by the Windows CPython,
+# with scripts/wheel_smoke.py (an echo round trip, the pytest plugin found
+# through the wheel's entry points). Unpacked, not pip-installed: Debian's
+# pip has no Windows script launchers to write the `pyiocp` command with.
+WIN_WHEEL_CHECK := build/windows/wheel-check
+
+test-windows-wheel: wheel-windows
+	rm -rf $(WIN_WHEEL_CHECK) && mkdir -p $(WIN_WHEEL_CHECK)/unpacked $(WIN_WHEEL_CHECK)/work
+	$(SYSTEM_PYTHON) -m wheel unpack --dest $(WIN_WHEEL_CHECK)/unpacked $(DIST)/pyiocp-*-win_amd64.whl
+	d=$$(echo $(CURDIR)/$(WIN_WHEEL_CHECK)/unpacked/pyiocp-*); cd $(WIN_WHEEL_CHECK)/work && \
+	  WIN_PYIOCP=$$d $(CURDIR)/.ci/wine/python $(CURDIR)/scripts/wheel_smoke.py --installed-in "Z:$$d"
+
+# Wheels and the sdist, into dist/. The Linux wheel is built from scratch
+# in a build directory of its own, tagged WHEEL_PLAT, and auditwheel must
+# agree: Debian 12's gcc and glibc give the Go runtime's cgo pthread_*
+# symbols version GLIBC_2.34, which is the floor (scripts/auditwheel).
+DIST := dist
+WHEEL_PLAT := manylinux_2_34_x86_64
+
+wheel: wheel-linux wheel-windows sdist
+	@ls -l $(DIST)
+
+wheel-linux: $(VENV_STAMP)
+	rm -rf build/wheel $(DIST)/pyiocp-*-linux*.whl $(DIST)/pyiocp-*-manylinux*.whl
+	$(PY) setup.py -q build --build-base build/wheel bdist_wheel --plat-name $(WHEEL_PLAT) --dist-dir $(DIST)
+	scripts/auditwheel show $(DIST)/pyiocp-*-$(WHEEL_PLAT).whl | tee build/wheel/auditwheel.txt
+	tr -s ' \n' ' ' <build/wheel/auditwheel.txt | grep -q 'consistent with the following platform tag: "$(WHEEL_PLAT)"'
+
+wheel-windows: windows-extension
+	rm -f $(DIST)/pyiocp-*-win_amd64.whl
+	$(SYSTEM_PYTHON) scripts/windows_wheel.py $(WIN_PKG) $(DIST)
+
+sdist: $(VENV_STAMP)
+	rm -f $(DIST)/pyiocp-*.tar.gz
+	$(PY) setup.py -q sdist --dist-dir $(DIST)
+
 run: build
 	PY=$(PY) bash scripts/run_demo.sh
 
@@ -251,7 +293,7 @@ bench-quick: bench-deps build
 	$(PY) -m bench.suite --quick $(BENCH_ARGS)
 
 clean:
-	rm -rf build *.egg-info .pytest_cache pyiocp/_pyiocp*.so pyiocp/_pyiocp*.pyd pyiocp/_pyiocp*.h
+	rm -rf build dist *.egg-info .pytest_cache pyiocp/_pyiocp*.so pyiocp/_pyiocp*.pyd pyiocp/_pyiocp*.h
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
