@@ -1,5 +1,5 @@
-"""A user's install: pip install of a copy of the source tree into a fresh
-venv (Debian's /usr/bin/python3, --system-site-packages for setuptools and
+"""A user's install: pip install of the sdist (made from a copy of the
+source tree) into a fresh venv (Debian's /usr/bin/python3, --system-site-packages for setuptools and
 wheel, no index), then pyiocp works from outside the source tree."""
 
 from __future__ import annotations
@@ -60,8 +60,13 @@ def test_pip_install_into_a_fresh_venv(tmp_path: Path) -> None:
     subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--system-site-packages", str(venv)], check=True, env=env,
                    timeout=60)
     py = venv / "bin" / "python"
+    # Installed from the sdist (make sdist's): it must hold all the build needs.
+    r = subprocess.run([SYSTEM_PYTHON, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist")], cwd=src,
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (sdist,) = (tmp_path / "dist").glob("pyiocp-*.tar.gz")
     r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps", "--no-index",
-                        str(src)], capture_output=True, text=True, env=env, timeout=180)
+                        str(sdist)], capture_output=True, text=True, env=env, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
 
     work = tmp_path / "elsewhere"  # outside both the source tree and its copy
