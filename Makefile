@@ -38,7 +38,7 @@ PYTEST_ARGS ?=
 
 APT_PACKAGES := gcc pkg-config python3-dev python3-venv python3-pip python3-setuptools \
 	python3-wheel python3-pytest python3-pytest-timeout python3-uvloop \
-	python3-hypothesis mypy curl wrk openssl python3-pyelftools
+	python3-hypothesis mypy curl wrk openssl python3-pyelftools haproxy
 
 # The cgo environment of the extension build, from setup.py (one source of
 # truth), so that `go vet` and `go test` compile gomod/pybind the same way:
@@ -123,7 +123,7 @@ test-python: $(VENV_STAMP)
 # exceeded" as -fuzztime expires (go.dev/issue/75804, fixed in Go 1.27): that
 # alone, with no failing input written, is not a failure.
 FUZZ_TARGETS := gomod/engine:FuzzParseAddr gomod/engine:FuzzLines gomod/engine:FuzzLengthPrefixed gomod/internal/poller:FuzzFromRaw \
-	gomod/internal/tlsio:FuzzServerHandshakeInput
+	gomod/internal/tlsio:FuzzServerHandshakeInput gomod/engine:FuzzProxyHeader
 FUZZTIME ?= 10s
 FUZZ_LOG_DIR ?=
 

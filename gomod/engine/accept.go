@@ -108,16 +108,29 @@ func (w *worker) adopt(c *Conn) {
 	c.lastActive = w.now
 	w.learnLocal(c)
 	w.conns.push(c)
-	w.schedule(c)
-	if lt := c.listener.tls.Load(); lt != nil {
-		w.startTLS(c, lt) // announced once its handshake succeeds
+	if lp := c.listener.proxy; lp != nil {
+		if !w.startProxy(c, lp) {
+			return
+		}
+		w.schedule(c) // the header's deadline
 	} else {
-		w.announce(c)
+		w.schedule(c)
+		w.begin(c)
 	}
 	w.deliverFirst(c)
 	// The first receive is posted next round, once whoever took this
 	// event has let the connection go (pollers.go).
 	w.rearm = append(w.rearm, c)
+}
+
+// begin starts an accepted connection's life for the application: its TLS
+// handshake, or its announcement.
+func (w *worker) begin(c *Conn) {
+	if lt := c.listener.tls.Load(); lt != nil {
+		w.startTLS(c, lt) // announced once its handshake succeeds
+	} else {
+		w.announce(c)
+	}
 }
 
 // announce tells the application of an accepted connection.

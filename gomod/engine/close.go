@@ -125,6 +125,7 @@ func (w *worker) finalize(c *Conn) {
 		pool.gone(c, c.closeErr)
 	}
 	w.tlsEnd(c)
+	w.proxyEnd(c)
 	w.cancelTimers(c)
 	if c.byName != nil {
 		c.byName.endLookup() // a lookup still running has nobody to tell

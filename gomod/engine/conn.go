@@ -68,10 +68,11 @@ type Conn struct {
 	freed       bool
 	timers      []*Timer // pending CallLater timers (timer.go)
 	local       netip.AddrPort
-	framing     Framing // what SendFrame uses (framing_conn.go)
-	pool        *Pool   // the Pool that adopted it, nil: none (pool.go)
-	opened      bool    // connected (outbound) or accepted: for a Pool adopting it late, and SendNow
-	finalErr    error   // closeErr, once freed: for a Pool adopting it late
+	proxied     netip.AddrPort // the load balancer's, when a PROXY header named peer: set before announced
+	framing     Framing        // what SendFrame uses (framing_conn.go)
+	pool        *Pool          // the Pool that adopted it, nil: none (pool.go)
+	opened      bool           // connected (outbound) or accepted: for a Pool adopting it late, and SendNow
+	finalErr    error          // closeErr, once freed: for a Pool adopting it late
 
 	// Owned by the worker: no lock.
 	state       connState
@@ -80,6 +81,7 @@ type Conn struct {
 	connecting  bool
 	announced   bool // the application knows the connection: on_close is owed
 	gotData     bool
+	proxyw      *proxyWait    // a PROXY listener's connection waiting for its header (proxy.go)
 	byName      *byName       // a ConnectHost's lookup and addresses (resolve.go); nil otherwise
 	ownIdle     bool          // idleTimeout, not the manager's (SetIdleTimeout)
 	idleTimeout time.Duration // when ownIdle; 0: none

@@ -1,10 +1,6 @@
 package engine
 
-import (
-	"time"
-
-	"github.com/pyiocp/pyiocp/gomod/internal/poller"
-)
+import "time"
 
 // Accepts with the first data: a listener whose accepts complete only once
 // the peer has sent something, so that a peer that connects and stays
@@ -58,8 +54,9 @@ func (w *worker) sweepAccepts() {
 }
 
 // deliverFirst hands an adopted connection's first bytes, which came with
-// its accept, on as a receive would: a TLS connection's to its session
-// (which copies them); a plaintext one's are held, and deliverHeld passes
+// its accept, on as a receive would: those of a connection waiting for its
+// PROXY header to the header; a TLS connection's to its session (which
+// copies them); a plaintext one's are held, and deliverHeld passes
 // them on from the worker's spill memory (what the application gets lives
 // outside the Go heap: c.first does not).
 func (w *worker) deliverFirst(c *Conn) {
@@ -68,11 +65,11 @@ func (w *worker) deliverFirst(c *Conn) {
 		return
 	}
 	c.first = nil
-	if c.tlsc() != nil {
-		w.recvDone(c, &poller.Completion{Op: poller.OpRecv, Data: data})
+	w.stats.bytesIn.Add(uint64(len(data)))
+	if c.proxyw != nil || c.tlsc() != nil {
+		w.received(c, data) // a header's, or the session's, which copies them
 		return
 	}
-	w.stats.bytesIn.Add(uint64(len(data)))
 	c.gotData = true
 	c.held.append(data)
 	w.resume = append(w.resume, c)

@@ -26,6 +26,7 @@ type Listener struct {
 	sock       SockOptions                 // every accepted socket's too
 	framing    Framing                     // every accepted connection's (never changed: shared)
 	tls        atomic.Pointer[listenerTLS] // nil: plaintext (tls.go)
+	proxy      *listenerProxy              // nil: no PROXY protocol header (proxy.go)
 	closeAsked atomic.Bool
 	taken      atomic.Bool   // its worker has run startListen
 	done       chan struct{} // closed once the socket is closed

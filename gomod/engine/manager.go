@@ -177,6 +177,7 @@ func (m *Manager) addListener(l *Listener, lo listenOptions) (*Listener, error) 
 	l.m, l.w, l.done = m, m.pickWorker(), make(chan struct{})
 	l.accepts, l.sock, l.framing, l.firstData = lo.accepts, lo.sock, lo.framing, lo.firstData
 	l.tls.Store(lo.tls)
+	l.proxy = lo.proxy
 	m.lmu.Lock()
 	m.listeners[l] = struct{}{}
 	m.lmu.Unlock()

@@ -196,7 +196,8 @@ type listenOptions struct {
 	sock      SockOptions
 	framing   Framing
 	tls       *listenerTLS
-	firstData bool // first_data.go
+	firstData bool           // first_data.go
+	proxy     *listenerProxy // proxy.go
 }
 
 // newListenOptions applies opts over the defaults.

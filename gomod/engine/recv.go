@@ -15,9 +15,18 @@ func (w *worker) recvDone(c *Conn, cpl *poller.Completion) {
 		w.peerEOF(c)
 		return
 	}
-	n := len(cpl.Data)
-	w.stats.bytesIn.Add(uint64(n))
+	w.stats.bytesIn.Add(uint64(len(cpl.Data)))
+	w.received(c, cpl.Data)
+}
+
+// received takes bytes read from c's socket (or that came with its accept).
+func (w *worker) received(c *Conn, data []byte) {
+	n := len(data)
 	c.lastActive = w.now
+	if c.proxyw != nil {
+		w.proxyRecv(c, data)
+		return
+	}
 	c.gotData = true
 	if c.state == stateClosing {
 		// The application closed: what still arrives is read and dropped,
@@ -31,7 +40,6 @@ func (w *worker) recvDone(c *Conn, cpl *poller.Completion) {
 		}
 		return
 	}
-	data := cpl.Data
 	if c.tlsc() != nil {
 		var ok bool
 		if data, ok = w.tlsRecv(c, data); !ok {
@@ -188,6 +196,10 @@ func (w *worker) peerEOF(c *Conn) {
 	c.eof = true
 	if c.state == stateClosing {
 		w.settle(c)
+		return
+	}
+	if c.proxyw != nil {
+		w.abort(c, &ProxyError{errProxyMissing}, true) // ended before its header did
 		return
 	}
 	if c.tlsc() != nil && !c.tlsc().up() {

@@ -16,6 +16,7 @@ type workerStats struct {
 	stray        atomic.Uint64
 
 	tlsHandshakeErrors atomic.Uint64
+	proxyErrors        atomic.Uint64
 
 	acceptErrorEpisodes atomic.Uint64
 }
@@ -47,6 +48,8 @@ type Stats struct {
 
 	TLSConnections     int    // announced TLS connections open now
 	TLSHandshakeErrors uint64 // inbound TLS connections closed before their handshake succeeded
+
+	ProxyErrors uint64 // connections of PROXY listeners reset unseen: no, a bad or a late header, or a source not allowed
 }
 
 // Stats returns the current counters.
@@ -74,6 +77,7 @@ func (m *Manager) Stats() Stats {
 		s.AcceptErrorEpisodes += st.acceptErrorEpisodes.Load()
 		s.Stray += st.stray.Load()
 		s.TLSHandshakeErrors += st.tlsHandshakeErrors.Load()
+		s.ProxyErrors += st.proxyErrors.Load()
 	}
 	return s
 }

@@ -24,6 +24,9 @@ func (w *worker) deadlineOf(c *Conn) int64 {
 			earliest(c.byName.nextAt) // the next address's attempt (race.go)
 		}
 	case stateOpen, stateClosing:
+		if c.proxyw != nil {
+			earliest(c.openedAt + int64(w.m.proxyTimeout()))
+		}
 		if !c.outbound && !c.gotData && o.acceptTimeout > 0 {
 			earliest(c.openedAt + int64(o.acceptTimeout))
 		}
@@ -49,7 +52,9 @@ func (w *worker) fire(c *Conn) {
 		c.lastActive = t // SendNow wrote, on another thread
 	}
 	if err := w.timedOut(c); err != nil {
-		w.stats.timedOut.Add(1)
+		if err != errProxyTimeout { // counted as a PROXY error (proxyEnd)
+			w.stats.timedOut.Add(1)
+		}
 		w.abort(c, err, true)
 		return
 	}
@@ -66,6 +71,8 @@ func (w *worker) timedOut(c *Conn) error {
 		if c.connectBy > 0 && w.now >= c.connectBy {
 			return ErrConnectTimeout
 		}
+	case c.proxyw != nil && w.now >= c.openedAt+int64(w.m.proxyTimeout()):
+		return errProxyTimeout
 	case !c.outbound && !c.gotData && o.acceptTimeout > 0 && w.now >= c.openedAt+int64(o.acceptTimeout):
 		return ErrAcceptTimeout
 	case w.idleTimeoutOf(c) > 0 && w.now >= c.lastActive+int64(w.idleTimeoutOf(c)):
