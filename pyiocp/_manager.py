@@ -28,6 +28,7 @@ from ._listener import Listener
 from ._pyiocp import Connection, Timer
 from ._framing import Framing, framing_arg
 from ._sockopts import KeepAlive, sockopts
+from ._proxy import ProxySources, proxy_args, proxy_mode
 from ._tls import TLSConfig, tls_handle
 from ._unix import PathArg, unix_mode, unix_path, unix_supported
 from ._threads import _LostInterruptCatcher, _PollerExit, _SigtermCatcher, _StartGate, _UnservedWatch, _wait_set
@@ -143,6 +144,8 @@ class SocketManager:
         framing: Framing = None,
         tls: Optional[TLSConfig] = None,
         first_data: bool = False,
+        proxy_protocol: Optional[str] = None,
+        proxy_allow_from: Optional[ProxySources] = None,
     ) -> Listener:
         """Listen on host:port (port 0 picks a free port: see .address).
         The socket options (TCP_NODELAY, keepalive, the kernel's buffer
@@ -154,7 +157,15 @@ class SocketManager:
         and the callbacks see plaintext. With first_data a connection is
         accepted only once its peer has sent something (a peer silent for
         accept_timeout, or 10 s without one, is dropped); on_accept then
-        on_recv with those bytes follow, as without it."""
+        on_recv with those bytes follow, as without it. With
+        proxy_protocol ("v1", "v2" or "auto": either) the listener is
+        behind a load balancer that sends a PROXY protocol header first:
+        it is read before anything else (the TLS handshake too), and
+        Connection.peer is the client it names, Connection.proxy the
+        balancer. Only sources in proxy_allow_from (CIDR prefixes; by
+        default loopback) may connect; a missing, malformed or late
+        (accept_timeout, or 10 s) header resets the connection unseen,
+        counted in stats()["proxy_errors"]."""
         backlog = _int_arg("backlog", backlog, 1, MAX_BACKLOG)
         accepts = _int_arg("accepts", accepts, 1, MAX_ACCEPTS)
         for name, flag in (("reuse_port", reuse_port), ("first_data", first_data)):
@@ -163,9 +174,11 @@ class SocketManager:
         opts = sockopts(nodelay, keepalive, rcvbuf, sndbuf)
         framing = framing_arg(framing)
         tls_h = tls_handle(tls)
+        proxy, allow = proxy_args(proxy_protocol, proxy_allow_from)
         self._check_open()
         ip, port = _resolve(host, port, passive=True)
-        handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port, first_data, opts, framing, tls_h)
+        handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port, first_data, opts, framing, tls_h,
+                                            proxy, allow)
         return self._keep_listener(Listener(self, handle, (ip, bound), tls))
 
     def _keep_listener(self, lst: Listener) -> Listener:
@@ -209,15 +222,16 @@ class SocketManager:
 
     def listen_unix(self, path: PathArg, *, backlog: int = DEFAULT_BACKLOG, mode: Optional[int] = None,
                     accepts: int = DEFAULT_ACCEPTS, framing: Framing = None,
-                    tls: Optional[TLSConfig] = None) -> Listener:
+                    tls: Optional[TLSConfig] = None, proxy_protocol: Optional[str] = None) -> Listener:
         """Listen on the Unix domain socket path (Linux; a leading "\\0"
         names the abstract namespace, with no file). A socket file left by
         a listener that is gone is replaced; one something listens on, or
         any other file, is OSError EADDRINUSE. mode sets the file's
         permission bits (0o660, say). The file is removed when the listener
         closes. The connections are listen()'s: the same Handler, framing,
-        tls, timeouts and limits; Connection.peer and .local are the names
-        ("" when unnamed)."""
+        tls, timeouts and limits, and proxy_protocol (from any peer: a Unix
+        domain one is local); Connection.peer and .local are the names
+        ("" when unnamed), unless a PROXY header names the client."""
         unix_supported()
         raw = unix_path(path)
         perm = unix_mode(mode)
@@ -225,8 +239,9 @@ class SocketManager:
         accepts = _int_arg("accepts", accepts, 1, MAX_ACCEPTS)
         framing = framing_arg(framing)
         tls_h = tls_handle(tls)
+        proxy = proxy_mode(proxy_protocol)
         self._check_open()
-        handle = self._engine.listen_unix(raw, perm, backlog, accepts, framing, tls_h)
+        handle = self._engine.listen_unix(raw, perm, backlog, accepts, framing, tls_h, proxy)
         return self._keep_listener(Listener(self, handle, os.fsdecode(raw), tls))
 
     def connect_unix(self, path: PathArg, *, timeout: Optional[float] = None,

@@ -77,6 +77,16 @@ static PyObject *Conn_get_local(ConnObject *self, void *unused)
     return address(family, ip, port);
 }
 
+static PyObject *Conn_get_proxy(ConnObject *self, void *unused)
+{
+    uint8_t ip[16];
+    uint16_t port = 0;
+    int family = pyiocpConnProxy(self->engine->h, self->slot, self->id, ip, &port);
+    if (family == 1)
+        return unix_name(self, 1);
+    return address(family, ip, port);
+}
+
 static PyObject *Conn_get_id(ConnObject *self, void *unused)
 {
     return PyLong_FromUnsignedLongLong(self->id);
@@ -175,6 +185,8 @@ static PyGetSetDef Conn_getset[] = {
     {"pending", (getter)Conn_get_pending, NULL, "bytes queued and not yet written", NULL},
     {"closed", (getter)Conn_get_closed, NULL, "True once closing or closed", NULL},
     {"tls", (getter)Conn_get_tls, NULL, "a pyiocp.TLSInfo, or None for plaintext", NULL},
+    {"proxy", (getter)Conn_get_proxy, NULL,
+     "(host, port) of the load balancer whose PROXY header named peer, or None", NULL},
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {NULL},
 };

@@ -141,11 +141,15 @@ static PyObject *Engine_listen(EngineObject *self, PyObject *args)
     pyiocp_sockopts so;
     pyiocp_framing fr;
     long long tls;
+    int proxy;
+    const char *allow; /* NULL: the default sources */
     PyObject *opts, *framing;
-    if (!PyArg_ParseTuple(args, "siiippOOL", &ip, &port, &backlog, &accepts, &reuse, &first, &opts, &framing, &tls) ||
+    if (!PyArg_ParseTuple(args, "siiippOOLiz", &ip, &port, &backlog, &accepts, &reuse, &first, &opts, &framing, &tls,
+                          &proxy, &allow) ||
         sockopts_from(opts, &so) < 0 || framing_from(framing, &fr) < 0)
         return NULL;
-    if (pyiocpListen(self->h, (char *)ip, port, backlog, accepts, reuse, first, &so, &fr, tls, &lh, &bound, &err) != PYIOCP_OK)
+    if (pyiocpListen(self->h, (char *)ip, port, backlog, accepts, reuse, first, &so, &fr, tls, proxy, (char *)allow, &lh,
+                     &bound, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
     return Py_BuildValue("Li", (long long)lh, bound);
 }
@@ -270,7 +274,7 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused)
     memset(&s, 0, sizeof(s));
     if (!pyiocpStats(self->h, &s))
         return raise_code(PYIOCP_E_MANAGER_CLOSED, NULL);
-    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLss}",
+    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLss}",
                          "connections", (long long)s.connections, "accepted", (long long)s.accepted,
                          "connected", (long long)s.connected, "closed", (long long)s.closed,
                          "rejected", (long long)s.rejected, "timed_out", (long long)s.timed_out,
@@ -282,7 +286,8 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused)
                          "stray_completions", (long long)s.stray, "listeners", (long long)s.listeners,
                          "workers", (long long)s.workers,
                          "tls_connections", (long long)s.tls_connections,
-                         "tls_handshake_errors", (long long)s.tls_handshake_errors, "backend", s.backend);
+                         "tls_handshake_errors", (long long)s.tls_handshake_errors,
+                         "proxy_errors", (long long)s.proxy_errors, "backend", s.backend);
 }
 
 static PyObject *Engine_get(EngineObject *self, PyObject *arg)
@@ -300,7 +305,8 @@ static PyObject *Engine_get(EngineObject *self, PyObject *arg)
 }
 
 static PyMethodDef Engine_methods[] = {
-    {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, first_data, sockopts, framing, tls_handle) -> (handle, port)"},
+    {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, first_data, sockopts, framing, tls_handle, proxy_mode, "
+     "proxy_allow) -> (handle, port)"},
     {"close_listener", (PyCFunction)Engine_close_listener, METH_O, "close_listener(handle)"},
     {"reload_tls", (PyCFunction)Engine_reload_tls, METH_VARARGS, "reload_tls(listener_handle, tls_handle)"},
     {"listener_waiting", (PyCFunction)Engine_listener_waiting, METH_O, "listener_waiting(handle) -> bool: connections wait, no worker has the listener"},

@@ -165,7 +165,8 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 
 //export pyiocpListen
 func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort, firstData C.int, so *C.pyiocp_sockopts,
-	fr *C.pyiocp_framing, tlsHandle C.int64_t, lh *C.int64_t, boundPort *C.int, e *C.pyiocp_error) C.int {
+	fr *C.pyiocp_framing, tlsHandle C.int64_t, proxyMode C.int, proxyAllow *C.char, lh *C.int64_t, boundPort *C.int,
+	e *C.pyiocp_error) C.int {
 	ent, addr, err := target(h, ip, port)
 	if err != nil {
 		return setErr(e, err)
@@ -174,7 +175,11 @@ func pyiocpListen(h C.int64_t, ip *C.char, port, backlog, accepts, reusePort, fi
 	if err != nil {
 		return setErr(e, err)
 	}
-	l, err := ent.m.Listen(addr, append(withTLS, engine.WithBacklog(int(backlog)), engine.WithAccepts(int(accepts)),
+	withProxy, err := listenProxy(proxyMode, proxyAllow)
+	if err != nil {
+		return setErr(e, err)
+	}
+	l, err := ent.m.Listen(addr, append(withTLS, withProxy, engine.WithBacklog(int(backlog)), engine.WithAccepts(int(accepts)),
 		engine.WithReusePort(reusePort != 0), engine.WithFirstData(firstData != 0), engine.WithSockOptions(sockOptions(so)),
 		engine.WithFraming(framing(fr)))...)
 	if err != nil {
@@ -338,7 +343,7 @@ func fill(ent *entry, out *C.pyiocp_event, ev *engine.Event) {
 	}
 	switch ev.Kind {
 	case engine.EventAccept, engine.EventConnect: // a ConnectHost's peer is known from its connect
-		if ev.Conn.IsUnix() {
+		if ev.Conn.IsUnix() && !ev.Conn.Peer().IsValid() { // unless a PROXY header named a client
 			out.family = 1 // the names: pyiocpConnUnixName
 			break
 		}
@@ -469,7 +474,13 @@ func pyiocpConnLocal(h C.int64_t, slot C.uint32_t, id C.uint64_t, ip *C.uint8_t,
 	if c.IsUnix() {
 		return 1 // the name: pyiocpConnUnixName
 	}
-	a := c4or6(c.Local())
+	return putAddr(c.Local(), ip, port)
+}
+
+// putAddr writes a into ip (16 bytes, IPv4 mapped) and port: its family, 4
+// or 6, or 0 when a is not valid.
+func putAddr(a netip.AddrPort, ip *C.uint8_t, port *C.uint16_t) C.int {
+	a = c4or6(a)
 	if !a.IsValid() {
 		return 0
 	}
@@ -565,6 +576,7 @@ func pyiocpStats(h C.int64_t, out *C.pyiocp_stats) C.int {
 	out.workers = C.int64_t(s.Workers)
 	out.tls_connections = C.int64_t(s.TLSConnections)
 	out.tls_handshake_errors = C.int64_t(s.TLSHandshakeErrors)
+	out.proxy_errors = C.int64_t(s.ProxyErrors)
 	putString(out.backend[:], s.Backend)
 	return 1
 }

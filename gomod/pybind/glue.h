@@ -122,6 +122,7 @@ typedef struct pyiocp_stats {
     int64_t completions, accept_errors, stray, listeners, workers;
     int64_t accept_error_episodes;
     int64_t tls_connections, tls_handshake_errors;
+    int64_t proxy_errors;
     char backend[32];
 } pyiocp_stats;
 

@@ -6,23 +6,23 @@
 /* sun_path's size: no name is longer. */
 #define UNIX_NAME_MAX 108
 
-/* listen_unix(path, mode, backlog, accepts, framing, tls_handle) -> handle */
+/* listen_unix(path, mode, backlog, accepts, framing, tls_handle, proxy_mode) -> handle */
 PyObject *Engine_listen_unix(EngineObject *self, PyObject *args)
 {
     const char *path;
     Py_ssize_t len;
-    int mode, backlog, accepts;
+    int mode, backlog, accepts, proxy;
     long long tls;
     int64_t lh = 0;
     pyiocp_error err;
     pyiocp_framing fr;
     PyObject *framing;
-    if (!PyArg_ParseTuple(args, "y#iiiOL", &path, &len, &mode, &backlog, &accepts, &framing, &tls) ||
+    if (!PyArg_ParseTuple(args, "y#iiiOLi", &path, &len, &mode, &backlog, &accepts, &framing, &tls, &proxy) ||
         framing_from(framing, &fr) < 0)
         return NULL;
     if (len > UNIX_NAME_MAX)
         return PyErr_Format(PyExc_ValueError, "path is too long (%zd bytes)", len);
-    if (pyiocpListenUnix(self->h, (char *)path, (int)len, mode, backlog, accepts, &fr, tls, &lh, &err) != PYIOCP_OK)
+    if (pyiocpListenUnix(self->h, (char *)path, (int)len, mode, backlog, accepts, &fr, tls, proxy, &lh, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
     return PyLong_FromLongLong(lh);
 }

@@ -17,7 +17,7 @@ import (
 
 //export pyiocpListenUnix
 func pyiocpListenUnix(h C.int64_t, path *C.char, pathLen C.int, mode, backlog, accepts C.int, fr *C.pyiocp_framing,
-	tlsHandle C.int64_t, lh *C.int64_t, e *C.pyiocp_error) C.int {
+	tlsHandle C.int64_t, proxyMode C.int, lh *C.int64_t, e *C.pyiocp_error) C.int {
 	ent := lookup(int64(h))
 	if ent == nil {
 		return setErr(e, engine.ErrManagerClosed)
@@ -26,7 +26,11 @@ func pyiocpListenUnix(h C.int64_t, path *C.char, pathLen C.int, mode, backlog, a
 	if err != nil {
 		return setErr(e, err)
 	}
-	l, err := ent.m.ListenUnix(C.GoStringN(path, pathLen), os.FileMode(mode), append(withTLS,
+	withProxy, err := listenProxy(proxyMode, nil) // a Unix domain peer is always allowed
+	if err != nil {
+		return setErr(e, err)
+	}
+	l, err := ent.m.ListenUnix(C.GoStringN(path, pathLen), os.FileMode(mode), append(withTLS, withProxy,
 		engine.WithBacklog(int(backlog)), engine.WithAccepts(int(accepts)), engine.WithFraming(framing(fr)))...)
 	if err != nil {
 		return setErr(e, err)
