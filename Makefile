@@ -22,6 +22,8 @@
 #                wheel (cross-built with MinGW-w64) and the sdist; no Go or C compiler is needed
 #                to install a wheel (tests_py/test_wheel.py, make test-windows-wheel,
 #                scripts/wheel_fresh_check.sh on a fresh root without them)
+#   make python-ft  CPython 3.13 built free-threaded (--disable-gil) from Debian trixie's source, once,
+#                into ~/.cache/pyiocp (make python-313: the standard build); prints the interpreter's path
 #   make clean   remove build outputs (make distclean: also .venv)
 #
 # Go and Python build against Debian's /usr/bin/python3, never a pyenv one.
@@ -57,7 +59,7 @@ export GOFLAGS := $(call cgo_env,GOFLAGS)
 VENV_STAMP := $(VENV)/.pyiocp-editable
 
 .PHONY: deps build test test-python test-windows test-windows-go windows-deps windows-extension \
-	test-windows-python test-windows-wheel wheel wheel-linux wheel-windows sdist typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
+	test-windows-python test-windows-wheel wheel wheel-linux wheel-windows sdist python-ft python-313 typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
 
 # Installs the Debian packages among $(1) that are missing.
 define apt_install
@@ -274,6 +276,14 @@ wheel-windows: windows-extension
 sdist: $(VENV_STAMP)
 	rm -f $(DIST)/pyiocp-*.tar.gz
 	$(PY) setup.py -q sdist --dist-dir $(DIST)
+
+# CPython 3.13 for the free-threading work: scripts/python_ft.sh builds it
+# once into the cache (about 8 minutes on two cores) and prints its path.
+python-ft:
+	@bash scripts/python_ft.sh
+
+python-313:
+	@bash scripts/python_ft.sh --gil
 
 run: build
 	PY=$(PY) bash scripts/run_demo.sh
