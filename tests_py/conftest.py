@@ -16,6 +16,7 @@ The ``iocp_manager`` fixture comes from pyiocp's own pytest plugin
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from typing import Any, Iterator, Tuple
@@ -62,6 +63,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    # A suite started in the background by a non-interactive shell (cmd &)
+    # inherits SIGINT ignored, and so would every server it starts: Python
+    # then installs no KeyboardInterrupt handler, and the tests that stop
+    # a server with Ctrl-C would wait for nothing. Handled here, the
+    # signal is back to its default in each child (exec resets handlers).
+    if sys.platform != "win32" and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # The Go runtime opens descriptors it keeps for the life of the process
     # (its own poller, ...) at a moment of its choosing: make it now, before
     # the first test counts fds (the plugin's warm-up runs every backend).
