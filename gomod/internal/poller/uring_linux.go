@@ -47,6 +47,10 @@ type uring struct {
 	n       int
 	peer    unix.RawSockaddrAny
 	starved uint64 // receives that found every buffer in use (the tests look)
+
+	round   int64      // Waits so far: datagram slots delivered in this one are not reused in it
+	dgArm   []*uringFD // datagram sockets whose posted receives wait for a free slot
+	retired retiredMem // receive memory of datagram sockets unregistered this round
 }
 
 // pending is a completion waiting for a Wait, with its buffer, if any.
@@ -76,6 +80,8 @@ type uringFD struct {
 	accepts     int // accepts posted and not completed
 	acceptArmed bool
 	stash       []Sock // accepted before an accept was posted for them
+
+	dg *uringDgram // a datagram socket's (udp_uring_linux.go); nil: a stream's
 }
 
 // user_data of an SQE: what it is, the socket's generation and descriptor.
@@ -87,6 +93,8 @@ const (
 	udWake
 	udCancel
 	udClose
+	udRecvFrom
+	udSendTo
 )
 
 func ud(kind uint64, st *uringFD) uint64 {
@@ -174,6 +182,9 @@ func (p *uring) Unregister(r Ref) {
 	}
 	clear(st.sendBufs)
 	p.dropAhead(st)
+	if st.dg != nil {
+		p.forgetDgram(st)
+	}
 	p.fds.remove(r)
 }
 
@@ -263,6 +274,10 @@ func (p *uring) Cancel(r Ref) {
 		return
 	}
 	st.canceled = true
+	if st.dg != nil {
+		p.cancelDgram(st)
+		return
+	}
 	if st.listener {
 		if st.acceptArmed {
 			p.cancel(ud(udAccept, st))
@@ -330,6 +345,9 @@ func (p *uring) Wait(batch []Completion, timeout time.Duration) (int, error) {
 		p.buf.put(bid)
 	}
 	p.recycle = p.recycle[:0]
+	p.round++
+	p.retired.free()
+	p.armPending()
 	p.buf.publish(len(p.nobufs) > 0)
 	for _, st := range p.nobufs {
 		st.rx.kernel = rxIdle
@@ -399,7 +417,11 @@ func (p *uring) complete(cqe *ioCQE) {
 	if cqe.flags&ioringCQEFBuffer != 0 {
 		p.buf.took()
 	}
-	st := p.fds.match(int(uint32(cqe.userData)), uint32(cqe.userData>>32), 0xffffff)
+	genMask := uint32(0xffffff)
+	if kind == udRecvFrom || kind == udSendTo {
+		genMask = 0xffff // the top 8 bits are a slot (udDgram)
+	}
+	st := p.fds.match(int(uint32(cqe.userData)), uint32(cqe.userData>>32), genMask)
 	if st == nil {
 		// A socket already forgotten: its receive's last arrivals, after
 		// the cancel. Their buffers still go back to the ring.
@@ -440,6 +462,15 @@ func (p *uring) complete(cqe *ioCQE) {
 		p.emit(c, -1)
 	case udAccept:
 		p.acceptDone(st, cqe)
+	case udRecvFrom, udSendTo:
+		if st.dg == nil {
+			return // not a datagram socket's: the slot bits matched another's generation
+		}
+		if kind == udRecvFrom {
+			p.recvFromDone(st, cqe)
+		} else {
+			p.sendToDone(st, cqe)
+		}
 	}
 }
 
@@ -453,6 +484,7 @@ func (p *uring) Close() error {
 	p.closing = nil
 	p.r.close()
 	p.ahead.close()
+	p.retired.free()
 	if p.buf != nil {
 		p.buf.free()
 		FreeMemory(p.arena)
