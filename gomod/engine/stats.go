@@ -18,6 +18,11 @@ type workerStats struct {
 	tlsHandshakeErrors atomic.Uint64
 
 	acceptErrorEpisodes atomic.Uint64
+
+	datagramsIn        atomic.Uint64
+	datagramsOut       atomic.Uint64
+	datagramsTruncated atomic.Uint64
+	datagramErrors     atomic.Uint64
 }
 
 // Stats is a snapshot of a manager's counters; the names are those of
@@ -47,6 +52,13 @@ type Stats struct {
 
 	TLSConnections     int    // announced TLS connections open now
 	TLSHandshakeErrors uint64 // inbound TLS connections closed before their handshake succeeded
+
+	// UDP (udp.go); their bytes count in BytesIn and BytesOut.
+	Endpoints          int    // open now
+	DatagramsIn        uint64 // delivered
+	DatagramsOut       uint64 // sent (or dropped for an error the socket reported)
+	DatagramsTruncated uint64 // longer than the receive size: dropped, reported
+	DatagramErrors     uint64 // sends and receives that failed (the endpoint carried on)
 }
 
 // Stats returns the current counters.
@@ -60,6 +72,7 @@ func (m *Manager) Stats() Stats {
 		Workers:          len(m.workers),
 		Backend:          m.backend,
 		TLSConnections:   int(m.tlsConns.Load()),
+		Endpoints:        len(m.Endpoints()),
 	}
 	for _, w := range m.workers {
 		st := &w.stats
@@ -74,6 +87,10 @@ func (m *Manager) Stats() Stats {
 		s.AcceptErrorEpisodes += st.acceptErrorEpisodes.Load()
 		s.Stray += st.stray.Load()
 		s.TLSHandshakeErrors += st.tlsHandshakeErrors.Load()
+		s.DatagramsIn += st.datagramsIn.Load()
+		s.DatagramsOut += st.datagramsOut.Load()
+		s.DatagramsTruncated += st.datagramsTruncated.Load()
+		s.DatagramErrors += st.datagramErrors.Load()
 	}
 	return s
 }
