@@ -112,6 +112,7 @@ type Endpoint struct {
 
 	mu          sync.Mutex
 	queue       []poller.Datagram // queued by SendTo; queue[:inflight] are posted
+	bufs        []*dgramBuf       // queue[i].Data's pooled buffer (udp_buffer.go)
 	pending     int               // bytes in queue
 	inflight    int
 	sending     bool // a send is posted (written by the worker only)
@@ -236,11 +237,13 @@ func (e *Endpoint) SendTo(data []byte, addr netip.AddrPort) error {
 		e.mu.Unlock()
 		return ErrBufferFull
 	}
-	var buf []byte
-	if len(data) > 0 {
-		buf = append(make([]byte, 0, len(data)), data...)
+	buf := copyDatagram(data)
+	d := poller.Datagram{Addr: addr}
+	if buf != nil {
+		d.Data = buf.b
 	}
-	e.queue = append(e.queue, poller.Datagram{Data: buf, Addr: addr})
+	e.queue = append(e.queue, d)
+	e.bufs = append(e.bufs, buf)
 	e.pending += len(data)
 	e.m.pendingSend.Add(int64(len(data)))
 	ask := !e.sending && !e.flushQueued

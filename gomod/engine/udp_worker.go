@@ -141,12 +141,16 @@ func (w *worker) flushEndpoint(e *Endpoint) {
 // Called with e.mu held.
 func (w *worker) sentDatagrams(e *Endpoint, n int) {
 	bytes := 0
-	for _, d := range e.queue[:n] {
+	for i, d := range e.queue[:n] {
 		bytes += len(d.Data)
+		e.bufs[i].free()
 	}
 	k := copy(e.queue, e.queue[n:])
 	clear(e.queue[k:])
 	e.queue = e.queue[:k]
+	copy(e.bufs, e.bufs[n:])
+	clear(e.bufs[k:])
+	e.bufs = e.bufs[:k]
 	e.pending -= bytes
 	w.m.pendingSend.Add(-int64(bytes))
 	w.stats.datagramsOut.Add(uint64(n))
@@ -212,8 +216,12 @@ func (w *worker) finishEndpoint(e *Endpoint) {
 	e.mu.Lock()
 	e.closed = true
 	w.m.pendingSend.Add(-int64(e.pending))
+	for _, b := range e.bufs {
+		b.free()
+	}
 	clear(e.queue)
-	e.queue, e.pending = nil, 0
+	clear(e.bufs)
+	e.queue, e.bufs, e.pending = nil, nil, 0
 	e.mu.Unlock()
 	w.m.forgetEndpoint(e)
 	close(e.done)
