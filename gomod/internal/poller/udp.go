@@ -11,7 +11,9 @@ import (
 // receive takes one whole datagram into a slot of the socket's receive
 // memory, and each send is one datagram. A datagram longer than the slot
 // is not delivered short: its completion carries ErrTruncated and its
-// length (N), no Data.
+// length (N), no Data. A socket's posted receives run side by side
+// (io_uring, IOCP), so its datagrams may complete in another order than
+// they arrived: UDP promises none.
 
 // Datagram is one datagram to send: Data to Addr, or to a connected
 // socket's peer when Addr is the zero AddrPort.
