@@ -10,26 +10,6 @@ import (
 	"github.com/pyiocp/pyiocp/gomod/internal/poller"
 )
 
-// UDP: BindUDP opens an Endpoint, a datagram socket owned by one worker
-// for its life. Datagrams arrive as EventDatagram (DatagramHandler's
-// OnDatagram): one event per datagram, never split or merged, with the
-// address it came from; a reply sent to that address goes back to it.
-// SendTo queues a datagram (BufferFull over the send buffer limit, as a
-// connection's Send) and the worker sends what its handlers queued in a
-// round together (sendmmsg; one io_uring submission). The endpoint keeps
-// WithDatagramReceives receives posted, each into a buffer of
-// WithDatagramSize bytes; a datagram longer than that is not delivered
-// short: it is dropped, counted (Stats.DatagramsTruncated) and reported
-// as an EventDatagram whose Err is a *TruncatedError.
-//
-// UDP has no flow control: datagrams the application is too slow for
-// are dropped by the kernel when the socket's receive buffer fills. Nor
-// does it promise order: an endpoint keeps several receives posted, and
-// io_uring and IOCP may complete them in another order than the
-// datagrams arrived. An endpoint's events come on its worker; with
-// PollShared they may be handed to several threads at once (an endpoint
-// is not held as a connection is).
-
 // MaxDatagram is the longest datagram SendTo takes: an IPv4 UDP payload
 // (an IPv6 one may be 20 bytes longer: MaxDatagram6).
 const (
@@ -100,8 +80,25 @@ func WithDatagramReceives(n int) ListenOption {
 	}
 }
 
-// Endpoint is a UDP socket bound by BindUDP. SendTo, Close and the
-// accessors are safe from any thread.
+// Endpoint is a UDP socket bound by BindUDP, owned by one worker for its
+// life; SendTo, Close and the accessors are safe from any thread. Datagrams arrive as EventDatagram (DatagramHandler's
+// OnDatagram): one event per datagram, never split or merged, with the
+// address it came from; a reply sent to that address goes back to it.
+// SendTo queues a datagram (BufferFull over the send buffer limit, as a
+// connection's Send) and the worker sends what its handlers queued in a
+// round together (sendmmsg; one io_uring submission). The endpoint keeps
+// WithDatagramReceives receives posted, each into a buffer of
+// WithDatagramSize bytes; a datagram longer than that is not delivered
+// short: it is dropped, counted (Stats.DatagramsTruncated) and reported
+// as an EventDatagram whose Err is a *TruncatedError.
+//
+// UDP has no flow control: datagrams the application is too slow for
+// are dropped by the kernel when the socket's receive buffer fills. Nor
+// does it promise order: an endpoint keeps several receives posted, and
+// io_uring and IOCP may complete them in another order than the
+// datagrams arrived. An endpoint's events come on its worker; with
+// PollShared they may be handed to several threads at once (an endpoint
+// is not held as a connection is).
 type Endpoint struct {
 	m        *Manager
 	w        *worker
