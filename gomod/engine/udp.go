@@ -95,10 +95,10 @@ func WithDatagramReceives(n int) ListenOption {
 // UDP has no flow control: datagrams the application is too slow for
 // are dropped by the kernel when the socket's receive buffer fills. Nor
 // does it promise order: an endpoint keeps several receives posted, and
-// io_uring and IOCP may complete them in another order than the
-// datagrams arrived. An endpoint's events come on its worker; with
-// PollShared they may be handed to several threads at once (an endpoint
-// is not held as a connection is).
+// IOCP may complete them in another order than the datagrams arrived.
+// An endpoint's events come on its worker; with PollShared they may be
+// handed to several threads at once (an endpoint is not held as a
+// connection is).
 type Endpoint struct {
 	m        *Manager
 	w        *worker

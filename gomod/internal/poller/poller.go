@@ -116,14 +116,15 @@ type Poller interface {
 	// slices itself may be reused as soon as the call returns.
 	PostSend(r Ref, bufs [][]byte) (n int, done bool, err error)
 	// BindDatagram associates a datagram socket (OpenUDP); each receive
-	// takes one datagram of up to size bytes into memory the port keeps
-	// for the socket, slots buffers of it.
+	// takes one datagram of up to size bytes (a longer one: ErrTruncated),
+	// and at most slots receives are outstanding (epoll and IOCP keep that
+	// many buffers for the socket; io_uring takes them from a ring).
 	BindDatagram(s Sock, token uint64, size, slots int) (Ref, error)
 	// PostRecvFrom posts n more datagram receives (at most the slots
 	// BindDatagram was given are outstanding); each completes once, with
 	// one datagram (OpRecvFrom). The backend receives many in one system
-	// call or submission: recvmmsg (epoll), a recvmsg per slot submitted
-	// together (io_uring), a WSARecvFrom per slot (IOCP).
+	// call or submission: recvmmsg (epoll), one multishot RECVMSG from a
+	// buffer ring (io_uring), a WSARecvFrom per slot (IOCP).
 	PostRecvFrom(r Ref, n int) error
 	// PostSendTo posts the send of msgs (at most MaxSendTo of them), each
 	// a datagram of its own; the slice may be reused once the call

@@ -8,11 +8,12 @@ import (
 )
 
 // Datagram sockets (UDP). A datagram is never split or merged: each
-// receive takes one whole datagram into a slot of the socket's receive
-// memory, and each send is one datagram. A datagram longer than the slot
-// is not delivered short: its completion carries ErrTruncated and its
+// receive takes one whole datagram into a buffer of its own (a slot of
+// the socket's receive memory on epoll and IOCP, a buffer of the port's
+// datagram ring on io_uring), and each send is one datagram. A datagram
+// longer than the socket's receive size is not delivered short: its completion carries ErrTruncated and its
 // length (N), no Data. A socket's posted receives run side by side
-// (io_uring, IOCP), so its datagrams may complete in another order than
+// (IOCP), so its datagrams may complete in another order than
 // they arrived: UDP promises none.
 
 // Datagram is one datagram to send: Data to Addr, or to a connected
@@ -27,18 +28,19 @@ type Datagram struct {
 const MaxSendTo = 64
 
 // MaxDatagramSlots bounds the receives a datagram socket has outstanding
-// (the slots of its receive memory).
+// (on epoll and IOCP, the slots of its receive memory).
 const MaxDatagramSlots = 256
 
 // ErrTruncated ends the receive of a datagram longer than the socket's
 // receive size; the completion's N is the datagram's length.
 var ErrTruncated = errors.New("poller: datagram larger than the receive size")
 
-// dgramSlots is a datagram socket's receive memory: count buffers of size
-// bytes, outside the Go heap (the kernel writes into them after the post
-// returned, io_uring and IOCP). A slot is free, in the kernel, or holds a
-// datagram delivered in round r, valid until the next Wait: it is free
-// again once the port's round has moved past r.
+// dgramSlots is a datagram socket's receive memory on epoll and IOCP:
+// count buffers of size bytes, outside the Go heap (IOCP's kernel writes
+// into them after the post returned; io_uring has a buffer ring instead).
+// A slot is free, in the kernel, or holds a datagram delivered in round
+// r, valid until the next Wait: it is free again once the port's round
+// has moved past r.
 type dgramSlots struct {
 	size   int
 	mem    []byte
@@ -52,9 +54,11 @@ const (
 	slotKernel = -1
 )
 
+var errBadSlots = errors.New("poller: bad datagram receive size or slot count")
+
 func newDgramSlots(size, count int) (*dgramSlots, error) {
 	if size < 1 || count < 1 || count > MaxDatagramSlots {
-		return nil, errors.New("poller: bad datagram receive size or slot count")
+		return nil, errBadSlots
 	}
 	mem, err := AllocMemory(size * count)
 	if err != nil {

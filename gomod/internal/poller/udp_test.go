@@ -111,3 +111,38 @@ func TestDatagramsWholeAndTruncated(t *testing.T) {
 		quiet(t, p)
 	})
 }
+
+// TestDatagramsBeyondPostedReceivesWait: datagrams that come while fewer
+// receives are posted than arrive are not lost: each later post takes the
+// next, whole, and the last delivered stays intact until the next Wait.
+func TestDatagramsBeyondPostedReceivesWait(t *testing.T) {
+	forBackends(t, func(t *testing.T, p Poller) {
+		a, b, bAddr := udpPair(t, p, 64, 1)
+		if err := p.PostRecvFrom(b, 1); err != nil {
+			t.Fatal(err)
+		}
+		const n = 8
+		var msgs []Datagram
+		for i := range n {
+			msgs = append(msgs, Datagram{Data: []byte{'d', byte('0' + i)}, Addr: bAddr})
+		}
+		got := map[string]bool{}
+		for _, c := range sendAndReceive(t, p, a, msgs, 1) {
+			got[string(c.Data)] = true
+		}
+		for len(got) < n {
+			if err := p.PostRecvFrom(b, 1); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range harvest(t, p, 1) {
+				if c.Op != OpRecvFrom || c.Err != nil || len(c.Data) != 2 || got[string(c.Data)] {
+					t.Fatalf("completion %+v (have %v)", c, got)
+				}
+				got[string(c.Data)] = true
+			}
+		}
+		closeDgram(t, p, b, 0)
+		closeDgram(t, p, a, 0)
+		quiet(t, p)
+	})
+}

@@ -48,9 +48,10 @@ type uring struct {
 	peer    unix.RawSockaddrAny
 	starved uint64 // receives that found every buffer in use (the tests look)
 
-	round   int64      // Waits so far: datagram slots delivered in this one are not reused in it
-	dgArm   []*uringFD // datagram sockets whose posted receives wait for a free slot
-	retired retiredMem // receive memory of datagram sockets unregistered this round
+	dbuf      *bufRing   // datagram buffers (udp_uring_linux.go); made with the first datagram socket
+	drecycle  []uint16   // datagram buffers delivered or dropped last round, back at the next Wait
+	dgStarved bool       // a datagram receive found the ring empty: offer all at the next Wait
+	dgArm     []*uringFD // datagram sockets whose receive is armed again at the next Wait
 }
 
 // pending is a completion waiting for a Wait, with its buffer, if any.
@@ -142,7 +143,7 @@ func (p *uring) start() error {
 		}
 		r.flags &^= ioringSetupRDisabled
 	}
-	b, err := newBufRing(r, 0)
+	b, err := newBufRing(r, 0, recvBufSize, recvBufCount)
 	if err != nil {
 		return err
 	}
@@ -345,9 +346,15 @@ func (p *uring) Wait(batch []Completion, timeout time.Duration) (int, error) {
 		p.buf.put(bid)
 	}
 	p.recycle = p.recycle[:0]
-	p.round++
-	p.retired.free()
-	p.armPending()
+	if p.dbuf != nil {
+		for _, bid := range p.drecycle {
+			p.dbuf.put(bid)
+		}
+		p.drecycle = p.drecycle[:0]
+		p.dbuf.publish(p.dgStarved)
+		p.dgStarved = false
+		p.armPending()
+	}
 	p.buf.publish(len(p.nobufs) > 0)
 	for _, st := range p.nobufs {
 		st.rx.kernel = rxIdle
@@ -392,7 +399,10 @@ func (p *uring) emit(c Completion, bid int32) {
 	if p.n < len(p.out) {
 		p.out[p.n] = c
 		p.n++
-		if bid >= 0 {
+		switch {
+		case bid >= 0 && bid&dgramBufMarker != 0:
+			p.drecycle = append(p.drecycle, uint16(bid))
+		case bid >= 0:
 			p.recycle = append(p.recycle, uint16(bid))
 		}
 		return
@@ -414,8 +424,12 @@ func (p *uring) complete(cqe *ioCQE) {
 	case udClose:
 		return // a close that failed: the descriptor is gone either way
 	}
+	ring, back := p.buf, &p.recycle
+	if kind == udRecvFrom {
+		ring, back = p.dbuf, &p.drecycle
+	}
 	if cqe.flags&ioringCQEFBuffer != 0 {
-		p.buf.took()
+		ring.took()
 	}
 	genMask := uint32(0xffffff)
 	if kind == udRecvFrom || kind == udSendTo {
@@ -426,7 +440,7 @@ func (p *uring) complete(cqe *ioCQE) {
 		// A socket already forgotten: its receive's last arrivals, after
 		// the cancel. Their buffers still go back to the ring.
 		if cqe.flags&ioringCQEFBuffer != 0 {
-			p.recycle = append(p.recycle, uint16(cqe.flags>>ioringCQEBufferShift))
+			*back = append(*back, uint16(cqe.flags>>ioringCQEBufferShift))
 		}
 		return
 	}
@@ -484,7 +498,9 @@ func (p *uring) Close() error {
 	p.closing = nil
 	p.r.close()
 	p.ahead.close()
-	p.retired.free()
+	if p.dbuf != nil {
+		p.dbuf.free()
+	}
 	if p.buf != nil {
 		p.buf.free()
 		FreeMemory(p.arena)

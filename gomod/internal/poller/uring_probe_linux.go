@@ -96,7 +96,7 @@ func probeUring() (uint32, error) {
 			return 0, unavailable(fmt.Sprintf("opcode %d not supported", op), nil)
 		}
 	}
-	b, err := newBufRing(r, 0)
+	b, err := newBufRing(r, 0, recvBufSize, recvBufCount)
 	if err != nil {
 		return 0, unavailable("provided-buffer ring: "+err.Error(), err)
 	}
