@@ -49,4 +49,11 @@ func TestListenSocketNotListening(t *testing.T) {
 	if isOpen(s) {
 		t.Error("the socket was left open")
 	}
+	s, _ = rawSocket(t, true)
+	if _, err := m.ListenSocket(s, engine.WithBroadcast(true)); !errors.As(err, &oe) {
+		t.Fatalf("a UDP option: %v, want an OptionError", err)
+	}
+	if isOpen(s) {
+		t.Error("the socket was left open after a UDP option")
+	}
 }

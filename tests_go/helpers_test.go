@@ -133,7 +133,7 @@ func closeManager(t *testing.T, m *engine.Manager) {
 	if s.Stray != 0 {
 		t.Errorf("%d stray completions", s.Stray)
 	}
-	if s.Connections != 0 || s.PendingSendBytes != 0 || s.PausedReading != 0 {
+	if s.Connections != 0 || s.PendingSendBytes != 0 || s.PausedReading != 0 || s.Endpoints != 0 {
 		t.Errorf("after close: %+v", s)
 	}
 }

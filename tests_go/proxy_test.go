@@ -218,6 +218,10 @@ func TestProxyOptions(t *testing.T) {
 		engine.WithProxyProtocol(engine.ProxyV1, []netip.Prefix{{}})); !errors.As(err, &oe) {
 		t.Errorf("an invalid prefix: %v, want an OptionError", err)
 	}
+	if _, err := m.BindUDP(netip.MustParseAddrPort("127.0.0.1:0"),
+		engine.WithProxyProtocol(engine.ProxyV2, nil)); !errors.As(err, &oe) {
+		t.Errorf("a PROXY endpoint: %v, want an OptionError", err)
+	}
 	for _, bad := range []string{"10.0.0.0/33", "example.com", "fe80::1%eth0"} {
 		if _, err := engine.ParsePrefixes(bad); !errors.As(err, &oe) {
 			t.Errorf("ParsePrefixes(%q): %v, want an OptionError", bad, err)

@@ -26,6 +26,9 @@ func (m *Manager) ListenSocket(s uintptr, opts ...ListenOption) (*Listener, erro
 	if err != nil {
 		return fail(err)
 	}
+	if lo.udp {
+		return fail(&OptionError{"options", "stream", "broadcast, remote and datagram options are UDP's"})
+	}
 	local, name, isUnix, err := poller.AdoptListener(fd)
 	if errors.Is(err, poller.ErrNotListening) {
 		return fail(&OptionError{"sock", s, poller.ErrNotListening.Error()})

@@ -17,6 +17,11 @@
 //	m.Listen(netip.MustParseAddrPort("127.0.0.1:7000"))
 //	m.Run()
 //
+// BindUDP opens a UDP Endpoint on a worker: its datagrams arrive as
+// EventDatagram (DatagramHandler), each whole with the address it came
+// from, received and sent many to a system call; Endpoint.SendTo queues
+// one, within the same send buffer limit as a connection's Send.
+//
 // Bindings and handler-less programs drive the workers themselves with
 // Poll, the GetQueuedCompletionStatus of this package (PollShared for
 // several threads on one worker).

@@ -1,5 +1,7 @@
 package engine
 
+import "net/netip"
+
 // Handler receives a Manager's events on the workers' threads (Run/Start).
 // Callbacks of one connection come in order and never two at once; a
 // callback that blocks stalls only its own worker.
@@ -23,6 +25,19 @@ type PostHandler interface{ OnPost(v any) }
 // TimerHandler is implemented by handlers that receive due timers; for
 // other handlers a timer whose value is a func() is called.
 type TimerHandler interface{ OnTimer(t *Timer) }
+
+// DatagramHandler is implemented by handlers that receive UDP datagrams
+// (BindUDP). data is valid only during the call; a reply to addr goes
+// back to where the datagram came from.
+type DatagramHandler interface {
+	OnDatagram(e *Endpoint, data []byte, addr netip.AddrPort)
+}
+
+// DatagramErrorHandler is implemented by handlers told of datagrams that
+// were dropped: err is a *TruncatedError (errors.Is(err, ErrTruncated)).
+type DatagramErrorHandler interface {
+	OnDatagramError(e *Endpoint, addr netip.AddrPort, err error)
+}
 
 // NopHandler does nothing; embed it to implement only some callbacks.
 type NopHandler struct{}
@@ -61,6 +76,14 @@ func dispatch(h Handler, ev *Event) {
 	case EventPost:
 		if ph, ok := h.(PostHandler); ok {
 			ph.OnPost(ev.Value)
+		}
+	case EventDatagram:
+		if ev.Err != nil {
+			if eh, ok := h.(DatagramErrorHandler); ok {
+				eh.OnDatagramError(ev.Endpoint, ev.Addr, ev.Err)
+			}
+		} else if dh, ok := h.(DatagramHandler); ok {
+			dh.OnDatagram(ev.Endpoint, ev.Data, ev.Addr)
 		}
 	case EventTimer:
 		t := ev.Value.(*Timer)

@@ -28,6 +28,9 @@ const (
 	reqFraming                          // Conn.SetFraming
 	reqTLSReady                         // a TLS handshake ended (tls.go)
 	reqStartTLS                         // Conn.StartTLS (tls_upgrade.go)
+	reqBindUDP                          // Manager.BindUDP (udp.go)
+	reqFlushUDP                         // send what Endpoint.SendTo queued
+	reqCloseUDP                         // Endpoint.Close
 )
 
 // request is kept small (40 bytes): a flood of sends, posts or timers

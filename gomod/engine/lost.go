@@ -23,6 +23,7 @@ func (w *worker) abandon(err error) {
 			w.closeListenSock(l)
 		}
 	}
+	w.dropEndpointsLost()
 	for c := w.conns.head; c != nil; {
 		next := c.next
 		w.dropLost(c, err)

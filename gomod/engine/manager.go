@@ -36,6 +36,7 @@ type Manager struct {
 
 	lmu       sync.Mutex
 	listeners map[*Listener]struct{}
+	endpoints map[*Endpoint]struct{} // UDP (udp.go)
 
 	rr            atomic.Uint32
 	nconns        atomic.Int64
@@ -79,6 +80,7 @@ func New(h Handler, opts ...Option) (*Manager, error) {
 		epoch:     time.Now(),
 		closed:    make(chan struct{}),
 		listeners: make(map[*Listener]struct{}),
+		endpoints: make(map[*Endpoint]struct{}),
 		logger:    o.logger,
 	}
 	if m.logger == nil {
@@ -147,6 +149,9 @@ func (m *Manager) Listen(addr netip.AddrPort, opts ...ListenOption) (*Listener, 
 	lo, err := newListenOptions(opts)
 	if err != nil {
 		return nil, err
+	}
+	if lo.udp {
+		return nil, &OptionError{"options", "tcp", "broadcast, remote and datagram options are UDP's"}
 	}
 	if !addr.Addr().IsValid() {
 		return nil, &OptionError{"address", addr, "must be an IP address"}

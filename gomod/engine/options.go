@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/pyiocp/pyiocp/gomod/internal/poller"
@@ -198,11 +199,19 @@ type listenOptions struct {
 	tls       *listenerTLS
 	firstData bool           // first_data.go
 	proxy     *listenerProxy // proxy.go
+
+	// UDP's (udp.go); udp: one of them was given.
+	udp        bool
+	broadcast  bool
+	remote     netip.AddrPort
+	dgramSize  int
+	dgramRecvs int
 }
 
 // newListenOptions applies opts over the defaults.
 func newListenOptions(opts []ListenOption) (listenOptions, error) {
-	lo := listenOptions{backlog: DefaultBacklog, accepts: DefaultAccepts}
+	lo := listenOptions{backlog: DefaultBacklog, accepts: DefaultAccepts,
+		dgramSize: DefaultDatagramSize, dgramRecvs: DefaultDatagramReceives}
 	for _, opt := range opts {
 		if err := opt(&lo); err != nil {
 			return lo, err

@@ -19,6 +19,11 @@ type workerStats struct {
 	proxyErrors        atomic.Uint64
 
 	acceptErrorEpisodes atomic.Uint64
+
+	datagramsIn        atomic.Uint64
+	datagramsOut       atomic.Uint64
+	datagramsTruncated atomic.Uint64
+	datagramErrors     atomic.Uint64
 }
 
 // Stats is a snapshot of a manager's counters; the names are those of
@@ -50,6 +55,13 @@ type Stats struct {
 	TLSHandshakeErrors uint64 // inbound TLS connections closed before their handshake succeeded
 
 	ProxyErrors uint64 // connections of PROXY listeners reset unseen: no, a bad or a late header, or a source not allowed
+
+	// UDP (udp.go); their bytes count in BytesIn and BytesOut.
+	Endpoints          int    // open now
+	DatagramsIn        uint64 // delivered
+	DatagramsOut       uint64 // sent (or dropped for an error the socket reported)
+	DatagramsTruncated uint64 // longer than the receive size: dropped, reported
+	DatagramErrors     uint64 // sends and receives that failed (the endpoint carried on)
 }
 
 // Stats returns the current counters.
@@ -63,6 +75,7 @@ func (m *Manager) Stats() Stats {
 		Workers:          len(m.workers),
 		Backend:          m.backend,
 		TLSConnections:   int(m.tlsConns.Load()),
+		Endpoints:        len(m.Endpoints()),
 	}
 	for _, w := range m.workers {
 		st := &w.stats
@@ -78,6 +91,10 @@ func (m *Manager) Stats() Stats {
 		s.Stray += st.stray.Load()
 		s.TLSHandshakeErrors += st.tlsHandshakeErrors.Load()
 		s.ProxyErrors += st.proxyErrors.Load()
+		s.DatagramsIn += st.datagramsIn.Load()
+		s.DatagramsOut += st.datagramsOut.Load()
+		s.DatagramsTruncated += st.datagramsTruncated.Load()
+		s.DatagramErrors += st.datagramErrors.Load()
 	}
 	return s
 }

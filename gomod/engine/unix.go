@@ -49,8 +49,8 @@ func (m *Manager) ListenUnix(name string, mode os.FileMode, opts ...ListenOption
 	switch {
 	case mode&^os.ModePerm != 0:
 		return nil, &OptionError{"mode", mode, "must be permission bits (0 to 0o777)"}
-	case lo.reusePort || lo.sock != (SockOptions{}) || lo.firstData:
-		return nil, &OptionError{"options", "unix", "reuse_port, first_data and socket options are TCP's"}
+	case lo.reusePort || lo.sock != (SockOptions{}) || lo.firstData || lo.udp:
+		return nil, &OptionError{"options", "unix", "reuse_port, first_data, socket and UDP options do not apply"}
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()

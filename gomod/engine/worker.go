@@ -49,6 +49,8 @@ type worker struct {
 	conns        connList
 	listeners    []*Listener
 	nlisteners   int
+	endpoints    []*Endpoint // by token index (udp_worker.go)
+	nendpoints   int
 	attempts     []*attempt // connect attempts by token (race.go)
 	freeAttempts []int
 	shutdown     bool
@@ -217,6 +219,12 @@ func (w *worker) apply(r *request) {
 		w.startListen(r.v.(*Listener))
 	case reqCloseListener:
 		w.closeListener(r.v.(*Listener))
+	case reqBindUDP:
+		w.startEndpoint(r.v.(*Endpoint))
+	case reqFlushUDP:
+		w.flushEndpoint(r.v.(*Endpoint))
+	case reqCloseUDP:
+		w.closeEndpoint(r.v.(*Endpoint))
 	case reqPost:
 		w.emit(Event{Kind: EventPost, Value: r.v})
 	case reqShutdown:
@@ -236,6 +244,10 @@ func (w *worker) apply(r *request) {
 }
 
 func (w *worker) complete(cpl *poller.Completion) {
+	if cpl.Token&endpointBits == endpointBits {
+		w.endpointDone(cpl)
+		return
+	}
 	if cpl.Token&listenerBit != 0 {
 		w.acceptDone(cpl)
 		return
@@ -298,6 +310,11 @@ func (w *worker) expire() {
 			w.abort(c, ErrCloseTimeout, true)
 			c = next
 		}
+		for _, e := range w.endpoints {
+			if e != nil {
+				w.cancelEndpoint(e) // what is still queued is dropped
+			}
+		}
 	}
 	for {
 		c := w.timers.peek()
@@ -316,7 +333,7 @@ func (w *worker) expire() {
 // Requests that arrive after that find the inbox closed (enqueue fails);
 // those already queued are settled here.
 func (w *worker) checkQuit() bool {
-	if !w.shutdown || w.quit || w.conns.n > 0 || w.nlisteners > 0 || w.ndeferred > 0 {
+	if !w.shutdown || w.quit || w.conns.n > 0 || w.nlisteners > 0 || w.nendpoints > 0 || w.ndeferred > 0 {
 		return w.quit
 	}
 	for _, r := range w.inbox.close() {
@@ -335,6 +352,11 @@ func (w *worker) beginShutdown(deadline int64) {
 	for _, l := range w.listeners {
 		if l != nil {
 			w.closeListener(l)
+		}
+	}
+	for _, e := range w.endpoints {
+		if e != nil {
+			w.closeEndpoint(e)
 		}
 	}
 	for c := w.conns.head; c != nil; {

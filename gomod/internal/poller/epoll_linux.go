@@ -28,6 +28,7 @@ type fdState struct {
 	send       [][]byte
 	sending    bool
 	connecting bool
+	dg         *epollDgram // a datagram socket's (udp_epoll_linux.go); nil: a stream's
 }
 
 // dropSend forgets the posted send's buffers, keeping the room for the next.
@@ -37,7 +38,7 @@ func (st *fdState) dropSend() {
 }
 
 func (st *fdState) canProceed() bool {
-	return (st.readable && (st.recvMax > 0 || st.accepts > 0)) ||
+	return (st.readable && (st.recvMax > 0 || st.accepts > 0 || (st.dg != nil && st.dg.slots.wanted > 0))) ||
 		(st.writable && (st.sending || st.connecting))
 }
 
@@ -51,6 +52,10 @@ type epoll struct {
 	arena  recvArena
 	iov    []unix.Iovec
 	rsa    unix.RawSockaddrAny
+
+	dio     dgramIO
+	round   int64      // Waits so far: datagram slots delivered in this one are not reused in it
+	retired retiredMem // receive memory of datagram sockets unregistered this round
 }
 
 func newEpoll(Config) (Poller, error) {
@@ -183,6 +188,10 @@ func (p *epoll) writev(st *fdState, bufs [][]byte) (int, syscall.Errno) {
 
 func (p *epoll) Cancel(r Ref) {
 	st := p.fds.get(r)
+	if st.dg != nil {
+		p.cancelDgram(st)
+		return
+	}
 	if st.recvMax > 0 {
 		st.recvMax = 0
 		p.done.push(Completion{Op: OpRecv, Token: st.token, Err: ErrCanceled})
@@ -217,6 +226,10 @@ func (p *epoll) Unregister(r Ref) {
 		}
 	}
 	st.dropSend()
+	if st.dg != nil {
+		clear(st.dg.send)
+		p.retired.add(st.dg.slots.mem)
+	}
 	*st = fdState{send: st.send} // its room for send views is kept for reuse
 	p.fds.remove(r)
 }
@@ -233,6 +246,8 @@ func (p *epoll) Wake() { rawWriteEventfd(p.wakefd) }
 
 func (p *epoll) Wait(batch []Completion, timeout time.Duration) (int, error) {
 	p.arena.reset()
+	p.round++
+	p.retired.free()
 	n := copy(batch, p.done.take(len(batch)))
 	n = p.runReady(batch, n)
 	if n == len(batch) {
@@ -303,6 +318,9 @@ func (p *epoll) runReady(batch []Completion, n int) int {
 }
 
 func (p *epoll) progress(st *fdState, batch []Completion, n int) int {
+	if st.dg != nil {
+		return p.progressDgram(st, batch, n)
+	}
 	if st.listener {
 		for st.readable && st.accepts > 0 && n < len(batch) {
 			fd, err := rawAccept4(st.fd, &p.rsa)
@@ -387,6 +405,7 @@ func (p *epoll) recv(st *fdState, batch []Completion, n int) int {
 
 func (p *epoll) Close() error {
 	p.arena.free()
+	p.retired.free()
 	unix.Close(p.wakefd)
 	return unix.Close(p.epfd)
 }

@@ -19,20 +19,24 @@ type ioCtx struct {
 	slot     uint32    // the socket's state in iocp.socks
 	gen      uint32    // ... while it has this generation
 	flags    uint32    // WSARecv's flags, in place until the completion
-	bytes    uint32    // AcceptEx's byte count, likewise
+	bytes    uint32    // AcceptEx's byte count, likewise; WSARecvFrom's address length
+	index    uint16    // ctxRecvFrom: the slot; ctxSendTo: the datagram's index in the send
 	accepted Sock      // ctxAccept: the socket AcceptEx accepts into; NoSock once swept (iocp_first_windows.go)
 	first    *firstBuf // ctxAccept on a first-data listener: its receive buffer, outside the Go heap
-	// ctxAccept: where AcceptEx writes the local and the remote address.
+	// ctxAccept: where AcceptEx writes the local and the remote address;
+	// ctxRecvFrom, ctxSendTo: the datagram's address.
 	addrs [2 * acceptAddrLen]byte
 }
 
 type ctxOp uint8
 
 const (
-	ctxAccept  ctxOp = iota + 1 // AcceptEx
-	ctxConnect                  // ConnectEx
-	ctxProbe                    // a zero-byte WSARecv: data or the end arrived
-	ctxSend                     // WSASend
+	ctxAccept   ctxOp = iota + 1 // AcceptEx
+	ctxConnect                   // ConnectEx
+	ctxProbe                     // a zero-byte WSARecv: data or the end arrived
+	ctxSend                      // WSASend
+	ctxRecvFrom                  // WSARecvFrom (udp_iocp_windows.go)
+	ctxSendTo                    // WSASendTo
 )
 
 // acceptAddrLen is the room AcceptEx needs for one address: the largest

@@ -32,6 +32,7 @@ type sockState struct {
 	first      *firstState // a listener whose accepts wait for the first bytes; nil: plain
 	canceled   bool
 	pin        runtime.Pinner // the bytes of the send in the kernel
+	dg         *iocpDgram     // a datagram socket's (udp_iocp_windows.go); nil: a stream's
 }
 
 // iocp is one I/O completion port. Every posted operation that did not fail
@@ -51,6 +52,10 @@ type iocp struct {
 	done      doneQueue[Completion]
 	arena     recvArena
 	wsabufs   []windows.WSABuf
+
+	round   int64        // Waits so far: datagram slots delivered in this one are not reused in it
+	dgArm   []*sockState // datagram sockets whose posted receives wait for a free slot
+	retired retiredMem   // receive memory of datagram sockets unregistered this round
 }
 
 func newIOCP(Config) (Poller, error) {
@@ -132,6 +137,10 @@ func (p *iocp) PostSend(r Ref, bufs [][]byte) (int, bool, error) {
 func (p *iocp) Cancel(r Ref) {
 	st := p.socks.get(r)
 	st.canceled = true
+	if st.dg != nil {
+		p.cancelDgram(st)
+		return
+	}
 	if st.queued {
 		p.unqueue(st)
 		st.recvMax = 0
@@ -152,6 +161,9 @@ func (p *iocp) Unregister(r Ref) {
 		p.unqueue(st)
 	}
 	st.pin.Unpin()
+	if st.dg != nil {
+		p.forgetDgram(st)
+	}
 	*st = sockState{}
 	p.socks.remove(r)
 }
@@ -161,6 +173,9 @@ func (p *iocp) Wake() { windows.PostQueuedCompletionStatus(p.port, 0, 0, nil) }
 
 func (p *iocp) Wait(batch []Completion, timeout time.Duration) (int, error) {
 	p.arena.reset()
+	p.round++
+	p.retired.free()
+	p.armPending()
 	n := copy(batch, p.done.take(len(batch)))
 	n = p.runReady(batch, n)
 	if n == len(batch) {
@@ -219,6 +234,10 @@ func (p *iocp) finish(ctx *ioCtx, nbytes uint32, batch []Completion, n int) int 
 		return p.connectDone(st, ctx, err, batch, n)
 	case ctxProbe:
 		return p.probeDone(st, ctx, err, batch, n)
+	case ctxRecvFrom:
+		return p.recvFromDone(st, ctx, nbytes, err, batch, n)
+	case ctxSendTo:
+		return p.sendToDone(st, ctx, err, batch, n)
 	}
 	st.sending = false
 	st.pin.Unpin()
@@ -242,5 +261,6 @@ func (p *iocp) Close() error {
 	p.ctxs.release()
 	p.firstBufs.release()
 	p.arena.free()
+	p.retired.free()
 	return windows.CloseHandle(p.port)
 }

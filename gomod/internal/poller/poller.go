@@ -25,6 +25,9 @@
 //   - Recv completions carry bytes in memory the poller owns, valid until the
 //     next Wait; an idle socket holds no receive memory.
 //   - Completions of one socket are delivered in the order they happened.
+//
+// Datagram (UDP) sockets are bound with BindDatagram and take PostRecvFrom
+// and PostSendTo instead of PostRecv and PostSend (udp.go).
 package poller
 
 import (
@@ -39,10 +42,12 @@ import (
 type Op uint8
 
 const (
-	OpAccept  Op = iota + 1 // a listener accepted a socket (Completion.Sock, Peer)
-	OpConnect               // an outbound connect finished (Err says how)
-	OpRecv                  // bytes arrived (Data); empty Data is the peer's end of stream
-	OpSend                  // N bytes of a posted send were written
+	OpAccept   Op = iota + 1 // a listener accepted a socket (Completion.Sock, Peer)
+	OpConnect                // an outbound connect finished (Err says how)
+	OpRecv                   // bytes arrived (Data); empty Data is the peer's end of stream
+	OpSend                   // N bytes of a posted send were written
+	OpRecvFrom               // a datagram arrived (Data, Peer); see ErrTruncated
+	OpSendTo                 // N datagrams of a posted PostSendTo are done (Err: the first that failed)
 )
 
 // ErrCanceled ends an operation that Cancel stopped before it finished.
@@ -110,6 +115,24 @@ type Poller interface {
 	// The bytes must stay unchanged until the completion; the slice of
 	// slices itself may be reused as soon as the call returns.
 	PostSend(r Ref, bufs [][]byte) (n int, done bool, err error)
+	// BindDatagram associates a datagram socket (OpenUDP); each receive
+	// takes one datagram of up to size bytes (a longer one: ErrTruncated),
+	// and at most slots receives are outstanding (epoll and IOCP keep that
+	// many buffers for the socket; io_uring takes them from a ring).
+	BindDatagram(s Sock, token uint64, size, slots int) (Ref, error)
+	// PostRecvFrom posts n more datagram receives (at most the slots
+	// BindDatagram was given are outstanding); each completes once, with
+	// one datagram (OpRecvFrom). The backend receives many in one system
+	// call or submission: recvmmsg (epoll), one multishot RECVMSG from a
+	// buffer ring (io_uring), a WSARecvFrom per slot (IOCP).
+	PostRecvFrom(r Ref, n int) error
+	// PostSendTo posts the send of msgs (at most MaxSendTo of them), each
+	// a datagram of its own; the slice may be reused once the call
+	// returns, the bytes not before the completion. done=true: the first
+	// n were sent at once (sendmmsg), err then the first that failed
+	// (dropped, and counted in n); done=false with err nil: one OpSendTo
+	// follows, N the datagrams done, Err the first failure among them.
+	PostSendTo(r Ref, msgs []Datagram) (n int, done bool, err error)
 	// Cancel completes every outstanding operation of the socket (see
 	// ErrCanceled).
 	Cancel(r Ref)

@@ -21,6 +21,7 @@ type bufRing struct {
 	entries []ioUringBuf
 	bufs    []byte // the buffers, outside the Go heap
 	size    int
+	count   int // a power of two
 	mask    uint16
 	tail    uint16
 	bgid    uint16
@@ -42,24 +43,26 @@ const (
 	minOffered   = 16
 )
 
-func newBufRing(r *ring, bgid uint16) (*bufRing, error) {
-	b := &bufRing{size: recvBufSize, mask: recvBufCount - 1, bgid: bgid, want: minOffered}
+// newBufRing registers a ring of count buffers of size bytes as buffer
+// group bgid.
+func newBufRing(r *ring, bgid uint16, size, count int) (*bufRing, error) {
+	b := &bufRing{size: size, count: count, mask: uint16(count - 1), bgid: bgid, want: min(minOffered, count)}
 	var err error
-	if b.mem, err = AllocMemory(recvBufCount * int(unsafe.Sizeof(ioUringBuf{}))); err != nil {
+	if b.mem, err = AllocMemory(count * int(unsafe.Sizeof(ioUringBuf{}))); err != nil {
 		return nil, err
 	}
-	if b.bufs, err = AllocMemory(recvBufCount * recvBufSize); err != nil {
+	if b.bufs, err = AllocMemory(count * size); err != nil {
 		FreeMemory(b.mem)
 		return nil, err
 	}
-	b.entries = unsafe.Slice((*ioUringBuf)(unsafe.Pointer(&b.mem[0])), recvBufCount)
-	reg := ioUringBufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&b.mem[0]))), ringEntries: recvBufCount, bgid: bgid}
+	b.entries = unsafe.Slice((*ioUringBuf)(unsafe.Pointer(&b.mem[0])), count)
+	reg := ioUringBufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&b.mem[0]))), ringEntries: uint32(count), bgid: bgid}
 	if err := ioUringRegister(r.fd, ioringRegisterPbufRing, unsafe.Pointer(&reg), 1); err != nil {
 		b.free()
 		return nil, err
 	}
-	b.returned = make([]uint16, 0, recvBufCount)
-	for i := recvBufCount - 1; i >= 0; i-- {
+	b.returned = make([]uint16, 0, count)
+	for i := count - 1; i >= 0; i-- {
 		b.returned = append(b.returned, uint16(i)) // buffer 0 on top: offered first
 	}
 	b.publish(false)
@@ -87,11 +90,11 @@ func (b *bufRing) put(bid uint16) { b.returned = append(b.returned, bid) }
 func (b *bufRing) publish(starved bool) {
 	switch {
 	case starved:
-		b.want = recvBufCount
+		b.want = b.count
 	case 2*b.taken > b.want:
-		b.want = min(2*b.taken, recvBufCount)
+		b.want = min(2*b.taken, b.count)
 	default:
-		b.want = max(minOffered, b.want-b.want/16)
+		b.want = max(min(minOffered, b.count), b.want-b.want/16)
 	}
 	b.taken = 0
 	n := 0

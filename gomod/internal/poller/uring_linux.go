@@ -47,6 +47,11 @@ type uring struct {
 	n       int
 	peer    unix.RawSockaddrAny
 	starved uint64 // receives that found every buffer in use (the tests look)
+
+	dbuf      *bufRing   // datagram buffers (udp_uring_linux.go); made with the first datagram socket
+	drecycle  []uint16   // datagram buffers delivered or dropped last round, back at the next Wait
+	dgStarved bool       // a datagram receive found the ring empty: offer all at the next Wait
+	dgArm     []*uringFD // datagram sockets whose receive is armed again at the next Wait
 }
 
 // pending is a completion waiting for a Wait, with its buffer, if any.
@@ -76,6 +81,8 @@ type uringFD struct {
 	accepts     int // accepts posted and not completed
 	acceptArmed bool
 	stash       []Sock // accepted before an accept was posted for them
+
+	dg *uringDgram // a datagram socket's (udp_uring_linux.go); nil: a stream's
 }
 
 // user_data of an SQE: what it is, the socket's generation and descriptor.
@@ -87,6 +94,8 @@ const (
 	udWake
 	udCancel
 	udClose
+	udRecvFrom
+	udSendTo
 )
 
 func ud(kind uint64, st *uringFD) uint64 {
@@ -134,7 +143,7 @@ func (p *uring) start() error {
 		}
 		r.flags &^= ioringSetupRDisabled
 	}
-	b, err := newBufRing(r, 0)
+	b, err := newBufRing(r, 0, recvBufSize, recvBufCount)
 	if err != nil {
 		return err
 	}
@@ -174,6 +183,9 @@ func (p *uring) Unregister(r Ref) {
 	}
 	clear(st.sendBufs)
 	p.dropAhead(st)
+	if st.dg != nil {
+		p.forgetDgram(st)
+	}
 	p.fds.remove(r)
 }
 
@@ -263,6 +275,10 @@ func (p *uring) Cancel(r Ref) {
 		return
 	}
 	st.canceled = true
+	if st.dg != nil {
+		p.cancelDgram(st)
+		return
+	}
 	if st.listener {
 		if st.acceptArmed {
 			p.cancel(ud(udAccept, st))
@@ -330,6 +346,15 @@ func (p *uring) Wait(batch []Completion, timeout time.Duration) (int, error) {
 		p.buf.put(bid)
 	}
 	p.recycle = p.recycle[:0]
+	if p.dbuf != nil {
+		for _, bid := range p.drecycle {
+			p.dbuf.put(bid)
+		}
+		p.drecycle = p.drecycle[:0]
+		p.dbuf.publish(p.dgStarved)
+		p.dgStarved = false
+		p.armPending()
+	}
 	p.buf.publish(len(p.nobufs) > 0)
 	for _, st := range p.nobufs {
 		st.rx.kernel = rxIdle
@@ -374,7 +399,10 @@ func (p *uring) emit(c Completion, bid int32) {
 	if p.n < len(p.out) {
 		p.out[p.n] = c
 		p.n++
-		if bid >= 0 {
+		switch {
+		case bid >= 0 && bid&dgramBufMarker != 0:
+			p.drecycle = append(p.drecycle, uint16(bid))
+		case bid >= 0:
 			p.recycle = append(p.recycle, uint16(bid))
 		}
 		return
@@ -396,15 +424,23 @@ func (p *uring) complete(cqe *ioCQE) {
 	case udClose:
 		return // a close that failed: the descriptor is gone either way
 	}
-	if cqe.flags&ioringCQEFBuffer != 0 {
-		p.buf.took()
+	ring, back := p.buf, &p.recycle
+	if kind == udRecvFrom {
+		ring, back = p.dbuf, &p.drecycle
 	}
-	st := p.fds.match(int(uint32(cqe.userData)), uint32(cqe.userData>>32), 0xffffff)
+	if cqe.flags&ioringCQEFBuffer != 0 {
+		ring.took()
+	}
+	genMask := uint32(0xffffff)
+	if kind == udRecvFrom || kind == udSendTo {
+		genMask = 0xffff // the top 8 bits are a slot (udDgram)
+	}
+	st := p.fds.match(int(uint32(cqe.userData)), uint32(cqe.userData>>32), genMask)
 	if st == nil {
 		// A socket already forgotten: its receive's last arrivals, after
 		// the cancel. Their buffers still go back to the ring.
 		if cqe.flags&ioringCQEFBuffer != 0 {
-			p.recycle = append(p.recycle, uint16(cqe.flags>>ioringCQEBufferShift))
+			*back = append(*back, uint16(cqe.flags>>ioringCQEBufferShift))
 		}
 		return
 	}
@@ -440,6 +476,15 @@ func (p *uring) complete(cqe *ioCQE) {
 		p.emit(c, -1)
 	case udAccept:
 		p.acceptDone(st, cqe)
+	case udRecvFrom, udSendTo:
+		if st.dg == nil {
+			return // not a datagram socket's: the slot bits matched another's generation
+		}
+		if kind == udRecvFrom {
+			p.recvFromDone(st, cqe)
+		} else {
+			p.sendToDone(st, cqe)
+		}
 	}
 }
 
@@ -453,6 +498,9 @@ func (p *uring) Close() error {
 	p.closing = nil
 	p.r.close()
 	p.ahead.close()
+	if p.dbuf != nil {
+		p.dbuf.free()
+	}
 	if p.buf != nil {
 		p.buf.free()
 		FreeMemory(p.arena)

@@ -90,13 +90,13 @@ func probeUring() (uint32, error) {
 	if err := ioUringRegister(r.fd, ioringRegisterProbe, unsafe.Pointer(&probe), uint32(len(probe.ops))); err != nil {
 		return 0, unavailable("IORING_REGISTER_PROBE: "+err.Error(), err)
 	}
-	for _, op := range []uint8{ioringOpSendmsg, ioringOpAccept, ioringOpAsyncCancel, ioringOpConnect,
+	for _, op := range []uint8{ioringOpSendmsg, ioringOpRecvmsg, ioringOpAccept, ioringOpAsyncCancel, ioringOpConnect,
 		ioringOpClose, ioringOpRead, ioringOpSend, ioringOpRecv} {
 		if op > probe.lastOp || probe.ops[op].flags&ioOpSupported == 0 {
 			return 0, unavailable(fmt.Sprintf("opcode %d not supported", op), nil)
 		}
 	}
-	b, err := newBufRing(r, 0)
+	b, err := newBufRing(r, 0, recvBufSize, recvBufCount)
 	if err != nil {
 		return 0, unavailable("provided-buffer ring: "+err.Error(), err)
 	}

@@ -24,6 +24,7 @@ const (
 	ioringFeatExtArg     = 1 << 8
 
 	ioringOpSendmsg     = 9
+	ioringOpRecvmsg     = 10
 	ioringOpAccept      = 13
 	ioringOpAsyncCancel = 14
 	ioringOpConnect     = 16
