@@ -469,8 +469,12 @@ def test_fault_blocking_callback(scenario: ScenarioFactory) -> None:
         assert time.monotonic() - start >= hold
         assert errors == []
         assert waited >= hold / 2, f"the peer sharing the blocked worker was answered in {waited:.3f} s"
+        # Waiting behind the blocked callback would take most of hold; the
+        # round trips here share the GIL with the test's own client threads
+        # and, on a loaded machine, a CPU (0.68 s seen at load 15 on two
+        # cores): STALL_BOUND, or half of hold, whichever is longer.
         worst = max(lat)
-        assert worst < STALL_BOUND and len(lat) >= 100 // SLOWDOWN, (len(lat), worst)
+        assert worst < max(STALL_BOUND, hold / 2) and len(lat) >= 100 // SLOWDOWN, (len(lat), worst)
     finally:
         for s in peers:
             s.close()
