@@ -316,6 +316,17 @@ func (p *uring) armWake() {
 
 func (p *uring) Wake() { rawWriteEventfd(p.wakefd) }
 
+// WaitFD is the ring: readable while its completion queue holds entries
+// (Wake's eventfd read among them). With deferred task work the kernel
+// makes completions only when the issuer enters the ring, and a poll of
+// the ring is not woken for that work: no descriptor then.
+func (p *uring) WaitFD() (int, bool) {
+	if p.r.flags&ioringSetupDeferTaskrun != 0 {
+		return 0, false
+	}
+	return p.r.fd, true
+}
+
 // ---------------------------------------------------------------- wait
 
 func (p *uring) Wait(batch []Completion, timeout time.Duration) (int, error) {
