@@ -10,12 +10,14 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, cast
 
 import pytest
 
 import pyiocp.aio
+from iocp_helpers import full_backlog_listener
 
 LOOPS = ["asyncio"] + (["uvloop"] if importlib.util.find_spec("uvloop") else [])
 TIMEOUT = 20.0
@@ -364,6 +366,51 @@ def test_unmodified_http_protocol(run: Any, backend: str) -> None:
         server = await pyiocp.aio.create_server(Http, "127.0.0.1", 0, backend=backend)
         got = await asyncio.get_running_loop().run_in_executor(None, fetch, server.address[1])
         assert got == [b"hello, world\n"] * 3
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
+def test_connect_timeout(run: Any, backend: str) -> None:
+    """A connect's timeout fires on time, with nothing else happening: the
+    engine's deadline reaches the loop."""
+
+    async def main() -> None:
+        with full_backlog_listener() as addr:
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await pyiocp.aio.create_connection(Echo, *addr, timeout=0.3)
+            elapsed = time.monotonic() - t0
+        assert 0.25 <= elapsed < 5.0, elapsed
+
+    run(main())
+
+
+@pytest.mark.linux  # Windows: the iocp port is no descriptor a loop can watch
+def test_served_from_the_loop(run: Any, backend: str) -> None:
+    """The loop watches the engine itself: no polling thread while a server
+    and a client run, and the protocols run on the loop's thread."""
+    threads: List[int] = []
+
+    class Where(Echo):
+        def data_received(self, data: bytes) -> None:
+            threads.append(threading.get_ident())
+            super().data_received(data)
+
+    class Heard(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            threads.append(threading.get_ident())
+
+    async def main() -> None:
+        server = await pyiocp.aio.create_server(Where, "127.0.0.1", 0, backend=backend)
+        transport, _ = await pyiocp.aio.create_connection(Heard, *server.address)
+        transport.write(b"ping")
+        while len(threads) < 2:  # the server's, then the client's
+            await asyncio.sleep(0.01)
+        assert set(threads) == {threading.get_ident()}
+        assert [t.name for t in threading.enumerate() if t.name.startswith("pyiocp-aio-")] == []
+        transport.close()
         server.close()
         await server.wait_closed()
 
