@@ -404,6 +404,8 @@ class SocketManager:
 
     def _finish(self) -> None:
         """Release the engine once every worker has ended after close()."""
+        if self._state != "closing":
+            return  # nothing to release (read without the lock: set under it, before the workers end)
         with self._lock:
             # A poll() still turning its batch into Completions reads memory
             # the release frees: it finishes first.

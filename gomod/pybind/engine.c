@@ -45,6 +45,8 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
         if (!self->on_error)
             return -1;
     }
+    if (!PyType_Check(completion) || !PyType_IsSubtype((PyTypeObject *)completion, &PyTuple_Type))
+        return PyErr_SetString(PyExc_TypeError, "completion must be a tuple subtype (a named tuple)"), -1;
     Py_INCREF(rep);
     self->report = rep;
     Py_INCREF(completion);

@@ -2,6 +2,23 @@
  * into Completions, any number of threads polling at once. */
 #include "pyiocp.h"
 
+/* A Completion (the named tuple _manager.py passes in, a tuple subtype,
+ * checked by Engine_init): its __new__ is tuple.__new__(cls, items), made
+ * here without the Python frame of the class's own __new__. */
+static PyObject *new_completion(EngineObject *e, PyObject *kind, PyObject *conn, PyObject *data, PyObject *error)
+{
+    PyObject *items = PyTuple_Pack(4, kind, conn, data, error), *args, *r;
+    if (!items)
+        return NULL;
+    args = PyTuple_Pack(1, items);
+    Py_DECREF(items);
+    if (!args)
+        return NULL;
+    r = PyTuple_Type.tp_new((PyTypeObject *)e->completion, args, NULL);
+    Py_DECREF(args);
+    return r;
+}
+
 /* A Completion for poll(): (kind, conn, data, error). */
 static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
 {
@@ -14,14 +31,13 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
         if (!t)
             return Py_INCREF(Py_None), Py_None; /* cancelled meanwhile: no Completion */
         c = ev->n & PYIOCP_TIMER_CONN ? table_get(e, ev->slot, ev->id) : NULL;
-        r = PyObject_CallFunctionObjArgs(e->completion, kind_names[ev->kind], c ? (PyObject *)c : Py_None,
-                                         (PyObject *)t, Py_None, NULL);
+        r = new_completion(e, kind_names[ev->kind], c ? (PyObject *)c : Py_None, (PyObject *)t, Py_None);
         Py_DECREF(t);
         return r;
     }
     if (ev->kind == PYIOCP_EV_POST) {
         PyObject *payload = (PyObject *)(uintptr_t)ev->value;
-        r = PyObject_CallFunctionObjArgs(e->completion, kind_names[ev->kind], Py_None, payload, Py_None, NULL);
+        r = new_completion(e, kind_names[ev->kind], Py_None, payload, Py_None);
         Py_DECREF(payload);
         return r;
     }
@@ -44,7 +60,7 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
     } else {
         Py_INCREF(error);
     }
-    r = data && error ? PyObject_CallFunctionObjArgs(e->completion, kind_names[ev->kind], c, data, error, NULL) : NULL;
+    r = data && error ? new_completion(e, kind_names[ev->kind], (PyObject *)c, data, error) : NULL;
     Py_XDECREF(data);
     Py_XDECREF(error);
     Py_DECREF(c);

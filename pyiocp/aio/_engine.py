@@ -180,25 +180,24 @@ class Engine:
             self.done.set_result(None)
 
     def _dispatch(self, batch: List[Completion]) -> None:
+        routes = self.routes
         for c in batch:
-            if c.kind == "accept":
+            kind, conn, data, _ = c
+            if kind == "accept":
                 if self.on_accept is not None and not self._ending:
-                    self.on_accept(c.conn)
+                    self.on_accept(conn)
                 else:
-                    c.conn.abort()
-                continue
-            if c.kind == "timer":
-                c.data.callback(*c.data.args)
-                continue
-            if c.conn is None:
-                if c.data is _STOP:
-                    self._stopped = True
-                continue
-            route = self.routes.get(c.conn.id)
-            if route is not None:
-                route(c)
-            elif c.kind not in ("send", "close"):
-                c.conn.abort()  # nobody's: an accept the owner refused meanwhile
+                    conn.abort()
+            elif kind == "timer":
+                data.callback(*data.args)
+            elif conn is not None:
+                route = routes.get(conn.id)
+                if route is not None:
+                    route(c)
+                elif kind not in ("send", "close"):
+                    conn.abort()  # nobody's: an accept the owner refused meanwhile
+            elif data is _STOP:
+                self._stopped = True
         self._maybe_end()
 
     def forget(self, conn_id: int) -> None:
