@@ -134,7 +134,7 @@ func (w *worker) poll(max int, timeout time.Duration, pid uint64) ([]Event, bool
 		block = 0 // the caller waits on the port's descriptor instead (park.go)
 	}
 	n, err := w.p.Wait(w.batch, block)
-	parking := w.parking && wait != 0 && n == 0 && err == nil
+	parking := w.parking && wait != 0 && n == 0 && err == nil && w.p.Quiet()
 	if !parking {
 		w.sleeping.Store(false)
 	}

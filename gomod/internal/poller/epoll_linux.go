@@ -236,6 +236,8 @@ func (p *epoll) Wake() { rawWriteEventfd(p.wakefd) }
 // wake eventfd was written (level-triggered until Wait reads it).
 func (p *epoll) WaitFD() (int, bool) { return p.epfd, true }
 
+func (p *epoll) Quiet() bool { return p.done.len() == 0 && len(p.ready) == 0 }
+
 func (p *epoll) Wait(batch []Completion, timeout time.Duration) (int, error) {
 	p.arena.reset()
 	n := copy(batch, p.done.take(len(batch)))

@@ -162,6 +162,8 @@ func (p *iocp) Wake() { windows.PostQueuedCompletionStatus(p.port, 0, 0, nil) }
 // WaitFD: a completion port is no descriptor a loop can watch.
 func (p *iocp) WaitFD() (int, bool) { return 0, false }
 
+func (p *iocp) Quiet() bool { return false }
+
 func (p *iocp) Wait(batch []Completion, timeout time.Duration) (int, error) {
 	p.arena.reset()
 	n := copy(batch, p.done.take(len(batch)))

@@ -141,6 +141,11 @@ type Poller interface {
 	// deferred task work, whose completions are only made by its issuer's
 	// next Wait.
 	WaitFD() (fd int, ok bool)
+	// Quiet reports, after a Wait, that the port holds nothing for the
+	// next one to do at once (completions kept back, receives to arm
+	// again): only the descriptor's readiness can bring it work. Where
+	// WaitFD has none, false.
+	Quiet() bool
 	// Close releases the port. Every socket must be unregistered first.
 	Close() error
 	// Name is the backend's name, as in stats()["backend"].

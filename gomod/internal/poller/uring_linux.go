@@ -327,6 +327,10 @@ func (p *uring) WaitFD() (int, bool) {
 	return p.r.fd, true
 }
 
+// Quiet: a receive that found the buffer ring empty is armed again only
+// by the next Wait, which no completion of the ring would bring.
+func (p *uring) Quiet() bool { return p.done.len() == 0 && len(p.waiting) == 0 && len(p.nobufs) == 0 }
+
 // ---------------------------------------------------------------- wait
 
 func (p *uring) Wait(batch []Completion, timeout time.Duration) (int, error) {
