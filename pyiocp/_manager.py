@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections import namedtuple
-from typing import Any, Callable, Dict, List, Optional, Set, Union
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 from . import _pyiocp, _threads
 from ._args import (
@@ -457,6 +457,8 @@ class SocketManager:
 
     def _finish(self) -> None:
         """Release the engine once every worker has ended after close()."""
+        if self._state != "closing":
+            return  # nothing to release (read without the lock: set under it, before the workers end)
         with self._lock:
             # A poll() still turning its batch into Completions reads memory
             # the release frees: it finishes first.
@@ -503,20 +505,49 @@ class SocketManager:
         if timeout is not None:
             seconds = _seconds("timeout", timeout)
             timeout_ns = -1 if math.isinf(seconds) else int(seconds * 1e9)
+        self._begin_poll()
+        try:
+            return self._engine.poll(timeout_ns, max, threading.current_thread() is threading.main_thread())
+        finally:
+            self._end_poll()
+
+    def _begin_poll(self) -> None:
         with self._lock:
             self._check_open()
             self._polling += 1
             self._served = True
-        if getattr(self._pollers, "exit", None) is None:
-            self._pollers.exit = _PollerExit(self._engine, threading.get_ident())
         try:
+            if getattr(self._pollers, "exit", None) is None:
+                self._pollers.exit = _PollerExit(self._engine, threading.get_ident())
             if self._watch is not None:
                 self._stop_watch()
-            return self._engine.poll(timeout_ns, max, threading.current_thread() is threading.main_thread())
+        except BaseException:  # Ctrl-C in the watch's join: this poll is over
+            self._end_poll()
+            raise
+
+    def _end_poll(self) -> None:
+        with self._lock:
+            self._polling -= 1
+        self._finish()
+
+    def _wait_fd(self) -> Optional[int]:
+        """The descriptor an event loop watches between _poll_park()
+        rounds, in poll mode (pyiocp.aio): readable when there are
+        completions to harvest. None where there is none (iocp)."""
+        self._check_open()
+        return self._engine.wait_fd()
+
+    def _poll_park(self, max: int = 64) -> Tuple[List[Completion], Optional[int]]:
+        """One round of poll() that never blocks, for the thread of a loop
+        watching _wait_fd(): the completions, and when to poll again: 0 at
+        once; else once the descriptor is readable or that many
+        nanoseconds have passed (-1: no deadline); None once the manager
+        has ended."""
+        self._begin_poll()
+        try:
+            return self._engine.poll_park(max)
         finally:
-            with self._lock:
-                self._polling -= 1
-            self._finish()
+            self._end_poll()
 
     def post(self, payload: Any) -> None:
         """Deliver payload to on_post (or as a "post" Completion) on a

@@ -311,3 +311,35 @@ def small_rcvbuf_client(address: Tuple[str, int], rcvbuf: int = 4096, timeout: f
     s.settimeout(timeout)
     s.connect(address)
     return s
+
+
+@contextlib.contextmanager
+def full_backlog_listener() -> Iterator[Tuple[str, int]]:
+    """A listener (backlog 0, never accepting) whose accept queue is full:
+    a new connection to it stays in SYN-SENT (loopback only)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    addr = srv.getsockname()
+    fillers: List[socket.socket] = []
+    try:
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(addr)
+            fillers.append(c)
+        # the queue is full once a blocking connect no longer completes
+        probe = socket.socket()
+        probe.settimeout(0.2)
+        with probe:
+            try:
+                probe.connect(addr)
+            except socket.timeout:
+                pass
+            else:
+                raise AssertionError("the listener's accept queue took one more connection")
+        yield addr
+    finally:
+        for c in fillers:
+            c.close()
+        srv.close()

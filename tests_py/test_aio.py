@@ -10,12 +10,14 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, cast
 
 import pytest
 
 import pyiocp.aio
+from iocp_helpers import full_backlog_listener
 
 LOOPS = ["asyncio"] + (["uvloop"] if importlib.util.find_spec("uvloop") else [])
 TIMEOUT = 20.0
@@ -180,6 +182,93 @@ def test_backpressure(run: Any, backend: str) -> None:
         while not flood.lost:  # the server's end may be told after the client read the FIN
             await asyncio.sleep(0.01)
         assert flood.resumed == 1
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
+def test_small_writes_pause(run: Any, backend: str) -> None:
+    """Many small writes to a peer that does not read pass the high-water
+    mark in the engine's buffer: the protocol is paused by the write that
+    passed it, once, and resumed once the peer reads."""
+    piece = b"w" * 100
+    made: "List[asyncio.Transport]" = []
+
+    class Writer(Flood):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            made.append(cast(asyncio.Transport, transport))
+
+    writer_proto = Writer(b"")
+
+    async def main() -> None:
+        server = await pyiocp.aio.create_server(lambda: writer_proto, "127.0.0.1", 0, backend=backend)
+        reader, writer = await asyncio.open_connection(*server.address)
+        while not made:
+            await asyncio.sleep(0.01)
+        t = made[0]
+        sent = 0
+        while not writer_proto.paused:  # the kernel's buffers fill, then the engine's
+            t.write(piece)
+            sent += len(piece)
+            if sent % (64 << 10) == 0:
+                await asyncio.sleep(0)  # let the engine write what it can
+            assert sent < 64 << 20, "never paused"
+        # Paused by the write that passed the mark, not later.
+        assert writer_proto.paused == 1 and 64 << 10 < t.get_write_buffer_size() <= (64 << 10) + len(piece)
+        assert await reader.readexactly(sent) == piece * (sent // len(piece))
+        while not writer_proto.resumed:
+            await asyncio.sleep(0.01)
+        assert writer_proto.paused == 1 and writer_proto.resumed == 1
+        t.close()
+        assert await reader.read() == b""
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
+class Buffered(asyncio.BufferedProtocol):
+    """Takes the bytes through small buffers of its own."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(1000)
+        self.got = bytearray()
+        self.eof: "Optional[asyncio.Future[None]]" = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.eof = asyncio.get_running_loop().create_future()
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.buf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.got += self.buf[:nbytes]
+
+    def eof_received(self) -> Optional[bool]:
+        assert self.eof is not None
+        self.eof.set_result(None)
+        return None
+
+
+def test_buffered_protocol(run: Any, backend: str) -> None:
+    """An asyncio.BufferedProtocol gets every byte, in order, through its
+    own buffers, smaller than what each receive brings."""
+    proto = Buffered()
+    data = os.urandom(300 << 10)
+
+    async def main() -> None:
+        server = await pyiocp.aio.create_server(lambda: proto, "127.0.0.1", 0, backend=backend)
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(data)
+        writer.write_eof()
+        while proto.eof is None:
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(proto.eof, TIMEOUT)
+        assert bytes(proto.got) == data
+        assert await reader.read() == b""  # closed after the EOF
         writer.close()
         server.close()
         await server.wait_closed()
@@ -364,6 +453,51 @@ def test_unmodified_http_protocol(run: Any, backend: str) -> None:
         server = await pyiocp.aio.create_server(Http, "127.0.0.1", 0, backend=backend)
         got = await asyncio.get_running_loop().run_in_executor(None, fetch, server.address[1])
         assert got == [b"hello, world\n"] * 3
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
+def test_connect_timeout(run: Any, backend: str) -> None:
+    """A connect's timeout fires on time, with nothing else happening: the
+    engine's deadline reaches the loop."""
+
+    async def main() -> None:
+        with full_backlog_listener() as addr:
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await pyiocp.aio.create_connection(Echo, *addr, timeout=0.3)
+            elapsed = time.monotonic() - t0
+        assert 0.25 <= elapsed < 5.0, elapsed
+
+    run(main())
+
+
+@pytest.mark.linux  # Windows: the iocp port is no descriptor a loop can watch
+def test_served_from_the_loop(run: Any, backend: str) -> None:
+    """The loop watches the engine itself: no polling thread while a server
+    and a client run, and the protocols run on the loop's thread."""
+    threads: List[int] = []
+
+    class Where(Echo):
+        def data_received(self, data: bytes) -> None:
+            threads.append(threading.get_ident())
+            super().data_received(data)
+
+    class Heard(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            threads.append(threading.get_ident())
+
+    async def main() -> None:
+        server = await pyiocp.aio.create_server(Where, "127.0.0.1", 0, backend=backend)
+        transport, _ = await pyiocp.aio.create_connection(Heard, *server.address)
+        transport.write(b"ping")
+        while len(threads) < 2:  # the server's, then the client's
+            await asyncio.sleep(0.01)
+        assert set(threads) == {threading.get_ident()}
+        assert [t.name for t in threading.enumerate() if t.name.startswith("pyiocp-aio-")] == []
+        transport.close()
         server.close()
         await server.wait_closed()
 

@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional, Tuple
 import pytest
 
 import pyiocp
-from iocp_helpers import Recorder, client, peer_sees_the_end, wait_until
+from iocp_helpers import Recorder, client, full_backlog_listener, peer_sees_the_end, wait_until
 from pyiocp.testing import ManagerFactory
 
 
@@ -61,33 +61,6 @@ def plain_echo_server() -> Iterator[Tuple[str, int]]:
     finally:
         stop.set()
         t.join(5)
-        srv.close()
-
-
-@contextlib.contextmanager
-def full_backlog_listener() -> Iterator[Tuple[str, int]]:
-    """A listener (backlog 0, never accepting) whose accept queue is full:
-    a new connection to it stays in SYN-SENT (loopback only)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(0)
-    addr = srv.getsockname()
-    fillers: List[socket.socket] = []
-    try:
-        for _ in range(4):
-            c = socket.socket()
-            c.setblocking(False)
-            c.connect_ex(addr)
-            fillers.append(c)
-        # the queue is full once a blocking connect no longer completes
-        probe = socket.socket()
-        probe.settimeout(0.2)
-        with probe, pytest.raises(socket.timeout):
-            probe.connect(addr)
-        yield addr
-    finally:
-        for c in fillers:
-            c.close()
         srv.close()
 
 

@@ -26,8 +26,10 @@ type worker struct {
 	p   poller.Poller
 
 	inbox    inbox
-	sleeping atomic.Bool   // in (or about to enter) a blocking Wait
+	sleeping atomic.Bool   // in (or about to enter) a blocking Wait, or parked
 	drive    chan struct{} // full while a thread holds the worker (a lock that can time out)
+	parking  bool          // this round is PollPark's: it never blocks (park.go)
+	parked   time.Duration // PollPark's answer: 0 not parked, else the next deadline (negative: none)
 
 	batch        []poller.Completion
 	out          []Event  // this round's events
@@ -129,8 +131,15 @@ func (w *worker) poll(max int, timeout time.Duration, pid uint64) ([]Event, bool
 			wait = 0
 		}
 	}
-	n, err := w.p.Wait(w.batch, wait)
-	w.sleeping.Store(false)
+	block := wait
+	if w.parking {
+		block = 0 // the caller waits on the port's descriptor instead (park.go)
+	}
+	n, err := w.p.Wait(w.batch, block)
+	parking := w.parking && wait != 0 && n == 0 && err == nil && w.p.Quiet()
+	if !parking {
+		w.sleeping.Store(false)
+	}
 	lost := errors.Is(err, poller.ErrPortLost)
 	if err != nil && !lost {
 		w.stats.waitErrors.Add(1)
@@ -149,6 +158,9 @@ func (w *worker) poll(max int, timeout time.Duration, pid uint64) ([]Event, bool
 	}
 	w.expire()
 	w.checkQuit()
+	if parking {
+		w.settlePark()
+	}
 	return w.next(max, pid)
 }
 

@@ -45,6 +45,8 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
         if (!self->on_error)
             return -1;
     }
+    if (!PyType_Check(completion) || !PyType_IsSubtype((PyTypeObject *)completion, &PyTuple_Type))
+        return PyErr_SetString(PyExc_TypeError, "completion must be a tuple subtype (a named tuple)"), -1;
     Py_INCREF(rep);
     self->report = rep;
     Py_INCREF(completion);
@@ -345,6 +347,8 @@ static PyMethodDef Engine_methods[] = {
      "connect(host, port, timeout_ns, sockopts, framing, tls_handle) -> Connection: a name is resolved off this thread"},
     {"run_worker", (PyCFunction)Engine_run_worker, METH_VARARGS, "run_worker(index, is_main): dispatch until the worker quits"},
     {"poll", (PyCFunction)Engine_poll, METH_VARARGS, "poll(timeout_ns, max, is_main) -> list of Completion"},
+    {"poll_park", (PyCFunction)Engine_poll_park, METH_O, "poll_park(max) -> (list of Completion, park_ns or None)"},
+    {"wait_fd", (PyCFunction)Engine_wait_fd, METH_NOARGS, "wait_fd() -> descriptor or None"},
     {"release_poller", (PyCFunction)Engine_release_poller, METH_O, "release_poller(thread_ident)"},
     {"shutdown", (PyCFunction)Engine_shutdown, METH_O, "shutdown(timeout_ns): start a graceful close"},
     {"release", (PyCFunction)Engine_release, METH_NOARGS, "release() -> True once every worker has quit"},

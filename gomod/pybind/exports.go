@@ -312,6 +312,56 @@ func pyiocpPoll(h C.int64_t, worker C.int, poller C.uint64_t, evs *C.pyiocp_even
 	return C.int(len(events))
 }
 
+// pyiocpPollPark is pyiocpPoll for a caller that watches pyiocpWaitFD from
+// its own event loop: it never blocks in the port, and the caller always
+// holds the worker after it (pyiocpPollDone). *park is 0 to poll again at
+// once, else the worker is parked until the descriptor turns readable or
+// *park nanoseconds pass (-1: no deadline).
+//
+//export pyiocpPollPark
+func pyiocpPollPark(h C.int64_t, worker C.int, poller C.uint64_t, evs *C.pyiocp_event, max C.int,
+	quit, logs *C.int, park *C.int64_t) C.int {
+	*logs = 0
+	*park = 0
+	ent := lookup(int64(h))
+	if ent == nil || worker < 0 || int(worker) >= ent.m.Workers() {
+		*quit = 1
+		return 0
+	}
+	events, q, wait := ent.m.PollPark(int(worker), uint64(poller), int(max))
+	out := unsafe.Slice(evs, int(max))
+	for i := range events {
+		fill(ent, &out[i], &events[i])
+	}
+	*quit = 0
+	if q {
+		*quit = 1
+	}
+	switch {
+	case wait < 0:
+		*park = -1
+	case wait > 0:
+		*park = C.int64_t(wait)
+	}
+	*logs = C.int(ent.nlogs.Load())
+	return C.int(len(events))
+}
+
+// pyiocpWaitFD is worker's descriptor for pyiocpPollPark's caller to
+// watch, or -1 where the port has none.
+//
+//export pyiocpWaitFD
+func pyiocpWaitFD(h C.int64_t, worker C.int) C.int {
+	ent := lookup(int64(h))
+	if ent == nil || worker < 0 || int(worker) >= ent.m.Workers() {
+		return -1
+	}
+	if fd, ok := ent.m.WaitFD(int(worker)); ok {
+		return C.int(fd)
+	}
+	return -1
+}
+
 // pyiocpPollDone ends the hold a pyiocpPoll gave (*held set).
 //
 //export pyiocpPollDone

@@ -2,6 +2,23 @@
  * into Completions, any number of threads polling at once. */
 #include "pyiocp.h"
 
+/* A Completion (the named tuple _manager.py passes in, a tuple subtype,
+ * checked by Engine_init): its __new__ is tuple.__new__(cls, items), made
+ * here without the Python frame of the class's own __new__. */
+static PyObject *new_completion(EngineObject *e, PyObject *kind, PyObject *conn, PyObject *data, PyObject *error)
+{
+    PyObject *items = PyTuple_Pack(4, kind, conn, data, error), *args, *r;
+    if (!items)
+        return NULL;
+    args = PyTuple_Pack(1, items);
+    Py_DECREF(items);
+    if (!args)
+        return NULL;
+    r = PyTuple_Type.tp_new((PyTypeObject *)e->completion, args, NULL);
+    Py_DECREF(args);
+    return r;
+}
+
 /* A Completion for poll(): (kind, conn, data, error). */
 static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
 {
@@ -14,14 +31,13 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
         if (!t)
             return Py_INCREF(Py_None), Py_None; /* cancelled meanwhile: no Completion */
         c = ev->n & PYIOCP_TIMER_CONN ? table_get(e, ev->slot, ev->id) : NULL;
-        r = PyObject_CallFunctionObjArgs(e->completion, kind_names[ev->kind], c ? (PyObject *)c : Py_None,
-                                         (PyObject *)t, Py_None, NULL);
+        r = new_completion(e, kind_names[ev->kind], c ? (PyObject *)c : Py_None, (PyObject *)t, Py_None);
         Py_DECREF(t);
         return r;
     }
     if (ev->kind == PYIOCP_EV_POST) {
         PyObject *payload = (PyObject *)(uintptr_t)ev->value;
-        r = PyObject_CallFunctionObjArgs(e->completion, kind_names[ev->kind], Py_None, payload, Py_None, NULL);
+        r = new_completion(e, kind_names[ev->kind], Py_None, payload, Py_None);
         Py_DECREF(payload);
         return r;
     }
@@ -44,7 +60,7 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
     } else {
         Py_INCREF(error);
     }
-    r = data && error ? PyObject_CallFunctionObjArgs(e->completion, kind_names[ev->kind], c, data, error, NULL) : NULL;
+    r = data && error ? new_completion(e, kind_names[ev->kind], (PyObject *)c, data, error) : NULL;
     Py_XDECREF(data);
     Py_XDECREF(error);
     Py_DECREF(c);
@@ -56,6 +72,32 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
 static uint64_t poller_id(unsigned long ident)
 {
     return ident ? (uint64_t)ident : 1;
+}
+
+/* A harvested batch as a list of Completions, or NULL with the error of
+ * the first that failed: the rest are settled all the same, so that no
+ * reference leaks. */
+static PyObject *batch_list(EngineObject *self, pyiocp_event *evs, int n)
+{
+    PyObject *list = PyList_New(0);
+    for (int i = 0; i < n; i++) {
+        int taken = list != NULL; /* completion() settled evs[i] */
+        PyObject *item = taken ? completion(self, &evs[i]) : NULL;
+        if (!item || (item != Py_None && PyList_Append(list, item) < 0)) {
+            PyObject *t, *v, *tb;
+            Py_XDECREF(item);
+            Py_CLEAR(list);
+            PyErr_Fetch(&t, &v, &tb);
+            for (int j = taken ? i + 1 : i; j < n; j++) {
+                Py_XDECREF(completion(self, &evs[j]));
+                PyErr_Clear();
+            }
+            PyErr_Restore(t, v, tb);
+            break;
+        }
+        Py_DECREF(item);
+    }
+    return list;
 }
 
 PyObject *Engine_poll(EngineObject *self, PyObject *args)
@@ -88,28 +130,8 @@ PyObject *Engine_poll(EngineObject *self, PyObject *args)
         Py_END_ALLOW_THREADS
         if (logs)
             flush_logs(self);
-        if (n > 0 || quit) {
-            list = PyList_New(0);
-            for (int i = 0; i < n; i++) {
-                int taken = list != NULL; /* completion() settled evs[i] */
-                PyObject *item = taken ? completion(self, &evs[i]) : NULL;
-                if (!item || (item != Py_None && PyList_Append(list, item) < 0)) {
-                    /* Settle the rest of the batch so no reference leaks,
-                     * then raise the first error. */
-                    PyObject *t, *v, *tb;
-                    Py_XDECREF(item);
-                    Py_CLEAR(list);
-                    PyErr_Fetch(&t, &v, &tb);
-                    for (int j = taken ? i + 1 : i; j < n; j++) {
-                        Py_XDECREF(completion(self, &evs[j]));
-                        PyErr_Clear();
-                    }
-                    PyErr_Restore(t, v, tb);
-                    break;
-                }
-                Py_DECREF(item);
-            }
-        }
+        if (n > 0 || quit)
+            list = batch_list(self, evs, n);
         /* The batch is bytes and Completions now: other threads may poll. */
         if (held)
             pyiocpPollDone(self->h, 0);
@@ -124,6 +146,50 @@ PyObject *Engine_poll(EngineObject *self, PyObject *args)
     }
     PyMem_Free(evs);
     return list;
+}
+
+/* poll_park(max) -> (list of Completion, park_ns): one round that never
+ * blocks, for a loop watching wait_fd(). park_ns is 0 to poll again at
+ * once; else the worker is parked until wait_fd() is readable or park_ns
+ * have passed (-1: no deadline); None once the worker has quit. */
+PyObject *Engine_poll_park(EngineObject *self, PyObject *arg)
+{
+    long max = PyLong_AsLong(arg);
+    int n, quit = 0, logs = 0;
+    int64_t park = 0;
+    PyObject *list;
+    pyiocp_event *evs;
+    uint64_t poller = poller_id(PyThread_get_thread_ident());
+    if (max == -1 && PyErr_Occurred())
+        return NULL;
+    if (max < 1 || max > 1 << 16)
+        return PyErr_Format(PyExc_ValueError, "max=%ld: must be 1 to 65536", max);
+    evs = PyMem_Malloc((size_t)max * sizeof(*evs));
+    if (!evs)
+        return PyErr_NoMemory();
+    /* The round does not block in the port, but it waits for the worker
+     * if another thread holds it, which may need the GIL to let go. */
+    Py_BEGIN_ALLOW_THREADS
+    n = pyiocpPollPark(self->h, 0, poller, evs, (int)max, &quit, &logs, &park);
+    Py_END_ALLOW_THREADS
+    if (logs)
+        flush_logs(self);
+    list = batch_list(self, evs, n);
+    /* The batch is bytes and Completions now. */
+    pyiocpPollDone(self->h, 0);
+    PyMem_Free(evs);
+    if (!list)
+        return NULL;
+    return quit ? Py_BuildValue("(NO)", list, Py_None) : Py_BuildValue("(NL)", list, (long long)park);
+}
+
+/* wait_fd() -> the descriptor poll_park's caller watches, or None. */
+PyObject *Engine_wait_fd(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    int fd = pyiocpWaitFD(self->h, 0);
+    if (fd < 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(fd);
 }
 
 /* release_poller(ident): the thread ident (threading.get_ident()) has

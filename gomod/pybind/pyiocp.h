@@ -163,6 +163,8 @@ loop_state *dispatching_here(EngineObject *e);
 
 /* poll.c */
 PyObject *Engine_poll(EngineObject *self, PyObject *args);
+PyObject *Engine_poll_park(EngineObject *self, PyObject *arg);
+PyObject *Engine_wait_fd(EngineObject *self, PyObject *Py_UNUSED(ignored));
 PyObject *Engine_release_poller(EngineObject *self, PyObject *arg);
 
 /* bench.c */

@@ -5,10 +5,10 @@ default loop or uvloop).
     server = await pyiocp.aio.create_server(MyProtocol, "127.0.0.1", 8080)
     reader, writer = await pyiocp.aio.open_connection("127.0.0.1", 8080)
 
-The engine's completions reach the loop in batches (one
-call_soon_threadsafe per batch, from one polling thread per engine); the
-protocols run on the loop's thread, as with asyncio's own transports. See
-docs/asyncio.md.
+The loop drives the engine from its own thread, watching the engine's
+descriptor (on Windows, one thread per engine polls it and hands the loop
+each batch); the protocols run on the loop's thread, as with asyncio's own
+transports. See docs/asyncio.md.
 """
 
 from ._server import Server, create_connection, create_server

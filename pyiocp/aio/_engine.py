@@ -1,11 +1,16 @@
-"""The pyiocp engine under an asyncio loop: a SocketManager in poll mode and
-one thread that polls it, handing each batch of completions to the loop
-with one call_soon_threadsafe. Everything else (protocols, transports)
-runs on the loop's thread."""
+"""The pyiocp engine under an asyncio loop: a SocketManager in poll mode,
+driven from the loop's own thread. The loop watches the engine's
+descriptor (add_reader) and runs a round that never blocks when it turns
+readable, when the engine has more to do, and at its next deadline;
+protocols and transports run in those rounds. Where the loop cannot watch
+the engine (Windows: the iocp port is no descriptor, and the Proactor loop
+has no add_reader), one thread polls it and hands each batch to the loop
+with one call_soon_threadsafe."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from typing import Any, Callable, Dict, List, Optional
 
@@ -21,8 +26,11 @@ SEND_BUFFER_LIMIT = 4 << 20
 SEND_LOW_WATERMARK = 16 << 10
 # How long close() of the manager lets connections flush.
 CLOSE_TIMEOUT = 5.0
+# Completions one round hands the loop at most: the rest wait for the next
+# round, so that the loop's other callbacks run in between.
+BATCH = 64
 
-_STOP = object()  # posted to end the poll thread
+_STOP = object()  # posted to end the engine once it has no connection
 # How often a quiet poll thread looks whether its loop was closed under it.
 POLL_CHECK = 1.0
 
@@ -39,7 +47,7 @@ class Engine:
     """One SocketManager for one loop. route(conn_id) finds the handler of a
     connection's completions; on_accept takes new connections; when the
     owner says it is done and no connection is left, the manager closes
-    (in the poll thread: the loop never waits for it)."""
+    (in a thread of its own: the loop never waits for it)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, name: str, **options: Any) -> None:
         self.loop = loop
@@ -50,25 +58,113 @@ class Engine:
         self.on_accept: Optional[Callable[[Connection], None]] = None
         self.on_idle: Optional[Callable[[], None]] = None  # called when the last connection is forgotten
         self.done = loop.create_future()
+        self._name = name
         self._ending = False
         self._stop_sent = False
-        self._thread = threading.Thread(target=self._poll, name=f"pyiocp-aio-{name}", daemon=True)
-        self._thread.start()
+        self._stopped = False  # _STOP came back: the loop drives the manager no more
+        self._soon: Optional[asyncio.Handle] = None  # the next round, when one is due at once
+        self._timer: Optional[asyncio.TimerHandle] = None  # the next round, at the engine's deadline
+        self._deadline = 0.0  # the loop's time of _timer
+        self._fd: Optional[int] = None  # the descriptor the loop watches
+        if not self._watch():
+            threading.Thread(target=self._poll, name=f"pyiocp-aio-{name}", daemon=True).start()
+
+    # Driven from the loop -------------------------------------------------
+
+    def _watch(self) -> bool:
+        """Has the loop watch the engine's descriptor; False where it cannot."""
+        fd = self.manager._wait_fd()
+        if fd is None:
+            return False
+        try:
+            self.loop.add_reader(fd, self._readable)
+        except NotImplementedError:
+            return False
+        self._fd = fd
+        # A first round now: the engine counts as served from here (no
+        # warning of a listener nobody polls), and it parks, so that what
+        # is asked of it from now on wakes the descriptor.
+        self._round()
+        return True
+
+    def _readable(self) -> None:
+        if self._soon is None:  # else that round is on its way
+            self._round()
+
+    def _on_time(self) -> None:
+        self._timer = None
+        self._readable()
+
+    def _round(self) -> None:
+        """One round of the engine, its completions dispatched; then the
+        next is arranged: at once if the engine has more, else when the
+        descriptor turns readable or at the engine's next deadline."""
+        self._soon = None
+        park: Optional[int] = 0
+        try:
+            batch, park = self.manager._poll_park(BATCH)
+            if batch:
+                self._dispatch(batch)
+        except pyiocp.ManagerClosed:
+            park = None  # closed under the loop: nothing more to drive
+        finally:
+            if self._stopped or park is None:
+                self._unwatch()
+            elif park == 0:
+                self._soon = self.loop.call_soon(self._round)
+            else:
+                self._park(park)
+
+    def _park(self, ns: int) -> None:
+        """Arranges a round for the engine's deadline, ns from now (-1:
+        none), keeping the one arranged if it is for the same time."""
+        if ns < 0:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        # Whole milliseconds, rounded up: uvloop's timers count in them,
+        # and a round run early would only find the deadline still ahead.
+        when = self.loop.time() + math.ceil(ns / 1e6) / 1e3
+        if self._timer is not None:
+            if abs(when - self._deadline) < 1e-3:
+                return
+            self._timer.cancel()
+        self._deadline = when
+        self._timer = self.loop.call_at(when, self._on_time)
+
+    def _unwatch(self) -> None:
+        """The loop lets go of the engine, which closes in a thread of its
+        own: closing lets connections flush, and the loop never waits."""
+        assert self._fd is not None
+        self.loop.remove_reader(self._fd)
+        for h in (self._soon, self._timer):
+            if h is not None:
+                h.cancel()
+        self._soon = self._timer = None
+        threading.Thread(target=self._close, name=f"pyiocp-aio-{self._name}", daemon=True).start()
+
+    def _close(self) -> None:
+        try:
+            self.manager.close(CLOSE_TIMEOUT)
+        finally:
+            self._send(self._closed)
+
+    # Driven from a thread -------------------------------------------------
 
     def _poll(self) -> None:
         mgr = self.manager
         try:
             while True:
                 batch = mgr.poll(POLL_CHECK)
-                if any(c.kind == "post" and c.data is _STOP for c in batch):
-                    break
                 if self.loop.is_closed() or batch and not self._send(self._dispatch, batch):
                     break  # the loop is gone: nobody left to serve
+                if any(c.kind == "post" and c.data is _STOP for c in batch):
+                    break
         except pyiocp.ManagerClosed:
             pass
         finally:
-            mgr.close(CLOSE_TIMEOUT)
-            self._send(self._closed)
+            self._close()
 
     def _send(self, fn: Callable[..., None], *args: Any) -> bool:
         try:
@@ -77,28 +173,31 @@ class Engine:
         except RuntimeError:
             return False
 
+    # Either way, on the loop ----------------------------------------------
+
     def _closed(self) -> None:
         if not self.done.done():
             self.done.set_result(None)
 
     def _dispatch(self, batch: List[Completion]) -> None:
+        routes = self.routes
         for c in batch:
-            if c.kind == "accept":
+            kind, conn, data, _ = c
+            if kind == "accept":
                 if self.on_accept is not None and not self._ending:
-                    self.on_accept(c.conn)
+                    self.on_accept(conn)
                 else:
-                    c.conn.abort()
-                continue
-            if c.kind == "timer":
-                c.data.callback(*c.data.args)
-                continue
-            if c.conn is None:
-                continue
-            route = self.routes.get(c.conn.id)
-            if route is not None:
-                route(c)
-            elif c.kind not in ("send", "close"):
-                c.conn.abort()  # nobody's: an accept the owner refused meanwhile
+                    conn.abort()
+            elif kind == "timer":
+                data.callback(*data.args)
+            elif conn is not None:
+                route = routes.get(conn.id)
+                if route is not None:
+                    route(c)
+                elif kind not in ("send", "close"):
+                    conn.abort()  # nobody's: an accept the owner refused meanwhile
+            elif data is _STOP:
+                self._stopped = True
         self._maybe_end()
 
     def forget(self, conn_id: int) -> None:

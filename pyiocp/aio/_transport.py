@@ -4,7 +4,7 @@ callbacks run on the loop's thread, fed by the engine's completions."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, cast
 
 from pyiocp import BufferFull, Completion, Connection, ConnectionClosed
 
@@ -47,6 +47,12 @@ class Transport(asyncio.Transport):
         self._close_after = False  # close() once _buf is taken
         self._writing_paused = False
         self._high, self._low = HIGH_WATER, HIGH_WATER // 4
+        # A bound on what the engine holds of our writes, known without
+        # asking it: what it held when last asked, plus what was handed to
+        # it since (it only ever falls meanwhile). Under the high-water
+        # mark, a write needs no look at the engine's figure.
+        self._engine_bound = 0
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         engine.routes[conn.id] = self._completion
 
     # The protocol's side ------------------------------------------------
@@ -78,6 +84,7 @@ class Transport(asyncio.Transport):
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
@@ -129,6 +136,10 @@ class Transport(asyncio.Transport):
                 self._push()
             except ConnectionClosed:
                 return
+            else:
+                self._engine_bound += len(data)
+                if self._engine_bound <= self._high:
+                    return  # under the high-water mark: no pause to make
         self._maybe_pause_writing()
 
     def writelines(self, list_of_data: Any) -> None:
@@ -147,7 +158,9 @@ class Transport(asyncio.Transport):
         return True
 
     def get_write_buffer_size(self) -> int:
-        return len(self._buf) + (0 if self._lost else self._conn.pending)
+        pending = 0 if self._lost else self._conn.pending
+        self._engine_bound = pending
+        return len(self._buf) + pending
 
     def get_write_buffer_limits(self) -> Tuple[int, int]:
         return self._low, self._high
@@ -166,6 +179,18 @@ class Transport(asyncio.Transport):
 
     def _completion(self, c: Completion) -> None:
         kind = c.kind
+        if kind == "recv" and not self._reading_paused and not self._held:
+            # The common case, without _deliver's round of tests.
+            try:
+                if self._buffered:
+                    self._buffer_updated(c.data)
+                else:
+                    self._protocol.data_received(c.data)  # type: ignore[attr-defined]
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal(exc, "Fatal error: protocol.data_received() call failed.")
+            return
         if kind == "send":
             return
         if kind == "drain":
@@ -198,19 +223,23 @@ class Transport(asyncio.Transport):
             self._fatal(exc, f"Fatal error: protocol.{'data' if kind == 'recv' else 'eof'}_received() call failed.")
 
     def _data_received(self, data: bytes) -> None:
-        protocol = self._protocol
-        if isinstance(protocol, asyncio.BufferedProtocol):
-            view = memoryview(data)
-            while view:
-                buf = memoryview(protocol.get_buffer(len(view))).cast("B")
-                if not len(buf):
-                    raise RuntimeError("get_buffer() returned an empty buffer")
-                n = min(len(buf), len(view))
-                buf[:n] = view[:n]
-                protocol.buffer_updated(n)
-                view = view[n:]
+        if self._buffered:
+            self._buffer_updated(data)
         else:
-            protocol.data_received(data)  # type: ignore[attr-defined]
+            self._protocol.data_received(data)  # type: ignore[attr-defined]
+
+    def _buffer_updated(self, data: bytes) -> None:
+        """data through a BufferedProtocol's own buffers."""
+        protocol = cast(asyncio.BufferedProtocol, self._protocol)
+        view = memoryview(data)
+        while view:
+            buf = memoryview(protocol.get_buffer(len(view))).cast("B")
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            protocol.buffer_updated(n)
+            view = view[n:]
 
     def _drain(self) -> None:
         """The engine's buffer fell to its low-water mark: hand it what
@@ -237,6 +266,7 @@ class Transport(asyncio.Transport):
                 self._buf.clear()
                 break
             del self._buf[:len(part)]
+            self._engine_bound += len(part)
 
     def _maybe_pause_writing(self) -> None:
         if self._writing_paused or self.get_write_buffer_size() <= self._high:

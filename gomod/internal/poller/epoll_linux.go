@@ -244,6 +244,13 @@ func (p *epoll) consider(st *fdState) {
 
 func (p *epoll) Wake() { rawWriteEventfd(p.wakefd) }
 
+// WaitFD is the epoll instance: readable while a socket has an event not
+// yet harvested (they are edge-triggered: Wait takes each once) or the
+// wake eventfd was written (level-triggered until Wait reads it).
+func (p *epoll) WaitFD() (int, bool) { return p.epfd, true }
+
+func (p *epoll) Quiet() bool { return p.done.len() == 0 && len(p.ready) == 0 }
+
 func (p *epoll) Wait(batch []Completion, timeout time.Duration) (int, error) {
 	p.arena.reset()
 	p.round++

@@ -171,6 +171,11 @@ func (p *iocp) Unregister(r Ref) {
 // Wake posts an empty packet; Wait takes it for a wake-up.
 func (p *iocp) Wake() { windows.PostQueuedCompletionStatus(p.port, 0, 0, nil) }
 
+// WaitFD: a completion port is no descriptor a loop can watch.
+func (p *iocp) WaitFD() (int, bool) { return 0, false }
+
+func (p *iocp) Quiet() bool { return false }
+
 func (p *iocp) Wait(batch []Completion, timeout time.Duration) (int, error) {
 	p.arena.reset()
 	p.round++

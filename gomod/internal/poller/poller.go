@@ -156,6 +156,19 @@ type Poller interface {
 	// safe from any thread and costs a system call: callers avoid waking a
 	// port that is not asleep.
 	Wake()
+	// WaitFD is a descriptor that is readable while Wait has completions
+	// to harvest and after Wake, for a caller that watches the port from
+	// an event loop of its own and calls Wait with a zero timeout when it
+	// turns readable (Wait then submits what was posted, as any Wait
+	// does). ok is false where there is none: IOCP, and an io_uring with
+	// deferred task work, whose completions are only made by its issuer's
+	// next Wait.
+	WaitFD() (fd int, ok bool)
+	// Quiet reports, after a Wait, that the port holds nothing for the
+	// next one to do at once (completions kept back, receives to arm
+	// again): only the descriptor's readiness can bring it work. Where
+	// WaitFD has none, false.
+	Quiet() bool
 	// Close releases the port. Every socket must be unregistered first.
 	Close() error
 	// Name is the backend's name, as in stats()["backend"].

@@ -332,6 +332,26 @@ func (p *uring) armWake() {
 
 func (p *uring) Wake() { rawWriteEventfd(p.wakefd) }
 
+// WaitFD is the ring: readable while its completion queue holds entries
+// (Wake's eventfd read among them). With deferred task work the kernel
+// makes completions only when the issuer enters the ring, and a poll of
+// the ring is not woken for that work: no descriptor then.
+func (p *uring) WaitFD() (int, bool) {
+	if p.r.flags&ioringSetupDeferTaskrun != 0 {
+		return 0, false
+	}
+	return p.r.fd, true
+}
+
+// Quiet: a receive that found the buffer ring empty is armed again only
+// by the next Wait, which no completion of the ring would bring; so are a
+// datagram socket's multishot receive, and the datagram buffers handed
+// back (udp_uring_linux.go).
+func (p *uring) Quiet() bool {
+	return p.done.len() == 0 && len(p.waiting) == 0 && len(p.nobufs) == 0 &&
+		len(p.dgArm) == 0 && len(p.drecycle) == 0 && !p.dgStarved
+}
+
 // ---------------------------------------------------------------- wait
 
 func (p *uring) Wait(batch []Completion, timeout time.Duration) (int, error) {
