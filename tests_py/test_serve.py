@@ -1,0 +1,408 @@
+"""pyiocp serve: the supervisor and its processes, driven as a user drives
+them (``python -m pyiocp serve serve_app:PidReply``, signals, /metrics).
+The app answers each line with the pid of the process that served it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Set, Tuple
+
+import pytest
+
+from iocp_helpers import LATE, PYTHON, SLOWDOWN, WAIT, wait_until
+from pyiocp._serve import make_options
+
+TESTS = str(Path(__file__).resolve().parent)
+START = 20.0 * SLOWDOWN  # a supervisor and its processes starting on a loaded machine
+linux = pytest.mark.linux
+
+
+class Serving:
+    """A running ``pyiocp serve``: its output read by threads, its address
+    and metrics address, the pids it announced."""
+
+    def __init__(self, cmd: List[str]) -> None:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=TESTS)
+        self.lines: "queue.Queue[str]" = queue.Queue()
+        self.stdout: List[str] = []
+        self.stderr: List[str] = []
+        self.pids: Set[int] = set()
+        # The supervisor logs to stderr: what it announces is read from there.
+        self.readers = [threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout, False)),
+                        threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr, True))]
+        for t in self.readers:
+            t.start()
+        self.port = 0
+        self.metrics_port = 0
+
+    def _read(self, pipe: Optional[object], keep: List[str], announce: bool) -> None:
+        assert pipe is not None
+        for line in pipe:  # type: ignore[attr-defined]
+            keep.append(line)
+            if announce:
+                self.lines.put(line)
+                m = re.search(r"pids ([\d ]+)", line)
+                if m:
+                    self.pids.update(int(p) for p in m.group(1).split())
+
+    def expect(self, pattern: str, timeout: float = START) -> "re.Match[str]":
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r} within {timeout} s; stdout {self.stdout}, "
+                                     f"stderr {''.join(self.stderr)}") from None
+            m = re.search(pattern, line)
+            if m:
+                return m
+
+    def started(self) -> "Serving":
+        m = self.expect(r"metrics on [\d.]+:(\d+)")
+        self.metrics_port = int(m.group(1))
+        m = self.expect(r"listening on (?:[\d.]+:(\d+)|unix:)")
+        self.port = int(m.group(1) or 0)
+        self.expect(r"ready: ")
+        return self
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        code = self.proc.wait(timeout)
+        for t in self.readers:
+            t.join(WAIT)
+        return code
+
+    def metrics(self) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
+        from prometheus_client.parser import text_string_to_metric_families
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=WAIT) as r:
+            text = r.read().decode()
+        families = text_string_to_metric_families(text)  # type: ignore[no-untyped-call]
+        return {f.name: [(s.labels, s.value) for s in f.samples] for f in families}
+
+    def value(self, name: str) -> float:
+        return self.metrics()[name][0][1]
+
+    def healthz(self) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=WAIT) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def reap(self) -> None:
+        """However the test went: the supervisor and every process it
+        announced are gone, the pipes closed."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pid in self.pids:
+            with contextlib.suppress(OSError):
+                if b"pyiocp._serve._child" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+        for t in self.readers:
+            t.join(WAIT)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@contextlib.contextmanager
+def serving(*args: str, target: str = "serve_app:PidReply") -> Iterator[Serving]:
+    s = Serving([PYTHON, "-m", "pyiocp", "serve", target, "--bind", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
+                 "--graceful-timeout", "10", *args])
+    try:
+        yield s.started()
+    finally:
+        s.reap()
+
+
+def ask(port: int, line: bytes = b"hi", timeout: float = WAIT) -> Tuple[int, bytes]:
+    """One request on a fresh connection: (the pid that served it, the rest)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+        c.sendall(line + b"\n")
+        reply = c.makefile("rb").readline()
+    pid, _, rest = reply.rstrip(b"\n").partition(b" ")
+    assert rest, f"no reply to {line!r}: {reply!r}"
+    return int(pid), rest
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (a zombie until the supervisor reaps it)."""
+    try:
+        return b"\nState:\tZ" in Path(f"/proc/{pid}/status").read_bytes()
+    except FileNotFoundError:
+        return True
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def pids_serving(port: int, want: int, tries: int = 400) -> Set[int]:
+    """The pids seen over fresh connections, until want of them are seen
+    (SO_REUSEPORT spreads connections by their addresses)."""
+    seen: Set[int] = set()
+    for _ in range(tries):
+        seen.add(ask(port)[0])
+        if len(seen) >= want:
+            break
+    return seen
+
+
+@linux  # SO_REUSEPORT, and signals to stop the supervisor
+def test_two_processes_both_serve_and_term_exits_0() -> None:
+    with serving("--processes", "2") as s:
+        assert len(s.pids) == 2
+        assert pids_serving(s.port, 2) == s.pids
+        s.signal(signal.SIGTERM)
+        assert s.wait(START) == 0
+        s.expect("stopped", LATE)
+        for pid in s.pids:
+            wait_until(lambda: gone(pid), LATE, what=f"process {pid} gone")
+
+
+@linux  # signals
+def test_term_under_load_finishes_in_flight_replies_and_healthz_turns_503() -> None:
+    with serving("--processes", "2") as s:
+        assert s.healthz() == 200
+        clients = []
+        try:
+            for _ in range(20):
+                c = socket.create_connection(("127.0.0.1", s.port), timeout=WAIT)
+                clients.append(c)
+                c.sendall(b"hi\n")
+                assert c.recv(100).endswith(b" hi\n")  # accepted and served
+            for c in clients:
+                c.sendall(b"slow 1.5\n")
+            t0 = time.monotonic()
+            s.signal(signal.SIGTERM)
+            wait_until(lambda: s.healthz() == 503, LATE, what="/healthz 503 while draining")
+            assert time.monotonic() - t0 < 1.5  # before the replies were due: draining, not stopped
+            wait_until(lambda: refused(s.port), LATE, what="the listeners closed")
+            for c in clients:
+                assert c.recv(100).endswith(b" slow\n")
+        finally:
+            for c in clients:
+                c.close()
+        assert s.wait(START) == 0
+
+
+@linux  # SIGQUIT
+def test_quit_exits_promptly() -> None:
+    with serving() as s:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=WAIT) as idle:
+            idle.sendall(b"hi\n")
+            idle.recv(100)  # an open connection would hold a graceful stop for 10 s
+            t0 = time.monotonic()
+            s.signal(signal.SIGQUIT)
+            assert s.wait(START) == 0
+        assert time.monotonic() - t0 < 2 * LATE
+
+
+@linux  # SIGTTIN, SIGTTOU
+def test_ttin_and_ttou_change_the_process_count() -> None:
+    with serving() as s:
+        assert s.value("pyiocp_processes") == 1
+        s.signal(signal.SIGTTIN)
+        wait_until(lambda: s.value("pyiocp_processes") == 2 and len(s.metrics()["pyiocp_connections"]) == 2,
+                   START, interval=0.1, what="a second process")
+        s.signal(signal.SIGTTOU)
+        wait_until(lambda: s.value("pyiocp_processes") == 1, START, interval=0.1, what="back to one process")
+        s.signal(signal.SIGTTOU)  # never fewer than one
+        time.sleep(0.3)
+        assert s.value("pyiocp_processes") == 1
+        ask(s.port)
+        s.signal(signal.SIGTERM)
+        assert s.wait(START) == 0
+
+
+@linux  # SIGKILL
+def test_a_killed_process_is_replaced() -> None:
+    with serving("--processes", "2") as s:
+        victim = min(s.pids)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: s.value("pyiocp_supervisor_restarts") == 1, START, interval=0.1,
+                   what="a restart")
+
+        def replaced() -> bool:
+            pids = {int(labels["pid"]) for labels, _ in s.metrics()["pyiocp_connections"]}
+            return len(pids) == 2 and victim not in pids
+        wait_until(replaced, START, interval=0.1, what="two processes, without the killed one")
+        assert victim not in pids_serving(s.port, 2)
+        s.signal(signal.SIGTERM)
+        assert s.wait(START) == 0
+        assert "died" in "".join(s.stderr)
+
+
+@linux  # the metrics of two SO_REUSEPORT processes
+def test_metrics_parse_and_count_every_process() -> None:
+    with serving("--processes", "2") as s:
+        for _ in range(10):
+            ask(s.port)
+
+        def counted() -> bool:
+            return sum(v for _, v in s.metrics()["pyiocp_accepted"]) >= 10
+        wait_until(counted, START, interval=0.2, what="the accepts in /metrics")
+        m = s.metrics()
+        assert {labels["process"] for labels, _ in m["pyiocp_connections"]} == {"0", "1"}
+        assert {int(labels["pid"]) for labels, _ in m["pyiocp_bytes_in"]} == s.pids
+        assert m["pyiocp_processes"] == [({}, 2.0)]
+        assert m["pyiocp_supervisor_restarts"] == [({}, 0.0)]
+        assert s.healthz() == 200
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{s.metrics_port}/nope", timeout=WAIT)
+        s.signal(signal.SIGTERM)
+        assert s.wait(START) == 0
+
+
+def run_serve(*args: str, timeout: float = START) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run([PYTHON, "-m", "pyiocp", "serve", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=TESTS)
+
+
+@pytest.mark.parametrize("target, message", [
+    ("no_such_module:App", "no module named 'no_such_module'"),
+    ("serve_app:Missing", "has no attribute 'Missing'"),
+    ("serve_app:not_a_handler", "expected a pyiocp.Handler subclass"),
+    ("serve_app:NotAHandler", "expected a pyiocp.Handler subclass"),
+    ("serve_app:broken_factory", "the factory broke"),
+])
+def test_a_process_that_cannot_start_fails_serve(target: str, message: str) -> None:
+    r = run_serve(target, "--bind", "127.0.0.1:0", "--processes", "1")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert message in r.stderr
+    assert "failed to start" in r.stderr
+
+
+def test_a_port_in_use_fails_serve() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = run_serve("serve_app:PidReply", "--bind", f"127.0.0.1:{taken.getsockname()[1]}")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "cannot listen on 127.0.0.1:" in r.stderr
+    assert "failed to start" in r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["serve_app"],
+    ["serve_app:"],
+    ["serve-app:X"],
+    ["serve_app:PidReply", "--bind", "nowhere"],
+    ["serve_app:PidReply", "--bind", "127.0.0.1:70000"],
+    ["serve_app:PidReply", "--bind", "::1:80"],
+    ["serve_app:PidReply", "--bind", "unix:"],
+    ["serve_app:PidReply", "--processes", "0"],
+    ["serve_app:PidReply", "--processes", "many"],
+    ["serve_app:PidReply", "--workers", "0"],
+    ["serve_app:PidReply", "--workers", "x"],
+    ["serve_app:PidReply", "--backend", "kqueue"],
+    ["serve_app:PidReply", "--max-connections", "0"],
+    ["serve_app:PidReply", "--idle-timeout", "0"],
+    ["serve_app:PidReply", "--idle-timeout", "soon"],
+    ["serve_app:PidReply", "--graceful-timeout", "-1"],
+    ["serve_app:PidReply", "--graceful-timeout", "nan"],
+    ["serve_app:PidReply", "--proxy-protocol", "v3"],
+    ["serve_app:PidReply", "--proxy-protocol", "v1", "--proxy-allow-from", "10.0.0.300/8"],
+    ["serve_app:PidReply", "--proxy-allow-from", "10.0.0.0/8"],
+    ["serve_app:PidReply", "--metrics", "localhost"],
+    ["serve_app:PidReply", "--log-level", "loud"],
+    ["serve_app:PidReply", "--pid-file", "/nonexistent-dir/serve.pid"],
+])
+def test_bad_values_exit_2(args: List[str]) -> None:
+    r = run_serve(*args)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.strip()
+    assert "Traceback" not in r.stderr
+
+
+def test_processes_and_platforms() -> None:
+    assert make_options("serve_app:PidReply", processes="auto").processes == (os.cpu_count() or 1)
+    if sys.platform == "win32":
+        with pytest.raises(ValueError, match="Windows has no SO_REUSEPORT"):
+            make_options("serve_app:PidReply", processes=2)
+    else:
+        assert make_options("serve_app:PidReply", processes=2).processes == 2
+        with pytest.raises(ValueError, match="unix: bind is served by one process"):
+            make_options("serve_app:PidReply", bind="unix:/tmp/x.sock", processes=2)
+
+
+def test_options_from_python_are_checked() -> None:
+    with pytest.raises(TypeError):
+        make_options("serve_app:PidReply", workers=1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        make_options(42)
+    with pytest.raises(ValueError, match="__main__"):
+        make_options(type("Local", (), {"__module__": "__main__"}))
+    from serve_app import PidReply
+    assert make_options(PidReply).target == "serve_app:PidReply"
+    assert make_options("m:A", bind=["127.0.0.1:1", "[::1]:2"]).binds[1].host == "::1"
+
+
+@linux  # SIGTERM to stop it; the pid file
+def test_serve_from_python(tmp_path: Path) -> None:
+    pid_file = tmp_path / "serve.pid"
+    code = ("import sys, pyiocp\nfrom serve_app import PidReply\n"
+            f"sys.exit(pyiocp.serve(PidReply, bind='127.0.0.1:0', metrics='127.0.0.1:0', pid_file={str(pid_file)!r}))")
+    s = Serving([PYTHON, "-c", code])
+    try:
+        s.started()
+        assert pid_file.read_text() == f"{s.proc.pid}\n"
+        assert ask(s.port)[0] in s.pids
+        s.signal(signal.SIGTERM)
+        assert s.wait(START) == 0
+        assert not pid_file.exists()
+    finally:
+        s.reap()
+
+
+@linux  # Unix domain sockets
+def test_unix_bind(tmp_path: Path) -> None:
+    path = tmp_path / "serve.sock"
+    s = Serving([PYTHON, "-m", "pyiocp", "serve", "serve_app:PidReply", "--bind", f"unix:{path}",
+                 "--metrics", "127.0.0.1:0"])
+    try:
+        s.started()
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(WAIT)
+            c.connect(str(path))
+            c.sendall(b"hi\n")
+            assert c.makefile("rb").readline() == f"{min(s.pids)} hi\n".encode()
+        s.signal(signal.SIGTERM)
+        assert s.wait(START) == 0
+        assert not path.exists()
+    finally:
+        s.reap()
+
+
+@linux  # SO_REUSEPORT processes and signals
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_proxy_protocol_v1_passes_the_client_through(processes: str) -> None:
+    with serving("--proxy-protocol", "v1", "--processes", processes) as s:
+        for _ in range(4):
+            with socket.create_connection(("127.0.0.1", s.port), timeout=WAIT) as c:
+                c.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\npeer\n")
+                pid, _, rest = c.makefile("rb").readline().partition(b" ")
+            assert int(pid) in s.pids
+            assert rest == b"203.0.113.7 5555\n"
+        s.signal(signal.SIGTERM)
+        assert s.wait(START) == 0
