@@ -22,6 +22,8 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 import pytest
 
 from iocp_helpers import LATE, PYTHON, SLOWDOWN, WAIT, wait_until
+from pyiocp.__main__ import main as cli_main
+from pyiocp._cli import serve as cli_serve
 from pyiocp._serve import make_options
 
 TESTS = str(Path(__file__).resolve().parent)
@@ -205,14 +207,20 @@ def test_term_under_load_finishes_in_flight_replies_and_healthz_turns_503() -> N
         assert s.wait(START) == 0
 
 
-@linux  # SIGQUIT
-def test_quit_exits_promptly() -> None:
+@linux  # SIGQUIT, SIGINT
+@pytest.mark.parametrize("how", ["QUIT", "INT twice"])
+def test_quit_and_a_second_int_exit_promptly(how: str) -> None:
     with serving() as s:
         with socket.create_connection(("127.0.0.1", s.port), timeout=WAIT) as idle:
             idle.sendall(b"hi\n")
             idle.recv(100)  # an open connection would hold a graceful stop for 10 s
             t0 = time.monotonic()
-            s.signal(signal.SIGQUIT)
+            if how == "QUIT":
+                s.signal(signal.SIGQUIT)
+            else:
+                s.signal(signal.SIGINT)
+                wait_until(lambda: s.healthz() == 503, LATE, what="the first INT's stop")
+                s.signal(signal.SIGINT)
             assert s.wait(START) == 0
         assert time.monotonic() - t0 < 2 * LATE
 
@@ -328,7 +336,28 @@ def test_a_port_in_use_fails_serve() -> None:
     ["serve_app:PidReply", "--log-level", "loud"],
     ["serve_app:PidReply", "--pid-file", "/nonexistent-dir/serve.pid"],
 ])
-def test_bad_values_exit_2(args: List[str]) -> None:
+def test_bad_values_exit_2(args: List[str], capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line's main(), in this process (a subprocess each would
+    cost a second apiece): nothing may start."""
+    def started(opts: object) -> int:
+        raise AssertionError(f"serve started with {opts}")
+    monkeypatch.setattr(cli_serve, "run_supervisor", started)
+    try:
+        code = cli_main(["serve", *args])
+    except SystemExit as exc:  # argparse's own checks
+        code = exc.code  # type: ignore[assignment]
+    err = capsys.readouterr().err
+    assert code == 2, (code, err)
+    assert "pyiocp serve" in err or "usage:" in err
+
+
+@pytest.mark.parametrize("args", [
+    ["serve_app:PidReply", "--processes", "0"],
+    ["serve_app:PidReply", "--proxy-protocol", "v3"],
+    ["serve_app:PidReply", "--pid-file", "/nonexistent-dir/serve.pid"],
+])
+def test_bad_values_exit_2_from_the_command(args: List[str]) -> None:
     r = run_serve(*args)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert r.stderr.strip()

@@ -2,9 +2,10 @@
 records the signal; the supervisor's loop acts on it (within a tick), so
 nothing runs inside a signal handler but an append.
 
-TERM, INT: graceful stop ("stop"); QUIT: immediate stop ("quit"); HUP:
+TERM: graceful stop ("stop"); INT: the same, or an immediate stop when a
+stop is under way (Ctrl-C twice); QUIT: immediate stop ("quit"); HUP:
 reload; TTIN, TTOU: one process more, one less. Windows has only INT and
-BREAK (Ctrl-C, Ctrl-Break): both are the graceful stop there."""
+BREAK (Ctrl-C, Ctrl-Break), INT as on POSIX, BREAK the graceful stop."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 from types import FrameType
 from typing import Any, Deque, Dict, Optional
 
-ACTIONS: Dict[int, str] = {signal.SIGTERM: "stop", signal.SIGINT: "stop"}
+ACTIONS: Dict[int, str] = {signal.SIGTERM: "stop", signal.SIGINT: "interrupt"}
 if sys.platform == "win32":
     ACTIONS[signal.SIGBREAK] = "stop"
 else:

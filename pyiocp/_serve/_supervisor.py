@@ -124,6 +124,8 @@ class Supervisor:
         """Acts on a signal; gives the time by which the children must
         have ended, when it is a stop."""
         logger.info("signal: %s", action)
+        if action == "interrupt":
+            action = "quit" if self.phase == "stopping" else "stop"
         if action == "stop" and self.phase == "stopping" and all(c.asked for c in self.children):
             return None  # asked already; QUIT hurries it
         if action in ("stop", "quit"):
