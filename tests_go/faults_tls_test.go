@@ -32,7 +32,10 @@ func TestFaultTLSPeers(t *testing.T) {
 		certs := []*tls.Config{p.server("pyiocp.test"), p.server("pyiocp.test")}
 		r := newEchoRecorder()
 		r.discard, r.unlisted = true, true
-		m, l := serveTLS(t, r, backend, certs[0], 300*time.Millisecond, engine.WithWorkers(2))
+		// The handshake timeout ends the silent peers; the full
+		// handshakes must fit in it on a loaded machine under the race
+		// detector, so it is not short (the silent peers wait together).
+		m, l := serveTLS(t, r, backend, certs[0], 2*time.Second, engine.WithWorkers(2))
 		addr := l.Addr().String()
 
 		stopReload := make(chan struct{})
@@ -64,12 +67,22 @@ func TestFaultTLSPeers(t *testing.T) {
 				}
 				return nil
 			}
-			for k := 0; k < bad; k++ {
-				if err := hostileTLSPeer(addr, i-workers, p, &midRecord); err != nil {
-					return err
-				}
+			// Each kind's peers, hostileAtOnce at a time.
+			sem := make(chan struct{}, hostileAtOnce)
+			errs := make(chan error, bad)
+			var peers sync.WaitGroup
+			for range bad {
+				sem <- struct{}{}
+				peers.Go(func() {
+					defer func() { <-sem }()
+					if err := hostileTLSPeer(addr, i-workers, p, &midRecord); err != nil {
+						errs <- err
+					}
+				})
 			}
-			return nil
+			peers.Wait()
+			close(errs)
+			return <-errs
 		})
 		close(stopReload)
 		reloader.Wait()
@@ -138,6 +151,9 @@ func tlsRoundTrip(addr string, cfg *tls.Config) error {
 
 // hostileTLSPeer is one peer of kind k (0-4), waiting for the server to
 // end it where the server must.
+// hostileAtOnce is how many hostile peers of one kind are connected at once.
+const hostileAtOnce = 20
+
 func hostileTLSPeer(addr string, kind int, p *pki, midRecord *atomic.Int64) error {
 	c, err := net.DialTimeout("tcp", addr, faultWait)
 	if err != nil {

@@ -129,7 +129,12 @@ func TestTLSHandshakeFailures(t *testing.T) {
 			t.Error("a client that wants another name finished its handshake")
 		}
 
-		eventually(t, "four failed handshakes", func() bool { return m.Stats().TLSHandshakeErrors == 4 })
+		// Counted as the connection is finalized, a moment before it stops
+		// counting as open: both are waited for.
+		eventually(t, "four failed handshakes, closed", func() bool {
+			s := m.Stats()
+			return s.TLSHandshakeErrors == 4 && s.Connections == 0
+		})
 		if s := m.Stats(); s.Accepted != 0 || s.Connections != 0 || s.TLSConnections != 0 {
 			t.Errorf("after failed handshakes: %+v", s)
 		}

@@ -343,6 +343,30 @@ def test_listener_close(serve: Serve, backend: str) -> None:
     rec.wait_closed(conn.id)
 
 
+def test_listener_close_serves_its_backlog(backend: str) -> None:
+    """Connections the kernel completed before the listener closed (here:
+    queued while no worker ran) are served, not reset: their clients
+    think them established."""
+    rec = Recorder(echo=True)
+    mgr = pyiocp.SocketManager(rec, backend=backend)
+    try:
+        lst = mgr.listen("127.0.0.1", 0, accepts=4)
+        clients = [client(lst.address) for _ in range(30)]
+        try:
+            lst.close()
+            mgr.start()
+            for i, s in enumerate(clients):
+                s.sendall(b"%02d" % i)
+                assert recv_exactly(s, 2) == b"%02d" % i
+        finally:
+            for s in clients:
+                s.close()
+        rec.wait_all_closed(30)
+        assert mgr.stats()["accepted"] == 30
+    finally:
+        mgr.close()
+
+
 def test_data_then_fin_is_noticed(serve: Serve, backend: str) -> None:
     """Bytes and the FIN arriving together (one epoll edge): the FIN must
     not be lost behind the short read of the data (100 clients)."""

@@ -59,7 +59,10 @@ func (l *Listener) String() string {
 func (l *Listener) Accepts() int { return l.accepts }
 
 // Close stops accepting. The socket is closed by the listener's worker once
-// its posted accepts have completed; Done says when. Idempotent.
+// its posted accepts have completed; Done says when. Connections the
+// kernel had already completed (queued in the backlog, or taken by an
+// accept as it was cancelled) are accepted and served first, not reset:
+// their clients think them established. Idempotent.
 func (l *Listener) Close() error {
 	if l.closeAsked.Swap(true) {
 		return nil
@@ -101,6 +104,9 @@ func (w *worker) startListen(l *Listener) {
 	}
 	l.token = listenerBit | uint64(idx)
 	if w.shutdown || l.closeAsked.Load() {
+		if !w.shutdown {
+			w.takeBacklog(l) // closed before it was served: its queue still is
+		}
 		w.closeListenSock(l)
 		return
 	}
@@ -151,7 +157,9 @@ func (w *worker) acceptDone(cpl *poller.Completion) {
 		return
 	}
 	if l.closing {
-		poller.CloseSock(cpl.Sock)
+		// Completed as the listener closed: its client thinks it
+		// established, so it is served, not reset.
+		w.m.accept(w, l, cpl.Sock, cpl.Peer, cpl.Data)
 		w.settleListener(l)
 		return
 	}
@@ -188,10 +196,38 @@ func (w *worker) settleListener(l *Listener) {
 	if !l.closing || l.outstanding > 0 {
 		return
 	}
+	w.takeBacklog(l)
 	w.p.Unregister(l.ref)
 	w.listeners[l.token&^listenerBit] = nil
 	w.nlisteners--
 	w.closeListenSock(l)
+}
+
+// maxBacklogTake bounds what one close takes from a backlog that clients
+// keep filling.
+const maxBacklogTake = 1 << 16
+
+// takeBacklog accepts, just before a closing listener's socket is closed,
+// the connections still queued in its backlog: the kernel completed their
+// handshakes, so their clients think them established, and closing the
+// socket would reset them. (With SO_REUSEPORT, a process that stops
+// serving a port thus hands over no connection its peers' sockets could
+// not take.) Not when the manager closes: they would be closed at once.
+func (w *worker) takeBacklog(l *Listener) {
+	for range maxBacklogTake {
+		if w.m.closing.Load() {
+			return
+		}
+		fd, peer, ok, err := poller.AcceptQueued(l.fd)
+		if err != nil {
+			w.m.logf("listener %v: taking the backlog before closing: %v", l, err)
+			return
+		}
+		if !ok {
+			return
+		}
+		w.m.accept(w, l, fd, peer, nil)
+	}
 }
 
 func (w *worker) closeListenSock(l *Listener) {

@@ -53,7 +53,8 @@ func Client(cfg *tls.Config, out func([]byte) error) *Session {
 }
 
 // Handshake runs the handshake on a goroutine of pool, bounded by timeout
-// (0: none) from this call, the wait for a goroutine included; done is
+// (0: none) from this call, the wait for a goroutine included (while it
+// waits for the peer's bytes it holds no slot of the pool); done is
 // called on that goroutine with nil or the reason it failed. Reads made
 // before it is done return ErrWouldBlock.
 func (s *Session) Handshake(pool *Pool, timeout time.Duration, done func(error)) {
@@ -61,6 +62,9 @@ func (s *Session) Handshake(pool *Pool, timeout time.Duration, done func(error))
 	if timeout > 0 {
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 	}
+	s.t.mu.Lock()
+	s.t.pool = pool
+	s.t.mu.Unlock()
 	pool.Go(func() {
 		defer cancel()
 		err := s.conn.HandshakeContext(ctx)

@@ -29,7 +29,8 @@ type transport struct {
 	in       []byte // fed, not yet read
 	eof      bool   // the peer's end of stream is fed
 	closed   bool
-	blocking bool // a read waits for input (the handshake)
+	blocking bool  // a read waits for input (the handshake)
+	pool     *Pool // the handshake's: its slot is given back while a read waits
 	out      func([]byte) error
 }
 
@@ -87,8 +88,23 @@ func (t *transport) Read(p []byte) (int, error) {
 		case !t.blocking:
 			return 0, ErrWouldBlock
 		}
-		t.input.Wait()
+		t.wait()
 	}
+}
+
+// wait waits for input (t.mu held), holding no slot of the handshake pool
+// meanwhile; it takes one back before it returns, without t.mu, so that
+// input can be fed while it waits for the slot.
+func (t *transport) wait() {
+	if t.pool == nil {
+		t.input.Wait()
+		return
+	}
+	t.pool.Park()
+	t.input.Wait()
+	t.mu.Unlock()
+	t.pool.Unpark()
+	t.mu.Lock()
 }
 
 func (t *transport) Write(p []byte) (int, error) {

@@ -28,3 +28,4 @@ const POLLRDNORM = 0x0100
 //sys	GetQueuedCompletionStatusEx(port windows.Handle, entries *OverlappedEntry, count uint32, removed *uint32, timeout uint32, alertable bool) (err error) = kernel32.GetQueuedCompletionStatusEx
 //sys	Ioctlsocket(s windows.Handle, cmd uint32, arg *uint32) (err error) [failretval!=0] = ws2_32.ioctlsocket
 //sys	WSAPoll(fds *WSAPollFD, nfds uint32, timeout int32) (n int32, err error) [failretval==-1] = ws2_32.WSAPoll
+//sys	Accept(s windows.Handle, rsa *windows.RawSockaddrAny, addrlen *int32) (ns windows.Handle, err error) [failretval==windows.InvalidHandle] = ws2_32.accept

@@ -43,6 +43,7 @@ var (
 
 	procGetQueuedCompletionStatusEx = modkernel32.NewProc("GetQueuedCompletionStatusEx")
 	procWSAPoll                     = modws2_32.NewProc("WSAPoll")
+	procaccept                      = modws2_32.NewProc("accept")
 	procioctlsocket                 = modws2_32.NewProc("ioctlsocket")
 )
 
@@ -62,6 +63,15 @@ func WSAPoll(fds *WSAPollFD, nfds uint32, timeout int32) (n int32, err error) {
 	r0, _, e1 := syscall.SyscallN(procWSAPoll.Addr(), uintptr(unsafe.Pointer(fds)), uintptr(nfds), uintptr(timeout))
 	n = int32(r0)
 	if n == -1 {
+		err = errnoErr(e1)
+	}
+	return
+}
+
+func Accept(s windows.Handle, rsa *windows.RawSockaddrAny, addrlen *int32) (ns windows.Handle, err error) {
+	r0, _, e1 := syscall.SyscallN(procaccept.Addr(), uintptr(s), uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(addrlen)))
+	ns = windows.Handle(r0)
+	if ns == windows.InvalidHandle {
 		err = errnoErr(e1)
 	}
 	return
