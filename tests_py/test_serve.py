@@ -8,6 +8,7 @@ import contextlib
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 
-from iocp_helpers import LATE, PYTHON, SLOWDOWN, WAIT, wait_until
+from iocp_helpers import LATE, PYTHON, SLOWDOWN, WAIT, reap, wait_until
 from pyiocp.__main__ import main as cli_main
 from pyiocp._cli import serve as cli_serve
 from pyiocp._serve import make_options
@@ -223,6 +224,48 @@ def test_quit_and_a_second_int_exit_promptly(how: str) -> None:
                 s.signal(signal.SIGINT)
             assert s.wait(START) == 0
         assert time.monotonic() - t0 < 2 * LATE
+
+
+@linux  # SIGHUP, SO_REUSEPORT
+def test_hup_reload_loses_no_request_and_changes_the_pids() -> None:
+    with serving("--processes", "2") as s:
+        before = set(s.pids)
+        errors: List[BaseException] = []
+        served: List[int] = []
+        reloaded = threading.Event()
+
+        def loop() -> None:
+            # 2,000 requests at least, and on until 300 after the reload
+            after_reload = 0
+            while len(served) + len(errors) < 2000 or after_reload < 300:
+                if reloaded.is_set():
+                    after_reload += 1
+                try:
+                    served.append(ask(s.port)[0])
+                except (OSError, AssertionError, ValueError) as exc:
+                    errors.append(exc)
+                if len(errors) > 100 or len(served) > 100_000:
+                    return  # broken: the asserts below say how
+
+        t = threading.Thread(target=loop)
+        t.start()
+        try:
+            wait_until(lambda: len(served) >= 200 or not t.is_alive(), START)
+            s.signal(signal.SIGHUP)
+            s.expect("reloaded: ", START)
+        finally:
+            reloaded.set()
+            t.join(120)
+        assert not t.is_alive()
+        assert errors == [], errors[:5]
+        after = set(s.pids) - before
+        assert len(after) == 2
+        assert set(served[-300:]) & after, "no request served by the new processes"
+        for pid in before:  # drained and gone
+            wait_until(lambda: gone(pid), START, what=f"old process {pid} gone")
+        assert pids_serving(s.port, 2) == after
+        s.signal(signal.SIGTERM)
+        assert s.wait(START) == 0
 
 
 @linux  # SIGTTIN, SIGTTOU
@@ -434,4 +477,78 @@ def test_proxy_protocol_v1_passes_the_client_through(processes: str) -> None:
             assert int(pid) in s.pids
             assert rest == b"203.0.113.7 5555\n"
         s.signal(signal.SIGTERM)
+        assert s.wait(START) == 0
+
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def haproxy_status(sock_path: Path) -> str:
+    """The pyiocp server's status in HAProxy's own view (show stat)."""
+    with socket.socket(socket.AF_UNIX) as c:
+        c.settimeout(WAIT)
+        c.connect(str(sock_path))
+        c.sendall(b"show stat\n")
+        text = b""
+        while chunk := c.recv(65536):
+            text += chunk
+    lines = text.decode().splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("pxname") == "b" and row.get("svname") == "s":
+            return row["status"]
+    raise AssertionError(f"no server in {text!r}")
+
+
+@contextlib.contextmanager
+def haproxy_in_front(tmp_path: Path, s: Serving) -> Iterator[Tuple[int, Path]]:
+    """HAProxy in TCP mode before s, with send-proxy-v2 and a health check
+    of its /healthz every 100 ms; gives its port and its stats socket."""
+    if not os.path.exists(HAPROXY):
+        pytest.fail("haproxy is not installed: make deps installs Debian's haproxy")
+    front = free_port()
+    stats = tmp_path / "haproxy.sock"
+    cfg = ["global", "  maxconn 200", f"  stats socket {stats} level admin",
+           "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 30s", "  timeout server 30s",
+           "  timeout check 2s",
+           "frontend f", f"  bind 127.0.0.1:{front}", "  default_backend b",
+           "backend b", "  option httpchk GET /healthz",
+           f"  server s 127.0.0.1:{s.port} send-proxy-v2 check port {s.metrics_port} inter 100 fall 1 rise 1"]
+    (tmp_path / "haproxy.cfg").write_text("\n".join(cfg) + "\n")
+    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(tmp_path / "haproxy.cfg")], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: stats.exists() and haproxy_status(stats) == "UP", START, interval=0.05,
+                   what="HAProxy's check passing")
+        yield front, stats
+    finally:
+        proc.terminate()
+        reap(proc)
+
+
+@linux  # HAProxy is a Linux program here; signals
+def test_behind_haproxy_the_handler_sees_the_client_and_the_check_follows_healthz(tmp_path: Path) -> None:
+    with serving("--processes", "2", "--proxy-protocol", "v2") as s, haproxy_in_front(tmp_path, s) as (front, stats):
+        seen = set()
+        for _ in range(40):
+            with socket.create_connection(("127.0.0.1", front), timeout=WAIT) as c:
+                c.sendall(b"peer\n")
+                pid, host, port = c.makefile("rb").readline().split()
+                assert (host.decode(), int(port)) == c.getsockname()[:2]  # the client, not HAProxy
+                seen.add(int(pid))
+        assert seen == s.pids
+        with socket.create_connection(("127.0.0.1", front), timeout=WAIT) as slow:
+            slow.sendall(b"slow 1.5\n")
+            time.sleep(0.2)  # through HAProxy to a process
+            s.signal(signal.SIGTERM)
+            wait_until(lambda: haproxy_status(stats).startswith("DOWN"), LATE, interval=0.05,
+                       what="HAProxy marking the draining server down")
+            assert slow.makefile("rb").readline().endswith(b" slow\n")  # still served
         assert s.wait(START) == 0

@@ -166,7 +166,10 @@ def drain(mgr: SocketManager, listeners: List[Listener], control: Control, grace
             report = None
     deadline = time.monotonic() + grace
     next_stats = time.monotonic() + STATS_INTERVAL
-    while not control.quit and mgr.connections > 0 and time.monotonic() < deadline:
+    # stats()["listeners"] falls once a socket is closed, after its worker
+    # took what the kernel had queued: until then more connections may come.
+    while not control.quit and time.monotonic() < deadline and (
+            mgr.stats()["listeners"] > 0 or mgr.connections > 0):
         time.sleep(TICK)
         if report is not None and time.monotonic() >= next_stats:
             next_stats += STATS_INTERVAL
