@@ -268,6 +268,20 @@ def test_hup_reload_loses_no_request_and_changes_the_pids() -> None:
         assert s.wait(START) == 0
 
 
+def test_processes_stop_when_the_supervisor_is_gone() -> None:
+    """Killed without a word (SIGKILL, TerminateProcess), the supervisor
+    leaves its processes without their stdin: they stop as on TERM.
+    Also what shows that serving works on Windows, one process."""
+    with serving() as s:
+        assert ask(s.port)[0] in s.pids
+        s.proc.kill()
+        s.wait(START)
+        wait_until(lambda: refused(s.port), START, interval=0.05, what="the process's listener closed")
+        if sys.platform != "win32":
+            for pid in s.pids:
+                wait_until(lambda: gone(pid), START, what=f"process {pid} gone")
+
+
 @linux  # SIGTTIN, SIGTTOU
 def test_ttin_and_ttou_change_the_process_count() -> None:
     with serving() as s:
@@ -408,11 +422,13 @@ def test_bad_values_exit_2_from_the_command(args: List[str]) -> None:
 
 
 def test_processes_and_platforms() -> None:
-    assert make_options("serve_app:PidReply", processes="auto").processes == (os.cpu_count() or 1)
+    auto = make_options("serve_app:PidReply", processes="auto").processes
     if sys.platform == "win32":
+        assert auto == 1
         with pytest.raises(ValueError, match="Windows has no SO_REUSEPORT"):
             make_options("serve_app:PidReply", processes=2)
     else:
+        assert auto == (os.cpu_count() or 1)
         assert make_options("serve_app:PidReply", processes=2).processes == 2
         with pytest.raises(ValueError, match="unix: bind is served by one process"):
             make_options("serve_app:PidReply", bind="unix:/tmp/x.sock", processes=2)

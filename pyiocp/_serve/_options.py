@@ -133,7 +133,8 @@ def bind_arg(text: Any) -> Bind:
 
 def processes_arg(value: Any) -> int:
     if value == "auto":
-        return os.cpu_count() or 1
+        # Windows cannot share a port between processes: one serves there.
+        return 1 if sys.platform == "win32" else os.cpu_count() or 1
     if isinstance(value, str):
         try:
             value = int(value)
@@ -242,7 +243,9 @@ def make_options(
         metrics=metrics_at,
         log_level=log_level.lower(),
         pid_file=pid_path,
-        sys_path=tuple(p for p in sys.path if p),
+        # The working directory first, as gunicorn has it: the application
+        # is found there however serve was started (-m, the script, -c).
+        sys_path=tuple(dict.fromkeys([os.getcwd()] + [p for p in sys.path if p])),
     )
 
 
