@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import threading
 import time
 from collections import namedtuple
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Union
 
 from . import _pyiocp, _threads
 from ._args import (
@@ -28,6 +29,7 @@ from ._listener import Listener
 from ._pyiocp import Connection, Timer
 from ._framing import Framing, framing_arg
 from ._sockopts import KeepAlive, sockopts
+from ._adopt import adopt
 from ._proxy import ProxySources, proxy_args, proxy_mode
 from ._tls import TLSConfig, tls_handle
 from ._unix import PathArg, unix_mode, unix_path, unix_supported
@@ -180,6 +182,42 @@ class SocketManager:
         handle, bound = self._engine.listen(ip, port, backlog, accepts, reuse_port, first_data, opts, framing, tls_h,
                                             proxy, allow)
         return self._keep_listener(Listener(self, handle, (ip, bound), tls))
+
+    def listen_socket(
+        self,
+        sock: Union[socket.socket, int],
+        *,
+        accepts: int = DEFAULT_ACCEPTS,
+        nodelay: bool = True,
+        keepalive: Optional[KeepAlive] = None,
+        rcvbuf: Optional[int] = None,
+        sndbuf: Optional[int] = None,
+        framing: Framing = None,
+        tls: Optional[TLSConfig] = None,
+        first_data: bool = False,
+        proxy_protocol: Optional[str] = None,
+        proxy_allow_from: Optional[ProxySources] = None,
+    ) -> Listener:
+        """Serve a socket that already listens: one inherited from systemd
+        socket activation (LISTEN_FDS: descriptors from 3 on), from a
+        supervisor, or made with socket.create_server(). The manager
+        serves a duplicate: the caller keeps sock (a socket.socket or a
+        descriptor) and may close it. A TCP socket, or a Unix domain one
+        (Linux), whose file is left in place when the listener closes. The
+        options are listen()'s (a Unix domain socket takes no socket
+        options nor first_data); the backlog and SO_REUSEPORT are the
+        socket's own. Not a listening stream socket: ValueError."""
+        accepts = _int_arg("accepts", accepts, 1, MAX_ACCEPTS)
+        if not isinstance(first_data, bool):
+            raise TypeError(f"first_data must be a bool, not {type(first_data).__name__}")
+        opts = sockopts(nodelay, keepalive, rcvbuf, sndbuf)
+        framing = framing_arg(framing)
+        tls_h = tls_handle(tls)
+        proxy, allow = proxy_args(proxy_protocol, proxy_allow_from)
+        self._check_open()
+        dup, address = adopt(sock)
+        handle = self._engine.listen_socket(dup.detach(), accepts, first_data, opts, framing, tls_h, proxy, allow)
+        return self._keep_listener(Listener(self, handle, address, tls))
 
     def _keep_listener(self, lst: Listener) -> Listener:
         """Records a new listener; until a worker runs, a watch warns of

@@ -28,14 +28,7 @@ func TestListenerCloseServesTheBacklog(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-l.Done()
-		for i, c := range clients {
-			if err := roundTrip(c, []byte(fmt.Sprintf("client %d", i))); err != nil {
-				t.Fatalf("client %d: %v", i, err)
-			}
-		}
-		if s := m.Stats(); s.Accepted != n {
-			t.Errorf("accepted %d, want %d", s.Accepted, n)
-		}
+		echoEach(t, m, clients)
 		if _, err := dialErr(l.Addr().String()); err == nil {
 			t.Error("a connect after the close succeeded")
 		}
@@ -76,13 +69,20 @@ func TestListenerCloseWhileBusy(t *testing.T) {
 		l.Close()
 		close(hold)
 		<-l.Done()
-		for i, c := range clients {
-			if err := roundTrip(c, []byte(fmt.Sprintf("client %d", i))); err != nil {
-				t.Fatalf("client %d: %v", i, err)
-			}
-		}
-		if s := m.Stats(); s.Accepted != n {
-			t.Errorf("accepted %d, want %d", s.Accepted, n)
-		}
+		echoEach(t, m, clients)
 	})
+}
+
+// echoEach checks that each client is served, and that the manager
+// accepted them all.
+func echoEach(t *testing.T, m *engine.Manager, clients []net.Conn) {
+	t.Helper()
+	for i, c := range clients {
+		if err := roundTrip(c, []byte(fmt.Sprintf("client %d", i))); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	if s := m.Stats(); s.Accepted != uint64(len(clients)) {
+		t.Errorf("accepted %d, want %d", s.Accepted, len(clients))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -236,4 +237,28 @@ func TestProxyOptions(t *testing.T) {
 	if _, err := engine.ParseProxyMode("v3"); !errors.As(err, &oe) {
 		t.Errorf("ParseProxyMode(v3): %v, want an OptionError", err)
 	}
+}
+
+// TestProxyFirstData: with first data, the header comes with the accept
+// (on Windows, in AcceptEx's buffer), the request after it in the same
+// bytes; both are taken apart as from a receive.
+func TestProxyFirstData(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		r := newEchoRecorder()
+		m := newManager(t, r, backend)
+		l := listenAndStart(t, m, engine.WithFirstData(true), engine.WithProxyProtocol(engine.ProxyV1, nil))
+		t.Cleanup(func() { closeManager(t, m) })
+		c := dial(t, l.Addr().String())
+		defer c.Close()
+		msg := []byte("with the accept")
+		c.Write(append(proxyV1Line(proxyClient, l.Addr()), msg...))
+		got := make([]byte, len(msg))
+		c.SetReadDeadline(time.Now().Add(waitBound))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != string(msg) {
+			t.Fatalf("echo %q, %v", got, err)
+		}
+		if srv := r.nextConn(t); srv.Peer() != proxyClient {
+			t.Errorf("Peer %v, want %v", srv.Peer(), proxyClient)
+		}
+	})
 }

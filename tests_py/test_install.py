@@ -4,11 +4,9 @@ wheel, no index), then pyiocp works from outside the source tree."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 from typing import Dict
 
@@ -71,40 +69,16 @@ def test_pip_install_into_a_fresh_venv(tmp_path: Path) -> None:
 
     work = tmp_path / "elsewhere"  # outside both the source tree and its copy
     work.mkdir()
-    script = textwrap.dedent("""
-        import json, socket, sys, pathlib, importlib.metadata as md
-        import pyiocp
-
-        class Echo(pyiocp.Handler):
-            def on_recv(self, conn, data):
-                conn.send(data)
-
-        with pyiocp.SocketManager(Echo()) as mgr:
-            lst = mgr.listen("127.0.0.1", 0)
-            mgr.start()
-            with socket.create_connection(lst.address, timeout=5) as s:
-                s.sendall(b"installed")
-                got = b""
-                while len(got) < 9:
-                    got += s.recv(9 - len(got))
-        pkg = pathlib.Path(pyiocp.__file__).parent
-        plugins = [e.value for e in md.entry_points(group="pytest11") if e.name == "pyiocp"]
-        print(json.dumps({
-            "echo": got.decode(),
-            "file": pyiocp.__file__,
-            "typed": (pkg / "py.typed").exists(),
-            "stub": (pkg / "_pyiocp.pyi").exists(),
-            "plugin": plugins,
-            "backend": mgr.stats()["backend"],
-        }))
-    """)
-    r = subprocess.run([str(py), "-c", script], cwd=work, capture_output=True, text=True, env=env, timeout=60)
+    # Imported from the venv, an echo round trip, the pytest plugin found
+    # through the installed entry point and used.
+    r = subprocess.run([str(py), str(REPO / "scripts" / "wheel_smoke.py")], cwd=work, capture_output=True,
+                       text=True, env=env, timeout=360)
     assert r.returncode == 0, r.stdout + r.stderr
-    info = json.loads(r.stdout)
-    assert info["echo"] == "installed"
-    assert Path(info["file"]).is_relative_to(venv), info["file"]  # not the source tree
-    assert info["typed"] and info["stub"]
-    assert info["plugin"] == ["pyiocp.testing.plugin"]
+    assert r.stdout.count(": ok") == 5, r.stdout
+    import_check = "import pathlib, pyiocp; p = pathlib.Path(pyiocp.__file__).parent; " \
+                   "print((p / 'py.typed').exists() and (p / '_pyiocp.pyi').exists())"
+    r = subprocess.run([str(py), "-c", import_check], cwd=work, capture_output=True, text=True, env=env, timeout=60)
+    assert r.stdout.strip() == "True", r.stdout + r.stderr  # typed: py.typed and the stub installed
 
     r = subprocess.run([str(venv / "bin" / "pyiocp"), "--help"], cwd=work, capture_output=True, text=True,
                        env=env, timeout=60)

@@ -154,6 +154,30 @@ static PyObject *Engine_listen(EngineObject *self, PyObject *args)
     return Py_BuildValue("Li", (long long)lh, bound);
 }
 
+/* listen_socket(fd, accepts, first_data, sockopts, framing, tls_handle, proxy_mode, proxy_allow) -> handle:
+ * serve the listening socket fd, which is ours from the call on: closed
+ * here when an argument is bad, by the engine when it fails. */
+static PyObject *Engine_listen_socket(EngineObject *self, PyObject *args)
+{
+    long long fd = -1, tls;
+    int accepts, first, proxy;
+    int64_t lh = 0;
+    const char *allow;
+    pyiocp_error err;
+    pyiocp_sockopts so;
+    pyiocp_framing fr;
+    PyObject *opts, *framing;
+    if (!PyArg_ParseTuple(args, "LipOOLiz", &fd, &accepts, &first, &opts, &framing, &tls, &proxy, &allow) ||
+        sockopts_from(opts, &so) < 0 || framing_from(framing, &fr) < 0) {
+        if (fd >= 0)
+            pyiocpCloseSocket(fd);
+        return NULL;
+    }
+    if (pyiocpListenSocket(self->h, fd, accepts, first, &so, &fr, tls, proxy, (char *)allow, &lh, &err) != PYIOCP_OK)
+        return raise_code(err.code, &err);
+    return PyLong_FromLongLong(lh);
+}
+
 static PyObject *Engine_close_listener(EngineObject *self, PyObject *arg)
 {
     long long lh = PyLong_AsLongLong(arg);
@@ -305,6 +329,8 @@ static PyObject *Engine_get(EngineObject *self, PyObject *arg)
 }
 
 static PyMethodDef Engine_methods[] = {
+    {"listen_socket", (PyCFunction)Engine_listen_socket, METH_VARARGS,
+     "listen_socket(fd, accepts, first_data, sockopts, framing, tls_handle, proxy_mode, proxy_allow) -> handle"},
     {"listen", (PyCFunction)Engine_listen, METH_VARARGS, "listen(ip, port, backlog, accepts, reuse_port, first_data, sockopts, framing, tls_handle, proxy_mode, "
      "proxy_allow) -> (handle, port)"},
     {"close_listener", (PyCFunction)Engine_close_listener, METH_O, "close_listener(handle)"},
