@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 
@@ -36,8 +36,9 @@ class Serving:
     """A running ``pyiocp serve``: its output read by threads, its address
     and metrics address, the pids it announced."""
 
-    def __init__(self, cmd: List[str]) -> None:
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=TESTS)
+    def __init__(self, cmd: List[str], pass_fds: Tuple[int, ...] = ()) -> None:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=TESTS,
+                                     pass_fds=pass_fds)
         self.lines: "queue.Queue[str]" = queue.Queue()
         self.stdout: List[str] = []
         self.stderr: List[str] = []
@@ -64,10 +65,14 @@ class Serving:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                line = self.lines.get(timeout=0.1)
             except queue.Empty:
-                raise AssertionError(f"no line matching {pattern!r} within {timeout} s; stdout {self.stdout}, "
-                                     f"stderr {''.join(self.stderr)}") from None
+                ended = self.proc.poll() is not None and not self.readers[1].is_alive()
+                if ended or time.monotonic() > deadline:
+                    raise AssertionError(f"no line matching {pattern!r} within {timeout} s (exit code "
+                                         f"{self.proc.poll()}); stdout {self.stdout}, "
+                                         f"stderr {''.join(self.stderr)}") from None
+                continue
             m = re.search(pattern, line)
             if m:
                 return m
@@ -430,8 +435,6 @@ def test_processes_and_platforms() -> None:
     else:
         assert auto == (os.cpu_count() or 1)
         assert make_options("serve_app:PidReply", processes=2).processes == 2
-        with pytest.raises(ValueError, match="unix: bind is served by one process"):
-            make_options("serve_app:PidReply", bind="unix:/tmp/x.sock", processes=2)
 
 
 def test_options_from_python_are_checked() -> None:
@@ -463,23 +466,97 @@ def test_serve_from_python(tmp_path: Path) -> None:
         s.reap()
 
 
+def reload_under_requests(s: Serving, ask_one: Callable[[], int], n: int) -> Set[int]:
+    """HUP while a client makes n requests (and 100 more after the reload):
+    none may fail. Gives the pids of the new processes, once the old ones
+    are gone."""
+    before = set(s.pids)
+    errors: List[BaseException] = []
+    served: List[int] = []
+    reloaded = threading.Event()
+
+    def loop() -> None:
+        after_reload = 0
+        while len(served) + len(errors) < n or after_reload < 100:
+            if reloaded.is_set():
+                after_reload += 1
+            try:
+                served.append(ask_one())
+            except (OSError, AssertionError, ValueError) as exc:
+                errors.append(exc)
+            if len(errors) > 100 or len(served) > 100_000:
+                return
+
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        wait_until(lambda: len(served) >= n // 10 or not t.is_alive(), START)
+        s.signal(signal.SIGHUP)
+        s.expect("reloaded: ", START)
+    finally:
+        reloaded.set()
+        t.join(120)
+    assert not t.is_alive()
+    assert errors == [], errors[:5]
+    after = set(s.pids) - before
+    for pid in before:
+        wait_until(lambda: gone(pid), START, what=f"old process {pid} gone")
+    return after
+
+
 @linux  # Unix domain sockets
-def test_unix_bind(tmp_path: Path) -> None:
+def test_unix_bind_shared_by_two_processes_and_reloaded(tmp_path: Path) -> None:
     path = tmp_path / "serve.sock"
     s = Serving([PYTHON, "-m", "pyiocp", "serve", "serve_app:PidReply", "--bind", f"unix:{path}",
-                 "--metrics", "127.0.0.1:0"])
-    try:
-        s.started()
+                 "--metrics", "127.0.0.1:0", "--processes", "2"])
+
+    def ask_unix() -> int:
         with socket.socket(socket.AF_UNIX) as c:
             c.settimeout(WAIT)
             c.connect(str(path))
             c.sendall(b"hi\n")
-            assert c.makefile("rb").readline() == f"{min(s.pids)} hi\n".encode()
+            pid, _, rest = c.makefile("rb").readline().partition(b" ")
+            assert rest == b"hi\n", rest
+            return int(pid)
+    try:
+        s.started()
+        assert ask_unix() in s.pids
+        new = reload_under_requests(s, ask_unix, 500)
+        assert ask_unix() in new
         s.signal(signal.SIGTERM)
         assert s.wait(START) == 0
         assert not path.exists()
     finally:
         s.reap()
+
+
+@linux  # systemd socket activation
+def test_systemd_socket_activation() -> None:
+    """The socket systemd would pass (LISTEN_PID, LISTEN_FDS, descriptor
+    3) is served, not --bind, by every process; a reload loses nothing:
+    the socket, with its queue, outlives the processes."""
+    with socket.create_server(("127.0.0.1", 0)) as activated:
+        port = activated.getsockname()[1]
+        fd = activated.fileno()
+        # What systemd does before it execs the service.
+        launch = (f"import os, sys\nos.dup2({fd}, 3)\nos.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1')\n"
+                  "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
+        with socket.socket() as taken:  # --bind would fail: not used
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            s = Serving([PYTHON, "-c", launch, "-m", "pyiocp", "serve", "serve_app:PidReply",
+                         "--bind", "127.0.0.1:{}".format(taken.getsockname()[1]), "--metrics", "127.0.0.1:0",
+                         "--processes", "2"], pass_fds=(fd,))
+            try:
+                s.started()
+                assert s.port == port
+                assert ask(port)[0] in s.pids
+                new = reload_under_requests(s, lambda: ask(port)[0], 500)
+                assert ask(port)[0] in new
+                s.signal(signal.SIGTERM)
+                assert s.wait(START) == 0
+            finally:
+                s.reap()
 
 
 @linux  # SO_REUSEPORT processes and signals

@@ -4,7 +4,8 @@ port, with gunicorn's signals, zero-downtime reload and /metrics.
 The supervisor (_supervisor) starts each serving process (_child) as a
 fresh interpreter; _options checks the options once, _signals records the
 supervisor's signals, _channel is the pipe a child reports on, _metrics
-the HTTP endpoint."""
+the HTTP endpoint, _activation the listening sockets the supervisor holds
+for its processes to share (systemd's, and those of unix: binds)."""
 
 from __future__ import annotations
 

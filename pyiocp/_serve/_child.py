@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -68,6 +69,11 @@ def load_handler(target: str) -> Handler:
 
 def listen(mgr: SocketManager, bind: Bind, opts: ServeOptions) -> Listener:
     try:
+        if bind.fd is not None:  # the supervisor's socket, shared
+            lst = mgr.listen_socket(bind.fd, proxy_protocol=opts.proxy_protocol,
+                                    proxy_allow_from=opts.proxy_allow_from)
+            os.close(bind.fd)  # the manager serves a duplicate
+            return lst
         if bind.unix is not None:
             return mgr.listen_unix(bind.unix, proxy_protocol=opts.proxy_protocol)
         return mgr.listen(bind.host, bind.port, reuse_port=sys.platform != "win32",

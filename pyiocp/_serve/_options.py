@@ -28,13 +28,18 @@ BACKENDS = ("auto", "iocp") if sys.platform == "win32" else ("auto", "epoll", "i
 
 @dataclass(frozen=True)
 class Bind:
-    """One address to listen on: TCP (host, port) or a Unix domain path."""
+    """One address to listen on: TCP (host, port) or a Unix domain path;
+    with fd, a listening socket the supervisor holds (for a Unix domain
+    path, or from systemd), which every process shares."""
 
     host: str = ""
     port: int = 0
     unix: Optional[str] = None
+    fd: Optional[int] = None
 
     def __str__(self) -> str:
+        if self.fd is not None and self.unix is None:
+            return f"the inherited socket {self.fd}"
         if self.unix is not None:
             return f"unix:{self.unix}"
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -201,9 +206,6 @@ def make_options(
     n = processes_arg(processes)
     if n > 1 and sys.platform == "win32":
         raise ValueError(f"processes={n}: Windows has no SO_REUSEPORT, so pyiocp serve runs one process there")
-    if n > 1 and any(b.unix is not None for b in binds):
-        raise ValueError(f"processes={n}: a unix: bind is served by one process (Unix domain sockets have no "
-                         "SO_REUSEPORT to share)")
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a str, not {type(backend).__name__}")
     if backend not in BACKENDS:

@@ -23,6 +23,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import _channel
+from ._activation import systemd_fds, unix_listener
 from ._metrics import MetricsServer, ProcessStats, Snapshot
 from ._options import Bind, ServeOptions
 from ._signals import Signals
@@ -66,7 +67,8 @@ class Supervisor:
         self.phase = "starting"  # starting, running, stopping, failed
         self.reloading = False
         self.lock = threading.Lock()  # children's stats, for the metrics thread
-        self.reserved: List[socket.socket] = []
+        self.reserved: List[socket.socket] = []  # held for the processes
+        self.unix_files: List[str] = []  # the sockets' files to remove at exit
         self.metrics: Optional[MetricsServer] = None
         self.signals = Signals()
 
@@ -76,7 +78,7 @@ class Supervisor:
         self.signals.install()
         try:
             try:
-                self.reserve_ports()
+                self.prepare_binds()
             except OSError as exc:
                 logger.error("cannot bind: %s", exc)
                 return 1
@@ -95,6 +97,11 @@ class Supervisor:
                 self.metrics.close()
             for s in self.reserved:
                 s.close()
+            for path in self.unix_files:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
             self.signals.restore()
 
     def loop(self) -> int:
@@ -200,6 +207,9 @@ class Supervisor:
 
     def spawn(self, index: int) -> None:
         r, w, extra = _channel.make_pipe()
+        shared = tuple(b.fd for b in self.opts.binds if b.fd is not None)
+        if shared:
+            extra["pass_fds"] = tuple(extra["pass_fds"]) + shared
         cmd = [sys.executable, "-m", "pyiocp._serve._child", self.opts.to_json(), str(index),
                str(_channel.channel_number(w))]
         try:
@@ -320,15 +330,30 @@ class Supervisor:
 
     # ------------------------------------------------------------ ports, metrics
 
-    def reserve_ports(self) -> None:
-        """A bind on port 0 gets its port here, held (bound, not listening,
-        with SO_REUSEPORT) for the supervisor's life: every process, and
-        those of a reload, then listen on the same port."""
+    def prepare_binds(self) -> None:
+        """The sockets the processes listen on, as far as the supervisor
+        makes them. With systemd socket activation: systemd's, shared by
+        every process (--bind is not used then). A unix: bind: a socket
+        made here, shared. A bind on port 0 gets its port here, held
+        (bound, not listening, with SO_REUSEPORT) for the supervisor's
+        life: every process, and those of a reload, then listen on the
+        same port. Windows: nothing, one process picks its own port."""
         if sys.platform == "win32":
-            return  # one process, which picks the port itself
+            return
+        activated = systemd_fds()
+        if activated:
+            logger.info("socket activation: serving descriptors %s (not --bind)",
+                        ", ".join(str(fd) for fd in activated))
+            self.opts = dataclasses.replace(self.opts, binds=tuple(Bind(fd=fd) for fd in activated))
+            return
         binds = []
         for b in self.opts.binds:
-            if b.unix is None and b.port == 0:
+            if b.unix is not None:
+                s = unix_listener(b.unix)
+                self.reserved.append(s)
+                self.unix_files.append(b.unix)
+                b = Bind(unix=b.unix, fd=s.fileno())
+            elif b.port == 0:
                 host = b.host or "0.0.0.0"
                 info = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
                 s = socket.socket(info[0], socket.SOCK_STREAM)
