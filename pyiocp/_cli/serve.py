@@ -16,7 +16,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     s = sub.add_parser(
         "serve", help="serve a Handler from several processes, with reload and /metrics",
         description="Serve MODULE:ATTR (a pyiocp.Handler subclass, or a zero-argument factory returning one) "
-                    "from --processes processes, each listening on its own SO_REUSEPORT socket. Signals: "
+                    "from --processes processes, each listening on its own SO_REUSEPORT socket (under systemd "
+                    "socket activation, all serving systemd's socket instead of --bind). Signals: "
                     "TERM/INT stop gracefully, QUIT at once, HUP reloads (new processes first), TTIN/TTOU "
                     "add/remove a process. See docs/deploy.md.")
     s.add_argument("target", metavar="MODULE:ATTR")

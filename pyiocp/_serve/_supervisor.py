@@ -143,7 +143,7 @@ class Supervisor:
             grace = QUIT_GRACE if action == "quit" else self.opts.graceful_timeout + STOP_GRACE
             return time.monotonic() + grace
         if self.phase != "running":
-            return None  # reload and resize wait until the start is over
+            return None  # no reload nor resize before the start is over, nor while stopping
         if action == "reload":
             if self.reloading:
                 logger.warning("reload: a reload is under way already")
