@@ -266,7 +266,7 @@ def package_version():
 
 setup(
     version=package_version(),
-    packages=["pyiocp", "pyiocp._cli", "pyiocp.aio", "pyiocp.testing"],
+    packages=["pyiocp", "pyiocp._cli", "pyiocp._serve", "pyiocp.aio", "pyiocp.testing"],
     package_data={"pyiocp": ["_pyiocp.pyi", "py.typed"]},
     ext_modules=[GoExtension("pyiocp._pyiocp", GO_PACKAGE)],
     cmdclass={"build_ext": build_go_ext},

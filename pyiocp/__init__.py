@@ -21,6 +21,7 @@ from ._manager import Completion, SocketManager
 from ._pool import ConnectionPool
 from ._pyiocp import Connection, Timer, backends
 from ._framing import LengthPrefixed, Lines
+from ._serve import serve
 from ._sockopts import KeepAlive
 from ._tls import TLSConfig, TLSInfo
 from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError, TLSError, TooManyConnections
@@ -51,4 +52,5 @@ __all__ = [
     "TooManyConnections",
     "backends",
     "errors",
+    "serve",
 ]

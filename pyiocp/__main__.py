@@ -1,14 +1,15 @@
-"""Command line: ``python -m pyiocp echo|bench|top ...`` (also the ``pyiocp`` script).
+"""Command line: ``python -m pyiocp echo|bench|top|serve ...`` (also the ``pyiocp`` script).
 
 - ``echo``: an echo server, until Ctrl-C or SIGTERM; with ``--stats-port``
   it also serves its statistics there (the endpoint ``top`` reads).
 - ``bench``: the Go load generator against an echo server: a live progress
   line on a terminal, then a table (``--json``: one JSON document).
 - ``top``: a live view of a server's statistics endpoint.
+- ``serve``: a Handler served by several processes (docs/deploy.md).
 
 Exit codes: 0 success (a server or ``top`` stopped by Ctrl-C or SIGTERM
 included); 1 the run failed (bench saw errors or mismatches, a server
-could not start, ``top`` could not reach its endpoint or lost it); 2 bad
+(or serve's processes) could not start, ``top`` could not reach its endpoint or lost it); 2 bad
 arguments; 130 ``bench`` interrupted.
 
 The statistics endpoint speaks lines over TCP: the client sends ``stats``
@@ -29,12 +30,13 @@ from typing import List, Optional
 from ._cli.bench import cmd_bench
 from ._cli.common import EXIT_USAGE, _port, _positive
 from ._cli.echo import cmd_echo
+from ._cli.serve import add_parser as add_serve_parser
 from ._cli.top import cmd_top
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="pyiocp", description="pyiocp: an echo server, a load generator and a live statistics view.",
+        prog="pyiocp", description="pyiocp: an echo server, a load generator, a live statistics view and a multi-process server.",
         epilog="exit codes: 0 success, 1 the run failed, 2 bad arguments, 130 bench interrupted")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -75,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--count", type=_positive(int), default=None, help="stop after this many samples")
     t.add_argument("--json", action="store_true", help="one JSON object per sample")
     t.set_defaults(run=cmd_top)
+
+    add_serve_parser(sub)
     return p
 
 

@@ -23,7 +23,7 @@ def run(*args: str, timeout: float = 30) -> "subprocess.CompletedProcess[str]":
     return subprocess.run([PYTHON, "-m", "pyiocp", *args], capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["echo", "--help"], ["bench", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["echo", "--help"], ["bench", "--help"], ["serve", "--help"]])
 def test_help(args: List[str]) -> None:
     r = run(*args)
     assert r.returncode == 0, r.stderr

@@ -30,6 +30,7 @@ def test_public_names() -> None:
         "TooManyConnections",
         "backends",
         "errors",
+        "serve",
     ]
     for name in pyiocp.__all__:
         assert hasattr(pyiocp, name), name
