@@ -91,17 +91,7 @@ func (l *Listener) Waiting() bool {
 
 func (w *worker) startListen(l *Listener) {
 	l.taken.Store(true)
-	idx := -1
-	for i, x := range w.listeners {
-		if x == nil {
-			idx = i
-			break
-		}
-	}
-	if idx < 0 {
-		idx = len(w.listeners)
-		w.listeners = append(w.listeners, nil)
-	}
+	idx := freeSlot(&w.listeners)
 	l.token = listenerBit | uint64(idx)
 	if w.shutdown || l.closeAsked.Load() {
 		if !w.shutdown {
@@ -201,6 +191,18 @@ func (w *worker) settleListener(l *Listener) {
 	w.listeners[l.token&^listenerBit] = nil
 	w.nlisteners--
 	w.closeListenSock(l)
+}
+
+// freeSlot is the index of a free (nil) entry of *list, one appended when
+// none is: a worker's listeners and endpoints are named by their index.
+func freeSlot[T any](list *[]*T) int {
+	for i, x := range *list {
+		if x == nil {
+			return i
+		}
+	}
+	*list = append(*list, nil)
+	return len(*list) - 1
 }
 
 // maxBacklogTake bounds what one close takes from a backlog that clients

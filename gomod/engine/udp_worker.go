@@ -19,17 +19,7 @@ import "github.com/pyiocp/pyiocp/gomod/internal/poller"
 const endpointBits = listenerBit | raceBit
 
 func (w *worker) startEndpoint(e *Endpoint) {
-	idx := -1
-	for i, x := range w.endpoints {
-		if x == nil {
-			idx = i
-			break
-		}
-	}
-	if idx < 0 {
-		idx = len(w.endpoints)
-		w.endpoints = append(w.endpoints, nil)
-	}
+	idx := freeSlot(&w.endpoints)
 	e.token = endpointBits | uint64(idx)
 	if w.shutdown || e.asked.Load() {
 		w.finishEndpoint(e)
