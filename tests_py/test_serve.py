@@ -452,7 +452,9 @@ def test_options_from_python_are_checked() -> None:
 @linux  # SIGTERM to stop it; the pid file
 def test_serve_from_python(tmp_path: Path) -> None:
     pid_file = tmp_path / "serve.pid"
-    code = ("import sys, pyiocp\nfrom serve_app import PidReply\n"
+    # The app's directory named, not taken from the working directory:
+    # make test's debug run sets PYTHONSAFEPATH.
+    code = (f"import sys\nsys.path.insert(0, {TESTS!r})\nimport pyiocp\nfrom serve_app import PidReply\n"
             f"sys.exit(pyiocp.serve(PidReply, bind='127.0.0.1:0', metrics='127.0.0.1:0', pid_file={str(pid_file)!r}))")
     s = Serving([PYTHON, "-c", code])
     try:
