@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"hash"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -290,8 +291,8 @@ func TestFaultMaxConnectionsBurst(t *testing.T) {
 						keep = append(keep, c)
 						mu.Unlock()
 						return
-					case errors.Is(err, errReset):
-						reset.Add(1)
+					case errors.Is(err, errReset), resetsLost && errors.Is(err, io.EOF):
+						reset.Add(1) // Wine reads a reset as the end of the stream, at times
 					default:
 						t.Errorf("a peer over the cap: %v", err)
 					}
