@@ -378,6 +378,19 @@ def test_udp_on_datagram_raises(iocp_manager: ManagerFactory, backend: str) -> N
     wait_until(lambda: mgr.stats()["endpoints"] == 0)
 
 
+def test_udp_closed_endpoint_is_freed(iocp_manager: ManagerFactory, backend: str) -> None:
+    """close() drops the engine's reference at once: a closed endpoint the
+    application lets go of is freed while its manager runs on."""
+    mgr = iocp_manager(Datagrams(), backend=backend)
+    ep = mgr.bind_udp("127.0.0.1", 0)
+    ref = weakref.ref(ep)
+    ep.close()
+    del ep
+    gc.collect()
+    assert ref() is None
+    wait_until(lambda: mgr.stats()["endpoints"] == 0)
+
+
 def test_udp_default_handler_ignores(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(pyiocp.Handler(), backend=backend)
     ep = mgr.bind_udp("127.0.0.1", 0)
