@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import gc
 import socket
+import sys
 import threading
 import time
 import weakref
@@ -295,9 +296,15 @@ def test_udp_bad_input(iocp_manager: ManagerFactory, backend: str) -> None:
         mgr.bind_udp("127.0.0.1", 0)
 
 
-@pytest.mark.linux
 def test_udp_reuse_port(iocp_manager: ManagerFactory, backend: str) -> None:
+    """Two endpoints share a port with reuse_port (Linux); Windows has no
+    SO_REUSEPORT: OSError EOPNOTSUPP, as listen(reuse_port=True) there."""
     mgr = iocp_manager(Datagrams(), backend=backend)
+    if sys.platform == "win32":
+        with pytest.raises(OSError) as err:
+            mgr.bind_udp("127.0.0.1", 0, reuse_port=True)
+        assert err.value.errno == errno.EOPNOTSUPP
+        return
     a = mgr.bind_udp("127.0.0.1", 0, reuse_port=True)
     b = mgr.bind_udp("127.0.0.1", a.address[1], reuse_port=True)
     assert a.address == b.address
