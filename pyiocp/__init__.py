@@ -24,6 +24,7 @@ from ._framing import LengthPrefixed, Lines
 from ._serve import serve
 from ._sockopts import KeepAlive
 from ._tls import TLSConfig, TLSInfo
+from ._udp import DatagramEndpoint
 from .errors import BufferFull, ConnectionClosed, Error, ManagerClosed, ProtocolError, TLSError, TooManyConnections
 
 _pyiocp._init(errors)
@@ -36,6 +37,7 @@ __all__ = [
     "Connection",
     "ConnectionClosed",
     "ConnectionPool",
+    "DatagramEndpoint",
     "Error",
     "Handler",
     "KeepAlive",

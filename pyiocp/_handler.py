@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 if TYPE_CHECKING:
     from ._pyiocp import Connection
+    from ._udp import DatagramEndpoint
 
 logger = logging.getLogger("pyiocp")
 
@@ -49,12 +50,18 @@ class Handler:
         ConnectionResetError) after a reset or I/O error, TimeoutError after
         a timeout."""
 
+    def on_datagram(self, endpoint: DatagramEndpoint, data: bytes, addr: Tuple[str, int]) -> None:
+        """A datagram arrived on endpoint (SocketManager.bind_udp) from addr,
+        (host, port): endpoint.sendto(reply, addr) answers it. Whole, never
+        split or merged; UDP may drop or reorder them. Ignored by default."""
+
     def on_post(self, payload: Any) -> None:
         """payload came from SocketManager.post()."""
 
     def on_error(self, conn: Optional[Connection], exc: BaseException) -> None:
         """A callback raised exc. The default logs it with its traceback to
-        the "pyiocp" logger and closes the connection."""
+        the "pyiocp" logger and closes the connection. After on_datagram,
+        conn is its DatagramEndpoint (closed by the default too)."""
         logger.error("callback raised for %r", conn, exc_info=exc)
         if conn is not None:
             conn.close()

@@ -32,6 +32,7 @@ from ._sockopts import KeepAlive, sockopts
 from ._adopt import adopt
 from ._proxy import ProxySources, proxy_args, proxy_mode
 from ._tls import TLSConfig, tls_handle
+from ._udp import DatagramEndpoint, datagram_size_arg, next_handle, resolve_remote
 from ._unix import PathArg, unix_mode, unix_path, unix_supported
 from ._threads import _LostInterruptCatcher, _PollerExit, _SigtermCatcher, _StartGate, _UnservedWatch, _wait_set
 from .errors import ManagerClosed
@@ -47,7 +48,8 @@ Completion = namedtuple("Completion", "kind conn data error")
 Completion.__doc__ = """One completion from SocketManager.poll().
 
 kind is one of "accept" "connect" "recv" "send" "drain" "eof" "close"
-"post" "timer"; data is the bytes for "recv", the byte count for "send",
+"post" "timer" "datagram"; data is the bytes for "recv", the byte count for "send",
+a (bytes, (host, port)) pair for "datagram" (conn is its DatagramEndpoint),
 the payload for "post", the due Timer for "timer" (run it:
 timer.callback(*timer.args)); conn is None for "post" and a manager's
 timer; error is set for "close" (None if clean)."""
@@ -295,6 +297,36 @@ class SocketManager:
         framing = framing_arg(framing)
         self._check_open()
         return self._engine.connect_unix(raw, timeout_ns, framing)
+
+    def bind_udp(self, host: str, port: int, *, reuse_port: bool = False, broadcast: bool = False,
+                 remote: Optional[Tuple[str, int]] = None,
+                 datagram_size: Optional[int] = None) -> DatagramEndpoint:
+        """Bind a UDP endpoint to host:port (port 0 picks a free one: see
+        .address; "::" takes IPv4 and IPv6). Its datagrams come to
+        Handler.on_datagram (or as "datagram" Completions). reuse_port
+        sets SO_REUSEPORT (Linux), broadcast SO_BROADCAST. remote=(host,
+        port) connects it: it receives from remote only and sendto needs no
+        address. datagram_size (1-65536, default 65536: every datagram) is
+        the longest datagram delivered; a longer one is dropped, never
+        delivered short, and counted in stats()["datagrams_truncated"].
+        The endpoint stays open until its close() or the manager's."""
+        for name, flag in (("reuse_port", reuse_port), ("broadcast", broadcast)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
+        size = datagram_size_arg(datagram_size)
+        ip, port = _resolve(host, port, passive=True)
+        rip, rport = ("", 0) if remote is None else resolve_remote(remote, ":" in ip)
+        self._check_open()
+        ep = DatagramEndpoint(self, next_handle(), (ip, port), None if remote is None else (rip, rport))
+        ep.address = (ip, self._engine.bind_udp(ep._handle, ep, ip, port, reuse_port, broadcast, rip, rport, size))
+        return ep
+
+    def _close_endpoint(self, handle: int) -> None:
+        if self._state != "closed":
+            self._engine.close_endpoint(handle)
+
+    def _endpoint_closed(self, handle: int) -> bool:
+        return self._state == "closed" or self._engine.endpoint_closed(handle)
 
     def _reload_tls(self, handle: int, tls: TLSConfig) -> None:
         self._check_open()

@@ -14,6 +14,7 @@ def test_public_names() -> None:
         "Connection",
         "ConnectionClosed",
         "ConnectionPool",
+        "DatagramEndpoint",
         "Error",
         "Handler",
         "KeepAlive",
@@ -57,5 +58,5 @@ def test_handler_callbacks() -> None:
     names = {n for n in vars(pyiocp.Handler) if n.startswith("on_")}
     assert names == {
         "on_accept", "on_connect", "on_recv", "on_send", "on_drain",
-        "on_eof", "on_close", "on_post", "on_error",
+        "on_eof", "on_close", "on_post", "on_error", "on_datagram",
     }

@@ -50,7 +50,8 @@ static PyObject *Conn_shutdown_write(ConnObject *self, PyObject *unused) { retur
 static PyObject *Conn_pause_reading(ConnObject *self, PyObject *unused) { return conn_op(self, 3); }
 static PyObject *Conn_resume_reading(ConnObject *self, PyObject *unused) { return conn_op(self, 4); }
 
-static PyObject *address(int family, const uint8_t *ip, uint16_t port)
+/* (host, port), or None for an unknown family. */
+PyObject *ip_address(int family, const uint8_t *ip, uint16_t port)
 {
     char text[INET6_ADDRSTRLEN];
     if (family == 4 && inet_ntop(AF_INET, ip + 12, text, sizeof(text)))
@@ -64,7 +65,7 @@ static PyObject *Conn_get_peer(ConnObject *self, void *unused)
 {
     if (self->family == 1)
         return self->unix_peer ? Py_NewRef(self->unix_peer) : PyUnicode_FromString("");
-    return address(self->family, self->ip, self->port);
+    return ip_address(self->family, self->ip, self->port);
 }
 
 static PyObject *Conn_get_local(ConnObject *self, void *unused)
@@ -74,7 +75,7 @@ static PyObject *Conn_get_local(ConnObject *self, void *unused)
     int family = pyiocpConnLocal(self->engine->h, self->slot, self->id, ip, &port);
     if (family == 1)
         return unix_name(self, 0);
-    return address(family, ip, port);
+    return ip_address(family, ip, port);
 }
 
 static PyObject *Conn_get_proxy(ConnObject *self, void *unused)
@@ -84,7 +85,7 @@ static PyObject *Conn_get_proxy(ConnObject *self, void *unused)
     int family = pyiocpConnProxy(self->engine->h, self->slot, self->id, ip, &port);
     if (family == 1)
         return unix_name(self, 1);
-    return address(family, ip, port);
+    return ip_address(family, ip, port);
 }
 
 static PyObject *Conn_get_id(ConnObject *self, void *unused)

@@ -6,6 +6,7 @@
 const char *const cb_names[NKINDS] = {
     NULL, "on_accept", "on_connect", "on_recv", "on_send", "on_drain", "on_eof", "on_close", "on_post",
     "timer", /* not the handler's: a call_later callback */
+    "on_datagram",
 };
 
 /* A Ctrl-C that lands while pyiocp's own code runs Python (logging, a
@@ -152,11 +153,36 @@ static void run_timer(EngineObject *e, const pyiocp_event *ev, loop_state *ls)
     Py_DECREF(t);
 }
 
+/* on_datagram(endpoint, data, addr); an exception goes to on_error with
+ * the endpoint. */
+static void dispatch_datagram(EngineObject *e, const pyiocp_event *ev, loop_state *ls)
+{
+    PyObject *data, *addr, *ep = datagram_args(e, ev, &data, &addr), *r;
+    if (!ep) {
+        if (PyErr_Occurred())
+            callback_failed(e, NULL, ls);
+        return; /* closed meanwhile */
+    }
+    PyObject *args[3] = {ep, data, addr};
+    r = PyObject_Vectorcall(e->cb[PYIOCP_EV_DATAGRAM], args, 3, NULL);
+    if (r)
+        Py_DECREF(r);
+    else
+        callback_failed(e, ep, ls);
+    Py_DECREF(data);
+    Py_DECREF(addr);
+    Py_DECREF(ep);
+}
+
 static void dispatch_one(EngineObject *e, pyiocp_event *ev, loop_state *ls)
 {
     ConnObject *c = NULL;
     if (ev->kind == 0)
-        return; /* taken back by a set_framing earlier in the batch */
+        return; /* taken back by a set_framing earlier in the batch (or a datagram not to deliver) */
+    if (ev->kind == PYIOCP_EV_DATAGRAM) {
+        dispatch_datagram(e, ev, ls);
+        return;
+    }
     if (ev->kind == PYIOCP_EV_TIMER) {
         run_timer(e, ev, ls);
         return;

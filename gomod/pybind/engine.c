@@ -78,6 +78,7 @@ static int Engine_traverse(EngineObject *self, visitproc visit, void *arg)
     Py_VISIT(self->on_error);
     Py_VISIT(self->report);
     Py_VISIT(self->completion);
+    Py_VISIT(self->endpoints);
     for (uint32_t i = 0; i < self->cap; i++)
         Py_VISIT(self->conns[i]);
     return 0;
@@ -90,6 +91,7 @@ static int Engine_clear(EngineObject *self)
     Py_CLEAR(self->on_error);
     Py_CLEAR(self->report);
     Py_CLEAR(self->completion);
+    Py_CLEAR(self->endpoints);
     for (uint32_t i = 0; i < self->cap; i++)
         Py_CLEAR(self->conns[i]);
     return 0;
@@ -278,6 +280,7 @@ static PyObject *Engine_release(EngineObject *self, PyObject *unused)
         self->released = 1;
         for (uint32_t i = 0; i < self->cap; i++)
             Py_CLEAR(self->conns[i]);
+        Py_CLEAR(self->endpoints);
     }
     return PyBool_FromLong(self->released);
 }
@@ -300,7 +303,7 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused)
     memset(&s, 0, sizeof(s));
     if (!pyiocpStats(self->h, &s))
         return raise_code(PYIOCP_E_MANAGER_CLOSED, NULL);
-    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLss}",
+    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLsLss}",
                          "connections", (long long)s.connections, "accepted", (long long)s.accepted,
                          "connected", (long long)s.connected, "closed", (long long)s.closed,
                          "rejected", (long long)s.rejected, "timed_out", (long long)s.timed_out,
@@ -313,7 +316,10 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused)
                          "workers", (long long)s.workers,
                          "tls_connections", (long long)s.tls_connections,
                          "tls_handshake_errors", (long long)s.tls_handshake_errors,
-                         "proxy_errors", (long long)s.proxy_errors, "backend", s.backend);
+                         "proxy_errors", (long long)s.proxy_errors, "endpoints", (long long)s.endpoints,
+                         "datagrams_in", (long long)s.datagrams_in, "datagrams_out", (long long)s.datagrams_out,
+                         "datagrams_truncated", (long long)s.datagrams_truncated,
+                         "datagram_errors", (long long)s.datagram_errors, "backend", s.backend);
 }
 
 static PyObject *Engine_get(EngineObject *self, PyObject *arg)
@@ -343,6 +349,11 @@ static PyMethodDef Engine_methods[] = {
      "listen_unix(path_bytes, mode, backlog, accepts, framing, tls_handle) -> handle (unix.c)"},
     {"connect_unix", (PyCFunction)Engine_connect_unix, METH_VARARGS,
      "connect_unix(path_bytes, timeout_ns, framing) -> Connection (unix.c)"},
+    {"bind_udp", (PyCFunction)Engine_bind_udp, METH_VARARGS,
+     "bind_udp(handle, endpoint, ip, port, reuse_port, broadcast, remote_ip, remote_port, datagram_size) -> port (udp.c)"},
+    {"sendto", (PyCFunction)Engine_sendto, METH_VARARGS, "sendto(handle, data, ip, port) (udp.c)"},
+    {"close_endpoint", (PyCFunction)Engine_close_endpoint, METH_O, "close_endpoint(handle) (udp.c)"},
+    {"endpoint_closed", (PyCFunction)Engine_endpoint_closed, METH_O, "endpoint_closed(handle) -> bool (udp.c)"},
     {"connect", (PyCFunction)Engine_connect, METH_VARARGS,
      "connect(host, port, timeout_ns, sockopts, framing, tls_handle) -> Connection: a name is resolved off this thread"},
     {"run_worker", (PyCFunction)Engine_run_worker, METH_VARARGS, "run_worker(index, is_main): dispatch until the worker quits"},

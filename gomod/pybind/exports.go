@@ -416,6 +416,8 @@ func fill(ent *entry, out *C.pyiocp_event, ev *engine.Event) {
 		out.n = C.int64_t(ev.N)
 	case engine.EventClose:
 		setErr(&out.err, ev.Err)
+	case engine.EventDatagram:
+		fillDatagram(ent, out, ev)
 	case engine.EventPost:
 		out.value = C.uint64_t(ev.Value.(uint64))
 	case engine.EventTimer:
@@ -627,6 +629,11 @@ func pyiocpStats(h C.int64_t, out *C.pyiocp_stats) C.int {
 	out.tls_connections = C.int64_t(s.TLSConnections)
 	out.tls_handshake_errors = C.int64_t(s.TLSHandshakeErrors)
 	out.proxy_errors = C.int64_t(s.ProxyErrors)
+	out.endpoints = C.int64_t(s.Endpoints)
+	out.datagrams_in = C.int64_t(s.DatagramsIn)
+	out.datagrams_out = C.int64_t(s.DatagramsOut)
+	out.datagrams_truncated = C.int64_t(s.DatagramsTruncated)
+	out.datagram_errors = C.int64_t(s.DatagramErrors)
 	putString(out.backend[:], s.Backend)
 	return 1
 }

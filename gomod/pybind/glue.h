@@ -23,6 +23,7 @@ enum {
     PYIOCP_EV_CLOSE = 7,
     PYIOCP_EV_POST = 8,
     PYIOCP_EV_TIMER = 9,
+    PYIOCP_EV_DATAGRAM = 10,
 };
 
 /* Error codes returned by the exports and carried by close events; each
@@ -65,16 +66,16 @@ typedef struct pyiocp_error {
  * until the worker's next poll; the C side copies it into a bytes object
  * before then. */
 typedef struct pyiocp_event {
-    uint64_t id;
+    uint64_t id;         /* EV_DATAGRAM: the endpoint's handle (udp.c) */
     uint64_t value;      /* EV_POST: the payload; EV_TIMER: the pyiocp.Timer (a PyObject * owning one reference) */
-    const char *data;    /* EV_RECV */
-    int64_t n;           /* EV_RECV: length; EV_SEND: bytes written; EV_TIMER: PYIOCP_TIMER_* flags */
+    const char *data;    /* EV_RECV, EV_DATAGRAM */
+    int64_t n;           /* EV_RECV, EV_DATAGRAM: length; EV_SEND: bytes written; EV_TIMER: PYIOCP_TIMER_* flags */
     uint32_t slot;
     pyiocp_error err;    /* EV_CLOSE: why (code 0: clean) */
-    uint16_t port;       /* EV_ACCEPT: the peer's port */
+    uint16_t port;       /* EV_ACCEPT: the peer's port; EV_DATAGRAM: the sender's */
     uint8_t kind;
-    uint8_t family;      /* EV_ACCEPT, EV_CONNECT: 4 or 6; 1 for Unix domain (unix.go) */
-    uint8_t ip[16];      /* EV_ACCEPT: the peer's address */
+    uint8_t family;      /* EV_ACCEPT, EV_CONNECT, EV_DATAGRAM: 4 or 6; 1 for Unix domain (unix.go) */
+    uint8_t ip[16];      /* EV_ACCEPT: the peer's address; EV_DATAGRAM: the sender's */
 } pyiocp_event;
 
 /* A socket's options (listen, connect): 0 keeps the OS's value. */
@@ -123,6 +124,7 @@ typedef struct pyiocp_stats {
     int64_t accept_error_episodes;
     int64_t tls_connections, tls_handshake_errors;
     int64_t proxy_errors;
+    int64_t endpoints, datagrams_in, datagrams_out, datagrams_truncated, datagram_errors;
     char backend[32];
 } pyiocp_stats;
 

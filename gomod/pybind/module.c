@@ -84,7 +84,8 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__pyiocp(void)
 {
-    static const char *const names[NKINDS] = {"", "accept", "connect", "recv", "send", "drain", "eof", "close", "post", "timer"};
+    static const char *const names[NKINDS] = {"", "accept", "connect", "recv", "send", "drain", "eof", "close", "post", "timer",
+                                                "datagram"};
     PyObject *m;
     clock_init();
     if (PyType_Ready(&EngineType) < 0 || PyType_Ready(&ConnType) < 0 || PyType_Ready(&TimerType) < 0 ||

@@ -35,6 +35,16 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
         Py_DECREF(t);
         return r;
     }
+    if (ev->kind == PYIOCP_EV_DATAGRAM) {
+        PyObject *bytes, *addr, *pair, *ep = datagram_args(e, ev, &bytes, &addr);
+        if (!ep)
+            return PyErr_Occurred() ? NULL : (Py_INCREF(Py_None), Py_None); /* closed meanwhile */
+        pair = Py_BuildValue("(NN)", bytes, addr);
+        r = pair ? new_completion(e, kind_names[ev->kind], ep, pair, Py_None) : NULL;
+        Py_XDECREF(pair);
+        Py_DECREF(ep);
+        return r;
+    }
     if (ev->kind == PYIOCP_EV_POST) {
         PyObject *payload = (PyObject *)(uintptr_t)ev->value;
         r = new_completion(e, kind_names[ev->kind], Py_None, payload, Py_None);

@@ -11,6 +11,9 @@
  *     released right after on_post (or the poll() Completion) took it.
  *   - So does a pending Timer's (timer.c): it comes back once, by the
  *     timer's event, by cancel(), or after the workers quit.
+ *   - Engine.endpoints holds each open DatagramEndpoint (udp.c); a batch
+ *     takes its own reference to the endpoint of each datagram it
+ *     delivers, so a close() from another thread cannot free it meanwhile.
  *   - Go memory is never kept here: event data lives outside the Go heap and
  *     is copied into bytes while this thread holds the worker: from
  *     pyiocpPoll (held set) to pyiocpPollDone, no other thread polls it.
@@ -25,7 +28,7 @@
 #include "_cgo_export.h"
 
 #define BATCH 64
-#define NKINDS 10
+#define NKINDS 11
 /* The main thread (serve_forever, poll) wakes this often to run signal
  * handlers: Ctrl-C is seen within it. */
 #define MAIN_SLICE_NS 100000000LL
@@ -65,6 +68,7 @@ struct EngineObject {
     int coarse;           /* time it with the coarse clock (see mono_ns) */
     void **dispatching;   /* by worker: the loop_state of the batch being dispatched, NULL: none (for set_framing, send) */
     int callbacks;        /* a handler: callback mode (else poll mode) */
+    PyObject *endpoints;  /* handle -> DatagramEndpoint, until its close() (udp.c); NULL: none yet */
 };
 
 typedef struct {
@@ -120,6 +124,16 @@ PyObject *close_error(const pyiocp_error *e);
 PyObject *Engine_listen_unix(EngineObject *self, PyObject *args);
 PyObject *Engine_connect_unix(EngineObject *self, PyObject *args);
 PyObject *unix_name(ConnObject *c, int peer);
+
+/* udp.c */
+PyObject *Engine_bind_udp(EngineObject *self, PyObject *args);
+PyObject *Engine_sendto(EngineObject *self, PyObject *args);
+PyObject *Engine_close_endpoint(EngineObject *self, PyObject *arg);
+PyObject *Engine_endpoint_closed(EngineObject *self, PyObject *arg);
+PyObject *datagram_args(EngineObject *e, const pyiocp_event *ev, PyObject **data, PyObject **addr);
+
+/* connection.c */
+PyObject *ip_address(int family, const uint8_t *ip, uint16_t port);
 
 /* table.c */
 ConnObject *table_get(EngineObject *e, uint32_t slot, uint64_t id);

@@ -23,6 +23,10 @@ type entry struct {
 	nextL     int64
 	pools     map[int64]*engine.Pool // by handle (pool.go), under lmu as the listeners
 
+	emu         sync.RWMutex               // guards the two below (udp.go)
+	endpoints   map[int64]*engine.Endpoint // open endpoints by the handle C gave
+	endpointIDs map[*engine.Endpoint]int64 // and back, for fill
+
 	logmu   sync.Mutex
 	logs    []string
 	nlogs   atomic.Int32
