@@ -178,3 +178,18 @@ func putSockaddr(rsa *rawSockaddrAny, a netip.AddrPort, v6 bool) int32 {
 	*p = rawSockaddrInet6{Family: afInet6, Port: port, Addr: a.Addr().As16(), Scope_id: zoneIndex(a.Addr())}
 	return int32(unsafe.Sizeof(*p))
 }
+
+// rearm takes the datagram sockets waiting on *waiting for the next Wait
+// and arms each again (arm may put one back on the list); the list's room
+// is kept for reuse.
+func rearm[S any](waiting *[]S, arm func(S)) {
+	list := *waiting
+	*waiting = nil
+	for _, st := range list {
+		arm(st)
+	}
+	clear(list)
+	if *waiting == nil {
+		*waiting = list[:0]
+	}
+}

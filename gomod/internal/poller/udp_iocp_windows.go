@@ -94,16 +94,10 @@ func (p *iocp) armRecvFrom(st *sockState) {
 
 // armPending arms the receives that waited for slots (Wait, round begun).
 func (p *iocp) armPending() {
-	list := p.dgArm
-	p.dgArm = nil
-	for _, st := range list {
+	rearm(&p.dgArm, func(st *sockState) {
 		st.dg.pending = false
 		p.armRecvFrom(st)
-	}
-	clear(list)
-	if p.dgArm == nil {
-		p.dgArm = list[:0]
-	}
+	})
 }
 
 func (p *iocp) recvFromDone(st *sockState, ctx *ioCtx, nbytes uint32, err error, batch []Completion, n int) int {

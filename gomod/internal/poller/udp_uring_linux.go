@@ -126,16 +126,10 @@ func (p *uring) armLater(st *uringFD) {
 
 // armPending arms the receives that waited for the next Wait.
 func (p *uring) armPending() {
-	list := p.dgArm
-	p.dgArm = nil
-	for _, st := range list {
+	rearm(&p.dgArm, func(st *uringFD) {
 		st.dg.pending = false
 		p.armRecvFrom(st)
-	}
-	clear(list)
-	if p.dgArm == nil {
-		p.dgArm = list[:0]
-	}
+	})
 }
 
 func (p *uring) recvFromDone(st *uringFD, cqe *ioCQE) {
