@@ -25,6 +25,38 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def tree_pids(pid: int) -> List[int]:
+    """pid and every process descended from it (a server such as
+    `pyiocp serve` does its work in child processes)."""
+    children: Dict[int, List[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used by pid and its descendants alive now."""
+    total = 0.0
+    for p in tree_pids(pid):
+        try:
+            total += proc_cpu(p)
+        except OSError:
+            pass  # exited meanwhile
+    return total
+
+
 def machine_busy() -> float:
     """CPU seconds all CPUs have spent busy since boot (not idle or iowait)."""
     with open("/proc/stat") as f:
@@ -41,6 +73,17 @@ def rss_bytes(pid: int, key: str = "VmRSS") -> int:
     raise KeyError(key)
 
 
+def tree_rss_bytes(pid: int, key: str = "VmRSS") -> int:
+    """rss_bytes summed over pid and its descendants."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            total += rss_bytes(p, key)
+        except OSError:
+            pass  # exited meanwhile
+    return total
+
+
 class Window:
     """CPU used over a window by a server, its client, and everything else.
 
@@ -55,7 +98,7 @@ class Window:
 
     def _sample(self) -> Tuple[float, float, float, float]:
         client = proc_cpu(self.client) if self.client else 0.0
-        return (time.monotonic(), machine_busy(), proc_cpu(self.server), client)
+        return (time.monotonic(), machine_busy(), tree_cpu(self.server), client)
 
     def start(self) -> None:
         self.t0 = self._sample()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .machine import QUIET_CORES, Window, proc_cpu, rss_bytes, wait_quiet
+from .machine import QUIET_CORES, Window, proc_cpu, rss_bytes, tree_rss_bytes, wait_quiet
 from .scenarios import Scenario
 from .servers import CLIENT_CPU, ROOT, Running, Server
 
@@ -177,7 +177,7 @@ def measure(server: Server, sc: Scenario, bindir: Path, k: Knobs) -> Fig:
     try:
         with Running(server) as run:
             fig = _wrk_run(run, sc, k) if sc.mode == "http" else _loadgen_run(run, bindir, sc, k)
-            fig["peak_rss_mib"] = rss_bytes(run.pid, "VmHWM") / 2**20
+            fig["peak_rss_mib"] = tree_rss_bytes(run.pid, "VmHWM") / 2**20
             if run.proc.poll() is not None:
                 raise RuntimeError(f"server exited ({run.proc.returncode}) during the run")
     except (RuntimeError, subprocess.SubprocessError, OSError, ValueError, KeyError) as exc:

@@ -10,6 +10,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 YARDSTICK = "uvloop"
 PYIOCP = "pyiocp io_uring"  # what backend="auto" picks where io_uring works
 INLINE = "pyiocp io_uring, inline reply"  # the thread-pool rows' reference
+# The CPU-heavy rows' servers the targets compare.
+SERVE_1, SERVE_2 = "pyiocp serve, 1 process", "pyiocp serve, 2 processes"
+FT_W1, FT_W2 = "pyiocp io_uring, 3.13t", "pyiocp io_uring w2, 3.13t"
 UNIT_RATE = {"msgs": "msgs/s", "conns": "conns/s", "MB": "MB/s", "reqs": "req/s", "lines": "lines/s",
              "frames": "frames/s"}
 
@@ -107,6 +110,11 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
         vs("streams-echo-50x64", "per_cpu_s"), lambda v: v >= 1.0)
     add("Unix-socket echo, 50 x 64 B: msgs per CPU-s vs uvloop >= 1.1x",
         vs("unix-echo-50x64", "per_cpu_s"), lambda v: v >= 1.1)
+    heavy = "heavy-50x64"
+    add("CPU-heavy handler, 50 x 64 B: msgs/s of `pyiocp serve --processes 2` vs `--processes 1` >= 1.8x",
+        _ratio(g(heavy, SERVE_2, "rate"), g(heavy, SERVE_1, "rate")), lambda v: v >= 1.8)
+    add("CPU-heavy handler on free-threaded 3.13t: msgs/s of workers=2 vs workers=1 >= 1.7x",
+        _ratio(g(heavy, FT_W2, "rate"), g(heavy, FT_W1, "rate")), lambda v: v >= 1.7)
     return rows
 
 

@@ -25,6 +25,7 @@ class Scenario:
     tls: bool = False  # over TLS 1.3 (pyiocp-loadgen -tls): the servers' TLS echo
     unix: bool = False  # over a Unix domain socket: the servers' Unix-socket echo
     streams: bool = False  # the echo on asyncio streams: pyiocp.aio against asyncio's transports
+    heavy: bool = False  # echo after ~50 us of Python per message: the servers that spread it over cores
 
     @property
     def kind(self) -> str:
@@ -39,6 +40,8 @@ class Scenario:
             return "unix"
         if self.streams:
             return "streams"
+        if self.heavy:
+            return "heavy"
         return "pool" if self.pool else self.framing or "echo"
 
 
@@ -70,6 +73,8 @@ SCENARIOS: List[Scenario] = [
     Scenario("streams-echo-50x64", "asyncio streams echo, 50 connections x 64 B", "echo", 50, streams=True,
              quick=True),
     Scenario("unix-echo-50x64", "Unix-socket echo, 50 connections x 64 B", "echo", 50, unix=True, quick=True),
+    Scenario("heavy-50x64", "CPU-heavy handler (about 50 us of Python per message), 50 connections x 64 B, "
+             "servers on both CPUs", "echo", 50, heavy=True, quick=True),
     Scenario("tls-echo-50x64", "TLS 1.3 echo, 50 connections x 64 B", "echo", 50, tls=True, quick=True),
     Scenario("tls-churn-50", "TLS 1.3 full handshakes: connect, handshake, one 64 B echo, close; 50 at a time",
              "churn", 50, unit="conns", tls=True, quick=True),

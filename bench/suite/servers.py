@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
 
-from .report import INLINE
+from .report import FT_W1, FT_W2, INLINE, SERVE_1, SERVE_2
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -53,6 +53,7 @@ def servers(bindir: Path) -> List[Server]:
         *_tls_servers(bindir),
         *_unix_servers(bindir),
         *_streams_servers(),
+        *_heavy_servers(),
         Server("pyiocp io_uring", "echo", (PY, echo, "--port", "0", "--backend", "io_uring")),
         Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll"), quick=False),
         Server("pyiocp io_uring w2", "echo", (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"),
@@ -147,6 +148,31 @@ def _streams_servers() -> List[Server]:
         Server("uvloop", "streams", (PY, streams, "--loop", "uvloop")),
         Server("asyncio", "streams", (PY, streams, "--loop", "asyncio"), quick=False),
     ]
+
+
+# The free-threaded interpreter's venv (make venv-ft), when there is one.
+PY_FT = ROOT / ".venv-ft/bin/python"
+
+
+def _heavy_servers() -> List[Server]:
+    """The CPU-heavy rows' servers, all free to use both CPUs: uvloop (one
+    loop: one core), pyiocp with one and two workers (which take turns
+    under the GIL), `pyiocp serve` with one and two processes, and, where
+    .venv-ft exists, one and two workers on the free-threaded interpreter."""
+    heavy = str(ROOT / "bench/servers/heavy_echo.py")
+    uring = ("--backend", "io_uring")
+    out = [
+        Server("uvloop", "heavy", (PY, heavy, "uvloop"), pinned=False),
+        Server("pyiocp io_uring", "heavy", (PY, heavy, "pyiocp", *uring), pinned=False),
+        Server("pyiocp io_uring w2", "heavy", (PY, heavy, "pyiocp", "--workers", "2", *uring), pinned=False),
+        Server(SERVE_1, "heavy", (PY, heavy, "serve", "--processes", "1", *uring), pinned=False),
+        Server(SERVE_2, "heavy", (PY, heavy, "serve", "--processes", "2", *uring), pinned=False),
+    ]
+    if PY_FT.exists():
+        ft = str(PY_FT)
+        out += [Server(FT_W1, "heavy", (ft, heavy, "pyiocp", *uring), pinned=False),
+                Server(FT_W2, "heavy", (ft, heavy, "pyiocp", "--workers", "2", *uring), pinned=False)]
+    return out
 
 
 def build(bindir: Path) -> None:
