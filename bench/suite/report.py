@@ -10,6 +10,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 YARDSTICK = "uvloop"
 PYIOCP = "pyiocp io_uring"  # what backend="auto" picks where io_uring works
 INLINE = "pyiocp io_uring, inline reply"  # the thread-pool rows' reference
+# The framing rows' ceiling: the engine echoing bytes, no framing, no Python.
+RAW_CEILING = "engine io_uring (Go), raw echo"
 # The CPU-heavy rows' servers the targets compare.
 SERVE_1, SERVE_2 = "pyiocp serve, 1 process", "pyiocp serve, 2 processes"
 FT_W1, FT_W2 = "pyiocp io_uring, 3.13t", "pyiocp io_uring w2, 3.13t"

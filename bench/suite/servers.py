@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
 
-from .report import FT_W1, FT_W2, INLINE, SERVE_1, SERVE_2
+from .report import FT_W1, FT_W2, INLINE, RAW_CEILING, SERVE_1, SERVE_2
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -48,7 +48,7 @@ def servers(bindir: Path) -> List[Server]:
     http, aio_http = str(ROOT / "examples/http_server.py"), str(ROOT / "bench/servers/aio_http.py")
     engine = str(bindir / "engineecho")
     return [
-        *_frame_servers(),
+        *_frame_servers(bindir),
         *_pool_servers(),
         *_tls_servers(bindir),
         *_unix_servers(bindir),
@@ -90,13 +90,18 @@ def _pool_servers() -> List[Server]:
     ]
 
 
-def _frame_servers() -> List[Server]:
+def _frame_servers(bindir: Path) -> List[Server]:
     """The framing rows' servers: pyiocp splitting in the engine; uvloop
-    (the yardstick) splitting in an asyncio.Protocol, and with streams."""
+    (the yardstick) splitting in an asyncio.Protocol, and with streams;
+    the engine's raw echo as the ceiling."""
     frames, aio_frames = str(ROOT / "bench/servers/frame_echo.py"), str(ROOT / "bench/servers/aio_frames.py")
     out = []
     for framing in ("lines", "length"):
         out += [
+            # The ceiling: the engine with a Go handler echoing the bytes as
+            # they come (no framing, no Python), which for these clients
+            # sends exactly what a frame echo sends.
+            Server(RAW_CEILING, framing, (str(bindir / "engineecho"), "-backend", "io_uring")),
             Server("pyiocp io_uring", framing, (PY, frames, "--framing", framing, "--backend", "io_uring")),
             Server("pyiocp epoll", framing, (PY, frames, "--framing", framing, "--backend", "epoll"), quick=False),
             Server("uvloop", framing, (PY, aio_frames, "--loop", "uvloop", "--framing", framing)),
