@@ -46,6 +46,8 @@ def _children_cpu() -> float:
 
 
 def _loadgen(bindir: Path, target: str, sc: Scenario, k: Knobs) -> List[str]:
+    if sc.udp:
+        target = "udp:" + target
     argv = ["taskset", "-c", CLIENT_CPU, str(bindir / "pyiocp-loadgen"), "-addr", target,
             "-conns", str(sc.conns), "-size", str(sc.size), "-json"]
     if sc.mode == "echo":

@@ -16,7 +16,7 @@ RAW_CEILING = "engine io_uring (Go), raw echo"
 SERVE_1, SERVE_2 = "pyiocp serve, 1 process", "pyiocp serve, 2 processes"
 FT_W1, FT_W2 = "pyiocp io_uring, 3.13t", "pyiocp io_uring w2, 3.13t"
 UNIT_RATE = {"msgs": "msgs/s", "conns": "conns/s", "MB": "MB/s", "reqs": "req/s", "lines": "lines/s",
-             "frames": "frames/s"}
+             "frames": "frames/s", "datagrams": "datagrams/s"}
 
 Results = Dict[str, Any]  # the suite's JSON document
 
@@ -112,6 +112,8 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
         vs("streams-echo-50x64", "per_cpu_s"), lambda v: v >= 1.0)
     add("Unix-socket echo, 50 x 64 B: msgs per CPU-s vs uvloop >= 1.1x",
         vs("unix-echo-50x64", "per_cpu_s"), lambda v: v >= 1.1)
+    add("UDP echo, 50 clients x 64 B datagrams: datagrams per CPU-s vs uvloop's DatagramProtocol >= 1.3x",
+        vs("udp-echo-50x64", "per_cpu_s"), lambda v: v >= 1.3)
     heavy = "heavy-50x64"
     add("CPU-heavy handler, 50 x 64 B: msgs/s of `pyiocp serve --processes 2` vs `--processes 1` >= 1.8x",
         _ratio(g(heavy, SERVE_2, "rate"), g(heavy, SERVE_1, "rate")), lambda v: v >= 1.8)

@@ -25,6 +25,7 @@ class Scenario:
     tls: bool = False  # over TLS 1.3 (pyiocp-loadgen -tls): the servers' TLS echo
     unix: bool = False  # over a Unix domain socket: the servers' Unix-socket echo
     streams: bool = False  # the echo on asyncio streams: pyiocp.aio against asyncio's transports
+    udp: bool = False  # over UDP, each message one datagram (pyiocp-loadgen -addr udp:HOST:PORT)
     heavy: bool = False  # echo after ~50 us of Python per message: the servers that spread it over cores
 
     @property
@@ -42,6 +43,8 @@ class Scenario:
             return "streams"
         if self.heavy:
             return "heavy"
+        if self.udp:
+            return "udp"
         return "pool" if self.pool else self.framing or "echo"
 
 
@@ -73,6 +76,8 @@ SCENARIOS: List[Scenario] = [
     Scenario("streams-echo-50x64", "asyncio streams echo, 50 connections x 64 B", "echo", 50, streams=True,
              quick=True),
     Scenario("unix-echo-50x64", "Unix-socket echo, 50 connections x 64 B", "echo", 50, unix=True, quick=True),
+    Scenario("udp-echo-50x64", "UDP echo, 50 clients x 64 B datagrams", "echo", 50, udp=True, unit="datagrams",
+             quick=True),
     Scenario("heavy-50x64", "CPU-heavy handler (about 50 us of Python per message), 50 connections x 64 B, "
              "servers on both CPUs", "echo", 50, heavy=True, quick=True),
     Scenario("tls-echo-50x64", "TLS 1.3 echo, 50 connections x 64 B", "echo", 50, tls=True, quick=True),

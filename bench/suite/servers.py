@@ -54,6 +54,7 @@ def servers(bindir: Path) -> List[Server]:
         *_unix_servers(bindir),
         *_streams_servers(),
         *_heavy_servers(),
+        *_udp_servers(bindir),
         Server("pyiocp io_uring", "echo", (PY, echo, "--port", "0", "--backend", "io_uring")),
         Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll"), quick=False),
         Server("pyiocp io_uring w2", "echo", (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"),
@@ -152,6 +153,22 @@ def _streams_servers() -> List[Server]:
                quick=False),
         Server("uvloop", "streams", (PY, streams, "--loop", "uvloop")),
         Server("asyncio", "streams", (PY, streams, "--loop", "asyncio"), quick=False),
+    ]
+
+
+def _udp_servers(bindir: Path) -> List[Server]:
+    """The UDP rows' servers: pyiocp's bind_udp, asyncio's DatagramProtocol
+    on uvloop (the yardstick) and the default loop, the engine with a Go
+    handler, Go's net (one goroutine reading and writing the socket)."""
+    udp = str(ROOT / "bench/servers/udp_echo.py")
+    engine = str(bindir / "engineecho")
+    return [
+        Server("pyiocp io_uring", "udp", (PY, udp, "pyiocp", "--backend", "io_uring")),
+        Server("pyiocp epoll", "udp", (PY, udp, "pyiocp", "--backend", "epoll"), quick=False),
+        Server("uvloop", "udp", (PY, udp, "uvloop")),
+        Server("asyncio", "udp", (PY, udp, "asyncio"), quick=False),
+        Server("engine io_uring (Go)", "udp", (engine, "-udp", "-backend", "io_uring")),
+        Server("Go net", "udp", (str(bindir / "netecho"), "-udp")),
     ]
 
 

@@ -29,7 +29,11 @@ type Config struct {
 	// Mode is what the run does: ModeEcho ("" means the same), ModeChurn,
 	// ModeBulk or ModeIdle; see those for how each uses the fields below.
 	Mode  string
-	Addr  string // "host:port" (IPv4 or [IPv6]:port), or "unix:PATH" (a Unix domain socket; "unix:@name": abstract)
+	// Addr is "host:port" (IPv4 or [IPv6]:port), "unix:PATH" (a Unix
+	// domain socket; "unix:@name": abstract) or "udp:host:port" (a UDP echo
+	// server: each connection is a connected UDP socket and each message
+	// one datagram; ModeEcho with ClientNet only).
+	Addr  string
 	Conns int    // concurrent connections (>=1)
 	Size  int    // bytes per message (>=1)
 	// Depth is the number of messages in flight per connection (pipelining);
@@ -80,13 +84,13 @@ type Config struct {
 // Validate reports the first bad value as a *ConfigError.
 func (c Config) Validate() error {
 	if c.Addr == "" {
-		return &ConfigError{"Addr", `""`, "must be host:port or unix:PATH"}
+		return &ConfigError{"Addr", `""`, "must be host:port, unix:PATH or udp:host:port"}
 	}
-	if network, path := c.target(); network == "unix" {
-		if path == "" {
+	if network, address := c.target(); network == "unix" {
+		if address == "" {
 			return &ConfigError{"Addr", c.Addr, "names no path after unix:"}
 		}
-	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+	} else if _, _, err := net.SplitHostPort(address); err != nil {
 		return &ConfigError{"Addr", c.Addr, err.Error()}
 	}
 	switch {
@@ -159,13 +163,23 @@ func readBufSize(size, depth int) int {
 	return min(max(size*depth, 4096), 64<<10)
 }
 
-// unixPrefix marks an Addr that names a Unix domain socket.
-const unixPrefix = "unix:"
+// unixPrefix marks an Addr that names a Unix domain socket, udpPrefix
+// one that names a UDP server.
+const (
+	unixPrefix = "unix:"
+	udpPrefix  = "udp:"
+)
+
+// MaxDatagram bounds Size over UDP: the largest IPv4 UDP payload.
+const MaxDatagram = 65507
 
 // target is the network and address Addr names, as net.Dial takes them.
 func (c Config) target() (network, address string) {
 	if path, ok := strings.CutPrefix(c.Addr, unixPrefix); ok {
 		return "unix", path
+	}
+	if hostPort, ok := strings.CutPrefix(c.Addr, udpPrefix); ok {
+		return "udp", hostPort
 	}
 	return "tcp", c.Addr
 }

@@ -68,7 +68,18 @@ func (c Config) validateMode() error {
 		return &ConfigError{"Client", c.Client, fmt.Sprintf("must be %q unless Mode is %s", ClientNet, ModeEcho)}
 	case c.TLS && c.Client == ClientEngine:
 		return &ConfigError{"Client", c.Client, fmt.Sprintf("must be %q with TLS", ClientNet)}
-	case m != ModeEcho && c.Depth > 1:
+	}
+	if network, _ := c.target(); network == "udp" {
+		switch {
+		case m != ModeEcho:
+			return &ConfigError{"Mode", c.Mode, fmt.Sprintf("must be %s over UDP", ModeEcho)}
+		case c.Client == ClientEngine || c.TLS || c.Framing != "":
+			return &ConfigError{"Addr", c.Addr, fmt.Sprintf("UDP takes the %q client, without TLS or framing", ClientNet)}
+		case c.Size > MaxDatagram:
+			return &ConfigError{"Size", c.Size, fmt.Sprintf("must be at most %d over UDP (one datagram)", MaxDatagram)}
+		}
+	}
+	if m != ModeEcho && c.Depth > 1 {
 		return &ConfigError{"Depth", c.Depth, fmt.Sprintf("must be 0 or 1 unless Mode is %s", ModeEcho)}
 	}
 	return nil

@@ -67,8 +67,12 @@ func (w *worker) run(r *runner) {
 	rbuf := make([]byte, size)
 	sent := make([]time.Duration, depth) // write time of each in-flight message, since r.start
 	var rd io.Reader = w.conn
-	if n := readBufSize(size, depth); n > 0 {
-		rd = bufio.NewReaderSize(w.conn, n)
+	// A UDP socket's reads are whole datagrams, each read straight into
+	// rbuf: a buffered reader would cut one short when little room is left.
+	if _, udp := w.conn.(*net.UDPConn); !udp {
+		if n := readBufSize(size, depth); n > 0 {
+			rd = bufio.NewReaderSize(w.conn, n)
+		}
 	}
 
 	// Deadlines are moved forward at most every ReplyTimeout/2, not per

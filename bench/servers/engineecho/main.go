@@ -70,6 +70,12 @@ func (e *echo) OnDrain(c *engine.Conn) {
 	c.ResumeReading()
 }
 
+// OnDatagram sends a UDP datagram back to where it came from; one the
+// endpoint's send buffer has no room for is dropped, as UDP's may be.
+func (e *echo) OnDatagram(ep *engine.Endpoint, data []byte, addr netip.AddrPort) {
+	ep.SendTo(data, addr)
+}
+
 func (e *echo) OnClose(c *engine.Conn, _ error) {
 	e.mu.Lock()
 	delete(e.unsent, c)
@@ -80,6 +86,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	workers := flag.Int("workers", 1, "workers")
 	backend := flag.String("backend", "auto", "auto, io_uring or epoll")
+	udp := flag.Bool("udp", false, "echo UDP datagrams on -addr instead")
 	flag.Parse()
 	ap, err := netip.ParseAddrPort(*addr)
 	if err != nil {
@@ -91,12 +98,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "engineecho:", err)
 		os.Exit(2)
 	}
-	l, err := m.Listen(ap)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "engineecho:", err)
-		os.Exit(1)
+	if *udp {
+		ep, err := m.BindUDP(ap)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "engineecho:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("engineecho: listening on %s\n", ep.Addr())
+	} else {
+		l, err := m.Listen(ap)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "engineecho:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("engineecho: listening on %s\n", l.Addr())
 	}
-	fmt.Printf("engineecho: listening on %s\n", l.Addr())
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() { <-sig; m.Close(time.Second) }()

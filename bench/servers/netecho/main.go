@@ -22,7 +22,12 @@ func main() {
 	certFile := flag.String("tls-cert", "", "speak TLS with this certificate chain (PEM)")
 	keyFile := flag.String("tls-key", "", "its key (PEM)")
 	unixPath := flag.String("unix", "", "listen on this Unix domain socket instead (a file there is replaced)")
+	udp := flag.Bool("udp", false, "echo UDP datagrams on -addr instead")
 	flag.Parse()
+	if *udp {
+		serveUDP(*addr)
+		return
+	}
 	network, where := "tcp", *addr
 	if *unixPath != "" {
 		network, where = "unix", *unixPath
@@ -69,5 +74,25 @@ func serve(c net.Conn) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// serveUDP sends every datagram back to where it came from, from one
+// goroutine (the server runs on one CPU).
+func serveUDP(addr string) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netecho:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("netecho: listening on %s\n", pc.LocalAddr())
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "netecho:", err)
+			os.Exit(1)
+		}
+		pc.WriteTo(buf[:n], from) // a datagram that cannot go is lost, as UDP's are
 	}
 }

@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var cfg loadgen.Config
 	fs.StringVar(&cfg.Mode, "mode", loadgen.ModeEcho, "`mode`: echo, churn, bulk or idle")
-	fs.StringVar(&cfg.Addr, "addr", "", "echo server `host:port`, or unix:PATH for a Unix domain socket (required)")
+	fs.StringVar(&cfg.Addr, "addr", "", "echo server `host:port`, unix:PATH for a Unix domain socket, or udp:host:port for a UDP echo server (echo mode, net client) (required)")
 	fs.IntVar(&cfg.Conns, "conns", 50, "concurrent connections (churn: goroutines)")
 	fs.IntVar(&cfg.Size, "size", 64, "bytes per message (bulk: per write)")
 	fs.IntVar(&cfg.Depth, "depth", 1, "messages in flight per connection (echo only)")
