@@ -28,14 +28,14 @@ const (
 type Config struct {
 	// Mode is what the run does: ModeEcho ("" means the same), ModeChurn,
 	// ModeBulk or ModeIdle; see those for how each uses the fields below.
-	Mode  string
+	Mode string
 	// Addr is "host:port" (IPv4 or [IPv6]:port), "unix:PATH" (a Unix
 	// domain socket; "unix:@name": abstract) or "udp:host:port" (a UDP echo
 	// server: each connection is a connected UDP socket and each message
 	// one datagram; ModeEcho with ClientNet only).
 	Addr  string
-	Conns int    // concurrent connections (>=1)
-	Size  int    // bytes per message (>=1)
+	Conns int // concurrent connections (>=1)
+	Size  int // bytes per message (>=1)
 	// Depth is the number of messages in flight per connection (pipelining);
 	// 0 means 1. All Depth messages are written before the first echo is
 	// read, so Depth*Size must fit in the socket buffers of both ends (a few
