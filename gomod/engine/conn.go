@@ -150,6 +150,12 @@ func (c *Conn) sendParts(a, p, z []byte) error {
 		return c.sendTLS(a, p, z)
 	}
 	c.mu.Lock()
+	return c.queueLocked(a, p, z)
+}
+
+// queueLocked is sendParts for plain connections, entered with c.mu held
+// (it unlocks it).
+func (c *Conn) queueLocked(a, p, z []byte) error {
 	if c.req != closeNone || c.writeShut || c.freed {
 		c.mu.Unlock()
 		return ErrClosed

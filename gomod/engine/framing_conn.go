@@ -75,12 +75,30 @@ func (c *Conn) setSendFraming(f Framing) (Framing, error) {
 // are queued together, never interleaved with another send's.
 func (c *Conn) SendFrame(payload []byte) error {
 	var hdr [8]byte
-	before, after, err := c.frameParts(payload, &hdr)
+	if c.tlsc() != nil {
+		before, after, err := c.frameParts(payload, &hdr)
+		if err != nil {
+			return err
+		}
+		return c.sendTLS(before, payload, after)
+	}
+	// One hold of c.mu for the framing and the queue: this is the hot path
+	// of a frame echo.
+	c.mu.Lock()
+	if c.framing == nil {
+		c.mu.Unlock()
+		return errNoFraming
+	}
+	before, after, err := encodeFrame(c.framing, payload, &hdr)
 	if err != nil {
+		c.mu.Unlock()
 		return err
 	}
-	return c.sendParts(before, payload, after)
+	return c.queueLocked(before, payload, after)
 }
+
+// errNoFraming is SendFrame's error on a connection without a framing.
+var errNoFraming = &OptionError{"framing", nil, "send_frame needs a framing (set one with listen or connect, or set_framing)"}
 
 // frameParts is what goes before and after payload to make it one frame
 // of c's framing (a header in hdr, or a terminator); an error without a
@@ -90,7 +108,7 @@ func (c *Conn) frameParts(payload []byte, hdr *[8]byte) (before, after []byte, e
 	f := c.framing
 	c.mu.Unlock()
 	if f == nil {
-		return nil, nil, &OptionError{"framing", nil, "send_frame needs a framing (set one with listen or connect, or set_framing)"}
+		return nil, nil, errNoFraming
 	}
 	return encodeFrame(f, payload, hdr)
 }
