@@ -12,8 +12,9 @@ import (
 // FuzzFromRaw: fromRaw decodes any bytes the kernel could leave in the
 // accept address without panicking or reading past it: AF_INET and
 // AF_INET6 to the address and port the bytes spell (decoded here
-// independently), anything else to the zero address; and what it decodes
-// converts back (toSockaddr) to the same address and port. Seeds: the
+// independently, a link-local one with the zone of its scope index), anything else to the
+// zero address; and what it decodes converts back (toSockaddr) to the same
+// address, port and scope. Seeds: the
 // f.Add calls and testdata/fuzz/FuzzFromRaw.
 func FuzzFromRaw(f *testing.F) {
 	v4 := make([]byte, 16)
@@ -39,7 +40,12 @@ func FuzzFromRaw(f *testing.F) {
 		case unix.AF_INET:
 			want = netip.AddrPortFrom(netip.AddrFrom4([4]byte(raw[4:8])), port)
 		case unix.AF_INET6:
-			want = netip.AddrPortFrom(netip.AddrFrom16([16]byte(raw[8:24])), port)
+			ip := netip.AddrFrom16([16]byte(raw[8:24]))
+			linkScope := ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast()
+			if scope := binary.NativeEndian.Uint32(raw[24:28]); scope != 0 && linkScope {
+				ip = ip.WithZone(zoneName(scope))
+			}
+			want = netip.AddrPortFrom(ip, port)
 		}
 		if got != want {
 			t.Fatalf("fromRaw(% x) = %v, want %v", raw[:28], got, want)
@@ -53,8 +59,11 @@ func FuzzFromRaw(f *testing.F) {
 				t.Fatalf("%v converts back to %v:%d", got, sa.Addr, sa.Port)
 			}
 		case *unix.SockaddrInet6:
-			if sa.Port != int(port) || netip.AddrFrom16(sa.Addr) != got.Addr() {
+			if sa.Port != int(port) || netip.AddrFrom16(sa.Addr) != got.Addr().WithZone("") {
 				t.Fatalf("%v converts back to %v:%d", got, sa.Addr, sa.Port)
+			}
+			if z := got.Addr().Zone(); z != "" && sa.ZoneId != binary.NativeEndian.Uint32(raw[24:28]) {
+				t.Fatalf("%v converts back to scope %d", got, sa.ZoneId)
 			}
 		default:
 			t.Fatalf("%v converts back to %T", got, sa)

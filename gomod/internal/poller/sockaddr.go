@@ -1,7 +1,6 @@
 package poller
 
 import (
-	"net"
 	"net/netip"
 	"unsafe"
 )
@@ -33,13 +32,7 @@ func toSockaddr(a netip.AddrPort) sockaddr {
 	if ip.Is4() || ip.Is4In6() {
 		return &sockaddrInet4{Port: int(a.Port()), Addr: ip.Unmap().As4()}
 	}
-	sa := &sockaddrInet6{Port: int(a.Port()), Addr: ip.As16()}
-	if z := ip.Zone(); z != "" {
-		if ifi, err := net.InterfaceByName(z); err == nil {
-			sa.ZoneId = uint32(ifi.Index)
-		}
-	}
-	return sa
+	return &sockaddrInet6{Port: int(a.Port()), Addr: ip.As16(), ZoneId: zoneIndex(ip)}
 }
 
 func fromSockaddr(sa sockaddr) netip.AddrPort {
@@ -47,13 +40,14 @@ func fromSockaddr(sa sockaddr) netip.AddrPort {
 	case *sockaddrInet4:
 		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
 	case *sockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+		return netip.AddrPortFrom(withScope(netip.AddrFrom16(sa.Addr), sa.ZoneId), uint16(sa.Port))
 	}
 	return netip.AddrPort{}
 }
 
 // fromRaw decodes the address the kernel filled in (accept4, or what
-// GetAcceptExSockaddrs points to), without allocating.
+// GetAcceptExSockaddrs points to), without allocating (but for the zone
+// of a link-local address: see zone.go).
 func fromRaw(rsa *rawSockaddrAny) netip.AddrPort {
 	switch rsa.Addr.Family {
 	case afInet:
@@ -63,7 +57,7 @@ func fromRaw(rsa *rawSockaddrAny) netip.AddrPort {
 	case afInet6:
 		p := (*rawSockaddrInet6)(unsafe.Pointer(rsa))
 		port := uint16(p.Port>>8) | uint16(p.Port<<8)
-		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr), port)
+		return netip.AddrPortFrom(withScope(netip.AddrFrom16(p.Addr), p.Scope_id), port)
 	}
 	return netip.AddrPort{}
 }

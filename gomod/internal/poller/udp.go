@@ -2,7 +2,6 @@ package poller
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"unsafe"
 )
@@ -153,16 +152,6 @@ func dgramSockaddr(a netip.AddrPort, v6 bool) sockaddr {
 		return &sockaddrInet4{Port: int(a.Port()), Addr: a.Addr().Unmap().As4()}
 	}
 	return &sockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16(), ZoneId: zoneIndex(a.Addr())}
-}
-
-// zoneIndex is the interface index of ip's zone (0: none).
-func zoneIndex(ip netip.Addr) uint32 {
-	if z := ip.Zone(); z != "" {
-		if ifi, err := net.InterfaceByName(z); err == nil {
-			return uint32(ifi.Index)
-		}
-	}
-	return 0
 }
 
 // putSockaddr writes a into rsa in the family of the socket (v6: IPv6,
