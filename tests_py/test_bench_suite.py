@@ -80,7 +80,7 @@ def test_targets_are_judged_from_the_medians() -> None:
 
 def test_markdown_has_ratio_columns_failures_and_busy_marks() -> None:
     md = report.markdown(doc(), "echo.png")
-    assert "| pyiocp io_uring | 120 | 1.20x | 160 | 1.60x | 6.25 | 100 | 900 | 20 |" in md
+    assert "| pyiocp io_uring | 120 | 1.20x | 160 | 1.60x | - | 6.25 | - | 100 | 900 | 20 |" in md
     assert "| Go net | failed: boom |" in md
     assert "| uvloop (busy) |" in md
     assert "| pyiocp io_uring | 5.0 | - | 70 | 71 |" in md  # no uvloop row: no ratio
@@ -89,6 +89,16 @@ def test_markdown_has_ratio_columns_failures_and_busy_marks() -> None:
     assert "| pyiocp | 1.00 | 0.50 | 250 | 0.10 / 2.00 / 3.00 |" in md
     assert "| asyncio | failed: boom |" in md
     assert "pyiocp against uvloop: arm 0.50x the time, cancel 0.50x, memory 0.50x." in md
+
+
+def test_markdown_shows_the_spread_of_repetitions_and_units_per_wake_up() -> None:
+    d = doc()
+    runs = [dict(rate=100.0, per_cpu_s=v, cpu_us=1e6 / v, per_switch=w, peak_rss_mib=20.0)
+            for v, w in ((90.0, 10.0), (100.0, 12.0), (120.0, 30.0))]
+    d["results"]["echo-50x64"]["pyiocp io_uring"] = {"runs": runs + [{"error": "x"}], "median": medians(runs),
+                                                     "errors": ["x"]}
+    md = report.markdown(d, None)
+    assert "| pyiocp io_uring | 100 | 1.00x | 100 | 1.00x | -10%..+20% | 10000.00 | 12.0 |" in md
 
 
 def test_medians_leave_out_failed_repetitions() -> None:
@@ -112,7 +122,7 @@ def test_quick_mode_shrinks_bulk_and_idle() -> None:
 def test_every_kind_of_scenario_runs_against_pyiocp_and_uvloop(tmp_path: Path) -> None:
     scenarios = ["echo-50x64", "pipelined-50x64-d16", "churn-50", "bulk-1GiB", "idle-10k", "http-50",
                  "lines-50x64-d16", "length-50x64-d16", "pool-1x64", "tls-echo-50x64", "unix-echo-50x64",
-                 "streams-echo-50x64"]
+                 "streams-echo-50x64", "udp-echo-50x64", "heavy-50x64"]
     argv = [sys.executable, "-m", "bench.suite", "--quick", "--reps", "1", "--duration", "1", "--warmup", "0.2",
             "--quiet-wait", "0", "--no-syscalls", "--out", str(tmp_path), "--only", "pyiocp io_uring",
             "--only", "uvloop", "--only", "uvloop streams", "--only", report.INLINE]
@@ -160,4 +170,4 @@ def test_report_is_written_again_from_a_json_record(tmp_path: Path) -> None:
                           env={**os.environ, "PYTHONPATH": suite_path()})
     assert done.returncode == 0, done.stderr[-2000:]
     md = (tmp_path / "out" / "RESULTS.md").read_text()
-    assert "| pyiocp io_uring | 120 | 1.20x | 160 | 1.60x | 6.25 | 100 | 900 | 20 |" in md
+    assert "| pyiocp io_uring | 120 | 1.20x | 160 | 1.60x | - | 6.25 | - | 100 | 900 | 20 |" in md

@@ -73,6 +73,26 @@ def rss_bytes(pid: int, key: str = "VmRSS") -> int:
     raise KeyError(key)
 
 
+def tree_switches(pid: int) -> int:
+    """Context switches (voluntary and not) of every thread of pid and its
+    descendants: about one per wake-up of a thread that sleeps between
+    rounds, so units per switch is about the work one wake-up finds."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue  # exited meanwhile
+        for t in tasks:
+            try:
+                for line in Path(f"/proc/{p}/task/{t}/status").read_text().splitlines():
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+    return total
+
+
 def tree_rss_bytes(pid: int, key: str = "VmRSS") -> int:
     """rss_bytes summed over pid and its descendants."""
     total = 0
@@ -96,19 +116,19 @@ class Window:
     def __init__(self, server: int, client: Optional[int]) -> None:
         self.server, self.client = server, client
 
-    def _sample(self) -> Tuple[float, float, float, float]:
+    def _sample(self) -> Tuple[float, float, float, float, float]:
         client = proc_cpu(self.client) if self.client else 0.0
-        return (time.monotonic(), machine_busy(), tree_cpu(self.server), client)
+        return (time.monotonic(), machine_busy(), tree_cpu(self.server), client, float(tree_switches(self.server)))
 
     def start(self) -> None:
         self.t0 = self._sample()
 
     def stop(self, client_cpu: Optional[float] = None) -> Dict[str, float]:
         t1 = self._sample()
-        wall, busy, server, client = (b - a for a, b in zip(self.t0, t1))
+        wall, busy, server, client, switches = (b - a for a, b in zip(self.t0, t1))
         if client_cpu is not None:
             client = client_cpu
-        return {"wall_s": wall, "server_cpu_s": server, "client_cpu_s": client,
+        return {"wall_s": wall, "server_cpu_s": server, "client_cpu_s": client, "server_switches": switches,
                 "others_cores": max(0.0, busy - server - client) / wall if wall > 0 else 0.0}
 
 

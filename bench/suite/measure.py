@@ -84,6 +84,8 @@ def _per_unit(fig: Fig, rate: float, server_cpu_s: float, wall_s: float) -> None
     units = rate * wall_s
     fig["per_cpu_s"] = units / server_cpu_s if server_cpu_s else float("inf")
     fig["cpu_us"] = server_cpu_s / units * 1e6 if units else float("inf")
+    if fig.get("server_switches"):  # the work a wake-up of the server finds: its rounds' size
+        fig["per_switch"] = units / fig["server_switches"]
 
 
 def _loadgen_run(run: Running, bindir: Path, sc: Scenario, k: Knobs) -> Fig:

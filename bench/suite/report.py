@@ -122,6 +122,16 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
     return rows
 
 
+def _spread(cell: Dict[str, Any], key: str) -> str:
+    """How far the repetitions' key lies from their median: "-8%..+5%"
+    ("-" for fewer than two)."""
+    vals = [r[key] for r in cell.get("runs", []) if key in r and "error" not in r]
+    med = cell["median"].get(key)
+    if len(vals) < 2 or not med:
+        return "-"
+    return f"{min(vals) / med - 1:+.0%}..{max(vals) / med - 1:+.0%}"
+
+
 def _scenario_table(res: Results, sc: Dict[str, Any]) -> List[str]:
     name, unit = sc["name"], sc["unit"]
     cells = res["results"].get(name, {})
@@ -133,9 +143,9 @@ def _scenario_table(res: Results, sc: Dict[str, Any]) -> List[str]:
         out += ["| server | KiB per idle connection | vs uvloop | RSS with all open MiB | peak RSS MiB |",
                 "|---|---:|---:|---:|---:|"]
     else:
-        out += [f"| server | {UNIT_RATE[unit]} | vs uvloop | {unit} per CPU-s | vs uvloop | CPU us per "
-                f"{unit.rstrip('s')} | p50 us | p99 us | peak RSS MiB |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        out += [f"| server | {UNIT_RATE[unit]} | vs uvloop | {unit} per CPU-s | vs uvloop | spread | CPU us per "
+                f"{unit.rstrip('s')} | {unit} per wake-up | p50 us | p99 us | peak RSS MiB |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for server, cell in cells.items():
         m = cell.get("median")
         if not m:
@@ -150,7 +160,8 @@ def _scenario_table(res: Results, sc: Dict[str, Any]) -> List[str]:
         rate_fmt = ",.1f" if unit == "MB" else ",.0f"
         out.append(f"| {server}{mark} | {_num(m['rate'], rate_fmt)} | {_x(_ratio(m['rate'], ref.get('rate')))} | "
                    f"{_num(m['per_cpu_s'], rate_fmt)} | {_x(_ratio(m['per_cpu_s'], ref.get('per_cpu_s')))} | "
-                   f"{m['cpu_us']:.2f} | {_num(m.get('p50_us'))} | {_num(m.get('p99_us'))} | "
+                   f"{_spread(cell, 'per_cpu_s')} | {m['cpu_us']:.2f} | {_num(m.get('per_switch'), '.1f')} | "
+                   f"{_num(m.get('p50_us'))} | {_num(m.get('p99_us'))} | "
                    f"{m['peak_rss_mib']:.0f} |")
     errors = [f"{srv}: {e}" for srv, cell in cells.items() if cell.get("median") for e in cell.get("errors", [])]
     if errors:
