@@ -56,10 +56,10 @@ class Serving:
         for line in pipe:  # type: ignore[attr-defined]
             keep.append(line)
             if announce:
-                self.lines.put(line)
                 m = re.search(r"pids ([\d ]+)", line)
-                if m:
+                if m:  # before the line is seen: whoever waits for it reads the pids next
                     self.pids.update(int(p) for p in m.group(1).split())
+                self.lines.put(line)
 
     def expect(self, pattern: str, timeout: float = START) -> "re.Match[str]":
         deadline = time.monotonic() + timeout
