@@ -19,11 +19,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import IO, Callable, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 import pytest
 
-from iocp_helpers import LATE, PYTHON, SLOWDOWN, WAIT, reap, wait_until
+from iocp_helpers import LATE, PYTHON, SLOWDOWN, WAIT, wait_until
 from netns import Namespaces, namespaces
 from pyiocp.__main__ import main as cli_main
 from pyiocp._cli import serve as cli_serve
@@ -544,8 +544,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def haproxy_status(sock_path: Path) -> str:
-    """The pyiocp server's status in HAProxy's own view (show stat)."""
+def haproxy_servers(sock_path: Path) -> Dict[str, Dict[str, str]]:
+    """HAProxy's own view of the servers of its backend b (show stat), by
+    server name: status (UP, DOWN, ...), check_status, ..."""
     with socket.socket(socket.AF_UNIX) as c:
         c.settimeout(WAIT)
         c.connect(str(sock_path))
@@ -555,37 +556,63 @@ def haproxy_status(sock_path: Path) -> str:
             text += chunk
     lines = text.decode().splitlines()
     header = lines[0].lstrip("# ").split(",")
-    for line in lines[1:]:
-        row = dict(zip(header, line.split(",")))
-        if row.get("pxname") == "b" and row.get("svname") == "s":
-            return row["status"]
-    raise AssertionError(f"no server in {text!r}")
+    rows = [dict(zip(header, line.split(","))) for line in lines[1:] if line]
+    return {row["svname"]: row for row in rows
+            if row.get("pxname") == "b" and row.get("svname") not in ("FRONTEND", "BACKEND")}
+
+
+def haproxy_status(sock_path: Path, server: str = "s") -> str:
+    return haproxy_servers(sock_path)[server]["status"]
+
+
+def haproxy_up(sock_path: Path) -> bool:
+    try:
+        servers = haproxy_servers(sock_path)
+    except OSError:  # not listening yet
+        return False
+    return bool(servers) and all(row["status"] == "UP" for row in servers.values())
+
+
+@contextlib.contextmanager
+def haproxy(tmp_path: Path, front: str, servers: List[str], prefix: List[str]) -> Iterator[Path]:
+    """HAProxy in TCP mode on front (HOST:PORT), balancing round robin over
+    servers (each "NAME ADDRESS OPTIONS..."), run after prefix (a network
+    namespace's `ip netns exec`, or nothing); it retries a connection that
+    fails on another server (retries, option redispatch). Gives its stats
+    socket once every server's check passes."""
+    if not os.path.exists(HAPROXY):
+        pytest.fail("haproxy is not installed: make deps installs Debian's haproxy")
+    stats = tmp_path / "haproxy.sock"
+    cfg = ["global", "  maxconn 500", f"  stats socket {stats} level admin",
+           "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 30s", "  timeout server 30s",
+           "  timeout check 2s", "  retries 3", "  option redispatch 1",
+           "frontend f", f"  bind {front}", "  default_backend b",
+           "backend b", "  balance roundrobin", "  option httpchk GET /healthz",
+           *(f"  server {line}" for line in servers)]
+    (tmp_path / "haproxy.cfg").write_text("\n".join(cfg) + "\n")
+    with open(tmp_path / "haproxy.log", "w") as log:
+        proc = subprocess.Popen([*prefix, HAPROXY, "-db", "-f", str(tmp_path / "haproxy.cfg")],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: haproxy_up(stats), START, interval=0.05, what="HAProxy's checks passing")
+        yield stats
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(WAIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextlib.contextmanager
 def haproxy_in_front(tmp_path: Path, s: Serving) -> Iterator[Tuple[int, Path]]:
-    """HAProxy in TCP mode before s, with send-proxy-v2 and a health check
+    """HAProxy before s on loopback, with send-proxy-v2 and a health check
     of its /healthz every 100 ms; gives its port and its stats socket."""
-    if not os.path.exists(HAPROXY):
-        pytest.fail("haproxy is not installed: make deps installs Debian's haproxy")
     front = free_port()
-    stats = tmp_path / "haproxy.sock"
-    cfg = ["global", "  maxconn 200", f"  stats socket {stats} level admin",
-           "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 30s", "  timeout server 30s",
-           "  timeout check 2s",
-           "frontend f", f"  bind 127.0.0.1:{front}", "  default_backend b",
-           "backend b", "  option httpchk GET /healthz",
-           f"  server s 127.0.0.1:{s.port} send-proxy-v2 check port {s.metrics_port} inter 100 fall 1 rise 1"]
-    (tmp_path / "haproxy.cfg").write_text("\n".join(cfg) + "\n")
-    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(tmp_path / "haproxy.cfg")], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_until(lambda: stats.exists() and haproxy_status(stats) == "UP", START, interval=0.05,
-                   what="HAProxy's check passing")
+    server = f"s 127.0.0.1:{s.port} send-proxy-v2 check port {s.metrics_port} inter 100 fall 1 rise 1"
+    with haproxy(tmp_path, f"127.0.0.1:{front}", [server], []) as stats:
         yield front, stats
-    finally:
-        proc.terminate()
-        reap(proc)
 
 
 @linux  # HAProxy is a Linux program here; signals
@@ -847,3 +874,96 @@ def test_what_a_killed_process_had_queued_goes_to_its_sibling(migrate: str) -> N
                 for c in clients:
                     c.close()
                 s.reap()
+
+
+@linux  # network namespaces, HAProxy, signals
+@pytest.mark.parametrize("stop", ["TERM", "KILL"])
+def test_two_hosts_behind_haproxy_one_stopped_under_load(tmp_path: Path, stop: str) -> None:
+    """Four network namespaces: a client (10.0.0.2), HAProxy (10.0.0.1,
+    and 10.0.1.1 / 10.0.2.1 toward the hosts), and two hosts (10.0.1.2,
+    10.0.2.2) each running `pyiocp serve --processes 2 --proxy-protocol v2`
+    with /healthz checked by HAProxy every 100 ms. Two clients make
+    requests through HAProxy, each checking that the handler saw its own
+    address; host 2 is stopped among them.
+
+    TERM: its /healthz turns 503, HAProxy marks it down; what it was
+    serving, the requests already on it, are finished (none is lost), and
+    a connection it refuses meanwhile is retried by HAProxy on host 1.
+    KILL (every process of the host): the requests host 2 held when it died
+    fail (their bytes died with it: expected, before the mark-down);
+    connections it refuses are retried on host 1, and its check fails on
+    the refused connect.
+    Either way, once HAProxy has marked it down, no request fails."""
+    with namespaces() as ns:
+        client, lb = ns.add("client"), ns.add("lb")
+        ns.link(client, "10.0.0.2/24", lb, "10.0.0.1/24")
+        hosts: List[Serving] = []
+        try:
+            for i in (1, 2):
+                where = ns.add(f"host{i}")
+                ns.link(lb, f"10.0.{i}.1/24", where, f"10.0.{i}.2/24")
+                migrate_req(ns, where, "1")
+                hosts.append(serve_in(ns, where, "--bind", f"10.0.{i}.2:8000", "--metrics", f"10.0.{i}.2:9100",
+                                      "--processes", "2", "--proxy-protocol", "v2",
+                                      "--proxy-allow-from", f"10.0.{i}.1/32"))
+            for s in hosts:
+                s.started()
+            servers = [f"h{i} 10.0.{i}.2:8000 send-proxy-v2 check port 9100 inter 100 fall 1 rise 1" for i in (1, 2)]
+            front = ("10.0.0.1", 8000)
+            with haproxy(tmp_path, "10.0.0.1:8000", servers, ns.exec(lb)) as stats, ns.entered(client):
+                two_hosts_one_stopped(stop, hosts, stats, front)
+        finally:
+            for s in hosts:
+                s.reap()
+
+
+def two_hosts_one_stopped(stop: str, hosts: List[Serving], stats: Path, front: Tuple[str, int]) -> None:
+    stopped = hosts[1]
+    held: List[Tuple[socket.socket, IO[bytes]]] = []  # on host 2, a reply due after the stop
+    try:
+        with RequestLoop(lambda: ask_peer(front), clients=2) as loop:
+            loop.wait_for(300)
+            assert loop.pids() == hosts[0].pids | stopped.pids, "HAProxy spread the requests over both hosts"
+            if stop == "TERM":
+                for _ in range(100):  # HAProxy takes turns: about one in two
+                    c = socket.create_connection(front, timeout=WAIT)
+                    f = c.makefile("rb")
+                    held.append((c, f))
+                    c.sendall(b"hi\n")
+                    if int(f.readline().split()[0]) in stopped.pids:
+                        c.sendall(b"slow 1.0\n")
+                    else:
+                        held.pop()
+                        f.close()
+                        c.close()
+                    if len(held) == 3:
+                        break
+                assert len(held) == 3
+            t_stop = time.monotonic()
+            if stop == "TERM":
+                stopped.signal(signal.SIGTERM)
+            else:
+                for pid in [stopped.proc.pid, *stopped.pids]:  # the supervisor first: it restarts nothing
+                    os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: haproxy_status(stats, "h2") == "DOWN", LATE, interval=0.01,
+                       what="HAProxy marking host 2 down")
+            t_down = time.monotonic()
+            check = haproxy_servers(stats)["h2"]["check_status"]
+            loop.wait_for(500, since=t_down)
+        for _, reader in held:
+            served_by, _, rest = reader.readline().partition(b" ")
+            assert rest == b"slow\n" and int(served_by) in stopped.pids  # finished by the draining host
+    finally:
+        for conn, reader in held:
+            reader.close()
+            conn.close()
+    assert loop.errors(since=t_down) == [], loop.errors(since=t_down)[:5]
+    assert loop.pids(since=t_down) <= hosts[0].pids
+    if stop == "TERM":
+        assert check == "L7STS", check  # /healthz's 503, while the host still served
+        assert loop.errors() == [], loop.errors()[:5]
+        assert stopped.wait(START) == 0
+    else:
+        assert check in ("L4CON", "SOCKERR"), check  # nothing listens there any more (refused, or reset)
+        for o in loop.errors():  # held by host 2 when it died
+            assert o.start < t_down and o.end > t_stop, (o, t_stop, t_down)
