@@ -652,10 +652,10 @@ class Outcome(NamedTuple):
 
 class RequestLoop:
     """Clients (threads) that each make one request per fresh connection,
-    over and over (ask_one() gives the pid that served it, or raises), from
-    the stop() or the end of the with block on. Every outcome is kept, with
+    over and over (ask_one() gives the pid that served it, or raises),
+    until stop() or the end of the with block. Every outcome is kept, with
     its times. The threads start in the network namespace of the thread
-    that makes the loop."""
+    that starts them."""
 
     def __init__(self, ask_one: Callable[[], int], clients: int = 1) -> None:
         self.ask_one = ask_one
