@@ -40,7 +40,7 @@ PYTEST_ARGS ?=
 
 APT_PACKAGES := gcc pkg-config python3-dev python3-venv python3-pip python3-setuptools \
 	python3-wheel python3-pytest python3-pytest-timeout python3-uvloop python3-prometheus-client \
-	python3-hypothesis mypy curl wrk openssl python3-pyelftools haproxy
+	python3-hypothesis mypy curl wrk openssl python3-pyelftools haproxy iproute2
 
 # The cgo environment of the extension build, from setup.py (one source of
 # truth), so that `go vet` and `go test` compile gomod/pybind the same way:
