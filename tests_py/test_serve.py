@@ -606,18 +606,23 @@ def haproxy(tmp_path: Path, front: str, servers: List[str], prefix: List[str]) -
 
 
 @contextlib.contextmanager
-def haproxy_in_front(tmp_path: Path, s: Serving) -> Iterator[Tuple[int, Path]]:
-    """HAProxy before s on loopback, with send-proxy-v2 and a health check
-    of its /healthz every 100 ms; gives its port and its stats socket."""
+def haproxy_in_front(tmp_path: Path, s: Serving, send_proxy: str = "send-proxy-v2") -> Iterator[Tuple[int, Path]]:
+    """HAProxy before s on loopback, sending the PROXY header (send_proxy:
+    send-proxy-v2, or send-proxy for v1) with a health check of its
+    /healthz every 100 ms; gives its port and its stats socket."""
     front = free_port()
-    server = f"s 127.0.0.1:{s.port} send-proxy-v2 check port {s.metrics_port} inter 100 fall 1 rise 1"
+    server = f"s 127.0.0.1:{s.port} {send_proxy} check port {s.metrics_port} inter 100 fall 1 rise 1"
     with haproxy(tmp_path, f"127.0.0.1:{front}", [server], []) as stats:
         yield front, stats
 
 
 @linux  # HAProxy is a Linux program here; signals
-def test_behind_haproxy_the_handler_sees_the_client_and_the_check_follows_healthz(tmp_path: Path) -> None:
-    with serving("--processes", "2", "--proxy-protocol", "v2") as s, haproxy_in_front(tmp_path, s) as (front, stats):
+@pytest.mark.parametrize("version,send_proxy", [("v2", "send-proxy-v2"), ("v1", "send-proxy"),
+                                                ("auto", "send-proxy"), ("auto", "send-proxy-v2")])
+def test_behind_haproxy_the_handler_sees_the_client_and_the_check_follows_healthz(
+        tmp_path: Path, version: str, send_proxy: str) -> None:
+    with serving("--processes", "2", "--proxy-protocol", version) as s, \
+            haproxy_in_front(tmp_path, s, send_proxy) as (front, stats):
         seen = set()
         for _ in range(40):
             with socket.create_connection(("127.0.0.1", front), timeout=WAIT) as c:
