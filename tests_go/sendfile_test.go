@@ -14,13 +14,13 @@ import (
 	"github.com/pyiocp/pyiocp/gomod/engine"
 )
 
-// tempFile writes n random bytes to a file in the test's directory and
-// returns it open for reading, with its bytes.
+// tempFile writes n random bytes to a file of the test's and returns it
+// open for reading, with its bytes.
 func tempFile(t *testing.T, n int) (*os.File, []byte) {
 	t.Helper()
 	data := make([]byte, n)
 	rand.Read(data)
-	path := filepath.Join(t.TempDir(), "send.bin")
+	path := tempPath(t, "send.bin")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -28,8 +28,24 @@ func tempFile(t *testing.T, n int) (*os.File, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() {
+		f.Close()
+		os.Remove(path)
+	})
 	return f, data
+}
+
+// tempPath is a name in a directory of the test's own. Not t.TempDir:
+// under Wine its RemoveAll fails ("Invalid function") where os.Remove of
+// each name does not; the caller removes what it made at name first.
+func tempPath(t *testing.T, name string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pyiocp-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	return filepath.Join(dir, name)
 }
 
 // readAll reads from c until the peer closes (or fails), within a bound.
@@ -117,7 +133,7 @@ func TestSendFileBadInput(t *testing.T) {
 		if err := srv.SendFile(f, 1000, -1); err != nil {
 			t.Errorf("an empty range at the end: %v", err)
 		}
-		dir, err := os.Open(t.TempDir())
+		dir, err := os.Open(filepath.Dir(f.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,7 +30,17 @@ func TestSendFileCopiesWhereTheKernelRefuses(t *testing.T) {
 			m, c, peer := acceptPolled(t, backend)
 			m.workers[0].p = refusing{m.workers[0].p}
 			data := bytes.Repeat([]byte("0123456789abcdef"), 20000) // over a chunk: several reads
-			path := filepath.Join(t.TempDir(), "f")
+			// Not t.TempDir: under Wine its RemoveAll fails ("Invalid
+			// function") where os.Remove does not.
+			dir, err := os.MkdirTemp("", "pyiocp-test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "f")
+			t.Cleanup(func() {
+				os.Remove(path)
+				os.Remove(dir)
+			})
 			if err := os.WriteFile(path, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
