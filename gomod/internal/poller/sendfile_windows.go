@@ -22,8 +22,31 @@ func (p *iocp) PostSendFile(r Ref, f File, off int64, n int) (int, bool, error) 
 		p.ctxs.put(ctx)
 		return 0, false, err
 	}
-	st.sending = true
+	st.sending, st.transmit = true, true
 	return 0, false, nil
+}
+
+// sockID names a socket's state as a context does: by slot and generation.
+type sockID struct{ slot, gen uint32 }
+
+// recancelEvery bounds a Wait while a canceled TransmitFile is in the
+// kernel, in milliseconds.
+const recancelEvery = 50
+
+// cancelAgain cancels again the TransmitFiles that were canceled and have
+// not completed, and reports whether there are any. Wine has been seen to
+// miss such a cancel (about one abort in twenty, of a TransmitFile to a
+// peer that does not read): the connection then waited for good.
+func (p *iocp) cancelAgain() bool {
+	keep := p.recancel[:0]
+	for _, id := range p.recancel {
+		if st := p.socks.match(int(id.slot), id.gen, ^uint32(0)); st != nil && st.transmit {
+			windows.CancelIoEx(st.s, nil)
+			keep = append(keep, id)
+		}
+	}
+	p.recancel = keep
+	return len(keep) > 0
 }
 
 // SendFileRefused reports whether err, from PostSendFile, means the
