@@ -58,7 +58,7 @@ type Conn struct {
 	wroteAt atomic.Int64
 
 	mu          sync.Mutex // guards the fields up to the blank line
-	sendq       byteQueue
+	sendq       sendQueue  // bytes and file ranges (sendfile.go)
 	req         closeReq
 	writeShut   bool // ShutdownWrite asked: no more sends
 	paused      bool // PauseReading asked

@@ -26,11 +26,22 @@ func (w *worker) flush(c *Conn) {
 	}
 	var err error
 	for c.sendq.len() > 0 {
-		bufs := c.sendq.views(w.iov[:0], maxSendViews)
+		file := c.sendq.front()
+		var bufs [][]byte
+		if file == nil {
+			bufs = c.sendq.views(w.iov[:0], maxSendViews)
+		}
 		c.sending = true
 		c.mu.Unlock()
-		n, done, perr := w.p.PostSend(c.ref, bufs)
-		clear(bufs)
+		var n int
+		var done bool
+		var perr error
+		if file != nil {
+			n, done, perr = w.postFile(c, file)
+		} else {
+			n, done, perr = w.p.PostSend(c.ref, bufs)
+			clear(bufs)
+		}
 		c.mu.Lock()
 		if perr != nil {
 			c.sending = false
@@ -41,11 +52,17 @@ func (w *worker) flush(c *Conn) {
 			break // sendDone ends the claim
 		}
 		c.sending = false
+		if file != nil && n == 0 {
+			err = ErrFileShrunk
+			break
+		}
 		w.sent(c, n)
 	}
 	shut := err == nil && c.writeShut && !c.shutDone && c.sendq.len() == 0 && !c.sending && !c.tlsHandshaking()
 	c.mu.Unlock()
 	switch {
+	case err == ErrFileShrunk:
+		w.abort(c, err, true)
 	case err != nil:
 		w.abort(c, err, false)
 	case shut:
@@ -85,6 +102,7 @@ func (w *worker) sent(c *Conn, n int) {
 func (w *worker) sendDone(c *Conn, cpl *poller.Completion) {
 	c.mu.Lock()
 	c.sending = false
+	file := c.sendq.front()
 	if cpl.Err == nil {
 		w.sent(c, cpl.N)
 	}
@@ -95,8 +113,13 @@ func (w *worker) sendDone(c *Conn, cpl *poller.Completion) {
 		// partial write, ErrCanceled, or the error the peer's reset gave it
 		// before the cancel reached it): the close may go on.
 		w.settle(c)
+	case file != nil && !file.copy && poller.SendFileRefused(cpl.Err):
+		file.copy = true // the kernel will not send it without a copy
+		w.flush(c)
 	case cpl.Err != nil:
 		w.abort(c, cpl.Err, false)
+	case file != nil && cpl.N == 0:
+		w.abort(c, ErrFileShrunk, true)
 	default:
 		w.flush(c)
 	}

@@ -151,6 +151,11 @@ static PyMethodDef Conn_methods[] = {
     {"send", (PyCFunction)Conn_send, METH_O,
      "send(data): queue bytes to write; raises BufferFull (nothing queued) over send_buffer_limit, "
      "ConnectionClosed once closing. Safe from any thread."},
+    {"sendfile", (PyCFunction)(void (*)(void))Conn_sendfile, METH_VARARGS | METH_KEYWORDS,
+     "sendfile(file, offset=0, count=None): queue count bytes of file (an object with fileno(); None: to its "
+     "end) in order with the other sends, without copying them through user space where the OS allows. The "
+     "file is duplicated: the caller may close it. Raises as send(); ValueError for a bad range or a file "
+     "that is not a regular file."},
     {"close", (PyCFunction)Conn_close, METH_NOARGS, "close(): flush pending bytes, then close. Idempotent."},
     {"abort", (PyCFunction)Conn_abort, METH_NOARGS, "abort(): reset now, dropping pending bytes. Idempotent."},
     {"shutdown_write", (PyCFunction)Conn_shutdown_write, METH_NOARGS, "shutdown_write(): send FIN after pending bytes."},

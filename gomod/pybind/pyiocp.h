@@ -135,6 +135,9 @@ PyObject *datagram_args(EngineObject *e, const pyiocp_event *ev, PyObject **data
 /* connection.c */
 PyObject *ip_address(int family, const uint8_t *ip, uint16_t port);
 
+/* sendfile.c */
+PyObject *Conn_sendfile(ConnObject *self, PyObject *args, PyObject *kwargs);
+
 /* table.c */
 ConnObject *table_get(EngineObject *e, uint32_t slot, uint64_t id);
 void table_del(EngineObject *e, ConnObject *c);

@@ -26,6 +26,7 @@ type fdState struct {
 	recvMax    int  // > 0: a receive of at most this many bytes is posted
 	accepts    int  // listener: accepts posted
 	send       [][]byte
+	file       sendFile // the posted send's file range, when it is one (fileN > 0)
 	sending    bool
 	connecting bool
 	dg         *epollDgram // a datagram socket's (udp_epoll_linux.go); nil: a stream's
@@ -35,6 +36,14 @@ type fdState struct {
 func (st *fdState) dropSend() {
 	clear(st.send)
 	st.send = st.send[:0]
+	st.file = sendFile{}
+}
+
+// sendFile is a posted PostSendFile waiting for the socket to be writable.
+type sendFile struct {
+	f   File
+	off int64
+	n   int
 }
 
 func (st *fdState) canProceed() bool {
@@ -184,6 +193,36 @@ func (p *epoll) writev(st *fdState, bufs [][]byte) (int, syscall.Errno) {
 		}
 		return n, 0
 	}
+}
+
+// PostSendFile sends at once what the socket takes, else when it is
+// writable; Wait makes the sendfile then.
+func (p *epoll) PostSendFile(r Ref, f File, off int64, n int) (int, bool, error) {
+	st := p.fds.get(r)
+	if st.writable {
+		w, err := p.sendfile(st, sendFile{f, off, n})
+		switch {
+		case err == 0:
+			return w, true, nil
+		case err != syscall.EAGAIN:
+			return 0, false, err
+		}
+	}
+	st.file = sendFile{f, off, n}
+	st.sending = true
+	return 0, false, nil
+}
+
+// sendfile is writev for a file range. Unlike writev's, a short count
+// does not tell that the socket's buffer is full: the file may have ended
+// first, and then no EPOLLOUT edge would come. Only EAGAIN (which the next
+// post meets at once if the buffer is full) waits for one.
+func (p *epoll) sendfile(st *fdState, sf sendFile) (int, syscall.Errno) {
+	n, err := sendfile(st.fd, sf.f, sf.off, sf.n)
+	if err == syscall.EAGAIN {
+		st.writable = false
+	}
+	return n, err
 }
 
 func (p *epoll) Cancel(r Ref) {
@@ -358,7 +397,13 @@ func (p *epoll) progress(st *fdState, batch []Completion, n int) int {
 		n++
 	}
 	if st.sending && st.writable && n < len(batch) {
-		w, err := p.writev(st, st.send)
+		var w int
+		var err syscall.Errno
+		if st.file.n > 0 {
+			w, err = p.sendfile(st, st.file)
+		} else {
+			w, err = p.writev(st, st.send)
+		}
 		if err != syscall.EAGAIN {
 			st.sending = false
 			st.dropSend()

@@ -27,6 +27,7 @@ type sockState struct {
 	queued     bool // ... or its read waits on the ready list
 	readable   bool // the last read filled its buffer: read again without a probe
 	sending    bool
+	transmit   bool // ... and it is a TransmitFile (sendfile_windows.go)
 	connecting bool
 	accepts    int         // AcceptEx calls in the kernel
 	first      *firstState // a listener whose accepts wait for the first bytes; nil: plain
@@ -52,6 +53,8 @@ type iocp struct {
 	done      doneQueue[Completion]
 	arena     recvArena
 	wsabufs   []windows.WSABuf
+
+	recancel []sockID // canceled with a TransmitFile in the kernel (sendfile_windows.go)
 
 	round   int64        // Waits so far: datagram slots delivered in this one are not reused in it
 	dgArm   []*sockState // datagram sockets whose posted receives wait for a free slot
@@ -149,6 +152,9 @@ func (p *iocp) Cancel(r Ref) {
 	if st.probing || st.sending || st.connecting || st.accepts > 0 {
 		windows.CancelIoEx(st.s, nil)
 	}
+	if st.transmit {
+		p.recancel = append(p.recancel, sockID{st.slot, st.gen})
+	}
 }
 
 func (p *iocp) Retoken(r Ref, token uint64) { p.socks.get(r).token = token }
@@ -192,6 +198,9 @@ func (p *iocp) Wait(batch []Completion, timeout time.Duration) (int, error) {
 		if timeout > 0 {
 			ms = uint32(min((timeout+time.Millisecond-1)/time.Millisecond, windows.INFINITE-1))
 		}
+	}
+	if p.cancelAgain() {
+		ms = min(ms, recancelEvery)
 	}
 	// Each packet makes at most one completion: take no more than fit.
 	want := min(len(p.entries), len(batch)-n)
@@ -244,7 +253,7 @@ func (p *iocp) finish(ctx *ioCtx, nbytes uint32, batch []Completion, n int) int 
 	case ctxSendTo:
 		return p.sendToDone(st, ctx, err, batch, n)
 	}
-	st.sending = false
+	st.sending, st.transmit = false, false
 	st.pin.Unpin()
 	p.ctxs.put(ctx)
 	batch[n] = Completion{Op: OpSend, Token: st.token, N: int(nbytes), Err: err}

@@ -115,6 +115,16 @@ type Poller interface {
 	// The bytes must stay unchanged until the completion; the slice of
 	// slices itself may be reused as soon as the call returns.
 	PostSend(r Ref, bufs [][]byte) (n int, done bool, err error)
+	// PostSendFile posts one send of n (> 0) bytes of file f from offset
+	// off, which go from the file to the socket without passing through
+	// user space: sendfile(2) (epoll; io_uring, on the driving thread once
+	// the socket can take bytes) or TransmitFile (IOCP). It completes as
+	// PostSend does (OpSend); N may be less than n, and is 0 when the file
+	// ends before off. An error that SendFileRefused accepts means the
+	// kernel will not do it for this file or socket: the caller copies
+	// the bytes and uses PostSend instead. f stays open until the
+	// completion.
+	PostSendFile(r Ref, f File, off int64, n int) (written int, done bool, err error)
 	// BindDatagram associates a datagram socket (OpenUDP); each receive
 	// takes one datagram of up to size bytes (a longer one: ErrTruncated),
 	// and at most slots receives are outstanding (epoll and IOCP keep that

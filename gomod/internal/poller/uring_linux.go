@@ -71,6 +71,8 @@ type uringFD struct {
 	rx uringRecv // the receive side
 
 	sendPosted bool
+	file       sendFile // a PostSendFile waiting for the socket to be writable (filePolled)
+	filePolled bool     // ... its POLL_ADD is in the ring
 	sendBufs   [][]byte // kept reachable while the kernel reads them
 	iov        []unix.Iovec
 	msg        unix.Msghdr
@@ -96,6 +98,7 @@ const (
 	udClose
 	udRecvFrom
 	udSendTo
+	udSendFile
 )
 
 func ud(kind uint64, st *uringFD) uint64 {
@@ -265,6 +268,60 @@ func (p *uring) PostSend(r Ref, bufs [][]byte) (int, bool, error) {
 	return 0, false, nil
 }
 
+// PostSendFile makes the sendfile(2) at once, on this thread: a send
+// that completes at once. When the socket takes nothing, a POLL_ADD waits
+// for it to be writable, and the completion of that makes the sendfile
+// and the OpSend. (IORING_OP_SPLICE would take a pipe per connection and
+// two linked submissions per send; this takes one system call, as an
+// epoll write does, and moves a socket buffer's worth at a time.)
+func (p *uring) PostSendFile(r Ref, f File, off int64, n int) (int, bool, error) {
+	st := p.fds.get(r)
+	w, err := sendfile(st.fd, f, off, n)
+	switch err {
+	case 0:
+		return w, true, nil
+	case syscall.EAGAIN:
+		st.file = sendFile{f, off, n}
+		p.pollWritable(st)
+		return 0, false, nil
+	}
+	return 0, false, err
+}
+
+func (p *uring) pollWritable(st *uringFD) {
+	e := p.r.sqe()
+	e.opcode = ioringOpPollAdd
+	e.fd = int32(st.fd)
+	e.opFlags = unix.POLLOUT // poll32_events
+	e.userData = ud(udSendFile, st)
+	st.filePolled = true
+}
+
+// sendFileReady makes the sendfile of a PostSendFile whose socket turned
+// writable (res: the poll's result), or polls again if it is still full.
+func (p *uring) sendFileReady(st *uringFD, res int32) {
+	st.filePolled = false
+	c := Completion{Op: OpSend, Token: st.token}
+	switch {
+	case -res == int32(syscall.ECANCELED) || st.canceled:
+		c.Err = ErrCanceled
+	case res < 0:
+		c.Err = syscall.Errno(-res)
+	default:
+		w, err := sendfile(st.fd, st.file.f, st.file.off, st.file.n)
+		if err == syscall.EAGAIN {
+			p.pollWritable(st)
+			return
+		}
+		c.N = w
+		if err != 0 {
+			c.Err = err
+		}
+	}
+	st.file = sendFile{}
+	p.emit(c, -1)
+}
+
 // ---------------------------------------------------------------- cancel
 
 // Cancel stops everything the socket has outstanding; each operation still
@@ -293,7 +350,7 @@ func (p *uring) Cancel(r Ref) {
 	for _, op := range []struct {
 		on   bool
 		kind uint64
-	}{{st.rx.kernel == rxArmed, udRecv}, {st.sendPosted, udSend}, {st.connecting, udConnect}} {
+	}{{st.rx.kernel == rxArmed, udRecv}, {st.sendPosted, udSend}, {st.filePolled, udSendFile}, {st.connecting, udConnect}} {
 		if op.on {
 			p.cancel(ud(op.kind, st))
 		}
@@ -484,6 +541,8 @@ func (p *uring) complete(cqe *ioCQE) {
 			c.Err = syscall.Errno(-cqe.res)
 		}
 		p.emit(c, -1)
+	case udSendFile:
+		p.sendFileReady(st, cqe.res)
 	case udConnect:
 		st.connecting = false
 		c := Completion{Op: OpConnect, Token: st.token}

@@ -23,6 +23,7 @@ const (
 	ioringFeatFastPoll   = 1 << 5
 	ioringFeatExtArg     = 1 << 8
 
+	ioringOpPollAdd     = 6
 	ioringOpSendmsg     = 9
 	ioringOpRecvmsg     = 10
 	ioringOpAccept      = 13
