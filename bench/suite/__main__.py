@@ -72,7 +72,7 @@ def chosen(args: argparse.Namespace) -> List[Scenario]:
             continue
         if not args.scenario and args.quick and not sc.quick:
             continue
-        if args.quick and sc.mode == "bulk":
+        if args.quick and sc.mode in ("bulk", "download"):
             sc = dataclasses.replace(sc, nbytes=QUICK_BULK_BYTES, title=sc.title.replace("1 GiB", "128 MiB"))
         if args.quick and sc.mode == "idle":
             sc = dataclasses.replace(sc, conns=QUICK_IDLE_CONNS, hold=QUICK_IDLE_HOLD,

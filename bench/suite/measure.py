@@ -4,7 +4,10 @@ the figures come back as a dict (see FIGURES)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import random
 import re
 import resource
 import select
@@ -16,7 +19,7 @@ from typing import Any, Dict, List, Optional
 
 from .machine import QUIET_CORES, Window, proc_cpu, rss_bytes, tree_rss_bytes, wait_quiet
 from .scenarios import Scenario
-from .servers import CLIENT_CPU, ROOT, Running, Server
+from .servers import CLIENT_CPU, PY, ROOT, Running, Server, file_path
 
 # The keys of a measurement (those that apply to its scenario):
 #   rate           units per second (msgs/s, conns/s, MB/s, reqs/s), from the client
@@ -175,12 +178,55 @@ def _wrk_run(run: Running, sc: Scenario, k: Knobs) -> Fig:
     return fig
 
 
+def _file(bindir: Path, size: int) -> str:
+    """The file rows' file, made (or remade at another size) before a
+    server that sends it starts: pseudo-random bytes. Its SHA-256."""
+    path = file_path(bindir)
+    digest = path.with_suffix(".sha256")
+    if not path.exists() or path.stat().st_size != size:
+        block = random.Random(size).randbytes(1 << 20)
+        h = hashlib.sha256()
+        with open(path, "wb") as f:
+            for off in range(0, size, len(block)):
+                piece = block[:size - off]
+                f.write(piece)
+                h.update(piece)
+        digest.write_text(h.hexdigest())
+    return digest.read_text()
+
+
+def _download_run(run: Running, sc: Scenario, digest: str) -> Fig:
+    """One client takes the whole file (bench/suite/download.py, pinned to
+    the client's CPU); the server's CPU over the whole transfer."""
+    win = Window(run.pid, None)
+    cpu0 = _children_cpu()
+    win.start()
+    client = subprocess.run(["taskset", "-c", CLIENT_CPU, PY, "-m", "bench.suite.download", "127.0.0.1",
+                             str(run.port), str(sc.nbytes), digest], capture_output=True, text=True, timeout=600,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    fig: Fig = dict(win.stop(client_cpu=_children_cpu() - cpu0))
+    if not client.stdout.strip():
+        raise RuntimeError(f"download client exited {client.returncode}: {client.stderr[-300:]}")
+    r = json.loads(client.stdout.strip().splitlines()[-1])
+    if not r["ok"]:
+        raise RuntimeError(f"the file came back wrong: {r['bytes']} bytes, header {r['header']!r}")
+    fig["rate"] = sc.nbytes / 1e6 / r["seconds"]
+    _per_unit(fig, fig["rate"], fig["server_cpu_s"], r["seconds"])
+    return fig
+
+
 def measure(server: Server, sc: Scenario, bindir: Path, k: Knobs) -> Fig:
     """Start server, drive sc against it, stop it: the figures, or {"error": why}."""
     quiet = wait_quiet(k.quiet_wait)
     try:
+        digest = _file(bindir, sc.nbytes) if sc.mode == "download" else ""
         with Running(server) as run:
-            fig = _wrk_run(run, sc, k) if sc.mode == "http" else _loadgen_run(run, bindir, sc, k)
+            if sc.mode == "http":
+                fig = _wrk_run(run, sc, k)
+            elif sc.mode == "download":
+                fig = _download_run(run, sc, digest)
+            else:
+                fig = _loadgen_run(run, bindir, sc, k)
             fig["peak_rss_mib"] = tree_rss_bytes(run.pid, "VmHWM") / 2**20
             if run.proc.poll() is not None:
                 raise RuntimeError(f"server exited ({run.proc.returncode}) during the run")

@@ -12,6 +12,9 @@ PYIOCP = "pyiocp io_uring"  # what backend="auto" picks where io_uring works
 INLINE = "pyiocp io_uring, inline reply"  # the thread-pool rows' reference
 # The framing rows' ceiling: the engine echoing bytes, no framing, no Python.
 RAW_CEILING = "engine io_uring (Go), raw echo"
+# The file rows' other servers: pyiocp's read+send loop, asyncio's zero-copy sendfile.
+READ_SEND = "pyiocp io_uring, read+send"
+ASYNCIO_SENDFILE = "asyncio loop.sendfile"
 # The CPU-heavy rows' servers the targets compare.
 SERVE_1, SERVE_2 = "pyiocp serve, 1 process", "pyiocp serve, 2 processes"
 FT_W1, FT_W2 = "pyiocp io_uring, 3.13t", "pyiocp io_uring w2, 3.13t"
@@ -114,6 +117,10 @@ def targets(res: Results) -> List[Tuple[str, str, Optional[bool]]]:
         vs("unix-echo-50x64", "per_cpu_s"), lambda v: v >= 1.1)
     add("UDP echo, 50 clients x 64 B datagrams: datagrams per CPU-s vs uvloop's DatagramProtocol >= 1.3x",
         vs("udp-echo-50x64", "per_cpu_s"), lambda v: v >= 1.3)
+    add("sendfile, 1 GiB to one client: MB per CPU-s vs asyncio's loop.sendfile (uvloop has none) >= 1x",
+        vs("sendfile-1GiB", "per_cpu_s", ASYNCIO_SENDFILE), lambda v: v >= 1.0)
+    add("sendfile, 1 GiB to one client: MB per CPU-s vs pyiocp's read+send loop >= 2x",
+        vs("sendfile-1GiB", "per_cpu_s", READ_SEND), lambda v: v >= 2.0)
     heavy = "heavy-50x64"
     add("CPU-heavy handler, 50 x 64 B: msgs/s of `pyiocp serve --processes 2` vs `--processes 1` >= 1.8x",
         _ratio(g(heavy, SERVE_2, "rate"), g(heavy, SERVE_1, "rate")), lambda v: v >= 1.8)

@@ -11,7 +11,7 @@ from typing import List
 class Scenario:
     name: str
     title: str
-    mode: str  # "echo", "churn", "bulk", "idle" (pyiocp-loadgen) or "http" (wrk)
+    mode: str  # "echo", "churn", "bulk", "idle" (pyiocp-loadgen), "http" (wrk) or "download" (bench/suite/download.py)
     conns: int
     size: int = 64
     depth: int = 1
@@ -35,6 +35,8 @@ class Scenario:
         server, a Unix-socket echo server, or an HTTP server."""
         if self.mode == "http":
             return "http"
+        if self.mode == "download":
+            return "file"
         if self.tls:
             return "tls"
         if self.unix:
@@ -69,6 +71,7 @@ SCENARIOS: List[Scenario] = [
              unit="conns", quick=True),
     Scenario("bulk-1GiB", "bulk: 1 GiB streamed through one connection in 64 KiB writes", "bulk", 1,
              size=64 << 10, nbytes=1 << 30, unit="MB", quick=True),
+    Scenario("sendfile-1GiB", "a 1 GiB file to one client", "download", 1, nbytes=1 << 30, unit="MB", quick=True),
     Scenario("idle-10k", "10,000 idle connections (each echoed once)", "idle", 10_000, hold=2.0, unit="conns",
              quick=True),
     Scenario("http-50", "HTTP/1.1 keep-alive GET / under wrk, 50 connections", "http", 50, unit="reqs",

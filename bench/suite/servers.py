@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
 
-from .report import FT_W1, FT_W2, INLINE, RAW_CEILING, SERVE_1, SERVE_2
+from .report import ASYNCIO_SENDFILE, FT_W1, FT_W2, INLINE, RAW_CEILING, READ_SEND, SERVE_1, SERVE_2
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -55,6 +55,7 @@ def servers(bindir: Path) -> List[Server]:
         *_streams_servers(),
         *_heavy_servers(),
         *_udp_servers(bindir),
+        *_file_servers(bindir),
         Server("pyiocp io_uring", "echo", (PY, echo, "--port", "0", "--backend", "io_uring")),
         Server("pyiocp epoll", "echo", (PY, echo, "--port", "0", "--backend", "epoll"), quick=False),
         Server("pyiocp io_uring w2", "echo", (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"),
@@ -169,6 +170,30 @@ def _udp_servers(bindir: Path) -> List[Server]:
         Server("asyncio", "udp", (PY, udp, "asyncio"), quick=False),
         Server("engine io_uring (Go)", "udp", (engine, "-udp", "-backend", "io_uring")),
         Server("Go net", "udp", (str(bindir / "netecho"), "-udp")),
+    ]
+
+
+# The file the file rows send (measure.py makes it before each server starts).
+def file_path(bindir: Path) -> Path:
+    return bindir / "file.bin"
+
+
+def _file_servers(bindir: Path) -> List[Server]:
+    """The file rows' servers, all speaking examples/file_transfer.py's
+    protocol: pyiocp with Connection.sendfile (the example, 4 MiB queued at
+    a time under an 8 MiB send buffer limit) and with a read+send loop;
+    uvloop reading and writing (it has no loop.sendfile); asyncio's
+    loop.sendfile."""
+    f = str(file_path(bindir))
+    transfer, others = str(ROOT / "examples/file_transfer.py"), str(ROOT / "bench/servers/file_servers.py")
+    limits = ("--send-buffer-limit", str(8 << 20), "--chunk", str(4 << 20))
+    return [
+        Server("pyiocp io_uring", "file", (PY, transfer, "--file", f, "--port", "0", "--backend", "io_uring", *limits)),
+        Server("pyiocp epoll", "file", (PY, transfer, "--file", f, "--port", "0", "--backend", "epoll", *limits),
+               quick=False),
+        Server(READ_SEND, "file", (PY, others, "pyiocp-readsend", "--file", f, "--backend", "io_uring")),
+        Server("uvloop", "file", (PY, others, "uvloop", "--file", f)),
+        Server(ASYNCIO_SENDFILE, "file", (PY, others, "asyncio-sendfile", "--file", f)),
     ]
 
 
