@@ -215,6 +215,30 @@ def test_term_under_load_finishes_in_flight_replies_and_healthz_turns_503() -> N
         assert s.wait(START) == 0
 
 
+@linux  # signals
+def test_drain_delay_keeps_accepting_while_healthz_says_503() -> None:
+    """--drain-delay: on TERM /healthz turns 503 at once, and the processes
+    go on accepting and serving until the delay is over; then they stop as
+    without it. QUIT does not wait for it."""
+    with serving("--processes", "2", "--drain-delay", "3") as s:
+        t0 = time.monotonic()
+        s.signal(signal.SIGTERM)
+        wait_until(lambda: s.healthz() == 503, LATE, what="/healthz 503 while draining")
+        served: Set[int] = set()
+        while time.monotonic() - t0 < 1.0 or len(served) < 2:  # well inside the delay
+            served.add(ask(s.port)[0])
+            assert time.monotonic() - t0 < 2.5, f"only {served} of {s.pids} served within the delay"
+        assert served == s.pids  # every process still accepts
+        wait_until(lambda: refused(s.port), START, what="the listeners closed after the delay")
+        assert time.monotonic() - t0 >= 3.0
+        assert s.wait(START) == 0
+    with serving("--drain-delay", "30") as s:
+        s.signal(signal.SIGTERM)
+        wait_until(lambda: s.healthz() == 503, LATE, what="/healthz 503 while draining")
+        s.signal(signal.SIGQUIT)
+        assert s.wait(START) == 0
+
+
 @linux  # SIGQUIT, SIGINT
 @pytest.mark.parametrize("how", ["QUIT", "INT twice"])
 def test_quit_and_a_second_int_exit_promptly(how: str) -> None:
@@ -351,6 +375,8 @@ def test_a_port_in_use_fails_serve() -> None:
     ["serve_app:PidReply", "--idle-timeout", "soon"],
     ["serve_app:PidReply", "--graceful-timeout", "-1"],
     ["serve_app:PidReply", "--graceful-timeout", "nan"],
+    ["serve_app:PidReply", "--drain-delay", "-1"],
+    ["serve_app:PidReply", "--drain-delay", "soon"],
     ["serve_app:PidReply", "--proxy-protocol", "v3"],
     ["serve_app:PidReply", "--proxy-protocol", "v1", "--proxy-allow-from", "10.0.0.300/8"],
     ["serve_app:PidReply", "--proxy-allow-from", "10.0.0.0/8"],

@@ -30,6 +30,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     s.add_argument("--idle-timeout", default=None, metavar="S", help="close connections idle this long")
     s.add_argument("--graceful-timeout", default=str(DEFAULT_GRACEFUL_TIMEOUT), metavar="S",
                    help="on stop or reload, how long connections may take to finish")
+    s.add_argument("--drain-delay", default="0", metavar="S",
+                   help="on TERM/INT, /healthz says 503 this long before the processes stop accepting, "
+                        "so that a load balancer stops sending first")
     s.add_argument("--proxy-protocol", default="off", choices=PROXY_PROTOCOLS)
     s.add_argument("--proxy-allow-from", default=None, metavar="CIDR,...",
                    help="balancers allowed to send a PROXY header (default loopback)")
@@ -44,7 +47,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         opts = make_options(
             args.target, bind=args.bind, processes=args.processes, workers=args.workers, backend=args.backend,
             max_connections=args.max_connections, idle_timeout=args.idle_timeout,
-            graceful_timeout=args.graceful_timeout, proxy_protocol=args.proxy_protocol,
+            graceful_timeout=args.graceful_timeout, drain_delay=args.drain_delay,
+            proxy_protocol=args.proxy_protocol,
             proxy_allow_from=args.proxy_allow_from, metrics=args.metrics, log_level=args.log_level,
             pid_file=args.pid_file)
         code = run_supervisor(opts)

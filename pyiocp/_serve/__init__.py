@@ -29,6 +29,7 @@ def serve(
     max_connections: Optional[int] = None,
     idle_timeout: Optional[float] = None,
     graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
+    drain_delay: float = 0.0,
     proxy_protocol: Optional[str] = None,
     proxy_allow_from: Union[str, Sequence[str], None] = None,
     metrics: Optional[str] = None,
@@ -44,7 +45,8 @@ def serve(
     main thread: it installs signal handlers (restored on return)."""
     opts = make_options(target, bind=bind, processes=processes, workers=workers, backend=backend,
                         max_connections=max_connections, idle_timeout=idle_timeout,
-                        graceful_timeout=graceful_timeout, proxy_protocol=proxy_protocol,
+                        graceful_timeout=graceful_timeout, drain_delay=drain_delay,
+                        proxy_protocol=proxy_protocol,
                         proxy_allow_from=proxy_allow_from, metrics=metrics, log_level=log_level, pid_file=pid_file)
     return run_supervisor(opts)
 

@@ -55,6 +55,7 @@ class ServeOptions:
     max_connections: Optional[int] = None
     idle_timeout: Optional[float] = None
     graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT
+    drain_delay: float = 0.0
     proxy_protocol: Optional[str] = None
     proxy_allow_from: Optional[str] = None
     metrics: Optional[Tuple[str, int]] = None
@@ -189,6 +190,7 @@ def make_options(
     max_connections: Union[int, str, None] = None,
     idle_timeout: Union[float, str, None] = None,
     graceful_timeout: Union[float, str] = DEFAULT_GRACEFUL_TIMEOUT,
+    drain_delay: Union[float, str] = 0.0,
     proxy_protocol: Optional[str] = None,
     proxy_allow_from: Union[str, Sequence[str], None] = None,
     metrics: Optional[str] = None,
@@ -240,6 +242,7 @@ def make_options(
                                                                      MAX_CONNECTIONS),
         idle_timeout=None if idle_timeout is None else _seconds("idle_timeout", idle_timeout, zero_ok=False),
         graceful_timeout=_seconds("graceful_timeout", graceful_timeout, zero_ok=True),
+        drain_delay=_seconds("drain_delay", drain_delay, zero_ok=True),
         proxy_protocol=proxy_protocol,
         proxy_allow_from=allow,
         metrics=metrics_at,

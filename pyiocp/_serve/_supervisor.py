@@ -66,6 +66,7 @@ class Supervisor:
         self.restarts = 0
         self.phase = "starting"  # starting, running, stopping, failed
         self.reloading = False
+        self.stop_at: Optional[float] = None  # a stop's drain delay runs: the children are told then
         self.lock = threading.Lock()  # children's stats, for the metrics thread
         self.reserved: List[socket.socket] = []  # held for the processes
         self.unix_files: List[str] = []  # the sockets' files to remove at exit
@@ -116,6 +117,10 @@ class Supervisor:
             if self.phase == "failed":
                 return self.finish_failed()
             if self.phase == "stopping":
+                if self.stop_at is not None and time.monotonic() >= self.stop_at:
+                    self.stop_at = None
+                    for c in self.children:
+                        self.tell(c, "stop")
                 if not self.children:
                     logger.info("stopped")
                     return 0
@@ -133,11 +138,22 @@ class Supervisor:
         logger.info("signal: %s", action)
         if action == "interrupt":
             action = "quit" if self.phase == "stopping" else "stop"
-        if action == "stop" and self.phase == "stopping" and all(c.asked for c in self.children):
+        if action == "stop" and self.phase == "stopping" and \
+                (self.stop_at is not None or all(c.asked for c in self.children)):
             return None  # asked already; QUIT hurries it
+        if action == "stop" and self.opts.drain_delay > 0 and self.phase == "running":
+            # /healthz says 503 from now (the phase is no longer "running"),
+            # while the processes go on accepting: a load balancer checking
+            # it stops sending before their sockets close.
+            self.phase = "stopping"
+            self.respawn.clear()
+            self.stop_at = time.monotonic() + self.opts.drain_delay
+            logger.info("draining: /healthz 503 for %gs, then the processes stop", self.opts.drain_delay)
+            return self.stop_at + self.opts.graceful_timeout + STOP_GRACE
         if action in ("stop", "quit"):
             self.phase = "stopping"
             self.respawn.clear()
+            self.stop_at = None
             for c in self.children:
                 self.tell(c, action)
             grace = QUIT_GRACE if action == "quit" else self.opts.graceful_timeout + STOP_GRACE
