@@ -917,9 +917,10 @@ def test_two_hosts_behind_haproxy_one_stopped_under_load(tmp_path: Path, stop: s
     requests through HAProxy, each checking that the handler saw its own
     address; host 2 is stopped among them.
 
-    TERM: its /healthz turns 503, HAProxy marks it down; what it was
-    serving, the requests already on it, are finished (none is lost), and
-    a connection it refuses meanwhile is retried by HAProxy on host 1.
+    TERM: its /healthz turns 503, HAProxy marks it down while the host
+    still accepts (--drain-delay); what it was serving, the requests
+    already on it, are finished (none is lost), and a connection it
+    refuses meanwhile would be retried by HAProxy on host 1.
     KILL (every process of the host): the requests host 2 held when it died
     fail (their bytes died with it: expected, before the mark-down);
     connections it refuses are retried on host 1, and its check fails on
@@ -936,7 +937,9 @@ def test_two_hosts_behind_haproxy_one_stopped_under_load(tmp_path: Path, stop: s
                 migrate_req(ns, where, "1")
                 hosts.append(serve_in(ns, where, "--bind", f"10.0.{i}.2:8000", "--metrics", f"10.0.{i}.2:9100",
                                       "--processes", "2", "--proxy-protocol", "v2",
-                                      "--proxy-allow-from", f"10.0.{i}.1/32"))
+                                      "--proxy-allow-from", f"10.0.{i}.1/32",
+                                      # HAProxy marks it down (100 ms checks) before its sockets close
+                                      "--drain-delay", "1"))
             for s in hosts:
                 s.started()
             servers = [f"h{i} 10.0.{i}.2:8000 send-proxy-v2 check port 9100 inter 100 fall 1 rise 1" for i in (1, 2)]
