@@ -99,6 +99,15 @@ PyMODINIT_FUNC PyInit__pyiocp(void)
     m = PyModule_Create(&moduledef);
     if (!m)
         return NULL;
+#ifdef Py_GIL_DISABLED
+    /* Free-threaded CPython: the glue keeps its state safe without the GIL
+     * (PyMutex, critical sections, strong references), so importing
+     * pyiocp leaves the GIL off and workers run handlers in parallel. */
+    if (PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+#endif
     Py_INCREF(&EngineType);
     Py_INCREF(&ConnType);
     Py_INCREF(&TimerType);
