@@ -268,15 +268,21 @@ static void warn_slow(EngineObject *e, int kind, int64_t took, int64_t batch)
 }
 
 /* The batches this thread is dispatching, innermost first (a callback may
- * run another manager's workers: its close() when it was never started).
- * Each thread reads and writes only its own: no lock, with or without the
- * GIL. */
-static _Thread_local loop_state *dispatching;
+ * run another manager's workers: its close() when it was never started),
+ * in a thread-specific key: each thread reads and writes only its own, no
+ * lock, with or without the GIL. (Not C11's _Thread_local: MinGW-w64
+ * implements it with libgcc's DLL, which the Windows wheel does not ship.) */
+static Py_tss_t dispatching = Py_tss_NEEDS_INIT;
+
+int dispatch_init(void)
+{
+    return PyThread_tss_create(&dispatching) ? (PyErr_NoMemory(), -1) : 0;
+}
 
 /* The batch of e's callbacks this thread is dispatching, NULL: none. */
 loop_state *dispatching_here(EngineObject *e)
 {
-    for (loop_state *d = dispatching; d; d = d->outer)
+    for (loop_state *d = PyThread_tss_get(&dispatching); d; d = d->outer)
         if (d->engine == e)
             return d;
     return NULL;
@@ -290,14 +296,16 @@ static void dispatch(EngineObject *e, pyiocp_event *evs, int n, loop_state *ls)
     int worst_kind = 0;
     ls->evs = evs;
     ls->n = n;
-    ls->outer = dispatching;
-    dispatching = ls;
+    ls->outer = PyThread_tss_get(&dispatching);
+    /* Should it fail (no memory), this batch's sends and set_framing only
+     * act as from another thread: written at once, applied at once. */
+    PyThread_tss_set(&dispatching, ls);
     if (!e->slow_ns) {
         for (int i = 0; i < n; i++) {
             ls->cur = i;
             dispatch_one(e, &evs[i], ls);
         }
-        dispatching = ls->outer;
+        PyThread_tss_set(&dispatching, ls->outer);
         return;
     }
     start = last = mono_ns(e->coarse);
@@ -312,7 +320,7 @@ static void dispatch(EngineObject *e, pyiocp_event *evs, int n, loop_state *ls)
         }
         last = t;
     }
-    dispatching = ls->outer;
+    PyThread_tss_set(&dispatching, ls->outer);
     if (last - start > e->slow_ns)
         warn_slow(e, worst_kind, worst, last - start);
 }

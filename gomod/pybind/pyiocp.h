@@ -21,8 +21,8 @@
  *
  * Free-threaded CPython (Py_GIL_DISABLED): what the GIL guarded is guarded
  * by PyMutex (the table) and critical sections (a Timer's state, a
- * Connection's peer); a thread's own batch is found through a thread-local
- * variable (dispatching_here). With the GIL these compile to nothing, and
+ * Connection's peer); a thread's own batch is found through a
+ * thread-specific key (dispatching_here). With the GIL these compile to nothing, and
  * the code path is the same.
  */
 #ifndef PYIOCP_H
@@ -218,6 +218,7 @@ void flush_logs(EngineObject *e);
 ConnObject *accepted(EngineObject *e, const pyiocp_event *ev);
 void peer_from(ConnObject *c, const pyiocp_event *ev);
 PyObject *run_loop(EngineObject *e, int worker, int is_main);
+int dispatch_init(void);
 loop_state *dispatching_here(EngineObject *e);
 
 /* poll.c */
