@@ -10,7 +10,6 @@ import collections
 import random
 import selectors
 import socket
-import struct
 import subprocess
 import sys
 import sysconfig
@@ -21,7 +20,7 @@ from typing import Any, Callable, Counter, Dict, List, Optional, Tuple, cast
 import pytest
 
 import pyiocp
-from iocp_helpers import LATE, WAIT, Serve, wait_until
+from iocp_helpers import LATE, WAIT, Serve, set_linger_reset, wait_until
 
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
@@ -147,7 +146,7 @@ class Peers:
         self.sel.unregister(s)
         self.socks.remove(s)
         if self.rng.random() < 0.5:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            set_linger_reset(s)
         s.close()
 
     def run(self, stop: threading.Event) -> None:
