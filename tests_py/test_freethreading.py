@@ -152,6 +152,9 @@ class Peers:
     def run(self, stop: threading.Event) -> None:
         last = time.monotonic()
         while not stop.is_set():
+            if not self.socks:  # Windows' select() with nothing to watch is EINVAL
+                time.sleep(0.005)
+                continue
             for key, _ in self.sel.select(0.005):
                 s = cast(socket.socket, key.fileobj)
                 try:
