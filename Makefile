@@ -24,6 +24,8 @@
 #                scripts/wheel_fresh_check.sh on a fresh root without them)
 #   make python-ft  CPython 3.13 built free-threaded (--disable-gil) from Debian trixie's source, once,
 #                into ~/.cache/pyiocp (make python-313: the standard build); prints the interpreter's path
+#   make venv-ft  .venv-ft: that free-threaded interpreter with pyiocp installed (editable) and pytest
+#   make test-ft  the Python tests on .venv-ft, the GIL off
 #   make clean   remove build outputs (make distclean: also .venv)
 #
 # Go and Python build against Debian's /usr/bin/python3, never a pyenv one.
@@ -59,7 +61,7 @@ export GOFLAGS := $(call cgo_env,GOFLAGS)
 VENV_STAMP := $(VENV)/.pyiocp-editable
 
 .PHONY: deps build test test-python test-windows test-windows-go windows-deps windows-extension \
-	test-windows-python test-windows-wheel wheel wheel-linux wheel-windows sdist python-ft python-313 typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
+	test-windows-python test-windows-wheel wheel wheel-linux wheel-windows sdist python-ft python-313 venv-ft test-ft typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
 
 # Installs the Debian packages among $(1) that are missing.
 define apt_install
@@ -285,6 +287,21 @@ python-ft:
 python-313:
 	@bash scripts/python_ft.sh --gil
 
+# .venv-ft: that interpreter with pyiocp installed editable (scripts/venv_ft.sh
+# says how, without pip or a package index); its extension is rebuilt when
+# the sources changed. make test-ft: the Python tests on it, the GIL off.
+VENV_FT := .venv-ft
+
+venv-ft:
+	@bash scripts/venv_ft.sh $(VENV_FT) >/dev/null
+
+# Debian's pytest (7.2) rewrites asserts with ast names 3.12 deprecated: its
+# thousands of DeprecationWarnings are left out.
+test-ft: venv-ft
+	$(VENV_FT)/bin/python -m pytest tests_py -p no:cacheprovider \
+		-W "ignore::DeprecationWarning:_pytest.assertion.rewrite" \
+		--timeout=$(PYTEST_TIMEOUT) --timeout-method=thread $(PYTEST_ARGS)
+
 run: build
 	PY=$(PY) bash scripts/run_demo.sh
 
@@ -307,4 +324,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV_FT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import threading
 from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
 from ._args import _int_arg
@@ -20,11 +21,15 @@ Data = Union[bytes, bytearray, memoryview]
 MAX_DATAGRAM_SIZE = 65536
 
 # Endpoint handles: the C side keys a manager's endpoints by them; never 0.
+# Under a lock: without the GIL, two threads' next() on a count may return
+# the same number.
 _handles = itertools.count(1)
+_handles_lock = threading.Lock()
 
 
 def next_handle() -> int:
-    return next(_handles)
+    with _handles_lock:
+        return next(_handles)
 
 
 def ip_port(addr: Any, name: str) -> Tuple[str, int]:

@@ -18,8 +18,11 @@ import pyiocp
 from pyiocp.testing import fd_table
 
 REPO = Path(__file__).resolve().parent.parent
+# The interpreter child processes run: the one running the tests when it
+# is a virtual environment's (.venv, .venv-ft on free-threaded CPython),
+# else .venv's, where pyiocp is installed.
 PYTHON = str(REPO / ".venv" / "bin" / "python")
-if sys.platform == "win32" or not Path(PYTHON).exists():  # pragma: no cover - run from another venv
+if sys.platform == "win32" or sys.prefix != sys.base_prefix or not Path(PYTHON).exists():
     PYTHON = sys.executable
 
 # Windows tests run on Linux under Wine (make test-windows-python), whose

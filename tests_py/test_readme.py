@@ -80,7 +80,7 @@ def test_quick_start(tmp_path: Path) -> None:
 def test_the_quick_start_commands_are_make_targets() -> None:
     text = README.read_text()
     makefile = (REPO / "Makefile").read_text()
-    for target in re.findall(r"^\s*make (\w+)", text, re.M):
+    for target in re.findall(r"^\s*make ([\w-]+)", text, re.M):
         assert re.search(rf"^{target}:", makefile, re.M), target
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,10 @@ def _build_wheel(tmp_path: Path) -> Path:
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     wheels = list(dist.glob("*.whl"))
     assert len(wheels) == 1, wheels
-    tag = "cp%d%d-cp%d%d-%s" % (*sys.version_info[:2], *sys.version_info[:2], WHEEL_PLAT)
+    # The tag of the interpreter that built it (Debian's, whichever runs the tests).
+    ver = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print('%d%d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    tag = f"cp{ver}-cp{ver}-{WHEEL_PLAT}"
     assert wheels[0].name.endswith(f"-{tag}.whl"), wheels[0].name
     return wheels[0]
 

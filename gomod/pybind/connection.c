@@ -1,5 +1,6 @@
 /* connection.c: the Connection type, one engine.Conn by slot and id. */
 #include "pyiocp.h"
+#include <string.h>
 #ifdef _WIN32
 #include <winsock2.h>
 #include <ws2tcpip.h> /* inet_ntop */
@@ -63,9 +64,17 @@ PyObject *ip_address(int family, const uint8_t *ip, uint16_t port)
 
 static PyObject *Conn_get_peer(ConnObject *self, void *unused)
 {
-    if (self->family == 1)
+    int family;
+    uint16_t port;
+    uint8_t ip[16];
+    Py_BEGIN_CRITICAL_SECTION(self); /* its worker may be setting them (peer_from) */
+    family = self->family;
+    port = self->port;
+    memcpy(ip, self->ip, sizeof(ip));
+    Py_END_CRITICAL_SECTION();
+    if (family == 1)
         return self->unix_peer ? Py_NewRef(self->unix_peer) : PyUnicode_FromString("");
-    return ip_address(self->family, self->ip, self->port);
+    return ip_address(family, ip, port);
 }
 
 static PyObject *Conn_get_local(ConnObject *self, void *unused)
@@ -103,7 +112,7 @@ static PyObject *Conn_get_pending(ConnObject *self, void *unused)
 static PyObject *Conn_get_closed(ConnObject *self, void *unused)
 {
     int closed = 1;
-    if (!self->gone)
+    if (!conn_gone(self))
         pyiocpConnState(self->engine->h, self->slot, self->id, &closed);
     return PyBool_FromLong(closed);
 }

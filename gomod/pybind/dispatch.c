@@ -106,14 +106,22 @@ void flush_logs(EngineObject *e)
         report(e, buf, NULL);
 }
 
-/* Turns an accept event into the connection object, in the table. */
+/* Turns an accept event into the connection object, in the table (a
+ * borrowed reference: the table's keeps it). NULL with the connection
+ * reset on failure. */
 ConnObject *accepted(EngineObject *e, const pyiocp_event *ev)
 {
-    ConnObject *c = conn_adopt(e, ev->slot, ev->id);
-    if (!c)
+    ConnObject *c = conn_new(e, ev->slot, ev->id);
+    if (!c) {
+        pyiocpConnOp(e->h, ev->slot, ev->id, 1);
         return NULL;
+    }
     peer_from(c, ev);
-    Py_DECREF(c); /* the table's reference keeps it */
+    if (conn_adopt(e, c) < 0) {
+        Py_DECREF(c);
+        return NULL;
+    }
+    Py_DECREF(c);
     return c;
 }
 
@@ -121,9 +129,13 @@ ConnObject *accepted(EngineObject *e, const pyiocp_event *ev)
  * learns its address only then). */
 void peer_from(ConnObject *c, const pyiocp_event *ev)
 {
+    Py_BEGIN_CRITICAL_SECTION(c); /* Connection.peer reads them on any thread */
     c->family = ev->family;
     c->port = ev->port;
     memcpy(c->ip, ev->ip, 16);
+    Py_END_CRITICAL_SECTION();
+    /* A Unix domain connection's peer is named before the object is in
+     * the table (accepted, connect_unix): no other thread sees it yet. */
     if (ev->family == 1 && !c->unix_peer) {
         /* Named now, while the connection is surely there. Without it (no
          * memory) the peer reads "": the event is delivered all the same. */
@@ -214,7 +226,7 @@ static void dispatch_one(EngineObject *e, pyiocp_event *ev, loop_state *ls)
     case PYIOCP_EV_CLOSE:
         /* Exactly once: the object leaves the table before on_close. */
         Py_INCREF(c);
-        c->gone = 1;
+        conn_set_gone(c);
         table_del(e, c);
         call_with(e, ev->kind, c, close_error(&ev->err), ls);
         Py_DECREF(c);
@@ -255,15 +267,24 @@ static void warn_slow(EngineObject *e, int kind, int64_t took, int64_t batch)
     report(e, msg, NULL);
 }
 
+/* The batches this thread is dispatching, innermost first (a callback may
+ * run another manager's workers: its close() when it was never started),
+ * in a thread-specific key: each thread reads and writes only its own, no
+ * lock, with or without the GIL. (Not C11's _Thread_local: MinGW-w64
+ * implements it with libgcc's DLL, which the Windows wheel does not ship.) */
+static Py_tss_t dispatching = Py_tss_NEEDS_INIT;
+
+int dispatch_init(void)
+{
+    return PyThread_tss_create(&dispatching) ? (PyErr_NoMemory(), -1) : 0;
+}
+
 /* The batch of e's callbacks this thread is dispatching, NULL: none. */
 loop_state *dispatching_here(EngineObject *e)
 {
-    unsigned long ident = PyThread_get_thread_ident();
-    for (int w = 0; w < e->workers; w++) {
-        loop_state *d = e->dispatching[w];
-        if (d && d->ident == ident)
+    for (loop_state *d = PyThread_tss_get(&dispatching); d; d = d->outer)
+        if (d->engine == e)
             return d;
-    }
     return NULL;
 }
 
@@ -273,16 +294,18 @@ static void dispatch(EngineObject *e, pyiocp_event *evs, int n, loop_state *ls)
 {
     int64_t start, last, worst = -1;
     int worst_kind = 0;
-    void *outer = e->dispatching[ls->worker];
     ls->evs = evs;
     ls->n = n;
-    e->dispatching[ls->worker] = ls;
+    ls->outer = PyThread_tss_get(&dispatching);
+    /* Should it fail (no memory), this batch's sends and set_framing only
+     * act as from another thread: written at once, applied at once. */
+    PyThread_tss_set(&dispatching, ls);
     if (!e->slow_ns) {
         for (int i = 0; i < n; i++) {
             ls->cur = i;
             dispatch_one(e, &evs[i], ls);
         }
-        e->dispatching[ls->worker] = outer;
+        PyThread_tss_set(&dispatching, ls->outer);
         return;
     }
     start = last = mono_ns(e->coarse);
@@ -297,7 +320,7 @@ static void dispatch(EngineObject *e, pyiocp_event *evs, int n, loop_state *ls)
         }
         last = t;
     }
-    e->dispatching[ls->worker] = outer;
+    PyThread_tss_set(&dispatching, ls->outer);
     if (last - start > e->slow_ns)
         warn_slow(e, worst_kind, worst, last - start);
 }
@@ -308,7 +331,7 @@ static void dispatch(EngineObject *e, pyiocp_event *evs, int n, loop_state *ls)
 PyObject *run_loop(EngineObject *e, int worker, int is_main)
 {
     pyiocp_event *evs = PyMem_Malloc(BATCH * sizeof(*evs));
-    loop_state ls = {is_main, NULL, NULL, NULL, worker, PyThread_get_thread_ident(), NULL, 0, 0};
+    loop_state ls = {is_main, NULL, NULL, NULL, e, worker, NULL, 0, 0, NULL};
     int quit = 0;
     if (!evs)
         return PyErr_NoMemory();

@@ -62,11 +62,10 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
         return -1;
     }
     self->workers = (int)o.workers;
-    self->dispatching = PyMem_Calloc((size_t)self->workers, sizeof(void *));
-    if (!self->dispatching) {
-        PyErr_NoMemory();
+    /* Made now, not at the first bind_udp: two threads binding at once
+     * would make two. */
+    if (!(self->endpoints = PyDict_New()))
         return -1;
-    }
     flush_logs(self); /* what opening said (a backend falling back) reaches logging now */
     return 0;
 }
@@ -132,7 +131,6 @@ static void Engine_dealloc(EngineObject *self)
     engine_abandon(self);
     Engine_clear(self);
     PyMem_Free(self->conns);
-    PyMem_Free(self->dispatching);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -227,17 +225,16 @@ static PyObject *Engine_connect(EngineObject *self, PyObject *args)
     uint32_t slot = 0;
     uint64_t id = 0;
     pyiocp_error err;
-    ConnObject *c;
+    ConnObject *c, *old = NULL;
     unsigned char buf[16];
     pyiocp_sockopts so;
     pyiocp_framing fr;
     PyObject *opts, *framing;
+    int rc, put = 0;
     if (!PyArg_ParseTuple(args, "siLOOL", &host, &port, &timeout_ns, &opts, &framing, &tls) ||
         sockopts_from(opts, &so) < 0 || framing_from(framing, &fr) < 0)
         return NULL;
-    if (pyiocpConnect(self->h, (char *)host, port, timeout_ns, &so, &fr, tls, &slot, &id, &err) != PYIOCP_OK)
-        return raise_code(err.code, &err);
-    c = conn_adopt(self, slot, id);
+    c = conn_new(self, 0, 0);
     if (!c)
         return NULL;
     if (inet_pton(AF_INET, host, buf) == 1) {
@@ -250,6 +247,26 @@ static PyObject *Engine_connect(EngineObject *self, PyObject *args)
         memcpy(c->ip, buf, 16);
     }
     c->port = (uint16_t)port;
+    /* The table is held from the Go call until the object is in it (the
+     * GIL was, without free-threading): a worker that harvests the
+     * connect's outcome first waits for the object that takes it. */
+    FT_LOCK(&self->table_lock);
+    rc = pyiocpConnect(self->h, (char *)host, port, timeout_ns, &so, &fr, tls, &slot, &id, &err);
+    if (rc == PYIOCP_OK) {
+        c->slot = slot;
+        c->id = id;
+        put = table_put(self, c, &old);
+    }
+    FT_UNLOCK(&self->table_lock);
+    Py_XDECREF(old);
+    if (rc != PYIOCP_OK || put < 0) {
+        if (put < 0) {
+            PyErr_NoMemory();
+            pyiocpConnOp(self->h, slot, id, 1);
+        }
+        Py_DECREF(c);
+        return rc != PYIOCP_OK ? raise_code(err.code, &err) : NULL;
+    }
     return (PyObject *)c;
 }
 
@@ -278,9 +295,11 @@ static PyObject *Engine_release(EngineObject *self, PyObject *unused)
         timers_settle(self);
     if (!self->released && pyiocpRelease(self->h)) {
         self->released = 1;
-        for (uint32_t i = 0; i < self->cap; i++)
-            Py_CLEAR(self->conns[i]);
-        Py_CLEAR(self->endpoints);
+        table_clear(self);
+        /* Emptied, not dropped: close_endpoint() may be running on another
+         * thread. */
+        if (self->endpoints)
+            PyDict_Clear(self->endpoints);
     }
     return PyBool_FromLong(self->released);
 }
@@ -329,10 +348,8 @@ static PyObject *Engine_get(EngineObject *self, PyObject *arg)
     ConnObject *c;
     if (id == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
-    if (pyiocpGet(self->h, id, &slot) && (c = table_get(self, slot, id))) {
-        Py_INCREF(c);
+    if (pyiocpGet(self->h, id, &slot) && (c = table_ref(self, slot, id)))
         return (PyObject *)c;
-    }
     Py_RETURN_NONE;
 }
 

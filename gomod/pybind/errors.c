@@ -24,7 +24,9 @@ void errors_defaults(void)
     Py_INCREF(ErrTooManyConnections);
 }
 
-/* _init(errors_module): the exception classes to raise. */
+/* _init(errors_module): the exception classes to raise. A class replaced
+ * (pyiocp imported again after a reload) is kept, not dropped: a raise on
+ * another thread may be using it, with no reference of its own. */
 PyObject *mod_init(PyObject *mod, PyObject *errors)
 {
     PyObject **slots[] = {&ErrBase, &ErrConnectionClosed, &ErrBufferFull, &ErrManagerClosed, &ErrTooManyConnections,
@@ -35,7 +37,7 @@ PyObject *mod_init(PyObject *mod, PyObject *errors)
         PyObject *cls = PyObject_GetAttrString(errors, names[i]);
         if (!cls)
             return NULL;
-        Py_XSETREF(*slots[i], cls);
+        *slots[i] = cls;
     }
     Py_RETURN_NONE;
 }

@@ -90,7 +90,7 @@ PyMODINIT_FUNC PyInit__pyiocp(void)
     clock_init();
     if (PyType_Ready(&EngineType) < 0 || PyType_Ready(&ConnType) < 0 || PyType_Ready(&TimerType) < 0 ||
         PyType_Ready(&PoolType) < 0 ||
-        timer_init() < 0)
+        timer_init() < 0 || dispatch_init() < 0)
         return NULL;
     for (int k = 0; k < NKINDS; k++)
         if (!kind_names[k] && !(kind_names[k] = PyUnicode_InternFromString(names[k])))
@@ -99,6 +99,15 @@ PyMODINIT_FUNC PyInit__pyiocp(void)
     m = PyModule_Create(&moduledef);
     if (!m)
         return NULL;
+#ifdef Py_GIL_DISABLED
+    /* Free-threaded CPython: the glue keeps its state safe without the GIL
+     * (PyMutex, critical sections, strong references), so importing
+     * pyiocp leaves the GIL off and workers run handlers in parallel. */
+    if (PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+#endif
     Py_INCREF(&EngineType);
     Py_INCREF(&ConnType);
     Py_INCREF(&TimerType);

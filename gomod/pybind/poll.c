@@ -64,7 +64,7 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
     else
         Py_INCREF(data);
     if (ev->kind == PYIOCP_EV_CLOSE) {
-        c->gone = 1;
+        conn_set_gone(c);
         table_del(e, c);
         error = close_error(&ev->err);
     } else {

@@ -49,8 +49,8 @@ static PyObject *Pool_take(PoolObject *self, PyObject *unused)
     if (pyiocpPoolTake(self->engine->h, self->ph, &found, &dial, &slot, &id, &version, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
     if (found)
-        c = table_get(self->engine, slot, id); /* NULL: closed meanwhile, and the pool changed */
-    return Py_BuildValue("(OOK)", c ? (PyObject *)c : Py_None, dial ? Py_True : Py_False,
+        c = table_ref(self->engine, slot, id); /* NULL: closed meanwhile, and the pool changed */
+    return Py_BuildValue("(NOK)", c ? (PyObject *)c : Py_NewRef(Py_None), dial ? Py_True : Py_False,
                          (unsigned long long)version);
 }
 

@@ -6,7 +6,8 @@
  * Ownership, in one place:
  *   - Engine.conns[slot] (table.c) holds the one strong reference the
  *     engine keeps to each Connection, from on_accept (or connect()) until
- *     on_close has been delivered. All access is under the GIL.
+ *     on_close has been delivered. It is read and changed under
+ *     table_lock (the GIL, without free-threading).
  *   - A posted payload's reference travels through Go as an integer and is
  *     released right after on_post (or the poll() Completion) took it.
  *   - So does a pending Timer's (timer.c): it comes back once, by the
@@ -17,6 +18,12 @@
  *   - Go memory is never kept here: event data lives outside the Go heap and
  *     is copied into bytes while this thread holds the worker: from
  *     pyiocpPoll (held set) to pyiocpPollDone, no other thread polls it.
+ *
+ * Free-threaded CPython (Py_GIL_DISABLED): what the GIL guarded is guarded
+ * by PyMutex (the table) and critical sections (a Timer's state, a
+ * Connection's peer); a thread's own batch is found through a
+ * thread-specific key (dispatching_here). With the GIL these compile to nothing, and
+ * the code path is the same.
  */
 #ifndef PYIOCP_H
 #define PYIOCP_H
@@ -33,6 +40,31 @@
  * handlers: Ctrl-C is seen within it. */
 #define MAIN_SLICE_NS 100000000LL
 
+#ifdef Py_GIL_DISABLED
+#define FT_LOCK(m) PyMutex_Lock(m)
+#define FT_UNLOCK(m) PyMutex_Unlock(m)
+#else
+#define FT_LOCK(m) ((void)0)
+#define FT_UNLOCK(m) ((void)0)
+#endif
+#ifndef Py_BEGIN_CRITICAL_SECTION /* before 3.13: the GIL is the critical section */
+#define Py_BEGIN_CRITICAL_SECTION(op) {
+#define Py_END_CRITICAL_SECTION() }
+#endif
+#if PY_VERSION_HEX < 0x030D0000
+/* 3.13's strong-reference lookup: 1 found (*result a new reference), 0
+ * missing, -1 error. */
+static inline int PyDict_GetItemRef(PyObject *d, PyObject *key, PyObject **result)
+{
+    *result = PyDict_GetItemWithError(d, key);
+    if (*result) {
+        Py_INCREF(*result);
+        return 1;
+    }
+    return PyErr_Occurred() ? -1 : 0;
+}
+#endif
+
 #ifndef _WIN32
 #pragma GCC visibility push(hidden) /* the module's own: only PyInit__pyiocp is exported */
 #endif
@@ -47,7 +79,7 @@ typedef struct {
     uint16_t port;
     uint8_t family; /* of the peer: 4, 6, 1 for Unix domain; 0: unknown */
     uint8_t ip[16];
-    uint8_t gone;   /* on_close was delivered */
+    uint8_t gone;   /* on_close was delivered (written by its worker: read it with conn_gone) */
     PyObject *unix_peer; /* a Unix domain connection's peer name (a str); NULL otherwise */
     PyObject *dict;
     PyObject *weaklist;
@@ -62,13 +94,15 @@ struct EngineObject {
     PyObject *on_error;
     PyObject *report;     /* report(message, exc): logs through "pyiocp" */
     PyObject *completion; /* the Completion class, for poll() */
-    ConnObject **conns;
+    ConnObject **conns;   /* by slot (table.c), under table_lock */
     uint32_t cap;
+#ifdef Py_GIL_DISABLED
+    PyMutex table_lock;
+#endif
     int64_t slow_ns;      /* slow_callback_warning; 0: off */
     int coarse;           /* time it with the coarse clock (see mono_ns) */
-    void **dispatching;   /* by worker: the loop_state of the batch being dispatched, NULL: none (for set_framing, send) */
     int callbacks;        /* a handler: callback mode (else poll mode) */
-    PyObject *endpoints;  /* handle -> DatagramEndpoint, until its close() (udp.c); NULL: none yet */
+    PyObject *endpoints;  /* handle -> DatagramEndpoint, until its close() (udp.c) */
 };
 
 typedef struct {
@@ -80,15 +114,17 @@ typedef struct {
     int state;       /* pending, done (handed out to run), cancelled */
 } TimerObject;
 
-typedef struct {
+typedef struct loop_state loop_state;
+struct loop_state {
     int is_main;         /* serve_forever's thread: BaseExceptions stop the loop */
     PyObject *stop;      /* that exception, raised after the batch */
     PyObject *stop_type, *stop_tb;
+    EngineObject *engine;
     int worker;          /* the batch being dispatched: its worker, */
-    unsigned long ident; /* the thread dispatching it, */
     pyiocp_event *evs;   /* its events, */
     int n, cur;          /* how many, and the one whose callback runs */
-} loop_state;
+    loop_state *outer;   /* the batch this thread dispatched before this one began (dispatching_here) */
+};
 
 /* turns.c */
 void worker_take_gil(PyThreadState *ts); /* PyEval_RestoreThread, the other workers first */
@@ -140,8 +176,14 @@ PyObject *Conn_sendfile(ConnObject *self, PyObject *args, PyObject *kwargs);
 
 /* table.c */
 ConnObject *table_get(EngineObject *e, uint32_t slot, uint64_t id);
+ConnObject *table_ref(EngineObject *e, uint32_t slot, uint64_t id);
+int table_put(EngineObject *e, ConnObject *c, ConnObject **old);
 void table_del(EngineObject *e, ConnObject *c);
-ConnObject *conn_adopt(EngineObject *e, uint32_t slot, uint64_t id);
+void table_clear(EngineObject *e);
+ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id);
+int conn_adopt(EngineObject *e, ConnObject *c);
+int conn_gone(ConnObject *c);
+void conn_set_gone(ConnObject *c);
 
 /* timer.c */
 int timer_init(void);
@@ -176,6 +218,7 @@ void flush_logs(EngineObject *e);
 ConnObject *accepted(EngineObject *e, const pyiocp_event *ev);
 void peer_from(ConnObject *c, const pyiocp_event *ev);
 PyObject *run_loop(EngineObject *e, int worker, int is_main);
+int dispatch_init(void);
 loop_state *dispatching_here(EngineObject *e);
 
 /* poll.c */

@@ -1,32 +1,59 @@
 /* table.c: each engine's Connection objects by slot (see pyiocp.h for who
- * owns the references). */
+ * owns the references).
+ *
+ * Every worker reads the table and changes it (accept, close), and so do
+ * connect() and get() on any thread: without the GIL, table_lock guards
+ * it. No Python code runs while it is held (no allocation but the array's,
+ * no reference dropped: the callers drop them once it is let go). */
 #include "pyiocp.h"
 #include <string.h>
 
+/* A borrowed reference: for the thread that delivers the connection's
+ * events (its worker, or the poller holding it), the only one that takes
+ * it out of the table (its close event). */
 ConnObject *table_get(EngineObject *e, uint32_t slot, uint64_t id)
 {
+    ConnObject *c = NULL;
+    FT_LOCK(&e->table_lock);
     if (slot < e->cap && e->conns[slot] && e->conns[slot]->id == id)
-        return e->conns[slot];
-    return NULL;
+        c = e->conns[slot];
+    FT_UNLOCK(&e->table_lock);
+    return c;
 }
 
-static int table_put(EngineObject *e, ConnObject *c)
+/* A new reference, for any thread: the connection's worker may deliver its
+ * close meanwhile. */
+ConnObject *table_ref(EngineObject *e, uint32_t slot, uint64_t id)
 {
+    ConnObject *c = NULL;
+    FT_LOCK(&e->table_lock);
+    if (slot < e->cap && e->conns[slot] && e->conns[slot]->id == id) {
+        c = e->conns[slot];
+        Py_INCREF(c);
+    }
+    FT_UNLOCK(&e->table_lock);
+    return c;
+}
+
+/* With table_lock held: c in its slot, with a reference of the table's.
+ * -1: no memory (no exception set: the caller sets it, the lock let go).
+ * *old is what the slot held, for the caller to drop then (NULL: Go frees
+ * a slot only after its close event was delivered, which empties it). */
+int table_put(EngineObject *e, ConnObject *c, ConnObject **old)
+{
+    *old = NULL;
     if (c->slot >= e->cap) {
         uint32_t cap = e->cap ? e->cap : 64;
         while (cap <= c->slot)
             cap *= 2;
         ConnObject **n = PyMem_Realloc(e->conns, cap * sizeof(*n));
-        if (!n) {
-            PyErr_NoMemory();
+        if (!n)
             return -1;
-        }
         memset(n + e->cap, 0, (cap - e->cap) * sizeof(*n));
         e->conns = n;
         e->cap = cap;
     }
-    /* Go frees a slot only after its close event was delivered. */
-    Py_XDECREF(e->conns[c->slot]);
+    *old = e->conns[c->slot];
     Py_INCREF(c);
     e->conns[c->slot] = c;
     return 0;
@@ -34,13 +61,39 @@ static int table_put(EngineObject *e, ConnObject *c)
 
 void table_del(EngineObject *e, ConnObject *c)
 {
+    int drop = 0;
+    FT_LOCK(&e->table_lock);
     if (c->slot < e->cap && e->conns[c->slot] == c) {
         e->conns[c->slot] = NULL;
+        drop = 1;
+    }
+    FT_UNLOCK(&e->table_lock);
+    if (drop)
         Py_DECREF(c);
+}
+
+/* Drops every reference of the table (the engine released). */
+void table_clear(EngineObject *e)
+{
+    for (uint32_t i = 0;; i++) {
+        ConnObject *c = NULL;
+        int more;
+        FT_LOCK(&e->table_lock);
+        more = i < e->cap;
+        if (more) {
+            c = e->conns[i];
+            e->conns[i] = NULL;
+        }
+        FT_UNLOCK(&e->table_lock);
+        if (!more)
+            return;
+        Py_XDECREF(c);
     }
 }
 
-static ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id)
+/* A Connection object, not yet in the table: its fields are filled in
+ * before conn_adopt publishes it, so no other thread sees them change. */
+ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id)
 {
     ConnObject *c = PyObject_GC_New(ConnObject, &ConnType);
     if (!c)
@@ -60,16 +113,33 @@ static ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id)
     return c;
 }
 
-/* The Connection for a new engine connection, in the table (a new
- * reference). On failure the connection is reset: without an object the
- * application could never close it. */
-ConnObject *conn_adopt(EngineObject *e, uint32_t slot, uint64_t id)
+/* Puts the Connection for a new engine connection in the table (the
+ * caller keeps its own reference). On failure (-1, the exception set) the
+ * connection is reset: without an object the application could never
+ * close it. */
+int conn_adopt(EngineObject *e, ConnObject *c)
 {
-    ConnObject *c = conn_new(e, slot, id);
-    if (!c || table_put(e, c) < 0) {
-        Py_XDECREF(c);
-        pyiocpConnOp(e->h, slot, id, 1);
-        return NULL;
+    ConnObject *old;
+    int rc;
+    FT_LOCK(&e->table_lock);
+    rc = table_put(e, c, &old);
+    FT_UNLOCK(&e->table_lock);
+    Py_XDECREF(old);
+    if (rc < 0) {
+        PyErr_NoMemory();
+        pyiocpConnOp(e->h, c->slot, c->id, 1);
     }
-    return c;
+    return rc;
+}
+
+/* Set by the connection's worker as it delivers on_close, read by any
+ * thread: relaxed, as the engine's own state is what send and close go by. */
+int conn_gone(ConnObject *c)
+{
+    return __atomic_load_n(&c->gone, __ATOMIC_RELAXED);
+}
+
+void conn_set_gone(ConnObject *c)
+{
+    __atomic_store_n(&c->gone, 1, __ATOMIC_RELAXED);
 }

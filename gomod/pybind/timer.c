@@ -99,7 +99,7 @@ PyObject *Conn_call_later(ConnObject *self, PyObject *args)
     if (PyTuple_GET_SIZE(args) < 2)
         return PyErr_Format(PyExc_TypeError, "call_later(delay, callback, *args): %zd argument(s) given",
                             PyTuple_GET_SIZE(args));
-    if (self->gone)
+    if (conn_gone(self))
         return raise_code(PYIOCP_E_CLOSED, NULL);
     cargs = PyTuple_GetSlice(args, 2, PyTuple_GET_SIZE(args));
     if (!cargs)
@@ -115,13 +115,20 @@ PyObject *Conn_call_later(ConnObject *self, PyObject *args)
 TimerObject *timer_due(const pyiocp_event *ev)
 {
     TimerObject *t = (TimerObject *)(uintptr_t)ev->value;
+    int due;
+    /* Against cancel() on another thread: one of them wins, and a timer
+     * cancel() returned from does not run. */
+    Py_BEGIN_CRITICAL_SECTION(t);
     if (ev->n & PYIOCP_TIMER_CANCELLED && t->state == TIMER_PENDING)
         t->state = TIMER_CANCELLED;
-    if (t->state != TIMER_PENDING) {
+    due = t->state == TIMER_PENDING;
+    if (due)
+        t->state = TIMER_DONE;
+    Py_END_CRITICAL_SECTION();
+    if (!due) {
         Py_DECREF(t);
         return NULL;
     }
-    t->state = TIMER_DONE;
     return t;
 }
 
@@ -140,7 +147,9 @@ void timers_settle(EngineObject *e)
     while ((n = pyiocpTakeTimers(e->h, vals, 64)) > 0) {
         for (int i = 0; i < n; i++) {
             TimerObject *t = (TimerObject *)(uintptr_t)vals[i];
+            Py_BEGIN_CRITICAL_SECTION(t);
             t->state = TIMER_CANCELLED;
+            Py_END_CRITICAL_SECTION();
             Py_DECREF(t);
         }
     }
@@ -148,19 +157,32 @@ void timers_settle(EngineObject *e)
 
 static PyObject *Timer_cancel(TimerObject *self, PyObject *unused)
 {
+    int drop = 0;
+    Py_BEGIN_CRITICAL_SECTION(self);
     if (self->state == TIMER_PENDING) {
         self->state = TIMER_CANCELLED;
         /* Pending in the engine: its reference is ours to drop. Otherwise
          * the event is on its way and drops it, not running the callback. */
-        if (pyiocpCancelTimer(self->h, (uint64_t)(uintptr_t)self))
-            Py_DECREF(self);
+        drop = pyiocpCancelTimer(self->h, (uint64_t)(uintptr_t)self);
     }
+    Py_END_CRITICAL_SECTION();
+    if (drop)
+        Py_DECREF(self);
     Py_RETURN_NONE;
+}
+
+static int timer_state(TimerObject *t)
+{
+    int state;
+    Py_BEGIN_CRITICAL_SECTION(t);
+    state = t->state;
+    Py_END_CRITICAL_SECTION();
+    return state;
 }
 
 static PyObject *Timer_cancelled(TimerObject *self, PyObject *unused)
 {
-    return PyBool_FromLong(self->state == TIMER_CANCELLED);
+    return PyBool_FromLong(timer_state(self) == TIMER_CANCELLED);
 }
 
 static PyObject *Timer_get_when(TimerObject *self, void *unused) { return PyFloat_FromDouble(self->when); }
@@ -171,7 +193,7 @@ static PyObject *Timer_repr(TimerObject *self)
     PyObject *when = PyFloat_FromDouble(self->when), *r;
     if (!when)
         return NULL;
-    r = PyUnicode_FromFormat("<pyiocp.Timer when=%R %s callback=%R>", when, states[self->state], self->callback);
+    r = PyUnicode_FromFormat("<pyiocp.Timer when=%R %s callback=%R>", when, states[timer_state(self)], self->callback);
     Py_DECREF(when);
     return r;
 }

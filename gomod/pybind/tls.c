@@ -4,7 +4,9 @@
 #include "pyiocp.h"
 
 /* Handed over by _tls_init: pyiocp._tls.TLSInfo._from_json, and the
- * TLSConfig class (start_tls checks its argument against it). */
+ * TLSConfig class (start_tls checks its argument against it). Set at
+ * pyiocp's import; ones replaced (an import after a reload) are kept, not
+ * dropped, as errors.c's classes are. */
 static PyObject *tls_info_factory, *tls_config_class;
 
 /* _tls_init(factory, config_class) */
@@ -13,10 +15,8 @@ PyObject *mod_tls_init(PyObject *mod, PyObject *args)
     PyObject *factory, *cls;
     if (!PyArg_ParseTuple(args, "OO", &factory, &cls))
         return NULL;
-    Py_INCREF(factory);
-    Py_XSETREF(tls_info_factory, factory);
-    Py_INCREF(cls);
-    Py_XSETREF(tls_config_class, cls);
+    tls_info_factory = Py_NewRef(factory);
+    tls_config_class = Py_NewRef(cls);
     Py_RETURN_NONE;
 }
 

@@ -33,9 +33,13 @@ void set_live_workers(int n)
     atomic_store_explicit(&live_workers, n, memory_order_relaxed);
 }
 
+/* Free-threaded CPython has no GIL to take turns at: workers run at once,
+ * and the yield would only cost a system call per batch. */
 void worker_take_gil(PyThreadState *ts)
 {
+#ifndef Py_GIL_DISABLED
     if (atomic_load_explicit(&live_workers, memory_order_relaxed) > 1)
         yield_cpu();
+#endif
     PyEval_RestoreThread(ts);
 }

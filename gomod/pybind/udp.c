@@ -19,8 +19,6 @@ PyObject *Engine_bind_udp(EngineObject *self, PyObject *args)
         return NULL;
     if (handle <= 0)
         return PyErr_Format(PyExc_ValueError, "endpoint handle %lld: must be positive", handle);
-    if (!self->endpoints && !(self->endpoints = PyDict_New()))
-        return NULL;
     key = PyLong_FromLongLong(handle);
     if (!key)
         return NULL;
@@ -94,22 +92,25 @@ PyObject *datagram_args(EngineObject *e, const pyiocp_event *ev, PyObject **data
 {
     PyObject *key, *ep;
     *data = *addr = NULL;
-    if (!e->endpoints)
-        return NULL;
     key = PyLong_FromUnsignedLongLong(ev->id);
     if (!key)
         return NULL;
-    ep = PyDict_GetItemWithError(e->endpoints, key); /* borrowed */
+    /* A strong reference: close() on another thread may drop the dict's. */
+    if (PyDict_GetItemRef(e->endpoints, key, &ep) <= 0) {
+        Py_DECREF(key);
+        return NULL;
+    }
     Py_DECREF(key);
-    if (!ep)
-        return NULL;
     *data = PyBytes_FromStringAndSize(ev->data, (Py_ssize_t)ev->n);
-    if (!*data)
+    if (!*data) {
+        Py_DECREF(ep);
         return NULL;
+    }
     *addr = ip_address(ev->family, ev->ip, ev->port);
     if (!*addr) {
         Py_CLEAR(*data);
+        Py_DECREF(ep);
         return NULL;
     }
-    return Py_NewRef(ep);
+    return ep;
 }

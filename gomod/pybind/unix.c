@@ -28,7 +28,7 @@ PyObject *Engine_listen_unix(EngineObject *self, PyObject *args)
 }
 
 /* connect_unix(path, timeout_ns, framing) -> Connection. As connect, the
- * GIL is held until the object is in the table. */
+ * table is held until the object is in it. */
 PyObject *Engine_connect_unix(EngineObject *self, PyObject *args)
 {
     const char *path;
@@ -39,7 +39,8 @@ PyObject *Engine_connect_unix(EngineObject *self, PyObject *args)
     pyiocp_error err;
     pyiocp_framing fr;
     PyObject *framing, *peer;
-    ConnObject *c;
+    ConnObject *c, *old = NULL;
+    int rc, put = 0;
     if (!PyArg_ParseTuple(args, "y#LO", &path, &len, &timeout_ns, &framing) || framing_from(framing, &fr) < 0)
         return NULL;
     if (len > UNIX_NAME_MAX)
@@ -47,17 +48,30 @@ PyObject *Engine_connect_unix(EngineObject *self, PyObject *args)
     peer = PyUnicode_DecodeFSDefaultAndSize(path, len);
     if (!peer)
         return NULL;
-    if (pyiocpConnectUnix(self->h, (char *)path, (int)len, timeout_ns, &fr, &slot, &id, &err) != PYIOCP_OK) {
-        Py_DECREF(peer);
-        return raise_code(err.code, &err);
-    }
-    c = conn_adopt(self, slot, id);
+    c = conn_new(self, 0, 0);
     if (!c) {
         Py_DECREF(peer);
         return NULL;
     }
     c->family = 1;
     c->unix_peer = peer; /* the reference is the object's */
+    FT_LOCK(&self->table_lock); /* until the object is in the table, as connect's */
+    rc = pyiocpConnectUnix(self->h, (char *)path, (int)len, timeout_ns, &fr, &slot, &id, &err);
+    if (rc == PYIOCP_OK) {
+        c->slot = slot;
+        c->id = id;
+        put = table_put(self, c, &old);
+    }
+    FT_UNLOCK(&self->table_lock);
+    Py_XDECREF(old);
+    if (rc != PYIOCP_OK || put < 0) {
+        if (put < 0) {
+            PyErr_NoMemory();
+            pyiocpConnOp(self->h, slot, id, 1);
+        }
+        Py_DECREF(c);
+        return rc != PYIOCP_OK ? raise_code(err.code, &err) : NULL;
+    }
     return (PyObject *)c;
 }
 

@@ -287,5 +287,6 @@ def record_events(handler: Union[Handler, Type[Handler]], expected: Optional[Seq
     cls = _classes.get(overrides)
     if cls is None:
         methods = {name: getattr(EventRecorder, "_" + name) for name, on in zip(_OPTIONAL, overrides) if on}
-        cls = _classes[overrides] = type("EventRecorder", (EventRecorder,), methods)
+        # setdefault: of two threads making it at once, both use one class.
+        cls = _classes.setdefault(overrides, type("EventRecorder", (EventRecorder,), methods))
     return cls(handler, expected, conn=conn, timeout=timeout)

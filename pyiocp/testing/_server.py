@@ -127,7 +127,8 @@ def _announcing(handler: Handler, accepted: Dict[Tuple[str, int], float]) -> _An
     if cls is None:
         methods: Dict[str, Any] = {name: _Announcing._shadowed for name in _OPTIONAL
                                    if getattr(type(handler), name) is not getattr(Handler, name)}
-        cls = _classes[type(handler)] = type(type(handler).__name__, (_Announcing,), methods)
+        # setdefault: of two threads making it at once, both use one class.
+        cls = _classes.setdefault(type(handler), type(type(handler).__name__, (_Announcing,), methods))
     return cls(handler, accepted)
 
 

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# .venv-ft: a virtual environment on the free-threaded CPython 3.13 of
+# scripts/python_ft.sh (built first if it is not in the cache), with pyiocp
+# installed editable, as .venv has it: .venv-ft/bin/python runs the tests,
+# the examples and `-m pyiocp`, and .venv-ft/bin/pyiocp is the command.
+#
+# No package index is needed, and pip is not used: Debian 12's pip (23.0)
+# fails on Python 3.12+ (its vendored pkg_resources needs the removed
+# pkgutil.ImpImporter). So the install is what pip's editable one writes:
+#   - the extension built in place for this interpreter
+#     (pyiocp/_pyiocp.cpython-313t-*.so, beside .venv's cpython-311 one);
+#   - a .pth putting the source tree on sys.path;
+#   - the package's metadata (setup.py dist_info: the version, the pytest11
+#     plugin's entry point) and the `pyiocp` script.
+# pytest, pytest-timeout, hypothesis and the rest come from Debian's
+# /usr/lib/python3/dist-packages, appended to sys.path by another .pth
+# (after the venv's own site-packages): they are pure Python and run on
+# 3.13 too; the compiled modules there are for 3.11 only, and a
+# free-threaded interpreter never tries to load them (their tag is
+# cpython-311, or abi3, which a free-threaded build does not take).
+# Run again, it only rebuilds the extension if the Go or C sources changed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+venv="${1:-.venv-ft}"
+py="$(bash scripts/python_ft.sh | tail -1)"
+[ -x "$venv/bin/python" ] || "$py" -m venv --without-pip "$venv"
+vpy="$PWD/$venv/bin/python"
+site="$("$vpy" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+echo /usr/lib/python3/dist-packages >"$site/debian-dist-packages.pth"
+echo "$PWD" >"$site/pyiocp-editable.pth"
+# Not the cgo flags make exports (those of Debian's python3, whose headers
+# would come first): setup.py gives this interpreter's.
+env -u CGO_CFLAGS -u CGO_LDFLAGS -u GOFLAGS "$vpy" setup.py -q build_ext --inplace
+rm -rf "$site"/pyiocp-*.dist-info
+"$vpy" setup.py -q dist_info --output-dir "$site"
+cat >"$venv/bin/pyiocp" <<SCRIPT
+#!$vpy
+import sys
+from pyiocp.__main__ import main
+if __name__ == "__main__":
+    sys.exit(main())
+SCRIPT
+chmod +x "$venv/bin/pyiocp"
+"$vpy" -W error::RuntimeWarning -c 'import sys, pyiocp; assert not sys._is_gil_enabled(), "the GIL is on"'
+echo "$vpy"
