@@ -174,6 +174,14 @@ func (c *Conn) queueLocked(a, p, z []byte) error {
 	c.sendq.append(a)
 	c.sendq.append(p)
 	c.sendq.append(z)
+	c.queuedLocked(n)
+	return nil
+}
+
+// queuedLocked ends a send of n bytes appended to c.sendq, entered with
+// c.mu held (it unlocks it): the drain watermark, the count, and a flush
+// asked of the worker unless one is queued or a send in flight flushes.
+func (c *Conn) queuedLocked(n int) {
 	if c.sendq.len() > c.m.lowWater {
 		c.drainArmed = true
 	}
@@ -186,7 +194,6 @@ func (c *Conn) queueLocked(a, p, z []byte) error {
 	if wake {
 		c.w.enqueue(request{kind: reqFlush, c: c})
 	}
-	return nil
 }
 
 // Pending is the number of bytes queued and not yet written.

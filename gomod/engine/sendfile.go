@@ -89,18 +89,7 @@ func (c *Conn) SendFile(f syscall.Conn, offset, count int64) error {
 		return ErrBufferFull
 	}
 	c.sendq.appendFile(r)
-	if c.sendq.len() > c.m.lowWater {
-		c.drainArmed = true
-	}
-	wake := !c.flushQueued && !c.sending
-	if wake {
-		c.flushQueued = true
-	}
-	c.mu.Unlock()
-	c.m.pendingSend.Add(int64(r.left))
-	if wake {
-		c.w.enqueue(request{kind: reqFlush, c: c})
-	}
+	c.queuedLocked(r.left)
 	return nil
 }
 
