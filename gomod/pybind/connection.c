@@ -153,6 +153,7 @@ static void Conn_dealloc(ConnObject *self)
     Conn_clear(self);
     Py_CLEAR(self->unix_peer);
     Py_CLEAR(self->engine);
+    PyMem_RawFree(self->close_err);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

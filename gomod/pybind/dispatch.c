@@ -226,8 +226,7 @@ static void dispatch_one(EngineObject *e, pyiocp_event *ev, loop_state *ls)
     case PYIOCP_EV_CLOSE:
         /* Exactly once: the object leaves the table before on_close. */
         Py_INCREF(c);
-        conn_set_gone(c);
-        table_del(e, c);
+        conn_closed(e, c, &ev->err);
         call_with(e, ev->kind, c, close_error(&ev->err), ls);
         Py_DECREF(c);
         break;

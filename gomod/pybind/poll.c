@@ -64,8 +64,7 @@ static PyObject *completion(EngineObject *e, const pyiocp_event *ev)
     else
         Py_INCREF(data);
     if (ev->kind == PYIOCP_EV_CLOSE) {
-        conn_set_gone(c);
-        table_del(e, c);
+        conn_closed(e, c, &ev->err);
         error = close_error(&ev->err);
     } else {
         Py_INCREF(error);

@@ -80,6 +80,7 @@ typedef struct {
     uint8_t family; /* of the peer: 4, 6, 1 for Unix domain; 0: unknown */
     uint8_t ip[16];
     uint8_t gone;   /* on_close was delivered (written by its worker: read it with conn_gone) */
+    pyiocp_error *close_err; /* why it closed, when not cleanly (table.c: conn_closed) */
     PyObject *unix_peer; /* a Unix domain connection's peer name (a str); NULL otherwise */
     PyObject *dict;
     PyObject *weaklist;
@@ -183,7 +184,8 @@ void table_clear(EngineObject *e);
 ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id);
 int conn_adopt(EngineObject *e, ConnObject *c);
 int conn_gone(ConnObject *c);
-void conn_set_gone(ConnObject *c);
+void conn_closed(EngineObject *e, ConnObject *c, const pyiocp_error *why);
+const pyiocp_error *conn_close_err(ConnObject *c);
 
 /* timer.c */
 int timer_init(void);

@@ -106,6 +106,7 @@ ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id)
     c->family = 0;
     memset(c->ip, 0, sizeof(c->ip));
     c->gone = 0;
+    c->close_err = NULL;
     c->unix_peer = NULL;
     c->dict = NULL;
     c->weaklist = NULL;
@@ -139,7 +140,28 @@ int conn_gone(ConnObject *c)
     return __atomic_load_n(&c->gone, __ATOMIC_RELAXED);
 }
 
-void conn_set_gone(ConnObject *c)
+/* As its close is delivered (once, by its worker or the poller holding
+ * it): c is gone, out of the table, and keeps why it closed. A pool's dial
+ * raises that when the engine freed the connection before the pool could
+ * adopt it (pool.c: Pool_ready). The slot is freed only after this, so a
+ * thread that finds the slot empty in Go sees close_err set. */
+void conn_closed(EngineObject *e, ConnObject *c, const pyiocp_error *why)
 {
+    if (why->code != PYIOCP_OK) {
+        pyiocp_error *copy = PyMem_RawMalloc(sizeof(*copy));
+        if (copy && !c->close_err) { /* without memory, a dial that lost it raises ConnectionClosed */
+            *copy = *why;
+            __atomic_store_n(&c->close_err, copy, __ATOMIC_RELEASE);
+        } else {
+            PyMem_RawFree(copy);
+        }
+    }
     __atomic_store_n(&c->gone, 1, __ATOMIC_RELAXED);
+    table_del(e, c);
+}
+
+/* Why c closed, when not cleanly; NULL while it is open, or closed cleanly. */
+const pyiocp_error *conn_close_err(ConnObject *c)
+{
+    return __atomic_load_n(&c->close_err, __ATOMIC_ACQUIRE);
 }
