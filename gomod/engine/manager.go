@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -205,11 +207,7 @@ func (m *Manager) forgetListener(l *Listener) {
 func (m *Manager) Listeners() []*Listener {
 	m.lmu.Lock()
 	defer m.lmu.Unlock()
-	out := make([]*Listener, 0, len(m.listeners))
-	for l := range m.listeners {
-		out = append(out, l)
-	}
-	return out
+	return slices.Collect(maps.Keys(m.listeners))
 }
 
 // Post delivers v as an EventPost on one of the workers (round-robin), like

@@ -3,7 +3,9 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -296,11 +298,7 @@ func (e *Endpoint) Close() error {
 func (m *Manager) Endpoints() []*Endpoint {
 	m.lmu.Lock()
 	defer m.lmu.Unlock()
-	out := make([]*Endpoint, 0, len(m.endpoints))
-	for e := range m.endpoints {
-		out = append(out, e)
-	}
-	return out
+	return slices.Collect(maps.Keys(m.endpoints))
 }
 
 func (m *Manager) forgetEndpoint(e *Endpoint) {

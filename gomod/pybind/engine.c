@@ -225,12 +225,12 @@ static PyObject *Engine_connect(EngineObject *self, PyObject *args)
     uint32_t slot = 0;
     uint64_t id = 0;
     pyiocp_error err;
-    ConnObject *c, *old = NULL;
+    ConnObject *c;
     unsigned char buf[16];
     pyiocp_sockopts so;
     pyiocp_framing fr;
     PyObject *opts, *framing;
-    int rc, put = 0;
+    int rc;
     if (!PyArg_ParseTuple(args, "siLOOL", &host, &port, &timeout_ns, &opts, &framing, &tls) ||
         sockopts_from(opts, &so) < 0 || framing_from(framing, &fr) < 0)
         return NULL;
@@ -252,22 +252,7 @@ static PyObject *Engine_connect(EngineObject *self, PyObject *args)
      * connect's outcome first waits for the object that takes it. */
     FT_LOCK(&self->table_lock);
     rc = pyiocpConnect(self->h, (char *)host, port, timeout_ns, &so, &fr, tls, &slot, &id, &err);
-    if (rc == PYIOCP_OK) {
-        c->slot = slot;
-        c->id = id;
-        put = table_put(self, c, &old);
-    }
-    FT_UNLOCK(&self->table_lock);
-    Py_XDECREF(old);
-    if (rc != PYIOCP_OK || put < 0) {
-        if (put < 0) {
-            PyErr_NoMemory();
-            pyiocpConnOp(self->h, slot, id, 1);
-        }
-        Py_DECREF(c);
-        return rc != PYIOCP_OK ? raise_code(err.code, &err) : NULL;
-    }
-    return (PyObject *)c;
+    return conn_publish_unlock(self, c, rc, slot, id, &err);
 }
 
 static PyObject *Engine_run_worker(EngineObject *self, PyObject *args)

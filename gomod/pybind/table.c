@@ -140,6 +140,34 @@ int conn_gone(ConnObject *c)
     return __atomic_load_n(&c->gone, __ATOMIC_RELAXED);
 }
 
+/* The end of a connect (connect, connect_unix), whose Go call ran with
+ * table_lock held so that no worker delivers the connection's outcome
+ * before its object is in the table: rc and err are the call's. c takes
+ * the connection's slot and id and goes into the table; then the lock is
+ * let go. Returns c, or NULL with the exception set (the connect's error,
+ * or no memory: then the connection is reset) and c dropped. */
+PyObject *conn_publish_unlock(EngineObject *e, ConnObject *c, int rc, uint32_t slot, uint64_t id,
+                              const pyiocp_error *err)
+{
+    ConnObject *old = NULL;
+    int put = 0;
+    if (rc == PYIOCP_OK) {
+        c->slot = slot;
+        c->id = id;
+        put = table_put(e, c, &old);
+    }
+    FT_UNLOCK(&e->table_lock);
+    Py_XDECREF(old);
+    if (rc == PYIOCP_OK && put == 0)
+        return (PyObject *)c;
+    if (rc == PYIOCP_OK) {
+        PyErr_NoMemory();
+        pyiocpConnOp(e->h, slot, id, 1);
+    }
+    Py_DECREF(c);
+    return rc != PYIOCP_OK ? raise_code(err->code, err) : NULL;
+}
+
 /* As its close is delivered (once, by its worker or the poller holding
  * it): c is gone, out of the table, and keeps why it closed. A pool's dial
  * raises that when the engine freed the connection before the pool could

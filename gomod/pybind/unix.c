@@ -39,8 +39,8 @@ PyObject *Engine_connect_unix(EngineObject *self, PyObject *args)
     pyiocp_error err;
     pyiocp_framing fr;
     PyObject *framing, *peer;
-    ConnObject *c, *old = NULL;
-    int rc, put = 0;
+    ConnObject *c;
+    int rc;
     if (!PyArg_ParseTuple(args, "y#LO", &path, &len, &timeout_ns, &framing) || framing_from(framing, &fr) < 0)
         return NULL;
     if (len > UNIX_NAME_MAX)
@@ -57,22 +57,7 @@ PyObject *Engine_connect_unix(EngineObject *self, PyObject *args)
     c->unix_peer = peer; /* the reference is the object's */
     FT_LOCK(&self->table_lock); /* until the object is in the table, as connect's */
     rc = pyiocpConnectUnix(self->h, (char *)path, (int)len, timeout_ns, &fr, &slot, &id, &err);
-    if (rc == PYIOCP_OK) {
-        c->slot = slot;
-        c->id = id;
-        put = table_put(self, c, &old);
-    }
-    FT_UNLOCK(&self->table_lock);
-    Py_XDECREF(old);
-    if (rc != PYIOCP_OK || put < 0) {
-        if (put < 0) {
-            PyErr_NoMemory();
-            pyiocpConnOp(self->h, slot, id, 1);
-        }
-        Py_DECREF(c);
-        return rc != PYIOCP_OK ? raise_code(err.code, &err) : NULL;
-    }
-    return (PyObject *)c;
+    return conn_publish_unlock(self, c, rc, slot, id, &err);
 }
 
 /* The connection's own name (peer 0) or its peer's: a str ("" when

@@ -21,6 +21,12 @@ func ListenTCP(addr netip.AddrPort, backlog int, reusePort bool, o *SockOptions)
 	if err == nil {
 		err = bindListen(s, addr, backlog)
 	}
+	return bound(s, err)
+}
+
+// bound ends the opening of a bound socket s: its local address, or, on
+// err or on any error reading it, s closed and the error.
+func bound(s Sock, err error) (Sock, netip.AddrPort, error) {
 	var local netip.AddrPort
 	if err == nil {
 		local, err = LocalAddr(s)

@@ -134,15 +134,7 @@ func OpenUDP(addr netip.AddrPort, reusePort, broadcast bool, remote netip.AddrPo
 	if err == nil && remote.IsValid() {
 		err = udpConnect(s, remote, v6)
 	}
-	var local netip.AddrPort
-	if err == nil {
-		local, err = LocalAddr(s)
-	}
-	if err != nil {
-		CloseSock(s)
-		return NoSock, netip.AddrPort{}, err
-	}
-	return s, local, nil
+	return bound(s, err)
 }
 
 // dgramSockaddr is a in the family of the socket (v6: IPv6, an IPv4
