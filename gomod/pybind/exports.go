@@ -153,6 +153,7 @@ func pyiocpNew(o *C.pyiocp_options, backend *C.char, h *C.int64_t, e *C.pyiocp_e
 		return setErr(e, err)
 	}
 	ent.m = m
+	ent.ticks = make([]schedTick, m.Workers())
 	handle, ok := register(ent)
 	if !ok {
 		m.Close(0)
@@ -296,6 +297,7 @@ func pyiocpPoll(h C.int64_t, worker C.int, poller C.uint64_t, evs *C.pyiocp_even
 		*quit = 1
 		return 0
 	}
+	ent.ticks[worker].tick()
 	events, q, ok := ent.m.PollShared(int(worker), uint64(poller), int(max), duration(timeoutNs))
 	out := unsafe.Slice(evs, int(max))
 	for i := range events {
@@ -328,6 +330,7 @@ func pyiocpPollPark(h C.int64_t, worker C.int, poller C.uint64_t, evs *C.pyiocp_
 		*quit = 1
 		return 0
 	}
+	ent.ticks[worker].tick()
 	events, q, wait := ent.m.PollPark(int(worker), uint64(poller), int(max))
 	out := unsafe.Slice(evs, int(max))
 	for i := range events {

@@ -32,6 +32,8 @@ type entry struct {
 	nlogs   atomic.Int32
 	dropped int
 
+	ticks []schedTick // by worker (schedtick.go)
+
 	tmu         sync.Mutex               // guards the three below (timers.go)
 	timers      map[uint64]*engine.Timer // pending timers by their value
 	leftTimers  []uint64                 // pending when the workers quit, not yet taken
