@@ -61,7 +61,7 @@ export GOFLAGS := $(call cgo_env,GOFLAGS)
 VENV_STAMP := $(VENV)/.pyiocp-editable
 
 .PHONY: deps build test test-python test-windows test-windows-go windows-deps windows-extension \
-	test-windows-python test-windows-wheel wheel wheel-linux wheel-windows sdist python-ft python-313 venv-ft test-ft typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
+	test-windows-python test-windows-wheel wheel wheel-linux wheel-windows sdist python-ft python-313 venv-ft test-ft test-ft-run typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
 
 # Installs the Debian packages among $(1) that are missing.
 define apt_install
@@ -108,12 +108,17 @@ typecheck: $(VENV_STAMP)
 # The Python runs and the Windows runs go side by side: the Wine runs
 # mostly wait (each I/O is a round trip to the wineserver), and one after
 # the other they would not fit CI's ten minutes. Each one's output is shown
-# whole when it ends (--output-sync).
+# whole when it ends (--output-sync). TEST_SUITES is what runs side by
+# side: CI adds test-ft-run, the free-threaded run, once make venv-ft has
+# built its interpreter (.ci/run): the three together use about one of the
+# two cores, and take no longer than the two.
+TEST_SUITES ?= test-python test-windows
+
 test: deps windows-deps build typecheck
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'NoAllocation|TestTimerMemory' ./gomod/...
 	$(MAKE) --no-print-directory fuzz
-	$(MAKE) --no-print-directory -j2 --output-sync=recurse test-python test-windows
+	$(MAKE) --no-print-directory -j$(words $(TEST_SUITES)) --output-sync=recurse $(TEST_SUITES)
 
 test-python: $(VENV_STAMP)
 	$(PY) -m pytest tests_py -p no:cacheprovider \
@@ -298,6 +303,10 @@ venv-ft:
 # Debian's pytest (7.2) rewrites asserts with ast names 3.12 deprecated: its
 # thousands of DeprecationWarnings are left out.
 test-ft: venv-ft
+	$(MAKE) --no-print-directory test-ft-run
+
+# The same, on the .venv-ft there is (make test runs it beside the others).
+test-ft-run:
 	$(VENV_FT)/bin/python -m pytest tests_py -p no:cacheprovider \
 		-W "ignore::DeprecationWarning:_pytest.assertion.rewrite" \
 		--timeout=$(PYTEST_TIMEOUT) --timeout-method=thread $(PYTEST_ARGS)
