@@ -117,10 +117,9 @@ ConnObject *accepted(EngineObject *e, const pyiocp_event *ev)
         return NULL;
     }
     peer_from(c, ev);
-    if (conn_adopt(e, c) < 0) {
-        Py_DECREF(c);
+    FT_LOCK(&e->table_lock);
+    if (!conn_publish_unlock(e, c, PYIOCP_OK, ev->slot, ev->id, NULL))
         return NULL;
-    }
     Py_DECREF(c);
     return c;
 }

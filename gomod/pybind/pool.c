@@ -84,15 +84,14 @@ static PyObject *Pool_ready(PoolObject *self, PyObject *obj)
     int done = 0, rc;
     uint64_t version = 0;
     pyiocp_error err = {0};
+    const pyiocp_error *why;
     if (!c)
         return NULL;
     rc = pyiocpPoolReady(self->engine->h, self->ph, c->id, &done, &version, &err);
-    if (rc == PYIOCP_E_CLOSED && conn_close_err(c)) {
-        /* Freed before the pool adopted it (pyiocpPoolAdopt found no
-         * connection): why it closed is on the object. */
-        const pyiocp_error *why = conn_close_err(c);
+    /* Freed before the pool adopted it (pyiocpPoolAdopt found no
+     * connection): why it closed is on the object. */
+    if (rc == PYIOCP_E_CLOSED && (why = conn_close_err(c)))
         return raise_code(why->code, why);
-    }
     if (rc != PYIOCP_OK)
         return raise_code(rc, &err);
     return Py_BuildValue("(OK)", done ? Py_True : Py_False, (unsigned long long)version);

@@ -182,7 +182,6 @@ int table_put(EngineObject *e, ConnObject *c, ConnObject **old);
 void table_del(EngineObject *e, ConnObject *c);
 void table_clear(EngineObject *e);
 ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id);
-int conn_adopt(EngineObject *e, ConnObject *c);
 PyObject *conn_publish_unlock(EngineObject *e, ConnObject *c, int rc, uint32_t slot, uint64_t id,
                               const pyiocp_error *err);
 int conn_gone(ConnObject *c);

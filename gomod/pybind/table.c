@@ -92,7 +92,8 @@ void table_clear(EngineObject *e)
 }
 
 /* A Connection object, not yet in the table: its fields are filled in
- * before conn_adopt publishes it, so no other thread sees them change. */
+ * before conn_publish_unlock publishes it, so no other thread sees them
+ * change. */
 ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id)
 {
     ConnObject *c = PyObject_GC_New(ConnObject, &ConnType);
@@ -114,25 +115,6 @@ ConnObject *conn_new(EngineObject *e, uint32_t slot, uint64_t id)
     return c;
 }
 
-/* Puts the Connection for a new engine connection in the table (the
- * caller keeps its own reference). On failure (-1, the exception set) the
- * connection is reset: without an object the application could never
- * close it. */
-int conn_adopt(EngineObject *e, ConnObject *c)
-{
-    ConnObject *old;
-    int rc;
-    FT_LOCK(&e->table_lock);
-    rc = table_put(e, c, &old);
-    FT_UNLOCK(&e->table_lock);
-    Py_XDECREF(old);
-    if (rc < 0) {
-        PyErr_NoMemory();
-        pyiocpConnOp(e->h, c->slot, c->id, 1);
-    }
-    return rc;
-}
-
 /* Set by the connection's worker as it delivers on_close, read by any
  * thread: relaxed, as the engine's own state is what send and close go by. */
 int conn_gone(ConnObject *c)
@@ -140,12 +122,14 @@ int conn_gone(ConnObject *c)
     return __atomic_load_n(&c->gone, __ATOMIC_RELAXED);
 }
 
-/* The end of a connect (connect, connect_unix), whose Go call ran with
- * table_lock held so that no worker delivers the connection's outcome
- * before its object is in the table: rc and err are the call's. c takes
- * the connection's slot and id and goes into the table; then the lock is
- * let go. Returns c, or NULL with the exception set (the connect's error,
- * or no memory: then the connection is reset) and c dropped. */
+/* Puts the object of a new engine connection in the table, then lets go
+ * of table_lock, which the caller took: an accept (rc PYIOCP_OK), or a
+ * connect (connect, connect_unix) whose Go call ran with the lock held so
+ * that no worker delivers the connection's outcome before its object is in
+ * the table; rc and err are then the call's. c takes the connection's slot
+ * and id. Returns c, or NULL with the exception set (the connect's error;
+ * or no memory: then the connection is reset, since without an object the
+ * application could never close it) and c dropped. */
 PyObject *conn_publish_unlock(EngineObject *e, ConnObject *c, int rc, uint32_t slot, uint64_t id,
                               const pyiocp_error *err)
 {
@@ -176,12 +160,11 @@ PyObject *conn_publish_unlock(EngineObject *e, ConnObject *c, int rc, uint32_t s
 void conn_closed(EngineObject *e, ConnObject *c, const pyiocp_error *why)
 {
     if (why->code != PYIOCP_OK) {
+        /* Without memory, a dial that lost the race raises ConnectionClosed. */
         pyiocp_error *copy = PyMem_RawMalloc(sizeof(*copy));
-        if (copy && !c->close_err) { /* without memory, a dial that lost it raises ConnectionClosed */
+        if (copy) {
             *copy = *why;
             __atomic_store_n(&c->close_err, copy, __ATOMIC_RELEASE);
-        } else {
-            PyMem_RawFree(copy);
         }
     }
     __atomic_store_n(&c->gone, 1, __ATOMIC_RELAXED);
