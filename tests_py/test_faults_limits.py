@@ -412,7 +412,8 @@ EMFILE_CHILD = CHILD_ECHO_SERVER + textwrap.dedent("""
                 time.sleep(0.01)
             c0, t0 = cpu(), time.monotonic()
             time.sleep(cmd["hold"])
-            say(cpu=(cpu() - c0) / (time.monotonic() - t0), stats=mgr.stats(), logs=logs)
+            # A copy: workers may append to logs meanwhile (json does not lock the list).
+            say(cpu=(cpu() - c0) / (time.monotonic() - t0), stats=mgr.stats(), logs=list(logs))
         elif cmd["do"] == "free":
             while fill:
                 os.close(fill.pop())

@@ -31,6 +31,13 @@ class Checker(pyiocp.Handler):
         self.closed = threading.Condition(self.lock)
         self.nclosed = 0
 
+    def got(self, cid: int) -> bytes:
+        """What connection cid received so far, read under the lock: its
+        worker may be appending (a bytearray is not safe to copy while
+        another thread resizes it, without the GIL)."""
+        with self.lock:
+            return bytes(self.data[cid])
+
     def enter(self, conn: pyiocp.Connection, kind: str) -> None:
         with self.lock:
             cid = conn.id
@@ -158,8 +165,8 @@ def test_outbound_connections_are_ordered_too(iocp_manager: ManagerFactory, back
     deadline = time.monotonic() + 10
     for k, c in enumerate(outs):
         want = b"".join(b"[%d.%d]" % (k, i) for i in range(100))
-        while bytes(h.data[c.id]) != want:
-            assert time.monotonic() < deadline, f"echo {k} incomplete: {bytes(h.data[c.id])[-40:]!r}"
+        while (got := h.got(c.id)) != want:
+            assert time.monotonic() < deadline, f"echo {k} incomplete: {got[-40:]!r}"
             time.sleep(0.005)
         c.close()
     with h.lock:
