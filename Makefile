@@ -27,6 +27,9 @@
 #   make venv-ft  .venv-ft: that free-threaded interpreter with pyiocp installed (editable) and pytest
 #   make test-ft  the Python tests on .venv-ft, the GIL off
 #   make test-313  the same on .venv-313, the standard (GIL) build of that 3.13 (make venv-313)
+#   make tsan    the free-threading stress tests under ThreadSanitizer: a TSan build of that 3.13t
+#                (once, into the cache) and the extension's C built with -fsanitize=thread
+#                (scripts/tsan.sh; TSAN_TESTS picks other tests); not part of make test
 #   make clean   remove build outputs (make distclean: also .venv)
 #
 # Go and Python build against Debian's /usr/bin/python3, never a pyenv one.
@@ -62,7 +65,7 @@ export GOFLAGS := $(call cgo_env,GOFLAGS)
 VENV_STAMP := $(VENV)/.pyiocp-editable
 
 .PHONY: deps build test test-python test-windows test-windows-go windows-deps windows-extension \
-	test-windows-python test-windows-wheel wheel wheel-linux wheel-windows sdist python-ft python-313 venv-ft test-ft test-ft-run venv-313 test-313 test-313-run test-matrix-run typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
+	test-windows-python test-windows-wheel wheel wheel-linux wheel-windows sdist python-ft python-313 venv-ft test-ft test-ft-run venv-313 test-313 test-313-run test-matrix-run tsan typecheck fuzz debug-python soak run bench bench-quick bench-deps clean distclean $(VENV)
 
 # Installs the Debian packages among $(1) that are missing.
 define apt_install
@@ -333,6 +336,14 @@ test-313-run:
 test-matrix-run:
 	$(MAKE) --no-print-directory test-ft-run
 	$(MAKE) --no-print-directory test-313-run
+
+# ThreadSanitizer over the C glue, on a TSan build of 3.13t (scripts/tsan.sh
+# says what is instrumented). Slow (the interpreter runs 5-15x slower), so
+# it is its own target, run by hand after changes to the C glue.
+TSAN_TESTS ?=
+
+tsan:
+	bash scripts/tsan.sh $(TSAN_TESTS)
 
 run: build
 	PY=$(PY) bash scripts/run_demo.sh

@@ -5,6 +5,7 @@
 #
 #   scripts/python_ft.sh          the free-threaded build (--disable-gil): .../bin/python3.13t
 #   scripts/python_ft.sh --gil    the standard build of the same source:   .../bin/python3.13
+#   scripts/python_ft.sh --tsan   free-threaded, under ThreadSanitizer:     .../bin/python3.13t
 #
 # Debian 12 has no Python 3.13. The source comes with apt, from an apt
 # state of its own (a trixie deb-src line; the system's sources are not
@@ -17,15 +18,21 @@ kind=ft
 case "${1:-}" in
 	"") ;;
 	--gil) kind=gil ;;
-	*) echo "usage: $0 [--gil]" >&2; exit 2 ;;
+	--tsan) kind=tsan ;;
+	*) echo "usage: $0 [--gil|--tsan]" >&2; exit 2 ;;
 esac
 cache="${PYIOCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pyiocp}"
 prefix="$cache/python3.13-$kind"
 exe="$prefix/bin/python3.13"
 configure=(--prefix="$prefix" --without-ensurepip)
-if [ "$kind" = ft ]; then
+if [ "$kind" != gil ]; then
 	exe="$prefix/bin/python3.13t"
 	configure+=(--disable-gil)
+fi
+if [ "$kind" = tsan ]; then
+	# TSan sees a race only between instrumented accesses, and a lock only
+	# if its atomics are instrumented: the interpreter must be built with it.
+	configure+=(--with-thread-sanitizer)
 fi
 if [ -x "$exe" ] && [ -f "$prefix/.pyiocp-built" ]; then
 	echo "$exe"
