@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .machine import QUIET_CORES, Window, proc_cpu, rss_bytes, tree_rss_bytes, wait_quiet
+from .machine import QUIET_CORES, Window, rss_bytes, tree_rss_bytes, wait_quiet
 from .scenarios import Scenario
 from .servers import CLIENT_CPU, PY, ROOT, Running, Server, file_path
 
@@ -95,7 +95,7 @@ def _loadgen_run(run: Running, bindir: Path, sc: Scenario, k: Knobs) -> Fig:
     fig: Fig = {}
     win: Optional[Dict[str, float]] = None
     bulk: Optional[Window] = None
-    cpu0, srv0 = _children_cpu(), proc_cpu(run.pid)
+    cpu0 = _children_cpu()
     client = subprocess.Popen(_loadgen(bindir, run.target, sc, k), stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         if sc.mode in ("echo", "churn"):
@@ -120,7 +120,6 @@ def _loadgen_run(run: Running, bindir: Path, sc: Scenario, k: Knobs) -> Fig:
         _per_unit(fig, rate, win["server_cpu_s"], win["wall_s"])
     elif bulk is not None:
         fig.update(bulk.stop(client_cpu=_children_cpu() - cpu0), rate=r["mb_per_sec"])
-        fig["server_cpu_s"] = proc_cpu(run.pid) - srv0
         _per_unit(fig, r["mb_per_sec"], fig["server_cpu_s"], r["elapsed_s"])
     return fig
 

@@ -193,7 +193,8 @@ def markdown(res: Results, plot_name: Optional[str]) -> str:
         f"Each server runs alone, pinned to CPU 0; the load generator (pyiocp-loadgen, Go, verifying every "
         f"byte; wrk for HTTP) is pinned to CPU 1. {_client_text(a.get('client', 'net'))} Servers take turns within each repetition; figures are "
         f"medians of {a['reps']} ({a['duration']:g} s measured after {a['warmup']:g} s of warm-up). "
-        f"Server CPU is read from /proc over the middle of the measured window. On two cores the load "
+        f"Server CPU is read from each thread's /proc schedstat (nanoseconds) over the middle of the measured "
+        f"window (the whole transfer for bulk and file rows). On two cores the load "
         f"generator may saturate first, so **units per server CPU-second** is the figure that compares "
         f"servers; a row marked (busy) had other processes using more than 0.15 of a core meanwhile.",
         "",
