@@ -65,6 +65,9 @@ def servers(bindir: Path) -> List[Server]:
                quick=False, pinned=False),
         Server("pyiocp io_uring w2 unpinned", "echo",
                (PY, echo, "--port", "0", "--backend", "io_uring", "--workers", "2"), quick=False, pinned=False),
+        # What free-threading costs a light handler, where .venv-ft exists.
+        *([Server(FT_W1, "echo", (str(PY_FT), echo, "--port", "0", "--backend", "io_uring"), quick=False)]
+          if PY_FT.exists() else []),
         Server("uvloop", "echo", (PY, aio_echo, "--loop", "uvloop")),
         Server("asyncio", "echo", (PY, aio_echo, "--loop", "asyncio"), quick=False),
         Server("engine io_uring (Go)", "echo", (engine, "-backend", "io_uring")),
