@@ -9,7 +9,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -57,22 +57,28 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def tree_thread_ns(pid: int) -> Dict[Tuple[int, int], int]:
-    """Nanoseconds on a CPU of every thread of pid and its descendants
-    alive now (/proc/.../schedstat): exact, where /proc/PID/stat counts in
-    clock ticks (10 ms), too coarse for a transfer that takes a second."""
-    out: Dict[Tuple[int, int], int] = {}
+def tree_tasks(pid: int) -> Iterator[Tuple[int, int]]:
+    """(process, thread) of every thread of pid and its descendants alive now."""
     for p in tree_pids(pid):
         try:
             tasks = os.listdir(f"/proc/{p}/task")
         except OSError:
             continue  # exited meanwhile
         for t in tasks:
-            try:
-                with open(f"/proc/{p}/task/{t}/schedstat") as f:
-                    out[(p, int(t))] = int(f.read().split()[0])
-            except (OSError, IndexError, ValueError):
-                pass
+            yield p, int(t)
+
+
+def tree_thread_ns(pid: int) -> Dict[Tuple[int, int], int]:
+    """Nanoseconds on a CPU of every thread of pid and its descendants
+    alive now (/proc/.../schedstat): exact, where /proc/PID/stat counts in
+    clock ticks (10 ms), too coarse for a transfer that takes a second."""
+    out: Dict[Tuple[int, int], int] = {}
+    for p, t in tree_tasks(pid):
+        try:
+            with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                out[(p, t)] = int(f.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass  # ended meanwhile
     return out
 
 
@@ -106,18 +112,13 @@ def tree_switches(pid: int) -> int:
     descendants: about one per wake-up of a thread that sleeps between
     rounds, so units per switch is about the work one wake-up finds."""
     total = 0
-    for p in tree_pids(pid):
+    for p, t in tree_tasks(pid):
         try:
-            tasks = os.listdir(f"/proc/{p}/task")
+            for line in Path(f"/proc/{p}/task/{t}/status").read_text().splitlines():
+                if "ctxt_switches:" in line:
+                    total += int(line.split()[1])
         except OSError:
-            continue  # exited meanwhile
-        for t in tasks:
-            try:
-                for line in Path(f"/proc/{p}/task/{t}/status").read_text().splitlines():
-                    if "ctxt_switches:" in line:
-                        total += int(line.split()[1])
-            except OSError:
-                pass
+            pass  # ended meanwhile
     return total
 
 
