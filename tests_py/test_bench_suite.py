@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.suite import report  # noqa: E402
 from bench.suite.__main__ import chosen, medians, parse  # noqa: E402
-from bench.suite.machine import TICK, tree_thread_ns, window_cpu  # noqa: E402
+from bench.suite.machine import TICK, tree_threads, window_cpu  # noqa: E402
 from bench.suite.timers import IMPLS, measure_timers  # noqa: E402
 
 
@@ -117,8 +117,8 @@ def test_markdown_shows_the_spread_of_repetitions_and_units_per_wake_up() -> Non
 
 def test_window_cpu_is_exact_unless_threads_ended_within_it() -> None:
     tick = 1.0 / TICK
-    before = {(1, 1): 1_000_000_000, (1, 2): 500_000_000}
-    after = {(1, 1): 1_123_456_789, (1, 2): 600_000_000, (1, 3): 7_000_000}  # (1, 3) started meanwhile
+    before = {(1, 1): (1_000_000_000, 10), (1, 2): (500_000_000, 5)}
+    after = {(1, 1): (1_123_456_789, 12), (1, 2): (600_000_000, 9), (1, 3): (7_000_000, 1)}  # (1, 3) started meanwhile
     exact = 0.123456789 + 0.1 + 0.007
     # The ticks' delta agrees within their rounding: the exact figure.
     assert window_cpu(0.23, before, after) == pytest.approx(exact)
@@ -126,10 +126,10 @@ def test_window_cpu_is_exact_unless_threads_ended_within_it() -> None:
     # ticks' delta, which still counts it.
     assert window_cpu(exact + 3 * tick, before, after) == exact + 3 * tick
     # This process's own threads, read twice: the counters only grow.
-    me = tree_thread_ns(os.getpid())
+    me = tree_threads(os.getpid())
     assert (os.getpid(), os.getpid()) in me
     sum(range(200_000))
-    again = tree_thread_ns(os.getpid())
+    again = tree_threads(os.getpid())
     assert again[(os.getpid(), os.getpid())] >= me[(os.getpid(), os.getpid())]
 
 

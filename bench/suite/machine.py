@@ -9,7 +9,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -57,37 +57,40 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def tree_tasks(pid: int) -> Iterator[Tuple[int, int]]:
-    """(process, thread) of every thread of pid and its descendants alive now."""
+Threads = Dict[Tuple[int, int], Tuple[int, int]]
+
+
+def tree_threads(pid: int) -> Threads:
+    """(process, thread) -> (nanoseconds on a CPU, context switches) of
+    every thread of pid and its descendants alive now, in one walk. The
+    nanoseconds (/proc/.../schedstat) are exact, where /proc/PID/stat counts
+    in clock ticks (10 ms), too coarse for a transfer that takes a second.
+    The switches (voluntary and not) are about one per wake-up of a thread
+    that sleeps between rounds, so units per switch is about the work one
+    wake-up finds."""
+    out: Threads = {}
     for p in tree_pids(pid):
         try:
             tasks = os.listdir(f"/proc/{p}/task")
         except OSError:
             continue  # exited meanwhile
         for t in tasks:
-            yield p, int(t)
-
-
-def tree_thread_ns(pid: int) -> Dict[Tuple[int, int], int]:
-    """Nanoseconds on a CPU of every thread of pid and its descendants
-    alive now (/proc/.../schedstat): exact, where /proc/PID/stat counts in
-    clock ticks (10 ms), too coarse for a transfer that takes a second."""
-    out: Dict[Tuple[int, int], int] = {}
-    for p, t in tree_tasks(pid):
-        try:
-            with open(f"/proc/{p}/task/{t}/schedstat") as f:
-                out[(p, t)] = int(f.read().split()[0])
-        except (OSError, IndexError, ValueError):
-            pass  # ended meanwhile
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    ns = int(f.read().split()[0])
+                status = Path(f"/proc/{p}/task/{t}/status").read_text().splitlines()
+            except (OSError, IndexError, ValueError):
+                continue  # ended meanwhile
+            out[(p, int(t))] = (ns, sum(int(line.split()[1]) for line in status if "ctxt_switches:" in line))
     return out
 
 
-def window_cpu(coarse: float, before: Dict[Tuple[int, int], int], after: Dict[Tuple[int, int], int]) -> float:
+def window_cpu(coarse: float, before: Threads, after: Threads) -> float:
     """A window's CPU seconds from the threads' exact counters, unless
     threads that ended within it took more than the clock ticks' rounding
     (the coarse delta, from /proc/PID/stat, still counts them): then the
     coarse delta."""
-    exact = sum(ns - before.get(tid, 0) for tid, ns in after.items()) / 1e9
+    exact = sum(ns - before.get(tid, (0, 0))[0] for tid, (ns, _) in after.items()) / 1e9
     return exact if exact >= coarse - 2.0 / TICK else coarse
 
 
@@ -105,21 +108,6 @@ def rss_bytes(pid: int, key: str = "VmRSS") -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
     raise KeyError(key)
-
-
-def tree_switches(pid: int) -> int:
-    """Context switches (voluntary and not) of every thread of pid and its
-    descendants: about one per wake-up of a thread that sleeps between
-    rounds, so units per switch is about the work one wake-up finds."""
-    total = 0
-    for p, t in tree_tasks(pid):
-        try:
-            for line in Path(f"/proc/{p}/task/{t}/status").read_text().splitlines():
-                if "ctxt_switches:" in line:
-                    total += int(line.split()[1])
-        except OSError:
-            pass  # ended meanwhile
-    return total
 
 
 def tree_rss_bytes(pid: int, key: str = "VmRSS") -> int:
@@ -145,18 +133,19 @@ class Window:
     def __init__(self, server: int, client: Optional[int]) -> None:
         self.server, self.client = server, client
 
-    def _sample(self) -> Tuple[float, float, float, float, float]:
+    def _sample(self) -> Tuple[Tuple[float, float, float, float, float], Threads]:
         client = proc_cpu(self.client) if self.client else 0.0
-        return (time.monotonic(), machine_busy(), tree_cpu(self.server), client, float(tree_switches(self.server)))
+        threads = tree_threads(self.server)
+        switches = float(sum(sw for _, sw in threads.values()))
+        return (time.monotonic(), machine_busy(), tree_cpu(self.server), client, switches), threads
 
     def start(self) -> None:
-        self.threads0 = tree_thread_ns(self.server)
-        self.t0 = self._sample()
+        self.t0, self.threads0 = self._sample()
 
     def stop(self, client_cpu: Optional[float] = None) -> Dict[str, float]:
-        t1 = self._sample()
+        t1, threads1 = self._sample()
         wall, busy, server, client, switches = (b - a for a, b in zip(self.t0, t1))
-        server = window_cpu(server, self.threads0, tree_thread_ns(self.server))
+        server = window_cpu(server, self.threads0, threads1)
         if client_cpu is not None:
             client = client_cpu
         return {"wall_s": wall, "server_cpu_s": server, "client_cpu_s": client, "server_switches": switches,
