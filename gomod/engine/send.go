@@ -28,8 +28,11 @@ func (w *worker) flush(c *Conn) {
 	for c.sendq.len() > 0 {
 		file := c.sendq.front()
 		var bufs [][]byte
+		var span int
 		if file == nil {
 			bufs = c.sendq.views(w.iov[:0], maxSendViews)
+		} else {
+			span = c.sendq.fileSpan() // under c.mu: a Send may append meanwhile
 		}
 		c.sending = true
 		c.mu.Unlock()
@@ -37,7 +40,7 @@ func (w *worker) flush(c *Conn) {
 		var done bool
 		var perr error
 		if file != nil {
-			n, done, perr = w.postFile(c, file)
+			n, done, perr = w.postFile(c, file, span)
 		} else {
 			n, done, perr = w.p.PostSend(c.ref, bufs)
 			clear(bufs)

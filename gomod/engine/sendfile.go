@@ -117,16 +117,22 @@ func (c *Conn) fileRange(file *os.File, fd poller.File, offset, count int64) (*f
 	if count == 0 {
 		return nil, nil
 	}
-	return &fileRange{f: file, fd: fd, off: offset, left: int(count)}, nil
+	return &fileRange{f: file, fd: fd, info: st, off: offset, left: int(count)}, nil
 }
 
 // fileRange is one SendFile's bytes still to send.
 type fileRange struct {
 	f    *os.File
 	fd   poller.File // f's descriptor or handle
+	info os.FileInfo // f's, to tell whether the next range is of the same file
 	at   int         // where it sits in the connection's bytes (sendQueue.in)
 	off  int64       // the file's next byte to send
 	left int         // bytes still to send
+	// The range queued before it is of the same file and ends where this
+	// one starts, with no bytes queued between: one sendfile may send
+	// both (a file queued in pieces then goes in calls as long as the
+	// socket's buffer allows, not one short call at each piece's end).
+	joins bool
 	// The kernel refused to send this file without a copy: the bytes are
 	// read into buf and sent from there (buf[lo:hi] not yet sent).
 	copy   bool
@@ -172,6 +178,10 @@ func (q *sendQueue) append(p []byte) {
 
 func (q *sendQueue) appendFile(r *fileRange) {
 	r.at = q.in
+	if n := len(q.files); n > 0 {
+		p := q.files[n-1]
+		r.joins = p.at == r.at && p.off+int64(p.left) == r.off && os.SameFile(p.info, r.info)
+	}
 	q.files = append(q.files, r)
 	q.fileLeft += r.left
 }
@@ -182,6 +192,19 @@ func (q *sendQueue) front() *fileRange {
 		return q.files[0]
 	}
 	return nil
+}
+
+// fileSpan is how many bytes one sendfile may send from the front file
+// range: its own and those of the ranges that join it.
+func (q *sendQueue) fileSpan() int {
+	n := q.files[0].left
+	for _, r := range q.files[1:] {
+		if !r.joins || r.copy {
+			break
+		}
+		n += r.left
+	}
+	return n
 }
 
 // views is byteQueue's, up to the next file range.
@@ -205,21 +228,25 @@ func (q *sendQueue) views(dst [][]byte, max int) [][]byte {
 	return dst
 }
 
-// consume drops n written bytes from the front: the front file range's,
-// or bytes.
+// consume drops n written bytes from the front: bytes, or the front file
+// range's and, past its end, those of the ranges that joined it.
 func (q *sendQueue) consume(n int) {
-	r := q.front()
-	if r == nil {
+	if q.front() == nil {
 		q.byteQueue.consume(n)
 		q.out += n
 		return
 	}
-	r.sent(n)
-	q.fileLeft -= n
-	if r.left == 0 {
-		r.close()
-		q.files[0] = nil
-		q.files = q.files[1:]
+	for n > 0 {
+		r := q.files[0]
+		k := min(n, r.left)
+		r.sent(k)
+		q.fileLeft -= k
+		n -= k
+		if r.left == 0 {
+			r.close()
+			q.files[0] = nil
+			q.files = q.files[1:]
+		}
 	}
 }
 
@@ -233,12 +260,12 @@ func (q *sendQueue) reset() {
 }
 
 // postFile posts the next send of file range r, which is at the front of
-// c's queue (the send slot is claimed): the kernel's sendfile, or, once it
-// refused, the next chunk read into r.buf. n == 0 with done: the file has
-// ended.
-func (w *worker) postFile(c *Conn, r *fileRange) (n int, done bool, err error) {
+// c's queue (the send slot is claimed): the kernel's sendfile of up to
+// span bytes (sendQueue.fileSpan), or, once it refused, the next chunk of
+// r read into r.buf. n == 0 with done: the file has ended.
+func (w *worker) postFile(c *Conn, r *fileRange, span int) (n int, done bool, err error) {
 	if !r.copy {
-		n, done, err = w.p.PostSendFile(c.ref, r.fd, r.off, r.left)
+		n, done, err = w.p.PostSendFile(c.ref, r.fd, r.off, span)
 		if err == nil || !poller.SendFileRefused(err) {
 			return n, done, err
 		}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -89,8 +90,113 @@ func TestSendFileCopiesWhereTheKernelRefuses(t *testing.T) {
 					if err := r.f.Close(); err == nil {
 						t.Error("the duplicate was still open once sent")
 					}
-					if p := c.Pending(); p != 0 {
+					if p := pollUntilSent(m, c); p != 0 {
 						t.Errorf("pending %d", p)
+					}
+					return
+				default:
+				}
+			}
+		})
+	}
+}
+
+// pollUntilSent polls until c has nothing pending (at most 10 s) and
+// returns what is: the peer may have the bytes before the last send's
+// completion is taken (IOCP).
+func pollUntilSent(m *Manager, c *Conn) int {
+	for end := time.Now().Add(10 * time.Second); c.Pending() != 0 && time.Now().Before(end); {
+		m.Poll(0, 16, 10*time.Millisecond)
+	}
+	return c.Pending()
+}
+
+// recording is a port that notes the byte count of each PostSendFile.
+type recording struct {
+	poller.Poller
+	counts *[]int
+}
+
+func (p recording) PostSendFile(r poller.Ref, f poller.File, off int64, n int) (int, bool, error) {
+	*p.counts = append(*p.counts, n)
+	return p.Poller.PostSendFile(r, f, off, n)
+}
+
+// TestSendFileSpansContiguousRangesOfOneFile: ranges of one file queued
+// back to back, each starting where the one before ends, go in one
+// sendfile; a gap in the file, bytes queued between, or another file
+// starts a new one. The bytes arrive in order either way.
+func TestSendFileSpansContiguousRangesOfOneFile(t *testing.T) {
+	for _, backend := range Backends() {
+		t.Run(backend, func(t *testing.T) {
+			m, c, peer := acceptPolled(t, backend)
+			var counts []int
+			m.workers[0].p = recording{m.workers[0].p, &counts}
+			dir, err := os.MkdirTemp("", "pyiocp-test") // not t.TempDir: see above
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := bytes.Repeat([]byte("0123456789abcdef"), 1000)
+			other := bytes.Repeat([]byte("ABCDEFGHIJKLMNOP"), 1000)
+			open := func(name string, b []byte) *os.File {
+				path := filepath.Join(dir, name)
+				t.Cleanup(func() { os.Remove(path) })
+				if err := os.WriteFile(path, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				f, err := os.Open(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.Close() })
+				return f
+			}
+			f, g := open("f", data), open("g", other)
+			t.Cleanup(func() { os.Remove(dir) })
+			var want []byte
+			queue := func(f *os.File, b []byte, off, n int) {
+				t.Helper()
+				if err := c.SendFile(f, int64(off), int64(n)); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, b[off:off+n]...)
+			}
+			queue(f, data, 0, 1000) // these three: one sendfile
+			queue(f, data, 1000, 2000)
+			queue(f, data, 3000, 500)
+			queue(f, data, 4000, 100)  // a gap in the file
+			queue(g, other, 4100, 300) // another file, contiguous offsets
+			if err := c.Send([]byte("between")); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, "between"...)
+			queue(g, other, 4400, 50) // bytes between
+			done := make(chan []byte)
+			go func() {
+				got := make([]byte, len(want))
+				peer.SetReadDeadline(time.Now().Add(30 * time.Second))
+				n, _ := io.ReadFull(peer, got)
+				done <- got[:n]
+			}()
+			for {
+				m.Poll(0, 16, 10*time.Millisecond)
+				select {
+				case got := <-done:
+					if !bytes.Equal(got, want) {
+						t.Fatalf("%d bytes of %d arrived, or out of order", len(got), len(want))
+					}
+					if p := pollUntilSent(m, c); p != 0 {
+						t.Errorf("pending %d", p)
+					}
+					// Loopback takes each whole: one call per span.
+					if w := []int{3500, 100, 300, 50}; !slices.Equal(counts, w) {
+						t.Errorf("sendfile counts %v, want %v", counts, w)
+					}
+					c.mu.Lock()
+					left := len(c.sendq.files)
+					c.mu.Unlock()
+					if left != 0 {
+						t.Errorf("%d ranges still queued", left)
 					}
 					return
 				default:
