@@ -27,10 +27,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 venv="$root/.venv-tsan"
 py="$(bash scripts/python_ft.sh --tsan | tail -1)"
-[ -x "$venv/bin/python" ] || "$py" -m venv --without-pip "$venv"
-vpy="$venv/bin/python"
-site="$("$vpy" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
-echo /usr/lib/python3/dist-packages >"$site/debian-dist-packages.pth"
+. scripts/venv_lib.sh
+venv_init "$py" "$venv"
 pkg="$venv/pyiocp-tsan"
 echo "$pkg" >"$site/pyiocp-tsan.pth"
 
@@ -50,16 +48,7 @@ CGO_ENABLED=1 GOFLAGS="$(env_of GOFLAGS)" \
 rm -f "${so%.so}.h"
 # Instrumented, or the run would prove nothing.
 nm -D "$so" | grep "U __tsan_func_entry" >/dev/null || { echo "tsan: $so is not instrumented" >&2; exit 1; }
-rm -rf "$site"/pyiocp-*.dist-info
-"$vpy" setup.py -q dist_info --output-dir "$site" 2>/dev/null
-cat >"$venv/bin/pyiocp" <<SCRIPT
-#!$vpy -P
-import sys
-from pyiocp.__main__ import main
-if __name__ == "__main__":
-    sys.exit(main())
-SCRIPT
-chmod +x "$venv/bin/pyiocp"
+venv_finish "$venv" -P # -P: not the tree's own pyiocp
 
 [ $# -gt 0 ] || set -- tests_py/test_freethreading.py
 # Reports go to files (pytest captures a passing test's stderr), one per

@@ -32,23 +32,12 @@ case "$gil" in
 	*) echo "usage: $0 [VENV [--gil]]" >&2; exit 2 ;;
 esac
 py="$(bash scripts/python_ft.sh $gil | tail -1)"
-[ -x "$venv/bin/python" ] || "$py" -m venv --without-pip "$venv"
-vpy="$PWD/$venv/bin/python"
-site="$("$vpy" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
-echo /usr/lib/python3/dist-packages >"$site/debian-dist-packages.pth"
+. scripts/venv_lib.sh
+venv_init "$py" "$venv"
 echo "$PWD" >"$site/pyiocp-editable.pth"
 # Not the cgo flags make exports (those of Debian's python3, whose headers
 # would come first): setup.py gives this interpreter's.
 env -u CGO_CFLAGS -u CGO_LDFLAGS -u GOFLAGS "$vpy" setup.py -q build_ext --inplace
-rm -rf "$site"/pyiocp-*.dist-info
-"$vpy" setup.py -q dist_info --output-dir "$site"
-cat >"$venv/bin/pyiocp" <<SCRIPT
-#!$vpy
-import sys
-from pyiocp.__main__ import main
-if __name__ == "__main__":
-    sys.exit(main())
-SCRIPT
-chmod +x "$venv/bin/pyiocp"
+venv_finish "$venv"
 "$vpy" -W error::RuntimeWarning -c "import sys, pyiocp; assert sys._is_gil_enabled() is $want_gil, 'the GIL is not as the build says'"
 echo "$vpy"
