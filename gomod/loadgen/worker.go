@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -67,11 +68,13 @@ func (w *worker) run(r *runner) {
 	rbuf := make([]byte, size)
 	sent := make([]time.Duration, depth) // write time of each in-flight message, since r.start
 	var rd io.Reader = w.conn
+	var br *bufio.Reader
 	// A UDP socket's reads are whole datagrams, each read straight into
 	// rbuf: a buffered reader would cut one short when little room is left.
 	if _, udp := w.conn.(*net.UDPConn); !udp {
 		if n := readBufSize(size, depth); n > 0 {
-			rd = bufio.NewReaderSize(w.conn, n)
+			br = bufio.NewReaderSize(w.conn, n)
+			rd = br
 		}
 	}
 
@@ -105,6 +108,16 @@ func (w *worker) run(r *runner) {
 		}
 	}
 	for seq := uint64(0); ; seq++ {
+		if br != nil && br.Buffered() < size {
+			// Its turn ends with the replies it has: the next read goes to
+			// the socket. With several in flight, a fast server's replies
+			// are always there, so a goroutine that did not yield here
+			// would never park, and keep the client's only CPU until it
+			// is preempted (10 ms) while the others wait: a p99 of 100 ms
+			// and more at 16 in flight (p50 45 us), whatever the server.
+			// Independent clients do not wait for each other.
+			runtime.Gosched()
+		}
 		if _, err := io.ReadFull(rd, rbuf); err != nil {
 			w.fail(r, err)
 			return
