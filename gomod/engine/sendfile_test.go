@@ -2,12 +2,10 @@ package engine
 
 import (
 	"bytes"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/pyiocp/pyiocp/gomod/internal/poller"
 )
@@ -70,45 +68,15 @@ func TestSendFileCopiesWhereTheKernelRefuses(t *testing.T) {
 			if r == nil {
 				t.Fatal("no file range queued")
 			}
-			done := make(chan []byte)
-			go func() {
-				got := make([]byte, len(want))
-				peer.SetReadDeadline(time.Now().Add(30 * time.Second))
-				n, _ := io.ReadFull(peer, got)
-				done <- got[:n]
-			}()
-			for {
-				m.Poll(0, 16, 10*time.Millisecond)
-				select {
-				case got := <-done:
-					if !bytes.Equal(got, want) {
-						t.Fatalf("%d bytes of %d arrived, or out of order", len(got), len(want))
-					}
-					if !r.copy {
-						t.Error("the range was not copied")
-					}
-					if err := r.f.Close(); err == nil {
-						t.Error("the duplicate was still open once sent")
-					}
-					if p := pollUntilSent(m, c); p != 0 {
-						t.Errorf("pending %d", p)
-					}
-					return
-				default:
-				}
+			deliver(t, m, c, peer, want)
+			if !r.copy {
+				t.Error("the range was not copied")
+			}
+			if err := r.f.Close(); err == nil {
+				t.Error("the duplicate was still open once sent")
 			}
 		})
 	}
-}
-
-// pollUntilSent polls until c has nothing pending (at most 10 s) and
-// returns what is: the peer may have the bytes before the last send's
-// completion is taken (IOCP).
-func pollUntilSent(m *Manager, c *Conn) int {
-	for end := time.Now().Add(10 * time.Second); c.Pending() != 0 && time.Now().Before(end); {
-		m.Poll(0, 16, 10*time.Millisecond)
-	}
-	return c.Pending()
 }
 
 // recording is a port that notes the byte count of each PostSendFile.
@@ -171,36 +139,16 @@ func TestSendFileSpansContiguousRangesOfOneFile(t *testing.T) {
 			}
 			want = append(want, "between"...)
 			queue(g, other, 4400, 50) // bytes between
-			done := make(chan []byte)
-			go func() {
-				got := make([]byte, len(want))
-				peer.SetReadDeadline(time.Now().Add(30 * time.Second))
-				n, _ := io.ReadFull(peer, got)
-				done <- got[:n]
-			}()
-			for {
-				m.Poll(0, 16, 10*time.Millisecond)
-				select {
-				case got := <-done:
-					if !bytes.Equal(got, want) {
-						t.Fatalf("%d bytes of %d arrived, or out of order", len(got), len(want))
-					}
-					if p := pollUntilSent(m, c); p != 0 {
-						t.Errorf("pending %d", p)
-					}
-					// Loopback takes each whole: one call per span.
-					if w := []int{3500, 100, 300, 50}; !slices.Equal(counts, w) {
-						t.Errorf("sendfile counts %v, want %v", counts, w)
-					}
-					c.mu.Lock()
-					left := len(c.sendq.files)
-					c.mu.Unlock()
-					if left != 0 {
-						t.Errorf("%d ranges still queued", left)
-					}
-					return
-				default:
-				}
+			deliver(t, m, c, peer, want)
+			// Loopback takes each whole: one call per span.
+			if w := []int{3500, 100, 300, 50}; !slices.Equal(counts, w) {
+				t.Errorf("sendfile counts %v, want %v", counts, w)
+			}
+			c.mu.Lock()
+			left := len(c.sendq.files)
+			c.mu.Unlock()
+			if left != 0 {
+				t.Errorf("%d ranges still queued", left)
 			}
 		})
 	}
