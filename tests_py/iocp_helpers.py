@@ -107,11 +107,13 @@ class Recorder(pyiocp.Handler):
             assert cid is not None
             return self.conns[cid]
 
-    # -- callbacks
+    # -- callbacks: each updates its state and records its event under one
+    # hold of cond (an RLock), so a waiter sees both or neither: without
+    # the GIL, a test saw a connection's bytes before its "recv" event.
     def on_accept(self, conn: pyiocp.Connection) -> None:
         with self.cond:
             self.inbound.add(conn.id)
-        self.record("accept", conn)
+            self.record("accept", conn)
 
     def on_connect(self, conn: pyiocp.Connection) -> None:
         self.record("connect", conn)
@@ -119,19 +121,19 @@ class Recorder(pyiocp.Handler):
     def on_recv(self, conn: pyiocp.Connection, data: bytes) -> None:
         with self.cond:
             self.data[conn.id] += data
-        self.record("recv", conn, len(data))
+            self.record("recv", conn, len(data))
         if self.echo and conn.id in self.inbound:
             conn.send(data)
 
     def on_close(self, conn: pyiocp.Connection, error: Optional[BaseException]) -> None:
         with self.cond:
             self.closes[conn.id].append(error)
-        self.record("close", conn, error)
+            self.record("close", conn, error)
 
     def on_post(self, payload: Any) -> None:
         with self.cond:
             self.posts.append(payload)
-        self.record("post", None, payload)
+            self.record("post", None, payload)
 
     def on_error(self, conn: Optional[pyiocp.Connection], exc: BaseException) -> None:
         super().on_error(conn, exc)  # logs and closes; recorded once done
