@@ -139,7 +139,7 @@ class Recorder(pyiocp.Handler):
         super().on_error(conn, exc)  # logs and closes; recorded once done
         with self.cond:
             self.errors.append((conn, exc))
-        self.record("error", conn, exc)
+            self.record("error", conn, exc)
 
 
 class Serve(Protocol):
