@@ -118,8 +118,7 @@ func (w *worker) finalize(c *Conn) {
 	pool := c.pool
 	dropped := c.sendq.len()
 	c.sendq.reset()
-	paused := c.paused
-	c.paused = false
+	paused := c.paused.Swap(false)
 	c.mu.Unlock()
 	if pool != nil {
 		pool.gone(c, c.closeErr)

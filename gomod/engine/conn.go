@@ -60,11 +60,11 @@ type Conn struct {
 	mu          sync.Mutex // guards the fields up to the blank line
 	sendq       sendQueue  // bytes and file ranges (sendfile.go)
 	req         closeReq
-	writeShut   bool // ShutdownWrite asked: no more sends
-	paused      bool // PauseReading asked
-	flushQueued bool // a flush request is in the worker's inbox
-	sending     bool // a send is posted (one outstanding send per socket)
-	drainArmed  bool // OnDrain is owed when pending falls to the low watermark
+	writeShut   bool        // ShutdownWrite asked: no more sends
+	paused      atomic.Bool // PauseReading asked (written under mu, read without it)
+	flushQueued bool        // a flush request is in the worker's inbox
+	sending     bool        // a send is posted (one outstanding send per socket)
+	drainArmed  bool        // OnDrain is owed when pending falls to the low watermark
 	freed       bool
 	timers      []*Timer // pending CallLater timers (timer.go)
 	local       netip.AddrPort
@@ -267,8 +267,8 @@ func (c *Conn) PauseReading() error {
 	if c.req != closeNone || c.freed {
 		return ErrClosed
 	}
-	if !c.paused {
-		c.paused = true
+	if !c.paused.Load() {
+		c.paused.Store(true)
 		c.m.pausedReading.Add(1)
 	}
 	return nil
@@ -281,8 +281,7 @@ func (c *Conn) ResumeReading() error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	was := c.paused
-	c.paused = false
+	was := c.paused.Swap(false)
 	c.mu.Unlock()
 	if was {
 		c.m.pausedReading.Add(-1)
@@ -291,8 +290,5 @@ func (c *Conn) ResumeReading() error {
 	return nil
 }
 
-func (c *Conn) isPaused() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.paused
-}
+// isPaused is read by the worker on every receive: an atomic, not c.mu.
+func (c *Conn) isPaused() bool { return c.paused.Load() }
