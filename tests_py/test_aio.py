@@ -286,6 +286,55 @@ def test_buffered_protocol(run: Any, backend: str) -> None:
     run(main())
 
 
+def test_set_protocol_mid_stream(run: Any, backend: str) -> None:
+    """set_protocol from inside data_received hands the bytes after that
+    call to the new protocol, a BufferedProtocol here, and back: every byte
+    arrives once, in order, across the switches."""
+    data = os.urandom(600 << 10)
+    got = bytearray()
+    end = Buffered()  # its eof future
+
+    class Plain(asyncio.Protocol):
+        switches = 0
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = cast(asyncio.Transport, transport)
+            end.connection_made(transport)
+
+        def data_received(self, data: bytes) -> None:
+            got.extend(data)
+            if self.switches < 2 and len(got) > self.switches * (200 << 10):
+                self.switches += 1
+                self.transport.set_protocol(buffered)
+
+        def eof_received(self) -> Optional[bool]:
+            return end.eof_received()
+
+    class Switching(Buffered):
+        def buffer_updated(self, nbytes: int) -> None:
+            got.extend(self.buf[:nbytes])
+            if len(got) > 300 << 10:
+                plain.transport.set_protocol(plain)
+
+    plain, buffered = Plain(), Switching()
+
+    async def main() -> None:
+        server = await pyiocp.aio.create_server(lambda: plain, "127.0.0.1", 0, backend=backend)
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(data)
+        writer.write_eof()
+        while end.eof is None:
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(end.eof, TIMEOUT)
+        assert bytes(got) == data
+        assert plain.switches == 2
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
 class Pausing(asyncio.Protocol):
     """Pauses reading at the first bytes; resumes when told."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Protocol
 
 import pyiocp
 from pyiocp import Completion, Connection, _pyiocp
@@ -35,6 +35,14 @@ _STOP = object()  # posted to end the engine once it has no connection
 POLL_CHECK = 1.0
 
 
+class _Receiver(Protocol):
+    """What the hot path needs of a transport (a Transport)."""
+
+    _protocol: Any
+
+    def _fatal(self, exc: BaseException, message: str) -> None: ...
+
+
 class _Manager(pyiocp.SocketManager):
     """Poll mode without "send" completions: a transport has no use for
     them, and they would be half of what reaches the loop."""
@@ -55,6 +63,10 @@ class Engine:
         options.setdefault("send_low_watermark", SEND_LOW_WATERMARK)
         self.manager = _Manager(None, **options)
         self.routes: Dict[int, Callable[[Completion], None]] = {}
+        # Transports whose receives go straight to their protocol's
+        # data_received (see Transport._route_recv): the hot path skips
+        # their route.
+        self.receivers: Dict[Connection, "_Receiver"] = {}
         self.on_accept: Optional[Callable[[Connection], None]] = None
         self.on_idle: Optional[Callable[[], None]] = None  # called when the last connection is forgotten
         self.done = loop.create_future()
@@ -180,9 +192,19 @@ class Engine:
             self.done.set_result(None)
 
     def _dispatch(self, batch: List[Completion]) -> None:
-        routes = self.routes
+        routes, receivers = self.routes, self.receivers
         for c in batch:
             kind, conn, data, _ = c
+            if kind == "recv":
+                t = receivers.get(conn)
+                if t is not None:
+                    try:
+                        t._protocol.data_received(data)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        t._fatal(exc, "Fatal error: protocol.data_received() call failed.")
+                    continue
             if kind == "accept":
                 if self.on_accept is not None and not self._ending:
                     self.on_accept(conn)
@@ -200,8 +222,9 @@ class Engine:
                 self._stopped = True
         self._maybe_end()
 
-    def forget(self, conn_id: int) -> None:
-        self.routes.pop(conn_id, None)
+    def forget(self, conn: Connection) -> None:
+        self.routes.pop(conn.id, None)
+        self.receivers.pop(conn, None)
         if not self.routes and self.on_idle is not None:
             self.on_idle()
         self._maybe_end()

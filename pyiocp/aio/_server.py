@@ -139,7 +139,7 @@ async def create_connection(protocol_factory: ProtocolFactory, host: str, port: 
 
     def connected(c: Completion) -> None:
         if c.kind == "close":
-            engine.forget(conn.id)
+            engine.forget(conn)
             if not done.done():
                 done.set_exception(c.error or ConnectionError(f"the connection to {host}:{port} closed"))
             return

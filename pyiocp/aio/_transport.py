@@ -54,6 +54,7 @@ class Transport(asyncio.Transport):
         self._engine_bound = 0
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         engine.routes[conn.id] = self._completion
+        self._route_recv()
 
     # The protocol's side ------------------------------------------------
 
@@ -80,11 +81,13 @@ class Transport(asyncio.Transport):
         self._closing = self._aborted = True
         self._buf.clear()
         self._held.clear()
+        self._route_recv()
         self._conn.abort()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._route_recv()
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
@@ -96,12 +99,14 @@ class Transport(asyncio.Transport):
         if self._closing or self._reading_paused:
             return
         self._reading_paused = True
+        self._route_recv()
         self._conn.pause_reading()
 
     def resume_reading(self) -> None:
         if self._closing or not self._reading_paused:
             return
         self._reading_paused = False
+        self._route_recv()
         if not self._flushing:
             # Not from here: resume_reading may be called from inside the
             # protocol's own data_received.
@@ -114,6 +119,7 @@ class Transport(asyncio.Transport):
         self._flushing = False
         while self._held and not self._reading_paused:
             self._deliver(self._held.pop(0))
+        self._route_recv()
         if not self._reading_paused and not self._lost:
             self._conn.resume_reading()
 
@@ -176,6 +182,15 @@ class Transport(asyncio.Transport):
         self._maybe_pause_writing()
 
     # The engine's side ---------------------------------------------------
+
+    def _route_recv(self) -> None:
+        """Lets the engine hand receives straight to data_received while
+        nothing stands between: reading not paused, nothing held back, a
+        plain Protocol, the connection not gone."""
+        if not self._reading_paused and not self._held and not self._buffered and not self._lost:
+            self._engine.receivers[self._conn] = self
+        else:
+            self._engine.receivers.pop(self._conn, None)
 
     def _completion(self, c: Completion) -> None:
         kind = c.kind
@@ -305,7 +320,7 @@ class Transport(asyncio.Transport):
             return
         self._lost = self._closing = True
         self._buf.clear()
-        self._engine.forget(self._conn.id)
+        self._engine.forget(self._conn)
         if error is None and self._writing_paused and not self._aborted:
             # Closed after all was written: asyncio resumes the protocol
             # before it tells the end.
