@@ -3,19 +3,19 @@
 #include "pyiocp.h"
 
 /* A Completion (the named tuple _manager.py passes in, a tuple subtype,
- * checked by Engine_init): its __new__ is tuple.__new__(cls, items), made
- * here without the Python frame of the class's own __new__. */
+ * checked by Engine_init): what tuple.__new__(cls, items) makes, allocated
+ * as the subtype at once, without the class's own __new__ nor the two
+ * temporary tuples tuple.__new__ would take. */
 static PyObject *new_completion(EngineObject *e, PyObject *kind, PyObject *conn, PyObject *data, PyObject *error)
 {
-    PyObject *items = PyTuple_Pack(4, kind, conn, data, error), *args, *r;
-    if (!items)
+    PyTypeObject *type = (PyTypeObject *)e->completion;
+    PyObject *r = type->tp_alloc(type, 4);
+    if (!r)
         return NULL;
-    args = PyTuple_Pack(1, items);
-    Py_DECREF(items);
-    if (!args)
-        return NULL;
-    r = PyTuple_Type.tp_new((PyTypeObject *)e->completion, args, NULL);
-    Py_DECREF(args);
+    PyTuple_SET_ITEM(r, 0, Py_NewRef(kind));
+    PyTuple_SET_ITEM(r, 1, Py_NewRef(conn));
+    PyTuple_SET_ITEM(r, 2, Py_NewRef(data));
+    PyTuple_SET_ITEM(r, 3, Py_NewRef(error));
     return r;
 }
 
