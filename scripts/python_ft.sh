@@ -34,7 +34,21 @@ if [ "$kind" = tsan ]; then
 	# if its atomics are instrumented: the interpreter must be built with it.
 	configure+=(--with-thread-sanitizer)
 fi
+src="$cache/src"
+
+# The tsan build keeps CPython's own list of the reports known in its
+# free-threaded build (Tools/tsan, from the same source) beside it, for
+# scripts/tsan.sh: $prefix/tsan-suppressions.txt.
+tsan_suppressions() {
+	if [ "$kind" = tsan ] && [ ! -f "$prefix/tsan-suppressions.txt" ]; then
+		tar -xJOf "$(ls "$src"/python3.13_*.orig.tar.xz | head -1)" --wildcards \
+			'*/Tools/tsan/suppressions_free_threading.txt' >"$prefix/tsan-suppressions.txt.part"
+		mv "$prefix/tsan-suppressions.txt.part" "$prefix/tsan-suppressions.txt"
+	fi
+}
+
 if [ -x "$exe" ] && [ -f "$prefix/.pyiocp-built" ]; then
+	tsan_suppressions
 	echo "$exe"
 	exit 0
 fi
@@ -53,7 +67,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 fi
 
-src="$cache/src"
 if ! ls "$src"/python3.13_*.orig.tar.xz >/dev/null 2>&1; then
 	echo "python-ft: fetching python3.13's source from Debian trixie into $src" >&2
 	rm -rf "$src" && mkdir -p "$src/apt/lists/partial" "$src/apt/cache/archives/partial"
@@ -78,5 +91,6 @@ if ! (cd "$work" && ./configure "${configure[@]}" && make -j"$(nproc)" && make i
 fi
 rm -rf "$work"
 "$exe" -c 'import ssl, zlib, ctypes, sys; print(sys.version)' >&2
+tsan_suppressions
 touch "$prefix/.pyiocp-built"
 echo "$exe"

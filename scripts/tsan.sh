@@ -56,11 +56,8 @@ venv_finish "$venv" -P # -P: not the tree's own pyiocp
 reports="$venv/reports"
 rm -rf "$reports" && mkdir -p "$reports"
 # The interpreter's own known reports (CPython's list for its free-threaded
-# build, from the same source), then pyiocp's.
-cache="${PYIOCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pyiocp}"
-tar -xJOf "$(ls "$cache"/src/python3.13_*.orig.tar.xz | head -1)" --wildcards \
-	'*/Tools/tsan/suppressions_free_threading.txt' >"$venv/tsan.supp"
-cat scripts/tsan.supp >>"$venv/tsan.supp"
+# build, which python_ft.sh keeps beside it), then pyiocp's.
+cat "$(dirname "$py")/../tsan-suppressions.txt" scripts/tsan.supp >"$venv/tsan.supp"
 export TSAN_OPTIONS="suppressions=$venv/tsan.supp halt_on_error=0 second_deadlock_stack=1 log_path=$reports/tsan ${TSAN_OPTIONS:-}"
 "$vpy" -P -c 'import sys, pyiocp; assert not sys._is_gil_enabled(); print("tsan: pyiocp from", pyiocp.__file__, file=sys.stderr)'
 rc=0
