@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional, cast
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, cast
 
 import pytest
 
@@ -263,6 +263,19 @@ class Buffered(asyncio.BufferedProtocol):
         return None
 
 
+async def send_with_eof(server: Any, data: bytes,
+                        told: Buffered) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connects to server, sends data then EOF, and waits until told's
+    eof_received has run (after every byte before it)."""
+    reader, writer = await asyncio.open_connection(*server.address)
+    writer.write(data)
+    writer.write_eof()
+    while told.eof is None:  # made by connection_made, on the server's side
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(told.eof, TIMEOUT)
+    return reader, writer
+
+
 def test_buffered_protocol(run: Any, backend: str) -> None:
     """An asyncio.BufferedProtocol gets every byte, in order, through its
     own buffers, smaller than what each receive brings."""
@@ -271,12 +284,7 @@ def test_buffered_protocol(run: Any, backend: str) -> None:
 
     async def main() -> None:
         server = await pyiocp.aio.create_server(lambda: proto, "127.0.0.1", 0, backend=backend)
-        reader, writer = await asyncio.open_connection(*server.address)
-        writer.write(data)
-        writer.write_eof()
-        while proto.eof is None:
-            await asyncio.sleep(0.01)
-        await asyncio.wait_for(proto.eof, TIMEOUT)
+        reader, writer = await send_with_eof(server, data, proto)
         assert bytes(proto.got) == data
         assert await reader.read() == b""  # closed after the EOF
         writer.close()
@@ -320,12 +328,7 @@ def test_set_protocol_mid_stream(run: Any, backend: str) -> None:
 
     async def main() -> None:
         server = await pyiocp.aio.create_server(lambda: plain, "127.0.0.1", 0, backend=backend)
-        reader, writer = await asyncio.open_connection(*server.address)
-        writer.write(data)
-        writer.write_eof()
-        while end.eof is None:
-            await asyncio.sleep(0.01)
-        await asyncio.wait_for(end.eof, TIMEOUT)
+        reader, writer = await send_with_eof(server, data, end)
         assert bytes(got) == data
         assert plain.switches == 2
         writer.close()
