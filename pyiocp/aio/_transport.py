@@ -193,19 +193,9 @@ class Transport(asyncio.Transport):
             self._engine.receivers.pop(self._conn, None)
 
     def _completion(self, c: Completion) -> None:
+        """Everything but the receives the engine hands a plain Protocol
+        itself (_route_recv): a BufferedProtocol's, held ones, the rest."""
         kind = c.kind
-        if kind == "recv" and not self._reading_paused and not self._held:
-            # The common case, without _deliver's round of tests.
-            try:
-                if self._buffered:
-                    self._buffer_updated(c.data)
-                else:
-                    self._protocol.data_received(c.data)  # type: ignore[attr-defined]
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal(exc, "Fatal error: protocol.data_received() call failed.")
-            return
         if kind == "send":
             return
         if kind == "drain":
