@@ -583,6 +583,10 @@ def haproxy_servers(sock_path: Path) -> Dict[str, Dict[str, str]]:
     lines = text.decode().splitlines()
     header = lines[0].lstrip("# ").split(",")
     rows = [dict(zip(header, line.split(","))) for line in lines[1:] if line]
+    for row in rows:
+        # "* " before check_status means a check is running now; the status
+        # is still the last check's result.
+        row["check_status"] = row.get("check_status", "").removeprefix("* ")
     return {row["svname"]: row for row in rows
             if row.get("pxname") == "b" and row.get("svname") not in ("FRONTEND", "BACKEND")}
 
