@@ -254,6 +254,34 @@ def test_managers_give_go_a_p_per_worker_and_one_more(env: Dict[str, str], want:
     assert r.stdout.strip() == want
 
 
+@pytest.mark.linux  # taskset
+@pytest.mark.parametrize("env, want", [({}, "2 6 2 1"), ({"GOMAXPROCS": "1"}, "1 1 1 1")],
+                         ids=["default", "GOMAXPROCS=1"])
+def test_go_keeps_a_p_for_each_thread_that_calls_in_and_one_more(env: Dict[str, str], want: str) -> None:
+    """A thread back from a call into Go keeps its P, as a thread in a
+    system call does, until it calls again: five threads that posted hold
+    five, so Go keeps six on one CPU (and a spare one stays idle); a
+    thread's count ends with it: after they end, one more caller makes two
+    again (its P and the spare); with no manager left, the runtime's own."""
+    code = ("import threading, pyiocp, pyiocp._pyiocp as ext\n"
+            "m = pyiocp.SocketManager(None); n = [ext.go_maxprocs()]\n"
+            "met, done = threading.Barrier(6), threading.Event()\n"
+            "def caller():\n"
+            "    m.post(None); met.wait(); done.wait()\n"
+            "ts = [threading.Thread(target=caller) for _ in range(5)]\n"
+            "for t in ts: t.start()\n"
+            "met.wait(); n.append(ext.go_maxprocs()); done.set()\n"
+            "for t in ts: t.join()\n"
+            "t = threading.Thread(target=m.post, args=(None,)); t.start(); t.join(); n.append(ext.go_maxprocs())\n"
+            "m.close(); n.append(ext.go_maxprocs())\n"
+            "print(*n)")
+    base = {k: v for k, v in os.environ.items() if k != "GOMAXPROCS"}
+    r = subprocess.run(["taskset", "-c", "0", PYTHON, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**base, **env})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == want
+
+
 def test_start_twice_raises(iocp_manager: ManagerFactory, backend: str) -> None:
     mgr = iocp_manager(Recorder(), backend=backend)
     with pytest.raises(RuntimeError):

@@ -10,7 +10,9 @@
 
 static PyObject *conn_op(ConnObject *self, int op)
 {
-    int rc = pyiocpConnOp(self->engine->h, self->slot, self->id, op);
+    int rc;
+    note_caller();
+    rc = pyiocpConnOp(self->engine->h, self->slot, self->id, op);
     if (rc != PYIOCP_OK)
         return raise_code(rc, NULL);
     Py_RETURN_NONE;
@@ -31,6 +33,7 @@ static PyObject *Conn_send(ConnObject *self, PyObject *data)
 {
     Py_buffer view;
     int rc, now = send_now(self->engine);
+    note_caller();
     if (PyBytes_CheckExact(data)) {
         rc = pyiocpSend(self->engine->h, self->slot, self->id, PyBytes_AS_STRING(data),
                         (size_t)PyBytes_GET_SIZE(data), now);

@@ -334,6 +334,7 @@ PyObject *run_loop(EngineObject *e, int worker, int is_main)
     if (!evs)
         return PyErr_NoMemory();
     Py_INCREF(e);
+    note_caller();
     while (!quit) {
         int n, logs = 0, held = 0;
         PyThreadState *ts = PyEval_SaveThread();

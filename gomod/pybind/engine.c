@@ -250,6 +250,7 @@ static PyObject *Engine_connect(EngineObject *self, PyObject *args)
     /* The table is held from the Go call until the object is in it (the
      * GIL was, without free-threading): a worker that harvests the
      * connect's outcome first waits for the object that takes it. */
+    note_caller();
     FT_LOCK(&self->table_lock);
     rc = pyiocpConnect(self->h, (char *)host, port, timeout_ns, &so, &fr, tls, &slot, &id, &err);
     return conn_publish_unlock(self, c, rc, slot, id, &err);
@@ -292,6 +293,7 @@ static PyObject *Engine_release(EngineObject *self, PyObject *unused)
 static PyObject *Engine_post(EngineObject *self, PyObject *payload)
 {
     int rc;
+    note_caller();
     Py_INCREF(payload);
     rc = pyiocpPost(self->h, (uint64_t)(uintptr_t)payload);
     if (rc != PYIOCP_OK) {

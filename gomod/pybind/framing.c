@@ -73,6 +73,7 @@ PyObject *Conn_send_frame(ConnObject *self, PyObject *data)
     Py_buffer view;
     pyiocp_error err = {0};
     int rc, now = send_now(self->engine);
+    note_caller();
     if (PyBytes_CheckExact(data)) { /* the usual case, without the buffer protocol */
         rc = pyiocpSendFrame(self->engine->h, self->slot, self->id, PyBytes_AS_STRING(data),
                              (size_t)PyBytes_GET_SIZE(data), now, &err);

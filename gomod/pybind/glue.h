@@ -12,6 +12,9 @@
 /* turns.c: how many workers of live managers this process has. */
 void set_live_workers(int n);
 
+/* callers.c: how many live Python threads have called into the engine. */
+int live_callers(void);
+
 /* Event kinds: the engine's EventKind values. */
 enum {
     PYIOCP_EV_ACCEPT = 1,

@@ -90,7 +90,7 @@ PyMODINIT_FUNC PyInit__pyiocp(void)
     clock_init();
     if (PyType_Ready(&EngineType) < 0 || PyType_Ready(&ConnType) < 0 || PyType_Ready(&TimerType) < 0 ||
         PyType_Ready(&PoolType) < 0 ||
-        timer_init() < 0 || dispatch_init() < 0)
+        timer_init() < 0 || dispatch_init() < 0 || callers_init() < 0)
         return NULL;
     for (int k = 0; k < NKINDS; k++)
         if (!kind_names[k] && !(kind_names[k] = PyUnicode_InternFromString(names[k])))

@@ -127,6 +127,7 @@ PyObject *Engine_poll(EngineObject *self, PyObject *args)
     evs = PyMem_Malloc((size_t)max * sizeof(*evs));
     if (!evs)
         return PyErr_NoMemory();
+    note_caller();
     for (;;) {
         long long slice = timeout_ns < 0 ? -1 : deadline - pyiocpMonotonicNs();
         int n, quit = 0, logs = 0, held = 0;
@@ -176,6 +177,7 @@ PyObject *Engine_poll_park(EngineObject *self, PyObject *arg)
     evs = PyMem_Malloc((size_t)max * sizeof(*evs));
     if (!evs)
         return PyErr_NoMemory();
+    note_caller();
     /* The round does not block in the port, but it waits for the worker
      * if another thread holds it, which may need the GIL to let go. */
     Py_BEGIN_ALLOW_THREADS

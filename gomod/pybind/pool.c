@@ -46,6 +46,7 @@ static PyObject *Pool_take(PoolObject *self, PyObject *unused)
     uint64_t id = 0, version = 0;
     pyiocp_error err = {0};
     ConnObject *c = NULL;
+    note_caller();
     if (pyiocpPoolTake(self->engine->h, self->ph, &found, &dial, &slot, &id, &version, &err) != PYIOCP_OK)
         return raise_code(err.code, &err);
     if (found)

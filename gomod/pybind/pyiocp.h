@@ -222,6 +222,9 @@ ConnObject *accepted(EngineObject *e, const pyiocp_event *ev);
 void peer_from(ConnObject *c, const pyiocp_event *ev);
 PyObject *run_loop(EngineObject *e, int worker, int is_main);
 int dispatch_init(void);
+/* callers.c: counts this thread (once) among those that call into Go. */
+int callers_init(void);
+void note_caller(void);
 loop_state *dispatching_here(EngineObject *e);
 
 /* poll.c */

@@ -65,6 +65,7 @@ PyObject *Conn_sendfile(ConnObject *self, PyObject *args, PyObject *kwargs)
     fd = file_handle(file);
     if (fd == -1)
         return NULL;
+    note_caller();
     /* The descriptor is duplicated before the call returns; on a TLS
      * connection the bytes are read here: without the GIL. */
     Py_BEGIN_ALLOW_THREADS

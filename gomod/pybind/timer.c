@@ -72,6 +72,7 @@ PyObject *timer_schedule(EngineObject *e, ConnObject *c, PyObject *delay, PyObje
     t->state = TIMER_PENDING;
     PyObject_GC_Track(t);
     Py_INCREF(t); /* the engine's */
+    note_caller();
     rc = pyiocpCallLater(e->h, c != NULL, c ? c->slot : 0, c ? c->id : 0, (int64_t)(d > 0 ? d * 1e9 : 0),
                          (uint64_t)(uintptr_t)t);
     if (rc != PYIOCP_OK) {

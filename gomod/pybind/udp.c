@@ -52,6 +52,7 @@ PyObject *Engine_sendto(EngineObject *self, PyObject *args)
     pyiocp_error err;
     if (!PyArg_ParseTuple(args, "Ly*si", &handle, &data, &ip, &port))
         return NULL;
+    note_caller();
     rc = pyiocpSendTo(self->h, handle, (char *)data.buf, (size_t)data.len, (char *)ip, port, &err);
     PyBuffer_Release(&data);
     if (rc != PYIOCP_OK)
