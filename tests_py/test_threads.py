@@ -233,6 +233,15 @@ def test_a_send_from_another_thread_does_not_wait_for_its_worker(iocp_manager: M
     rec.wait_all_closed(2)
 
 
+def _on_one_cpu(code: str, env: Dict[str, str]) -> str:
+    """What code prints, run on CPU 0 alone with env (and no GOMAXPROCS but env's)."""
+    base = {k: v for k, v in os.environ.items() if k != "GOMAXPROCS"}
+    r = subprocess.run(["taskset", "-c", "0", PYTHON, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**base, **env})
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
 @pytest.mark.linux  # taskset
 @pytest.mark.parametrize("env, want", [({}, "4 6 4 1"), ({"GOMAXPROCS": "1"}, "1 1 1 1")],
                          ids=["default", "GOMAXPROCS=1"])
@@ -247,11 +256,7 @@ def test_managers_give_go_a_p_per_worker_and_one_more(env: Dict[str, str], want:
             "b = pyiocp.SocketManager(pyiocp.Handler(), workers=2); n.append(ext.go_maxprocs())\n"
             "b.close(); n.append(ext.go_maxprocs()); a.close(); n.append(ext.go_maxprocs())\n"
             "print(*n)")
-    base = {k: v for k, v in os.environ.items() if k != "GOMAXPROCS"}
-    r = subprocess.run(["taskset", "-c", "0", PYTHON, "-c", code], capture_output=True, text=True, timeout=60,
-                       env={**base, **env})
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == want
+    assert _on_one_cpu(code, env) == want
 
 
 @pytest.mark.linux  # taskset
@@ -275,11 +280,7 @@ def test_go_keeps_a_p_for_each_thread_that_calls_in_and_one_more(env: Dict[str, 
             "t = threading.Thread(target=m.post, args=(None,)); t.start(); t.join(); n.append(ext.go_maxprocs())\n"
             "m.close(); n.append(ext.go_maxprocs())\n"
             "print(*n)")
-    base = {k: v for k, v in os.environ.items() if k != "GOMAXPROCS"}
-    r = subprocess.run(["taskset", "-c", "0", PYTHON, "-c", code], capture_output=True, text=True, timeout=60,
-                       env={**base, **env})
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == want
+    assert _on_one_cpu(code, env) == want
 
 
 def test_start_twice_raises(iocp_manager: ManagerFactory, backend: str) -> None:
